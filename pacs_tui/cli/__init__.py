@@ -1,0 +1,59 @@
+"""The ``pacs-tui`` command line: one module per subcommand family.
+
+Each module exposes ``register(subparsers)``, which adds its parser(s) and sets
+``handler`` to a function taking the parsed namespace and returning an exit
+code. Exit codes: 0 ok, 1 the checked thing is unhealthy, 2 usage or input
+error (argparse uses 2 as well).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from pacs_tui import __version__
+
+Handler = Callable[[argparse.Namespace], int]
+
+# Subcommand modules, imported lazily so `pacs-tui inventory check` never pays
+# for the simulator or the UI.
+COMMAND_MODULES = ("pacs_tui.cli.inventory", "pacs_tui.cli.sim")
+
+EXIT_OK = 0
+EXIT_UNHEALTHY = 1
+EXIT_USAGE = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser with every subcommand registered."""
+    parser = argparse.ArgumentParser(
+        prog="pacs-tui",
+        description="Terminal control room for moving and running hospital PACS data centers.",
+    )
+    parser.add_argument("--version", action="version", version=f"pacs-tui {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages to stderr")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``pacs-tui`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    handler: Handler | None = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        return handler(args)
+    except KeyboardInterrupt:
+        return 130
