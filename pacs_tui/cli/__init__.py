@@ -20,7 +20,11 @@ Handler = Callable[[argparse.Namespace], int]
 
 # Subcommand modules, imported lazily so `pacs-tui inventory check` never pays
 # for the simulator or the UI.
-COMMAND_MODULES = ("pacs_tui.cli.inventory", "pacs_tui.cli.sim")
+COMMAND_MODULES = (
+    "pacs_tui.cli.inventory",
+    "pacs_tui.cli.sim",
+    "pacs_tui.cli.plugins",
+)
 
 EXIT_OK = 0
 EXIT_UNHEALTHY = 1

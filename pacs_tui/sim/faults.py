@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 
 @dataclass
@@ -62,3 +65,55 @@ class HostFaults:
         return {
             n: getattr(self, n) for n in self.names() if getattr(self, n) != getattr(default, n)
         }
+
+
+@dataclass(frozen=True)
+class PlannedFault:
+    """Faults to plant at start on every server whose name matches ``servers`` (a glob)."""
+
+    servers: str
+    changes: dict[str, Any]
+    line: int
+
+
+class FaultFileError(ValueError):
+    """A faults file that cannot be used; the message names file, line and key."""
+
+
+def load_fault_plan(path: Path) -> list[PlannedFault]:
+    """Read a faults file: ``faults: [{servers: GLOB, <fault>: value, ...}, ...]``."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise FaultFileError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else 1
+        raise FaultFileError(f"{path}:{line}: not valid YAML: {exc}") from None
+    if not isinstance(root, yaml.MappingNode) or not root.value:
+        raise FaultFileError(f"{path}:1: expected a mapping with a 'faults' list")
+    plan: list[PlannedFault] = []
+    for key_node, value_node in root.value:
+        line = key_node.start_mark.line + 1
+        if key_node.value != "faults":
+            raise FaultFileError(
+                f"{path}:{line}: {key_node.value}: unknown key (expected 'faults')"
+            )
+        if not isinstance(value_node, yaml.SequenceNode):
+            raise FaultFileError(f"{path}:{line}: faults: expected a list")
+        for i, item in enumerate(value_node.value):
+            item_line = item.start_mark.line + 1
+            entry = yaml.safe_load(yaml.serialize(item))
+            if not isinstance(entry, dict) or not isinstance(entry.get("servers"), str):
+                raise FaultFileError(
+                    f"{path}:{item_line}: faults[{i}].servers: each entry needs a 'servers' glob"
+                )
+            changes = {k: v for k, v in entry.items() if k != "servers"}
+            try:
+                HostFaults().update(changes)
+            except ValueError as exc:
+                raise FaultFileError(f"{path}:{item_line}: faults[{i}]: {exc}") from None
+            plan.append(PlannedFault(entry["servers"], changes, item_line))
+    return plan

@@ -211,6 +211,10 @@ class SimulatedHost:
             return 0, ""
         return 1, f"Unknown command verb {verb}.\n"
 
+    async def sync_listeners(self) -> None:
+        """Open or close the DICOM listener to match the OS, units and faults now."""
+        await self._sync_dicom_listener()
+
     async def stop(self) -> None:
         """Cancel any running transition (simulator shutdown)."""
         if self._transition and not self._transition.done():

@@ -1,0 +1,345 @@
+"""The probe's DICOM client: C-ECHO and study-level C-FIND over asyncio.
+
+Each call opens one association, does one thing, releases, and returns an
+outcome; network and protocol failures become outcome states, never
+exceptions. One deadline bounds every phase (connect, association, DIMSE,
+release), so a dropped SYN costs ``timeout`` seconds, not the kernel's two
+minutes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from pydicom.datadict import tag_for_keyword
+from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
+from pynetdicom.dimse_messages import C_ECHO_RQ, C_ECHO_RSP, C_FIND_RQ, C_FIND_RSP, DIMSEMessage
+from pynetdicom.dimse_primitives import C_ECHO, C_FIND
+from pynetdicom.pdu import A_ABORT_RQ, A_ASSOCIATE_AC, A_ASSOCIATE_RJ, A_RELEASE_RP
+
+from pacs_tui.dicom.association import (
+    DEFAULT_MAX_PDU,
+    MAX_ASSOCIATE_PDU,
+    STUDY_ROOT_FIND,
+    VERIFICATION,
+    Association,
+    PeerAborted,
+    Rejection,
+    association_request,
+    close_quietly,
+    decode_identifier,
+    describe_abort,
+    encode_identifier,
+    read_acceptance,
+)
+from pacs_tui.dicom.pdu_stream import (
+    PduError,
+    PeerClosed,
+    decode_pdu,
+    read_pdu,
+    release_rq_pdu,
+    write_pdus,
+)
+
+DicomState = Literal["ok", "rejected", "aborted", "refused", "timeout", "error"]
+
+# Return keys asked for in every study-level C-FIND (the query may add more).
+STUDY_RETURN_KEYS = (
+    "StudyInstanceUID",
+    "StudyDate",
+    "ModalitiesInStudy",
+    "PatientID",
+    "AccessionNumber",
+)
+
+_PENDING = (0xFF00, 0xFF01)
+_CANCELLED = 0xFE00
+
+
+@dataclass(frozen=True)
+class DicomOutcome:
+    """The result of one DICOM check.
+
+    ``state``: ok, rejected (A-ASSOCIATE-RJ), aborted (A-ABORT or the peer
+    closed), refused (TCP connection refused), timeout, or error (protocol
+    error or a failure status). ``detail`` is human text for the operator.
+    """
+
+    state: DicomState
+    latency_ms: float
+    detail: str
+
+
+@dataclass(frozen=True)
+class FindOutcome(DicomOutcome):
+    """A C-FIND result: how many studies matched and (up to ``limit``) which."""
+
+    count: int = 0
+    studies: tuple[dict[str, str], ...] = ()
+
+
+class _Failed(Exception):
+    def __init__(self, state: DicomState, detail: str) -> None:
+        super().__init__(detail)
+        self.state = state
+        self.detail = detail
+
+
+class _Session:
+    """One association attempt under one deadline, remembering the current phase."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self.started = time.perf_counter()
+        self.deadline = asyncio.get_running_loop().time() + timeout
+        self.phase = "connect"
+
+    def elapsed_ms(self) -> float:
+        return (time.perf_counter() - self.started) * 1000.0
+
+    def bounded(self, phase: str) -> asyncio.Timeout:
+        self.phase = phase
+        return asyncio.timeout_at(self.deadline)
+
+    async def associate(
+        self,
+        host: str,
+        port: int,
+        *,
+        called_ae: str,
+        calling_ae: str,
+        abstract_syntaxes: Sequence[str],
+    ) -> Association:
+        async with self.bounded("connect"):
+            reader, writer = await asyncio.open_connection(host, port)
+        try:
+            async with self.bounded("association"):
+                await write_pdus(
+                    writer,
+                    association_request(
+                        called_ae=called_ae,
+                        calling_ae=calling_ae,
+                        abstract_syntaxes=abstract_syntaxes,
+                        max_pdu=DEFAULT_MAX_PDU,
+                    ),
+                )
+                pdu_type, raw = await read_pdu(reader, max_length=MAX_ASSOCIATE_PDU)
+            pdu = decode_pdu(pdu_type, raw)
+            if isinstance(pdu, A_ASSOCIATE_RJ):
+                rejection = Rejection(pdu.result or 0, pdu.source or 0, pdu.reason_diagnostic or 0)
+                raise _Failed("rejected", f"rejected: {rejection.describe()}")
+            if isinstance(pdu, A_ABORT_RQ):
+                raise PeerAborted(describe_abort(pdu.source, pdu.reason_diagnostic))
+            if not isinstance(pdu, A_ASSOCIATE_AC):
+                raise PduError(f"unexpected {type(pdu).__name__} in answer to A-ASSOCIATE-RQ")
+            contexts, peer_max = read_acceptance(pdu, abstract_syntaxes)
+        except BaseException:
+            await close_quietly(writer)
+            raise
+        return Association(reader, writer, contexts, peer_max_pdu=peer_max)
+
+    async def release(self, association: Association) -> str:
+        """Release politely; return a note when the peer did not confirm."""
+        try:
+            async with self.bounded("release"):
+                await write_pdus(association.writer, release_rq_pdu())
+                while True:
+                    answer = await association.receive()
+                    if isinstance(answer, A_RELEASE_RP):
+                        return ""
+        except (TimeoutError, PeerClosed, PeerAborted, PduError, OSError) as exc:
+            await association.abort()
+            return f" (release not confirmed: {_reason(exc, self)})"
+        finally:
+            await association.close()
+
+
+def _reason(exc: BaseException, session: _Session) -> str:
+    if isinstance(exc, TimeoutError):
+        return f"no answer within {session.timeout:g} s during {session.phase}"
+    return str(exc) or type(exc).__name__
+
+
+def _failure_from(exc: BaseException, session: _Session) -> _Failed:
+    """Map an exception raised during a check to an outcome state."""
+    if isinstance(exc, _Failed):
+        return exc
+    if isinstance(exc, TimeoutError):
+        return _Failed("timeout", f"no answer within {session.timeout:g} s during {session.phase}")
+    if isinstance(exc, ConnectionRefusedError):
+        return _Failed("refused", "connection refused")
+    if isinstance(exc, PeerAborted):
+        return _Failed("aborted", f"{exc} during {session.phase}")
+    if isinstance(exc, PeerClosed | ConnectionResetError | BrokenPipeError):
+        return _Failed("aborted", f"connection closed by peer during {session.phase}")
+    if isinstance(exc, PduError):
+        return _Failed("error", f"protocol error during {session.phase}: {exc}")
+    if isinstance(exc, OSError):
+        return _Failed("error", f"network error during {session.phase}: {exc.strerror or exc}")
+    return _Failed("error", f"{type(exc).__name__} during {session.phase}: {exc}")
+
+
+async def _await_response(session: _Session, association: Association, phase: str) -> DIMSEMessage:
+    async with session.bounded(phase):
+        message = await association.receive()
+    if not isinstance(message, DIMSEMessage):
+        raise PduError(f"unexpected {type(message).__name__} while waiting for {phase}")
+    return message
+
+
+async def c_echo(
+    host: str,
+    port: int,
+    *,
+    called_ae: str,
+    calling_ae: str = "PACSTUI",
+    timeout: float = 5.0,  # noqa: ASYNC109 - the whole exchange shares one deadline
+) -> DicomOutcome:
+    """Associate, send one C-ECHO, release; never raises for network or protocol failures."""
+    session = _Session(timeout)
+    association: Association | None = None
+    try:
+        association = await session.associate(
+            host,
+            port,
+            called_ae=called_ae,
+            calling_ae=calling_ae,
+            abstract_syntaxes=(VERIFICATION,),
+        )
+        context = association.context_for(VERIFICATION)
+        if context is None:
+            await association.abort()
+            return DicomOutcome("error", session.elapsed_ms(), "Verification was not accepted")
+        primitive = C_ECHO()
+        primitive.MessageID = 1
+        primitive.AffectedSOPClassUID = VERIFICATION
+        request = C_ECHO_RQ()
+        request.primitive_to_message(primitive)
+        async with session.bounded("C-ECHO"):
+            await association.send(request, context.context_id)
+        response = await _await_response(session, association, "C-ECHO")
+        if not isinstance(response, C_ECHO_RSP):
+            raise PduError(f"unexpected {type(response).__name__} in answer to C-ECHO")
+        status = int(response.command_set.Status)
+        note = await session.release(association)
+        if status != 0:
+            return DicomOutcome(
+                "error", session.elapsed_ms(), f"C-ECHO status 0x{status:04X}{note}"
+            )
+        return DicomOutcome("ok", session.elapsed_ms(), f"echo ok{note}")
+    except Exception as exc:
+        failure = _failure_from(exc, session)
+        if association is not None:
+            await association.abort()
+        return DicomOutcome(failure.state, session.elapsed_ms(), failure.detail)
+
+
+def study_query(query: Mapping[str, str]) -> Dataset:
+    """The study-level identifier for ``query`` plus the standard return keys.
+
+    Raises ``ValueError`` for a key that is not a DICOM keyword (a caller's bug,
+    not a network failure).
+    """
+    identifier = Dataset()
+    identifier.QueryRetrieveLevel = "STUDY"
+    for keyword in STUDY_RETURN_KEYS:
+        setattr(identifier, keyword, "")
+    for keyword, value in query.items():
+        if tag_for_keyword(keyword) is None:
+            raise ValueError(f"{keyword!r} is not a DICOM keyword")
+        setattr(identifier, keyword, value)
+    return identifier
+
+
+def identifier_fields(identifier: Dataset) -> dict[str, str]:
+    """A C-FIND identifier as ``{keyword: text}`` (multiple values joined by ``\\``)."""
+    fields: dict[str, str] = {}
+    for element in identifier:
+        if not element.keyword or element.keyword == "QueryRetrieveLevel":
+            continue
+        value = element.value
+        if value is None:
+            text = ""
+        elif isinstance(value, MultiValue | list | tuple):
+            text = "\\".join(str(v) for v in value)
+        else:
+            text = str(value)
+        fields[element.keyword] = text
+    return fields
+
+
+async def c_find_studies(
+    host: str,
+    port: int,
+    *,
+    called_ae: str,
+    query: Mapping[str, str],
+    calling_ae: str = "PACSTUI",
+    timeout: float = 10.0,  # noqa: ASYNC109 - the whole exchange shares one deadline
+    limit: int | None = None,
+) -> FindOutcome:
+    """A Study Root C-FIND at STUDY level; ``count`` is every match the peer sent.
+
+    ``query`` maps keywords to matching values, e.g. ``{"StudyDate":
+    "20260101-20260131", "ModalitiesInStudy": "CT"}``. Only the first
+    ``limit`` identifiers are decoded and kept (all are counted). Never raises
+    for network or protocol failures; raises ``ValueError`` for a bad keyword.
+    """
+    identifier = study_query(query)
+    session = _Session(timeout)
+    association: Association | None = None
+    count = 0
+    studies: list[dict[str, str]] = []
+    try:
+        association = await session.associate(
+            host,
+            port,
+            called_ae=called_ae,
+            calling_ae=calling_ae,
+            abstract_syntaxes=(STUDY_ROOT_FIND,),
+        )
+        context = association.context_for(STUDY_ROOT_FIND)
+        if context is None:
+            await association.abort()
+            return FindOutcome("error", session.elapsed_ms(), "Study Root FIND was not accepted")
+        primitive = C_FIND()
+        primitive.MessageID = 1
+        primitive.AffectedSOPClassUID = STUDY_ROOT_FIND
+        primitive.Priority = 2  # low: a probe must not compete with clinical queries
+        primitive.Identifier = encode_identifier(identifier, context)
+        request = C_FIND_RQ()
+        request.primitive_to_message(primitive)
+        async with session.bounded("C-FIND"):
+            await association.send(request, context.context_id)
+        while True:
+            response = await _await_response(session, association, "C-FIND")
+            if not isinstance(response, C_FIND_RSP):
+                raise PduError(f"unexpected {type(response).__name__} in answer to C-FIND")
+            status = int(response.command_set.Status)
+            if status in _PENDING:
+                count += 1
+                if (limit is None or len(studies) < limit) and response.data_set is not None:
+                    studies.append(identifier_fields(decode_identifier(response.data_set, context)))
+                continue
+            break
+        note = await session.release(association)
+        if status in (0x0000, _CANCELLED):
+            word = "study" if count == 1 else "studies"
+            return FindOutcome(
+                "ok", session.elapsed_ms(), f"{count} {word}{note}", count, tuple(studies)
+            )
+        comment = str(response.command_set.get("ErrorComment", "") or "").strip()
+        detail = f"C-FIND failed: status 0x{status:04X}" + (f": {comment}" if comment else "")
+        return FindOutcome("error", session.elapsed_ms(), detail + note, count, tuple(studies))
+    except Exception as exc:
+        failure = _failure_from(exc, session)
+        if association is not None:
+            await association.abort()
+        return FindOutcome(
+            failure.state, session.elapsed_ms(), failure.detail, count, tuple(studies)
+        )

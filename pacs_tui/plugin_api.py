@@ -1,0 +1,189 @@
+"""The plugin contracts: probes that read a server's state, actions that change it.
+
+A plugin is a class registered under the entry-point group ``pacs_tui.probes``
+or ``pacs_tui.actions``. The built-in plugins in ``plugins/`` register exactly
+like a third-party package would. The core only talks to these classes, so a
+new probe needs no change anywhere else.
+
+Writing a probe::
+
+    class UptimeProbe(Probe):
+        name = "uptime"
+        interval_s = 30.0
+
+        def applies_to(self, server: Server) -> bool:
+            return server.ssh is not None
+
+        async def probe(self, server: Server) -> ProbeResult:
+            ...
+            return ProbeResult.make("ok", Health.OK, latency_ms=3.2, detail="up 4 days")
+
+and in the plugin's ``pyproject.toml``::
+
+    [project.entry-points."pacs_tui.probes"]
+    uptime = "my_package.probe:UptimeProbe"
+"""
+
+from __future__ import annotations
+
+import abc
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from pacs_tui.credentials import CredentialStore
+    from pacs_tui.inventory import Fleet, Server
+
+PROBE_GROUP = "pacs_tui.probes"
+ACTION_GROUP = "pacs_tui.actions"
+
+
+class Health(StrEnum):
+    """How healthy one reading is, across every probe; drives colours and counts."""
+
+    OK = "ok"
+    DEGRADED = "degraded"  # answers, but something is wrong (slow, a unit failed)
+    DOWN = "down"  # the endpoint itself does not answer or refuses
+    UNREACHABLE = "unreachable"  # cannot tell: a parent it depends on is down
+    STALE = "stale"  # the last reading is older than 3 intervals
+    UNKNOWN = "unknown"  # not read yet, or the probe failed to run
+
+    @property
+    def rank(self) -> int:
+        """Severity for sorting and roll-ups (higher is worse)."""
+        return _RANK[self]
+
+
+_RANK = {
+    Health.OK: 0,
+    Health.UNKNOWN: 1,
+    Health.STALE: 2,
+    Health.DEGRADED: 3,
+    Health.UNREACHABLE: 4,
+    Health.DOWN: 5,
+}
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """One reading of one probe on one server.
+
+    ``state`` is the probe's own word (the power probe uses Redfish
+    ``PowerState`` words, others use ``ok``/``rejected``/``refused``/...);
+    ``health`` is the shared scale. ``facts`` carries what other parts need
+    (e.g. a BMC's allowed reset types); it must never hold a secret.
+    """
+
+    state: str
+    health: Health
+    latency_ms: float | None = None
+    detail: str = ""
+    observed_at: float = field(default_factory=time.time)
+    facts: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def make(
+        cls,
+        state: str,
+        health: Health,
+        *,
+        latency_ms: float | None = None,
+        detail: str = "",
+        **facts: Any,
+    ) -> ProbeResult:
+        """Shorthand used by plugins: extra keyword arguments become ``facts``."""
+        return cls(state, health, latency_ms, detail, time.time(), facts)
+
+
+@dataclass(frozen=True)
+class ProbeContext:
+    """What the core hands a plugin when it opens: the fleet, secrets, settings."""
+
+    fleet: Fleet
+    credentials: CredentialStore
+    settings: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Probe(abc.ABC):
+    """Reads one aspect of a server's state. One instance serves the whole fleet.
+
+    The scheduler calls ``open`` once, then ``probe`` for each applicable
+    server at ``interval_s`` (never two at a time for the same server), and
+    ``close`` at exit. ``probe`` must not raise for an unhealthy endpoint:
+    return a result that says what is wrong. An exception is caught by the
+    scheduler and shown as UNKNOWN with the error, never crashing the app.
+    """
+
+    name: ClassVar[str]
+    interval_s: ClassVar[float] = 5.0
+    timeout_s: ClassVar[float] = 5.0
+
+    async def open(self, context: ProbeContext) -> None:  # noqa: B027 - optional hook
+        """Prepare shared resources (HTTP sessions, connection pools)."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release what ``open`` prepared (log out of BMCs, close connections)."""
+
+    @abc.abstractmethod
+    def applies_to(self, server: Server) -> bool:
+        """Whether this server has what the probe reads (e.g. a DICOM endpoint)."""
+
+    def endpoint(self, server: Server) -> str:
+        """The key of the device the probe talks to; the per-endpoint cap counts it."""
+        return f"host:{server.name}"
+
+    @abc.abstractmethod
+    async def probe(self, server: Server) -> ProbeResult:
+        """Read the state now."""
+
+
+@dataclass(frozen=True)
+class ActionStep:
+    """One call an action will make, shown in dry runs and written to the audit log."""
+
+    server: str
+    verb: str
+    call: str  # e.g. "POST https://.../Actions/ComputerSystem.Reset ResetType=ForceOff"
+    target: str  # what the step waits for, e.g. "PowerState=Off"
+
+
+@dataclass(frozen=True)
+class ActionOutcome:
+    """What happened when a step ran."""
+
+    ok: bool
+    detail: str
+    facts: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Action(abc.ABC):
+    """Changes a server's state (power, services). Only a batch runner calls actions.
+
+    ``dangerous`` actions always need typed confirmation. A read-only session
+    never builds a runner, so no action can be reached from it.
+    """
+
+    name: ClassVar[str]
+    verbs: ClassVar[frozenset[str]]
+    dangerous: ClassVar[bool] = False
+
+    async def open(self, context: ProbeContext) -> None:  # noqa: B027 - optional hook
+        """Prepare shared resources."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release shared resources."""
+
+    @abc.abstractmethod
+    def applies_to(self, server: Server, verb: str) -> bool:
+        """Whether this action can carry out ``verb`` on ``server``."""
+
+    @abc.abstractmethod
+    def steps(self, server: Server, verb: str) -> list[ActionStep]:
+        """The calls ``verb`` would make on ``server`` (for plans and dry runs)."""
+
+    @abc.abstractmethod
+    async def run(self, step: ActionStep) -> ActionOutcome:
+        """Make one call."""

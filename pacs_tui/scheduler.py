@@ -1,0 +1,192 @@
+"""When each probe runs: intervals with jitter, backoff, and concurrency caps.
+
+One scheduler per fleet: screens and the CLI read ``FleetState`` and never
+poll on their own, because BMCs allow only a handful of sessions. Each
+(server, probe) pair has one loop that schedules its next poll when the last
+one finished, so polls never pile up behind a slow endpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from pacs_tui.inventory import Server
+from pacs_tui.plugin_api import Health, Probe, ProbeResult
+from pacs_tui.state import FleetState
+
+log = logging.getLogger(__name__)
+
+NETWORK_PROBE = "network"
+_FAILING = (Health.DOWN, Health.UNREACHABLE, Health.UNKNOWN)
+
+
+@dataclass(frozen=True)
+class ConcurrencyCaps:
+    """How many probes may run at once: in total, per device, per BMC, per SSH host."""
+
+    total: int = 256
+    per_endpoint: int = 4
+    per_bmc: int = 2  # real BMCs allow few sessions and serialise requests
+    per_ssh_host: int = 2  # sshd's MaxStartups drops bursts of new connections
+
+    def limit_for(self, endpoint: str) -> int:
+        """The cap of one endpoint key (``bmc:…``, ``ssh:…``, anything else)."""
+        if endpoint.startswith("bmc:"):
+            return self.per_bmc
+        if endpoint.startswith("ssh:"):
+            return self.per_ssh_host
+        return self.per_endpoint
+
+
+class Scheduler:
+    """Runs the probes of a fleet and records their results in a ``FleetState``."""
+
+    def __init__(
+        self,
+        servers: Sequence[Server],
+        probes: Sequence[Probe],
+        state: FleetState,
+        caps: ConcurrencyCaps | None = None,
+        *,
+        jitter: float = 0.1,
+        max_backoff_s: float = 60.0,
+        seed: int | None = None,
+    ) -> None:
+        self.servers = {s.name: s for s in servers}
+        self.probes = list(probes)
+        self.state = state
+        self.caps = caps or ConcurrencyCaps()
+        self.jitter = jitter
+        self.max_backoff_s = max_backoff_s
+        self._rng = random.Random(seed)
+        self._total = asyncio.Semaphore(self.caps.total)
+        self._endpoints: dict[str, asyncio.Semaphore] = {}
+        self._failures: dict[tuple[str, str], int] = {}
+        self.in_flight = 0
+        self.peak_in_flight = 0
+        self.peak_per_endpoint: dict[str, int] = {}
+        self._per_endpoint_now: dict[str, int] = {}
+
+    def pairs(self, names: Iterable[str] | None = None) -> list[tuple[Server, Probe]]:
+        """Every (server, probe) pair that applies, for the given servers or all."""
+        chosen = [self.servers[n] for n in names] if names is not None else self.servers.values()
+        return [(s, p) for s in chosen for p in self.probes if p.applies_to(s)]
+
+    # -- one poll ---------------------------------------------------------------
+
+    async def poll(self, server: Server, probe: Probe) -> ProbeResult:
+        """Run one probe on one server under the caps and record the result."""
+        endpoint = probe.endpoint(server)
+        gate = self._endpoints.get(endpoint)
+        if gate is None:
+            gate = self._endpoints[endpoint] = asyncio.Semaphore(self.caps.limit_for(endpoint))
+        async with gate, self._total:
+            self._enter(endpoint)
+            started = time.perf_counter()
+            try:
+                result = await asyncio.wait_for(probe.probe(server), probe.timeout_s * 2 + 1)
+            except TimeoutError:
+                result = ProbeResult.make(
+                    "timeout", Health.DOWN, detail=f"no answer in {probe.timeout_s * 2 + 1:.0f} s"
+                )
+            except Exception as exc:  # a plugin bug must not stop the other probes
+                log.exception("probe %s failed on %s", probe.name, server.name)
+                result = ProbeResult.make(
+                    "error", Health.UNKNOWN, detail=f"probe error: {type(exc).__name__}: {exc}"
+                )
+            finally:
+                self._leave(endpoint)
+            if result.latency_ms is None and result.health is Health.OK:
+                elapsed = (time.perf_counter() - started) * 1000
+                result = ProbeResult(
+                    result.state, result.health, elapsed, result.detail, result.observed_at,
+                    result.facts,
+                )  # fmt: skip
+        result = self._behind_parent(server, result)
+        key = (server.name, probe.name)
+        self._failures[key] = self._failures.get(key, 0) + 1 if result.health in _FAILING else 0
+        self.state.record(server.name, probe.name, result)
+        return result
+
+    def _enter(self, endpoint: str) -> None:
+        self.in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        now = self._per_endpoint_now.get(endpoint, 0) + 1
+        self._per_endpoint_now[endpoint] = now
+        self.peak_per_endpoint[endpoint] = max(self.peak_per_endpoint.get(endpoint, 0), now)
+
+    def _leave(self, endpoint: str) -> None:
+        self.in_flight -= 1
+        self._per_endpoint_now[endpoint] -= 1
+
+    def _behind_parent(self, server: Server, result: ProbeResult) -> ProbeResult:
+        """A failing server whose parent is down cannot be judged: UNREACHABLE, not DOWN."""
+        if result.health is not Health.DOWN:
+            return result
+        for parent in server.depends_on:
+            reading = self.state.reading(parent, NETWORK_PROBE)
+            if reading.health in (Health.DOWN, Health.UNREACHABLE):
+                return ProbeResult(
+                    "unreachable",
+                    Health.UNREACHABLE,
+                    result.latency_ms,
+                    f"behind {parent} ({reading.state}); {result.detail}",
+                    result.observed_at,
+                    result.facts,
+                )
+        return result
+
+    # -- sweeps and the continuous loop ------------------------------------------
+
+    async def sweep(self, names: Iterable[str] | None = None) -> None:
+        """Poll every applicable (server, probe) pair once, as fast as the caps allow.
+
+        Network probes run first so that the others can tell DOWN from UNREACHABLE.
+        """
+        pairs = self.pairs(names)
+        first = [(s, p) for s, p in pairs if p.name == NETWORK_PROBE]
+        rest = [(s, p) for s, p in pairs if p.name != NETWORK_PROBE]
+        await asyncio.gather(*(self.poll(s, p) for s, p in first))
+        # Parents and children were polled at once: judge children again now
+        # that every parent's reading is in.
+        for server, probe in first:
+            latest = self.state.latest(server.name, probe.name)
+            if latest is not None and latest.health is Health.DOWN:
+                judged = self._behind_parent(server, latest)
+                if judged is not latest:
+                    self.state.record(server.name, probe.name, judged)
+        await asyncio.gather(*(self.poll(s, p) for s, p in rest))
+
+    def next_delay(self, server: str, probe: Probe) -> float:
+        """Seconds until the next poll: the interval, doubled per failure, with jitter."""
+        failures = self._failures.get((server, probe.name), 0)
+        base = probe.interval_s * (2 ** min(failures, 10)) if failures else probe.interval_s
+        base = min(base, max(self.max_backoff_s, probe.interval_s))
+        return base * self._rng.uniform(1 - self.jitter, 1 + self.jitter)
+
+    async def _loop(self, server: Server, probe: Probe) -> None:
+        # Spread the first polls over one interval so a fleet does not poll in lock-step.
+        await asyncio.sleep(self._rng.uniform(0, min(probe.interval_s, 1.0)))
+        while True:
+            await self.poll(server, probe)
+            await asyncio.sleep(self.next_delay(server.name, probe))
+
+    async def run(self) -> None:
+        """Poll forever (until cancelled)."""
+        tasks = [
+            asyncio.create_task(self._loop(s, p), name=f"probe:{p.name}:{s.name}")
+            for s, p in self.pairs()
+        ]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.gather(*tasks, return_exceptions=True)

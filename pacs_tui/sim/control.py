@@ -1,0 +1,134 @@
+"""The simulator's control API: plant and clear faults, pull plugs, read host state.
+
+A small JSON-over-HTTP service on 127.0.0.1 only. Tests, demos and rehearsals
+use it to change the simulated world while clients keep probing it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from pacs_tui.power import ResetType
+from pacs_tui.sim.datacenter import SimulatedDataCenter
+from pacs_tui.sim.faults import HostFaults
+from pacs_tui.sim.host import ResetRejected
+
+CENTER_KEY = web.AppKey("center", SimulatedDataCenter)
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+def _center(request: web.Request) -> SimulatedDataCenter:
+    return request.app[CENTER_KEY]
+
+
+async def _json_body(request: web.Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise web.HTTPBadRequest(
+            text=json.dumps({"error": f"body is not JSON: {exc}"}), content_type="application/json"
+        ) from None
+    if not isinstance(body, dict):
+        raise web.HTTPBadRequest(
+            text=json.dumps({"error": "body must be a JSON object"}),
+            content_type="application/json",
+        )
+    return body
+
+
+async def list_hosts(request: web.Request) -> web.Response:
+    """GET /hosts: every server's power, OS, units and active faults."""
+    return web.json_response([h.snapshot() for h in _center(request).hosts.values()])
+
+
+async def get_host(request: web.Request) -> web.Response:
+    """GET /hosts/{name}."""
+    try:
+        host = _center(request).host(request.match_info["name"])
+    except KeyError as exc:
+        return _error(404, str(exc.args[0]))
+    return web.json_response(host.snapshot())
+
+
+async def set_faults(request: web.Request) -> web.Response:
+    """POST /hosts/{name}/faults {"bmc_503": true, ...}: switch faults on or off."""
+    body = await _json_body(request)
+    try:
+        active = await _center(request).set_faults(request.match_info["name"], body)
+    except KeyError as exc:
+        return _error(404, str(exc.args[0]))
+    except ValueError as exc:
+        return _error(400, str(exc))
+    return web.json_response({"faults": active})
+
+
+async def clear_faults(request: web.Request) -> web.Response:
+    """DELETE /hosts/{name}/faults: every fault off."""
+    try:
+        await _center(request).clear_faults(request.match_info["name"])
+    except KeyError as exc:
+        return _error(404, str(exc.args[0]))
+    return web.json_response({"faults": {}})
+
+
+async def press_power(request: web.Request) -> web.Response:
+    """POST /hosts/{name}/power {"reset_type": "ForceOff"}: act on the box, bypassing its BMC."""
+    body = await _json_body(request)
+    try:
+        host = _center(request).host(request.match_info["name"])
+        host.reset(ResetType(str(body.get("reset_type", ""))))
+    except KeyError as exc:
+        return _error(404, str(exc.args[0]))
+    except ValueError:
+        return _error(400, f"reset_type must be one of {', '.join(ResetType)}")
+    except ResetRejected as exc:
+        return _error(409, str(exc))
+    return web.json_response(host.snapshot(), status=202)
+
+
+async def list_faults(request: web.Request) -> web.Response:
+    """GET /faults: the fault switches and their defaults."""
+    return web.json_response(vars(HostFaults()))
+
+
+def control_app(center: SimulatedDataCenter) -> web.Application:
+    """The aiohttp application of the control API."""
+    app = web.Application()
+    app[CENTER_KEY] = center
+    app.router.add_get("/hosts", list_hosts)
+    app.router.add_get("/hosts/{name}", get_host)
+    app.router.add_post("/hosts/{name}/faults", set_faults)
+    app.router.add_delete("/hosts/{name}/faults", clear_faults)
+    app.router.add_post("/hosts/{name}/power", press_power)
+    app.router.add_get("/faults", list_faults)
+    return app
+
+
+class ControlApi:
+    """The control API bound to 127.0.0.1 (port 0 picks a free one)."""
+
+    def __init__(self, center: SimulatedDataCenter, port: int = 0) -> None:
+        self._runner = web.AppRunner(control_app(center), access_log=None)
+        self._port = port
+        self.url = ""
+
+    async def start(self) -> str:
+        """Start serving; return the base URL."""
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", self._port)
+        await site.start()
+        server = site._server
+        assert server is not None
+        sock = server.sockets[0]  # type: ignore[attr-defined]
+        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        return self.url
+
+    async def stop(self) -> None:
+        """Stop serving."""
+        await self._runner.cleanup()

@@ -1,0 +1,282 @@
+"""The embedded simulated data center: every server's BMC, OS and PACS on loopback.
+
+Builds the hosts of a ``SimFleet``, starts one Redfish service (a site per
+BMC address), an SSH server per host and a DICOM service per DICOM host, and
+writes what a client needs (inventory, CA, keys, known_hosts, credentials).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import time
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pacs_tui.sim.bmc import BmcService
+from pacs_tui.sim.dicom_node import DicomNode
+from pacs_tui.sim.studies import StudyIndex
+
+from pacs_tui.sim.faults import HostFaults
+from pacs_tui.sim.fleet import REMOTE_BACKUP, SimFleet, SimServer, build_fleet
+from pacs_tui.sim.host import HostTimings, SimulatedHost
+from pacs_tui.sim.pki import FleetPki
+from pacs_tui.sim.ssh_keys import FleetSshKeys
+from pacs_tui.sim.ssh_os import SshOs
+
+log = logging.getLogger(__name__)
+
+CREDENTIAL_BMC = "bmc-admin"
+CREDENTIAL_SSH = "ssh-ops"
+CALLING_AE = "PACSTUI"
+STUDY_YEARS = 3
+GROUP_STUDIES_PER_DAY = 2400.0  # the whole hospital group, spread over the archives
+
+
+@dataclass
+class SimOptions:
+    """How to build and run the simulated data center."""
+
+    servers: int = 300
+    seed: int = 7
+    address_octet: int = 42
+    bmc_port: int = 8443
+    dicom_port: int = 11112
+    ssh_port: int = 2222
+    tls: bool = True
+    bmc_username: str = "admin"
+    bmc_password: str = field(default_factory=lambda: secrets.token_urlsafe(12))
+    ssh_user: str = "pacsops"
+    time_scale: float = 1.0  # multiplies every power/boot delay (tests use ~0.02)
+    session_limit: int = 8
+    today: date = field(default_factory=date.today)
+
+
+class SimulatedDataCenter:
+    """A running simulated fleet. ``start`` it inside an event loop; ``stop`` it after."""
+
+    def __init__(self, options: SimOptions, fleet: SimFleet | None = None) -> None:
+        self.options = options
+        self.fleet = fleet or build_fleet(
+            options.servers, seed=options.seed, address_octet=options.address_octet
+        )
+        self.hosts: dict[str, SimulatedHost] = {}
+        self.studies: dict[str, StudyIndex] = {}
+        self.dicom_nodes: dict[str, DicomNode] = {}
+        self.ssh_servers: dict[str, SshOs] = {}
+        self.pki = FleetPki.create() if options.tls else None
+        self.ssh_keys = FleetSshKeys.create(s.name for s in self.fleet.servers)
+        self.bmc: BmcService | None = None
+        self.started_in_s = 0.0
+        self._build_hosts()
+
+    # -- construction -----------------------------------------------------------
+
+    def _build_hosts(self) -> None:
+        timings = HostTimings().scaled(self.options.time_scale)
+        for spec in self.fleet.servers:
+            self.hosts[spec.name] = SimulatedHost(
+                name=spec.name,
+                role=spec.role,
+                site=spec.site,
+                address=spec.address,
+                units=spec.units,
+                hardware=spec.hardware,
+                timings=timings,
+                speaks_dicom=spec.speaks_dicom,
+            )
+        for spec in self.fleet.servers:
+            self.hosts[spec.name].depends_on = [self.hosts[d] for d in spec.depends_on]
+        self._build_studies()
+        for spec in self.fleet.servers:
+            host = self.hosts[spec.name]
+            host.ssh_listener = self.ssh_servers[spec.name] = SshOs(
+                host,
+                port=self.options.ssh_port,
+                username=self.options.ssh_user,
+                host_key=self.ssh_keys.host_key(spec.name),
+                alternate_host_key=self.ssh_keys.alternate_host_key(spec.name),
+                authorized_key=self.ssh_keys.client_key,
+            )
+            if spec.ae_title:
+                host.dicom_listener = self.dicom_nodes[spec.name] = DicomNode(
+                    host,
+                    port=self.options.dicom_port,
+                    ae_title=spec.ae_title,
+                    studies=self.studies.get(spec.name),
+                )
+
+    def _build_studies(self) -> None:
+        """Primary archives split the group's studies; each backup archive replicates one."""
+        primaries = [
+            s for s in self.fleet.servers if s.role == "archive" and s.site != REMOTE_BACKUP
+        ]
+        replicas = [
+            s for s in self.fleet.servers if s.role == "archive" and s.site == REMOTE_BACKUP
+        ]
+        last = self.options.today
+        first = last - timedelta(days=365 * STUDY_YEARS)
+        per_archive = GROUP_STUDIES_PER_DAY / max(len(primaries), 1)
+        for i, spec in enumerate(primaries):
+            self.studies[spec.name] = StudyIndex(
+                seed=self.options.seed * 1000 + i,
+                first_day=first,
+                last_day=last,
+                studies_per_day=per_archive,
+            )
+        for i, spec in enumerate(replicas):
+            if primaries:
+                self.studies[spec.name] = self.studies[primaries[i % len(primaries)].name].replica()
+
+    # -- lifecycle --------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open every endpoint; all servers start powered on and healthy."""
+        began = time.monotonic()
+        flavours = {s.name: s.flavour for s in self.fleet.servers}
+        self.bmc = BmcService(
+            list(self.hosts.values()),
+            port=self.options.bmc_port,
+            username=self.options.bmc_username,
+            password=self.options.bmc_password,
+            pki=self.pki,
+            flavours=flavours,
+            session_limit=self.options.session_limit,
+        )
+        await self.bmc.start()
+        await asyncio.gather(*(s.start() for s in self.ssh_servers.values()))
+        await asyncio.gather(*(d.start() for d in self.dicom_nodes.values()))
+        self.started_in_s = time.monotonic() - began
+        log.info(
+            "simulated data center up: %d servers in %.2f s", len(self.hosts), self.started_in_s
+        )
+
+    async def stop(self) -> None:
+        """Close every endpoint and cancel running power transitions."""
+        await asyncio.gather(*(h.stop() for h in self.hosts.values()))
+        await asyncio.gather(*(s.stop() for s in self.ssh_servers.values()))
+        await asyncio.gather(*(d.stop() for d in self.dicom_nodes.values()))
+        if self.bmc is not None:
+            await self.bmc.stop()
+
+    # -- run-time control -------------------------------------------------------
+
+    def host(self, name: str) -> SimulatedHost:
+        """The host called ``name``; KeyError names it when unknown."""
+        try:
+            return self.hosts[name]
+        except KeyError:
+            raise KeyError(f"no simulated server named {name!r}") from None
+
+    async def set_faults(self, name: str, changes: dict[str, Any]) -> dict[str, Any]:
+        """Apply fault switches to one server and restart the listeners they affect."""
+        host = self.host(name)
+        before = HostFaults(**vars(host.faults))
+        host.faults.update(changes)
+        await self._apply_listener_faults(host, before)
+        return host.faults.active()
+
+    async def clear_faults(self, name: str) -> None:
+        """Turn every fault of one server off."""
+        host = self.host(name)
+        before = HostFaults(**vars(host.faults))
+        host.faults = HostFaults()
+        await self._apply_listener_faults(host, before)
+
+    async def _apply_listener_faults(self, host: SimulatedHost, before: HostFaults) -> None:
+        now = host.faults
+        if now.bmc_unreachable != before.bmc_unreachable and self.bmc is not None:
+            await self.bmc.set_reachable(host.name, not now.bmc_unreachable)
+        ssh = self.ssh_servers[host.name]
+        if now.ssh_host_key_changed != before.ssh_host_key_changed and host.os_state != "down":
+            await ssh.stop()
+            await ssh.start()
+        if now.dicom_never_ready != before.dicom_never_ready:
+            await host.sync_listeners()
+
+    # -- files for clients ------------------------------------------------------
+
+    def write_client_files(self, out_dir: Path) -> dict[str, Path]:
+        """Write inventory, CA, SSH keys, known_hosts and the 0600 credentials file."""
+        out_dir.mkdir(parents=True, exist_ok=True)
+        paths = {
+            "inventory": out_dir / "inventory.yaml",
+            "credentials": out_dir / "credentials.yaml",
+            "known_hosts": out_dir / "known_hosts",
+            "ssh_key": out_dir / "id_ed25519",
+        }
+        if self.pki is not None:
+            paths["ca"] = out_dir / "ca.pem"
+            self.pki.write_ca(paths["ca"])
+        self.ssh_keys.write(
+            out_dir, ((s.name, s.address, self.options.ssh_port) for s in self.fleet.servers)
+        )
+        secret = {
+            CREDENTIAL_BMC: {
+                "username": self.options.bmc_username,
+                "password": self.options.bmc_password,
+            }
+        }
+        cred_path = paths["credentials"]
+        fd = os.open(cred_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            os.fchmod(handle.fileno(), 0o600)
+            yaml.safe_dump(secret, handle, sort_keys=False)
+        paths["inventory"].write_text(render_inventory(self))
+        return paths
+
+
+def _server_entry(spec: SimServer, options: SimOptions) -> dict[str, Any]:
+    entry: dict[str, Any] = {"name": spec.name, "site": spec.site, "role": spec.role}
+    if spec.rack:
+        entry["rack"] = spec.rack
+    if spec.tags:
+        entry["tags"] = list(spec.tags)
+    if spec.depends_on:
+        entry["depends_on"] = list(spec.depends_on)
+    entry["bmc"] = {"address": spec.address}
+    if spec.ae_title:
+        entry["dicom"] = {"host": spec.address, "ae_title": spec.ae_title}
+    entry["ssh"] = {"host": spec.address}
+    return entry
+
+
+def render_inventory(center: SimulatedDataCenter) -> str:
+    """The fleet as an inventory file (the format ``pacs-tui inventory check`` validates)."""
+    opts = center.options
+    bmc_defaults: dict[str, Any] = {
+        "port": opts.bmc_port,
+        "scheme": "https" if opts.tls else "http",
+        "credentials": CREDENTIAL_BMC,
+    }
+    if opts.tls:
+        bmc_defaults.update(verify_tls=True, ca_file="ca.pem")
+    document = {
+        "version": 1,
+        "sites": [{"name": n, "kind": k} for n, k in center.fleet.sites],
+        "credentials": {
+            CREDENTIAL_BMC: {"file": "credentials.yaml"},
+            CREDENTIAL_SSH: {"key_file": "id_ed25519"},
+        },
+        "defaults": {
+            "bmc": bmc_defaults,
+            "dicom": {"port": opts.dicom_port, "calling_ae_title": CALLING_AE},
+            "ssh": {
+                "port": opts.ssh_port,
+                "user": opts.ssh_user,
+                "credentials": CREDENTIAL_SSH,
+                "known_hosts": "known_hosts",
+            },
+        },
+        "servers": [_server_entry(s, opts) for s in center.fleet.servers],
+    }
+    header = (
+        "# pacs-tui inventory of a simulated data center "
+        f"({len(center.fleet.servers)} servers, seed {opts.seed}).\n"
+    )
+    return header + yaml.safe_dump(document, sort_keys=False, default_flow_style=None, width=120)

@@ -1,0 +1,155 @@
+"""The simulated data center's certificate authority.
+
+Every simulated BMC answers HTTPS with its own leaf certificate for its own
+IP address, signed by one fleet CA, so clients can verify TLS the way they
+would against a hospital's internal CA. EC P-256 keys keep the cost of a few
+hundred leaves to a few milliseconds each.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import os
+import ssl
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+_CA_NAME = "pacs-tui simulated fleet CA"
+_VALIDITY = datetime.timedelta(days=3650)
+_BACKDATE = datetime.timedelta(days=1)  # tolerate clock skew between processes
+
+
+@dataclass
+class FleetPki:
+    """A self-signed CA that issues one server certificate per BMC address."""
+
+    _ca_key: ec.EllipticCurvePrivateKey
+    _ca_cert: x509.Certificate
+    _contexts: dict[str, ssl.SSLContext] = field(default_factory=dict)
+
+    @classmethod
+    def create(cls) -> FleetPki:
+        """A fresh CA with a new key (nothing is written to disk)."""
+        key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, _CA_NAME)])
+        now = datetime.datetime.now(datetime.UTC)
+        public = key.public_key()
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(public)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - _BACKDATE)
+            .not_valid_after(now + _VALIDITY)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
+            .sign(key, hashes.SHA256())
+        )
+        return cls(_ca_key=key, _ca_cert=cert)
+
+    def ca_pem(self) -> bytes:
+        """The CA certificate in PEM, for clients to trust."""
+        return self._ca_cert.public_bytes(serialization.Encoding.PEM)
+
+    def write_ca(self, path: Path) -> None:
+        """Write the CA certificate (never the key) to ``path`` as PEM."""
+        path.write_bytes(self.ca_pem())
+
+    def server_ssl_context(self, address: str) -> ssl.SSLContext:
+        """A server TLS context presenting a certificate for IP ``address``.
+
+        The certificate carries the address as IP SAN and CN; contexts are
+        cached, so each address gets one key and certificate per ``FleetPki``.
+        """
+        context = self._contexts.get(address)
+        if context is None:
+            context = self._new_context(address)
+            self._contexts[address] = context
+        return context
+
+    def _new_context(self, address: str) -> ssl.SSLContext:
+        ip = ipaddress.ip_address(address)  # ValueError for a host name: BMCs are addressed by IP
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = self._issue(key.public_key(), address, ip)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        # The ssl module loads keys only from files: write a private 0600 file
+        # and remove it at once, so the key never lingers on disk.
+        fd, name = tempfile.mkstemp(prefix="pacs-sim-bmc-", suffix=".pem")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(cert.public_bytes(serialization.Encoding.PEM))
+                handle.write(
+                    key.private_bytes(
+                        serialization.Encoding.PEM,
+                        serialization.PrivateFormat.PKCS8,
+                        serialization.NoEncryption(),
+                    )
+                )
+            context.load_cert_chain(name)
+        finally:
+            os.unlink(name)
+        return context
+
+    def _issue(
+        self,
+        public: ec.EllipticCurvePublicKey,
+        address: str,
+        ip: ipaddress.IPv4Address | ipaddress.IPv6Address,
+    ) -> x509.Certificate:
+        now = datetime.datetime.now(datetime.UTC)
+        ca_ski = self._ca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+        return (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, address)]))
+            .issuer_name(self._ca_cert.subject)
+            .public_key(public)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - _BACKDATE)
+            .not_valid_after(now + _VALIDITY)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=False,
+                    crl_sign=False,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ip)]), critical=False)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski),
+                critical=False,
+            )
+            .sign(self._ca_key, hashes.SHA256())
+        )

@@ -1,0 +1,373 @@
+"""The Redfish resources and actions of a simulated BMC, as a route table.
+
+Handlers are plain functions of (BMC, request, URI match): the BMC carries
+its host, flavour profile, session table and tasks, so the service that owns
+the sockets stays small and every handler reads the host's state afresh.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import re
+import weakref
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import BasicAuth, web
+
+from pacs_tui.power import ResetType
+from pacs_tui.sim import redfish_resources as res
+from pacs_tui.sim.host import ResetRejected, SimulatedHost
+from pacs_tui.sim.redfish_flavour import BmcFlavour, FlavourProfile, state_conflict
+from pacs_tui.sim.redfish_messages import (
+    BASE,
+    error_response,
+    json_response,
+    malformed_json,
+    no_content,
+    not_found,
+)
+from pacs_tui.sim.redfish_sessions import SessionTable
+from pacs_tui.sim.redfish_tasks import MONITORS, TASKS, TaskList
+
+log = logging.getLogger(__name__)
+
+REALM = "Redfish"
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """The one account every simulated BMC accepts."""
+
+    username: str
+    password: str = field(repr=False)
+
+    def matches(self, username: str, password: str) -> bool:
+        """True for the right user name and password (constant-time compare)."""
+        user_ok = hmac.compare_digest(username.encode(), self.username.encode())
+        password_ok = hmac.compare_digest(password.encode(), self.password.encode())
+        return user_ok and password_ok
+
+
+@dataclass
+class SimulatedBmc:
+    """The per-host state of one BMC: sessions, tasks and its listener."""
+
+    host: SimulatedHost
+    flavour: BmcFlavour
+    profile: FlavourProfile
+    credentials: Credentials
+    sessions: SessionTable
+    tasks: TaskList
+    reachable: bool = True
+    site: web.TCPSite | None = None
+    # Open connections, so an unreachable BMC can drop its keep-alive clients.
+    connections: weakref.WeakSet[asyncio.Transport] = field(default_factory=weakref.WeakSet)
+
+    def authorised(self, request: web.Request) -> bool:
+        """True when the request carries a live session token or valid basic auth."""
+        if self.host.faults.bmc_401:
+            return False
+        token = request.headers.get("X-Auth-Token")
+        if token is not None:
+            return self.sessions.authenticate(token) is not None
+        header = request.headers.get("Authorization")
+        if header is None:
+            return False
+        try:
+            basic = BasicAuth.decode(header)
+        except ValueError:
+            return False
+        return self.credentials.matches(basic.login, basic.password)
+
+
+Match = re.Match[str]
+Resp = web.StreamResponse
+Handler = Callable[[SimulatedBmc, web.Request, Match], Awaitable[Resp]]
+
+
+@dataclass(frozen=True)
+class Route:
+    """A URI pattern, its handlers per HTTP method, and which need no login."""
+
+    pattern: re.Pattern[str]
+    methods: dict[str, Handler]
+    public: frozenset[str] = frozenset()
+
+
+# -- handlers: service, system, manager, chassis ------------------------------
+
+
+async def get_versions(bmc: SimulatedBmc, request: web.Request, m: Match) -> Resp:
+    return json_response(res.versions())
+
+
+async def get_root(bmc: SimulatedBmc, request: web.Request, m: Match) -> Resp:
+    return json_response(res.service_root(bmc.host, bmc.profile))
+
+
+async def get_odata(bmc: SimulatedBmc, request: web.Request, m: Match) -> Resp:
+    return json_response(res.odata_document())
+
+
+async def get_metadata(bmc: SimulatedBmc, request: web.Request, m: Match) -> Resp:
+    return web.Response(
+        text=res.METADATA_XML, content_type="application/xml", headers={"OData-Version": "4.0"}
+    )
+
+
+async def get_systems(bmc: SimulatedBmc, request: web.Request, m: Match) -> Resp:
+    uri = res.system_uri(bmc.profile)
+    body = res.collection(
+        res.SYSTEMS, "ComputerSystemCollection", "Computer System Collection", [uri]
+    )
+    return json_response(body)
+
+
+async def get_system(bmc: SimulatedBmc, request: web.Request, m: Match) -> Resp:
+    if m["sid"] != bmc.profile.system_id:
+        return not_found(request.path)
+    return json_response(res.system(bmc.host, bmc.profile))
+
+
+async def get_nics(bmc: SimulatedBmc, request: web.Request, m: Match) -> Resp:
+    if m["sid"] != bmc.profile.system_id:
+        return not_found(request.path)
+    uri = f"{res.system_uri(bmc.profile)}/EthernetInterfaces"
+    members = res.nic_uris(bmc.host, bmc.profile)
+    body = res.collection(
+        uri, "EthernetInterfaceCollection", "Ethernet Interface Collection", members
+    )
+    return json_response(body)
+
+
+async def get_nic(bmc: SimulatedBmc, request: web.Request, m: Match) -> Resp:
+    body = res.ethernet_interface(bmc.host, bmc.profile, m["id"])
+    if m["sid"] != bmc.profile.system_id or body is None:
+        return not_found(request.path)
+    return json_response(body)
+
+
+async def get_action_info(bmc: SimulatedBmc, request: web.Request, m: Match) -> Resp:
+    if m["sid"] != bmc.profile.system_id:
+        return not_found(request.path)
+    return json_response(res.action_info(bmc.profile))
+
+
+async def get_managers(bmc: SimulatedBmc, request: web.Request, m: Match) -> Resp:
+    uri = f"{res.MANAGERS}/{bmc.profile.manager_id}"
+    return json_response(
+        res.collection(res.MANAGERS, "ManagerCollection", "Manager Collection", [uri])
+    )
+
+
+async def get_manager(bmc: SimulatedBmc, request: web.Request, m: Match) -> Resp:
+    if m["id"] != bmc.profile.manager_id:
+        return not_found(request.path)
+    return json_response(res.manager(bmc.host, bmc.profile))
+
+
+async def get_chassis_collection(bmc: SimulatedBmc, request: web.Request, m: Match) -> Resp:
+    uri = f"{res.CHASSIS}/{bmc.profile.chassis_id}"
+    return json_response(
+        res.collection(res.CHASSIS, "ChassisCollection", "Chassis Collection", [uri])
+    )
+
+
+async def get_chassis(bmc: SimulatedBmc, request: web.Request, m: Match) -> Resp:
+    if m["id"] != bmc.profile.chassis_id:
+        return not_found(request.path)
+    return json_response(res.chassis(bmc.host, bmc.profile))
+
+
+# -- handlers: reset and tasks ------------------------------------------------
+
+
+async def post_reset(bmc: SimulatedBmc, request: web.Request, m: Match) -> Resp:
+    if m["sid"] != bmc.profile.system_id:
+        return not_found(request.path)
+    body = await _json_object(request)
+    if body is None:
+        return malformed_json()
+    value = body.get("ResetType")
+    if value is None:
+        return error_response(
+            400,
+            f"{BASE}.ActionParameterMissing",
+            "The action ComputerSystem.Reset requires the parameter ResetType to be present in the request body.",
+            args=["ComputerSystem.Reset", "ResetType"],
+        )
+    allowed = [str(t) for t in bmc.profile.reset_types]
+    if not isinstance(value, str) or value not in allowed:
+        return error_response(
+            400,
+            f"{BASE}.ActionParameterValueNotInList",
+            f"The value '{value}' for the parameter ResetType in the action "
+            f"ComputerSystem.Reset is not in the list of acceptable values "
+            f"({', '.join(allowed)}).",
+            args=[str(value), "ResetType", "ComputerSystem.Reset"],
+            resolution="Choose a value from the AllowableValues of the action's ActionInfo.",
+        )
+    kind = ResetType(value)
+    power = str(bmc.host.power_state)
+    if bmc.profile.strict_state and state_conflict(kind, bmc.host.power_state):
+        return _state_conflict(kind, power, f"the system is already {power}")
+    try:
+        bmc.host.reset(kind)
+    except ResetRejected as exc:
+        return _state_conflict(kind, power, str(exc))
+    log.debug("%s: ComputerSystem.Reset %s", bmc.host.name, kind)
+    if bmc.profile.reset_via_task:
+        task = bmc.tasks.start(bmc.host, res.reset_target(bmc.profile), value)
+        return json_response(task.body(), 202, headers={"Location": task.monitor_uri})
+    return no_content()
+
+
+async def get_task_service(bmc: SimulatedBmc, request: web.Request, m: Match) -> Resp:
+    return json_response(res.task_service())
+
+
+async def get_tasks(bmc: SimulatedBmc, request: web.Request, m: Match) -> Resp:
+    members = [f"{TASKS}/{t.task_id}" for t in bmc.tasks.tasks()]
+    return json_response(res.collection(TASKS, "TaskCollection", "Task Collection", members))
+
+
+async def get_task(bmc: SimulatedBmc, request: web.Request, m: Match) -> Resp:
+    task = bmc.tasks.get(m["id"])
+    if task is None:
+        return not_found(request.path)
+    return json_response(task.body())
+
+
+async def get_task_monitor(bmc: SimulatedBmc, request: web.Request, m: Match) -> Resp:
+    task = bmc.tasks.get(m["id"])
+    if task is None:
+        return not_found(request.path)
+    if task.done:
+        return json_response(task.body())
+    return json_response(task.body(), 202, headers={"Location": task.monitor_uri})
+
+
+# -- handlers: sessions -------------------------------------------------------
+
+
+async def get_session_service(bmc: SimulatedBmc, request: web.Request, m: Match) -> Resp:
+    return json_response(res.session_service(bmc.sessions.limit, bmc.sessions.idle_timeout_s))
+
+
+async def get_sessions(bmc: SimulatedBmc, request: web.Request, m: Match) -> Resp:
+    members = [f"{res.SESSIONS}/{s.session_id}" for s in bmc.sessions.sessions()]
+    return json_response(
+        res.collection(res.SESSIONS, "SessionCollection", "Session Collection", members)
+    )
+
+
+async def post_login(bmc: SimulatedBmc, request: web.Request, m: Match) -> Resp:
+    body = await _json_object(request)
+    if body is None:
+        return malformed_json()
+    username, password = body.get("UserName"), body.get("Password")
+    if not isinstance(username, str) or not isinstance(password, str):
+        missing = "UserName" if not isinstance(username, str) else "Password"
+        return error_response(
+            400,
+            f"{BASE}.PropertyMissing",
+            f"The property {missing} is a required property and must be included in the request.",
+            args=[missing],
+        )
+    if bmc.host.faults.bmc_401 or not bmc.credentials.matches(username, password):
+        log.info("%s: Redfish login refused for user %r", bmc.host.name, username)
+        return error_response(
+            401,
+            f"{BASE}.ResourceAtUriUnauthorized",
+            f"While accessing the resource at '{res.SESSIONS}', the service received an "
+            "authorization error: invalid user name or password.",
+            args=[res.SESSIONS, "Unauthorized"],
+            headers={"WWW-Authenticate": f'Basic realm="{REALM}"'},
+        )
+    session = None if bmc.host.faults.bmc_sessions_exhausted else bmc.sessions.open(username)
+    if session is None:
+        p = bmc.profile
+        log.info("%s: Redfish session limit reached", bmc.host.name)
+        return error_response(
+            p.session_limit_status,
+            p.session_limit_message_id,
+            p.session_limit_message,
+            resolution="Log out of other sessions, or wait for idle sessions to expire.",
+        )
+    log.debug("%s: Redfish session %s opened", bmc.host.name, session.session_id)
+    uri = f"{res.SESSIONS}/{session.session_id}"
+    headers = {"X-Auth-Token": session.token, "Location": uri}
+    return json_response(res.session(session), 201, headers=headers)
+
+
+async def get_session(bmc: SimulatedBmc, request: web.Request, m: Match) -> Resp:
+    session = bmc.sessions.get(m["id"])
+    if session is None:
+        return not_found(request.path)
+    return json_response(res.session(session))
+
+
+async def delete_session(bmc: SimulatedBmc, request: web.Request, m: Match) -> Resp:
+    if not bmc.sessions.close(m["id"]):
+        return not_found(request.path)
+    log.debug("%s: Redfish session %s closed", bmc.host.name, m["id"])
+    return no_content()
+
+
+async def _json_object(request: web.Request) -> dict[str, Any] | None:
+    """The request body as a JSON object, or None when it is not one."""
+    try:
+        body = json.loads(await request.read() or b"null")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def _state_conflict(kind: ResetType, power: str, reason: str) -> web.Response:
+    return error_response(
+        409,
+        f"{BASE}.OperationNotAllowed",
+        f"ResetType '{kind}' is not allowed while the system PowerState is {power}: {reason}.",
+        args=[str(kind), power],
+        resolution="Read PowerState and choose a ResetType that fits it.",
+    )
+
+
+def _route_table() -> list[Route]:
+    sid = r"/redfish/v1/Systems/(?P<sid>[^/]+)"
+    one = r"(?P<id>[^/]+)"
+
+    def route(pattern: str, public: Sequence[str] = (), **methods: Handler) -> Route:
+        return Route(re.compile(pattern), dict(methods), frozenset(public))
+
+    return [
+        route(r"/redfish", ("GET",), GET=get_versions),
+        route(r"/redfish/v1", ("GET",), GET=get_root),
+        route(r"/redfish/v1/odata", ("GET",), GET=get_odata),
+        route(r"/redfish/v1/\$metadata", ("GET",), GET=get_metadata),
+        route(r"/redfish/v1/Systems", GET=get_systems),
+        route(sid, GET=get_system),
+        route(f"{sid}/EthernetInterfaces", GET=get_nics),
+        route(f"{sid}/EthernetInterfaces/{one}", GET=get_nic),
+        route(f"{sid}/ResetActionInfo", GET=get_action_info),
+        route(f"{sid}/Actions/ComputerSystem\\.Reset", POST=post_reset),
+        route(r"/redfish/v1/Managers", GET=get_managers),
+        route(f"/redfish/v1/Managers/{one}", GET=get_manager),
+        route(r"/redfish/v1/Chassis", GET=get_chassis_collection),
+        route(f"/redfish/v1/Chassis/{one}", GET=get_chassis),
+        route(r"/redfish/v1/SessionService", GET=get_session_service),
+        route(res.SESSIONS, ("POST",), GET=get_sessions, POST=post_login),
+        route(f"{res.SESSIONS}/{one}", GET=get_session, DELETE=delete_session),
+        route(r"/redfish/v1/TaskService", GET=get_task_service),
+        route(TASKS, GET=get_tasks),
+        route(f"{TASKS}/{one}", GET=get_task),
+        route(f"{MONITORS}/{one}", GET=get_task_monitor),
+    ]
+
+
+ROUTES = _route_table()
