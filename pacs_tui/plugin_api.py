@@ -34,8 +34,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
-    from pacs_tui.credentials import CredentialStore
-    from pacs_tui.inventory import Fleet, Server
+    from pacs_tui.inventory import Inventory, Server
 
 PROBE_GROUP = "pacs_tui.probes"
 ACTION_GROUP = "pacs_tui.actions"
@@ -100,10 +99,13 @@ class ProbeResult:
 
 @dataclass(frozen=True)
 class ProbeContext:
-    """What the core hands a plugin when it opens: the fleet, secrets, settings."""
+    """What the core hands a plugin when it opens: the inventory and settings.
 
-    fleet: Fleet
-    credentials: CredentialStore
+    Secrets are resolved by the plugin when it needs them, through
+    ``pacs_tui.credentials.resolve(context.inventory, reference)``.
+    """
+
+    inventory: Inventory
     settings: Mapping[str, Any] = field(default_factory=dict)
 
 

@@ -79,9 +79,9 @@ def load_plugins(group: str, base: type[P], only: set[str] | None = None) -> Loa
 
 def load_probes(only: set[str] | None = None) -> LoadedPlugins[Probe]:
     """The installed probe plugins."""
-    return load_plugins(PROBE_GROUP, Probe, only)
+    return load_plugins(PROBE_GROUP, Probe, only)  # type: ignore[type-abstract]
 
 
 def load_actions(only: set[str] | None = None) -> LoadedPlugins[Action]:
     """The installed action plugins."""
-    return load_plugins(ACTION_GROUP, Action, only)
+    return load_plugins(ACTION_GROUP, Action, only)  # type: ignore[type-abstract]

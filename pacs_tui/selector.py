@@ -135,7 +135,9 @@ class _Parser:
     def take(self, kind: str) -> _Token:
         token = self.peek()
         if token.kind != kind:
-            wanted = {"word": "a name or key=value", "end": "end of expression"}.get(kind, repr(kind))
+            wanted = {"word": "a name or key=value", "end": "end of expression"}.get(
+                kind, repr(kind)
+            )
             found = "end of expression" if token.kind == "end" else repr(token.text)
             raise SelectorError(self.expression, token.pos, f"expected {wanted}, found {found}")
         self.i += 1

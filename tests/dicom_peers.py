@@ -158,7 +158,9 @@ class RunningStorescp:
 
 
 @contextmanager
-def storescp(tmp_path: Path, *, aet: str = "STORESCP", refuse: bool = False) -> Iterator[RunningStorescp]:
+def storescp(
+    tmp_path: Path, *, aet: str = "STORESCP", refuse: bool = False
+) -> Iterator[RunningStorescp]:
     """Start ``storescp`` (with ``--refuse`` it rejects every association)."""
     binary = require_binary("storescp")
     address = loopback_address()
@@ -170,7 +172,9 @@ def storescp(tmp_path: Path, *, aet: str = "STORESCP", refuse: bool = False) -> 
         args.append("--refuse")
     # storescp binds every address; its port is unique, and we only connect to loopback.
     args.append(str(port))
-    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dcmtk_env())
+    process = subprocess.Popen(
+        args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dcmtk_env()
+    )
     try:
         wait_for_port(address, port)
         yield RunningStorescp(address, port, aet)

@@ -95,4 +95,6 @@ def wait_until(predicate: Any, timeout: float, interval: float = 0.1, what: str 
         if last:
             return last
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what or predicate} (last: {last!r})")
+    raise AssertionError(
+        f"timed out after {timeout} s waiting for {what or predicate} (last: {last!r})"
+    )

@@ -1,37 +1,54 @@
-"""Credential references: resolution rules, file permissions, and no secret in any output."""
+"""Resolving credential references: sources, file modes, and no secret in any output."""
 
 from __future__ import annotations
 
 import logging
 import os
-import sys
+import textwrap
 from pathlib import Path
 
-import asyncssh
 import pytest
 
 from pacs_tui.credentials import (
     REDACTED,
+    REDACTOR,
+    Credential,
     CredentialError,
-    CredentialResolver,
-    CredentialSet,
     Secret,
     SecretRedactor,
-    SecretRef,
+    resolve,
 )
+from pacs_tui.inventory import Inventory, load_inventory_text
 
 PASSWORD = "Tr0ub4dor&3-horse"
 
 
-def secret_file(tmp_path: Path, text: str, mode: int = 0o600, name: str = "secret") -> Path:
-    path = tmp_path / name
+def private(path: Path, text: str, mode: int = 0o600) -> Path:
     path.write_text(text)
     path.chmod(mode)
     return path
 
 
-def resolver(**environ: str) -> CredentialResolver:
-    return CredentialResolver(environ=environ, redactor=SecretRedactor())
+@pytest.fixture
+def inventory(tmp_path: Path) -> Inventory:
+    private(
+        tmp_path / "secrets.yaml",
+        f"bmc-vendor-b: {{username: root, password: '{PASSWORD}'}}\n"
+        "no-user: {password: other-password}\n",
+    )
+    private(tmp_path / "id_ops", "-----BEGIN OPENSSH PRIVATE KEY-----\n")
+    text = """\
+        credentials:
+          bmc-admin: {username: admin, password_env: PACS_TUI_TEST_BMC_PW}
+          bmc-vendor-b: {username: ignored, file: secrets.yaml}
+          no-user: {file: secrets.yaml}
+          absent-entry: {file: secrets.yaml}
+          ssh-ops: {key_file: id_ops}
+        sites: [{name: dc, kind: datacenter}]
+        servers:
+          - {name: db-1, site: dc, role: database}
+        """
+    return load_inventory_text(textwrap.dedent(text), tmp_path / "inventory.yaml")
 
 
 # -- Secret ---------------------------------------------------------------------------
@@ -39,10 +56,10 @@ def resolver(**environ: str) -> CredentialResolver:
 
 def test_secret_never_prints_its_value() -> None:
     secret = Secret(PASSWORD)
-    shown = [repr(secret), str(secret), f"{secret}", f"{secret!r}", "%s" % secret]  # noqa: UP031  (logging formats this way)
-    shown.append(repr([secret, {"password": secret}]))
+    shown = [repr(secret), str(secret), f"{secret}", f"{secret!r}", "%s" % secret]  # noqa: UP031
+    shown.append(repr(Credential("admin", password=secret)))
     assert all(PASSWORD not in text for text in shown)
-    assert REDACTED in str(secret)
+    assert repr(secret) == "'******'" and str(secret) == REDACTED
     assert secret.reveal() == PASSWORD
 
 
@@ -53,191 +70,113 @@ def test_secret_compares_by_value_and_is_unhashable() -> None:
         hash(Secret("abc"))
 
 
-# -- parsing references ---------------------------------------------------------------
+# -- sources ----------------------------------------------------------------------------
 
 
-def test_parse_reference_schemes(tmp_path: Path) -> None:
-    assert SecretRef.parse("env:PACS_BMC") == SecretRef("env", "PACS_BMC")
-    assert SecretRef.parse("keyring:pacs-tui/bmc/root") == SecretRef("keyring", "pacs-tui/bmc/root")
-    relative = SecretRef.parse("file:keys/bmc.pw", base_dir=tmp_path)
-    assert relative == SecretRef("file", str(tmp_path / "keys/bmc.pw"))
-    assert SecretRef.parse("file:/etc/x").target == "/etc/x"
+def test_password_from_environment(inventory: Inventory, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PACS_TUI_TEST_BMC_PW", PASSWORD)
+    credential = resolve(inventory, "bmc-admin")
+    assert credential.username == "admin"
+    assert credential.password is not None and credential.password.reveal() == PASSWORD
+    assert credential.key_file is None
+    other = resolve(inventory, "bmc-admin", environ={"PACS_TUI_TEST_BMC_PW": "from-mapping"})
+    assert other.password is not None and other.password.reveal() == "from-mapping"
 
 
-@pytest.mark.parametrize("text", [PASSWORD, "plain:" + PASSWORD, "env:", "env:1BAD-NAME"])
-def test_parse_rejects_non_references_without_echoing_a_password(text: str) -> None:
-    with pytest.raises(ValueError) as caught:
-        SecretRef.parse(text)
-    assert PASSWORD not in str(caught.value)
-
-
-# -- env ----------------------------------------------------------------------------
-
-
-def test_env_reference_resolves_and_caches() -> None:
-    environ = {"PACS_BMC_PASSWORD": PASSWORD}
-    res = CredentialResolver(environ=environ, redactor=None)
-    ref = SecretRef.parse("env:PACS_BMC_PASSWORD")
-    assert res.resolve(ref).reveal() == PASSWORD
-    environ["PACS_BMC_PASSWORD"] = "rotated-password"
-    assert res.resolve(ref).reveal() == PASSWORD  # cached
-    res.forget()
-    assert res.resolve(ref).reveal() == "rotated-password"
-
-
-@pytest.mark.parametrize("value", [None, ""])
-def test_env_reference_unset_or_empty_fails(value: str | None) -> None:
-    environ = {} if value is None else {"PACS_BMC_PASSWORD": value}
-    with pytest.raises(CredentialError, match="env:PACS_BMC_PASSWORD: environment variable"):
-        resolver(**environ).resolve(SecretRef.parse("env:PACS_BMC_PASSWORD"))
-
-
-def test_default_resolver_reads_the_process_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PACS_TUI_TEST_SECRET", PASSWORD)
-    got = CredentialResolver(redactor=None).resolve(SecretRef.parse("env:PACS_TUI_TEST_SECRET"))
-    assert got.reveal() == PASSWORD
-
-
-# -- file ---------------------------------------------------------------------------
-
-
-def test_file_reference_owner_only_resolves_and_drops_one_newline(tmp_path: Path) -> None:
-    path = secret_file(tmp_path, PASSWORD + "\n", 0o600)
-    assert resolver().resolve(SecretRef("file", str(path))).reveal() == PASSWORD
-    read_only = secret_file(tmp_path, PASSWORD + "\n\n", 0o400, name="ro")
-    assert resolver().resolve(SecretRef("file", str(read_only))).reveal() == PASSWORD + "\n"
-
-
-@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o660])
-def test_file_readable_by_others_is_refused_with_the_fix(tmp_path: Path, mode: int) -> None:
-    path = secret_file(tmp_path, PASSWORD, mode)
+@pytest.mark.parametrize("environ", [{}, {"PACS_TUI_TEST_BMC_PW": ""}])
+def test_unset_environment_variable_is_named(inventory: Inventory, environ: dict[str, str]) -> None:
     with pytest.raises(CredentialError) as caught:
-        resolver().resolve(SecretRef("file", str(path)))
+        resolve(inventory, "bmc-admin", environ=environ)
+    assert str(caught.value) == (
+        "credential 'bmc-admin' (environment variable PACS_TUI_TEST_BMC_PW): is not set or empty"
+    )
+
+
+def test_password_from_secrets_file(inventory: Inventory) -> None:
+    credential = resolve(inventory, "bmc-vendor-b")
+    assert credential.username == "root"  # the secrets file's username wins
+    assert credential.password is not None and credential.password.reveal() == PASSWORD
+    no_user = resolve(inventory, "no-user")
+    assert no_user.username is None
+    assert no_user.password is not None and no_user.password.reveal() == "other-password"
+
+
+def test_secrets_file_without_the_entry(inventory: Inventory, tmp_path: Path) -> None:
+    with pytest.raises(CredentialError, match="has no entry 'absent-entry'"):
+        resolve(inventory, "absent-entry")
+
+
+def test_secrets_file_mode_is_checked_again_at_resolve_time(
+    inventory: Inventory, tmp_path: Path
+) -> None:
+    (tmp_path / "secrets.yaml").chmod(0o644)  # loosened after the inventory loaded
+    with pytest.raises(CredentialError) as caught:
+        resolve(inventory, "bmc-vendor-b")
     message = str(caught.value)
-    assert f"{mode:04o}" in message
-    assert f"chmod 600 {path}" in message
+    assert "has mode 0644; it must be 0600" in message
+    assert f"secrets file {tmp_path / 'secrets.yaml'}" in message
     assert PASSWORD not in message
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="changing a file's owner needs root")
-def test_file_owned_by_someone_else_is_refused(tmp_path: Path) -> None:
-    path = secret_file(tmp_path, PASSWORD, 0o600)
-    os.chown(path, 4242, 4242)
-    with pytest.raises(CredentialError, match="owned by uid 4242"):
-        resolver().resolve(SecretRef("file", str(path)))
-
-
-def test_file_problems_are_named(tmp_path: Path) -> None:
-    res = resolver()
-    with pytest.raises(CredentialError, match="does not exist"):
-        res.resolve(SecretRef("file", str(tmp_path / "missing")))
-    with pytest.raises(CredentialError, match="not a regular file"):
-        res.resolve(SecretRef("file", str(tmp_path)))
-    with pytest.raises(CredentialError, match="empty"):
-        res.resolve(SecretRef("file", str(secret_file(tmp_path, "\n", name="empty"))))
-    big = secret_file(tmp_path, "x" * (64 * 1024 + 1), name="big")
-    with pytest.raises(CredentialError, match="larger than"):
-        res.resolve(SecretRef("file", str(big)))
-
-
-async def test_private_key_from_file_is_usable_by_asyncssh(tmp_path: Path) -> None:
-    key = asyncssh.generate_private_key("ssh-ed25519")
-    path = tmp_path / "id_ed25519"
-    key.write_private_key(str(path))
-    path.chmod(0o600)
-    creds = resolver().credentials(
-        CredentialSet("ssh-ops", "pacsops", private_key=SecretRef("file", str(path)))
-    )
-    assert creds.private_key is not None
-    imported = asyncssh.import_private_key(creds.private_key.reveal())
-    assert imported.public_data == key.public_data
-
-
-# -- keyring --------------------------------------------------------------------------
-
-
-def test_keyring_reference_forms() -> None:
-    entries = {("pacs-bmc", "root"): PASSWORD, ("pacs/bmc", "admin"): "other-pass"}
-    res = CredentialResolver(
-        environ={}, keyring_lookup=lambda s, u: entries.get((s, u)), redactor=None
-    )
-    by_set_user = res.resolve(SecretRef.parse("keyring:pacs-bmc"), username="root")
-    assert by_set_user.reveal() == PASSWORD
-    explicit = res.resolve(SecretRef.parse("keyring:pacs/bmc/admin"), username="root")
-    assert explicit.reveal() == "other-pass"
-    with pytest.raises(CredentialError, match="no keyring entry for user 'nobody'"):
-        res.resolve(SecretRef.parse("keyring:pacs-bmc"), username="nobody")
-    with pytest.raises(CredentialError, match="no user"):
-        res.resolve(SecretRef.parse("keyring:pacs-bmc"))
-
-
-def test_keyring_without_the_package_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "keyring", None)  # makes `import keyring` fail
-    with pytest.raises(CredentialError, match="pip install keyring"):
-        resolver().resolve(SecretRef.parse("keyring:pacs-bmc/root"))
-
-
-def test_keyring_backend_errors_do_not_leak_their_text() -> None:
-    def broken(service: str, user: str) -> str | None:
-        raise RuntimeError(f"backend dump containing {PASSWORD}")
-
-    res = CredentialResolver(environ={}, keyring_lookup=broken, redactor=None)
+def test_secrets_file_removed_or_broken(inventory: Inventory, tmp_path: Path) -> None:
+    secrets = tmp_path / "secrets.yaml"
+    private(secrets, f"bmc-vendor-b: {{password: '{PASSWORD}'\n")  # unclosed flow mapping
     with pytest.raises(CredentialError) as caught:
-        res.resolve(SecretRef.parse("keyring:svc/root"))
-    assert "RuntimeError" in str(caught.value)
-    assert PASSWORD not in str(caught.value)
+        resolve(inventory, "bmc-vendor-b")
+    assert "is not valid YAML" in str(caught.value)
+    assert PASSWORD not in str(caught.value)  # the parser's snippet would have shown it
+    secrets.unlink()
+    with pytest.raises(CredentialError, match="file is missing"):
+        resolve(inventory, "bmc-vendor-b")
 
 
-# -- sets -----------------------------------------------------------------------------
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another owner needs root")
+def test_secrets_file_owned_by_someone_else(inventory: Inventory, tmp_path: Path) -> None:
+    os.chown(tmp_path / "secrets.yaml", 4242, 4242)
+    with pytest.raises(CredentialError, match="owned by uid 4242"):
+        resolve(inventory, "bmc-vendor-b")
 
 
-def test_check_reports_each_failing_reference_with_its_set(tmp_path: Path) -> None:
-    sets = [
-        CredentialSet("bmc-admin", "root", password=SecretRef.parse("env:GOOD")),
-        CredentialSet(
-            "ssh-ops",
-            "pacsops",
-            password=SecretRef.parse("env:MISSING"),
-            private_key=SecretRef("file", str(tmp_path / "nokey")),
-        ),
-    ]
-    failures = resolver(GOOD=PASSWORD).check(sets)
-    assert [(f.credential_set, f.ref) for f in failures] == [
-        ("ssh-ops", "env:MISSING"),
-        ("ssh-ops", f"file:{tmp_path / 'nokey'}"),
-    ]
-    assert all("credential set 'ssh-ops'" in str(f) for f in failures)
-
-
-# -- logs -----------------------------------------------------------------------------
-
-
-def test_redactor_scrubs_resolved_secrets_from_log_records(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+def test_key_file_is_returned_as_a_path_and_its_mode_rechecked(
+    inventory: Inventory, tmp_path: Path
 ) -> None:
-    key_text = "-----BEGIN KEY-----\nAAAAbase64linethatissecret\n-----END KEY-----"
-    redactor = SecretRedactor()
-    res = CredentialResolver(environ={"PW": PASSWORD}, redactor=redactor)
-    res.resolve(SecretRef.parse("env:PW"))
-    res.resolve(SecretRef("file", str(secret_file(tmp_path, key_text))))
-    caplog.handler.addFilter(redactor)
+    credential = resolve(inventory, "ssh-ops")
+    assert credential == Credential(None, password=None, key_file=tmp_path / "id_ops")
+    (tmp_path / "id_ops").chmod(0o640)
+    with pytest.raises(CredentialError, match="has mode 0640"):
+        resolve(inventory, "ssh-ops")
+
+
+def test_unknown_reference(inventory: Inventory) -> None:
+    with pytest.raises(CredentialError, match=r"'nope'.*no such credential reference"):
+        resolve(inventory, "nope")
+
+
+# -- logs -------------------------------------------------------------------------------
+
+
+def test_resolved_passwords_are_scrubbed_from_logs(
+    inventory: Inventory, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.handler.addFilter(REDACTOR)
     logger = logging.getLogger("pacs_tui.test.redaction")
-    with caplog.at_level(logging.DEBUG, logger=logger.name):
-        logger.warning("login failed with password %s for root", PASSWORD)
-        logger.info("key line AAAAbase64linethatissecret seen")
-        try:
-            raise ValueError(f"bad password {PASSWORD}")
-        except ValueError:
-            logger.exception("probe crashed")
-    text = caplog.text
-    assert PASSWORD not in text
-    assert "AAAAbase64linethatissecret" not in text
-    assert text.count(REDACTED) >= 3
-    assert "login failed with password ******** for root" in text
-    assert "ValueError" in text  # the traceback is kept, only the value goes
+    try:
+        with caplog.at_level(logging.DEBUG):
+            resolve(inventory, "bmc-vendor-b")  # registers the password with REDACTOR
+            logger.warning("login to bmc failed with password %s", PASSWORD)
+            try:
+                raise ValueError(f"server said: bad password {PASSWORD}")
+            except ValueError:
+                logger.exception("probe crashed")
+    finally:
+        caplog.handler.removeFilter(REDACTOR)
+    assert PASSWORD not in caplog.text
+    assert "login to bmc failed with password ******\n" in caplog.text
+    assert "ValueError: server said: bad password ******" in caplog.text
+    assert "resolved credential 'bmc-vendor-b'" in caplog.text
 
 
-def test_redactor_install_attaches_to_logger_handlers() -> None:
+def test_redactor_install_adds_one_filter_per_handler() -> None:
     logger = logging.getLogger("pacs_tui.test.install")
     handler = logging.NullHandler()
     logger.addHandler(handler)
@@ -250,10 +189,8 @@ def test_redactor_install_attaches_to_logger_handlers() -> None:
         logger.removeHandler(handler)
 
 
-def test_resolver_debug_log_names_the_reference_only(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.DEBUG, logger="pacs_tui.credentials"):
-        CredentialResolver(environ={"PW": PASSWORD}, redactor=None).resolve(
-            SecretRef.parse("env:PW")
-        )
-    assert "resolved env:PW" in caplog.text
-    assert PASSWORD not in caplog.text
+def test_short_values_are_not_redacted_everywhere() -> None:
+    redactor = SecretRedactor()
+    redactor.add(Secret("ab"))
+    redactor.add(Secret(PASSWORD))
+    assert redactor.redact(f"ab {PASSWORD}") == f"ab {REDACTED}"

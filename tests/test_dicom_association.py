@@ -55,12 +55,12 @@ def test_negotiation_accepts_supported_contexts_and_prefers_explicit_vr() -> Non
 
 def test_negotiation_refuses_a_context_without_a_usable_transfer_syntax() -> None:
     rq = _request(VERIFICATION)
-    rq.presentation_context[0].abstract_transfer_syntax_sub_items[1].transfer_syntax_name = (
-        "1.2.840.10008.1.2.4.50"
-    )
-    rq.presentation_context[0].abstract_transfer_syntax_sub_items[2].transfer_syntax_name = (
-        "1.2.840.10008.1.2.4.70"
-    )
+    rq.presentation_context[0].abstract_transfer_syntax_sub_items[
+        1
+    ].transfer_syntax_name = "1.2.840.10008.1.2.4.50"
+    rq.presentation_context[0].abstract_transfer_syntax_sub_items[
+        2
+    ].transfer_syntax_name = "1.2.840.10008.1.2.4.70"
     ac_bytes, contexts, _ = negotiate(rq, (VERIFICATION,))
     ac = decode_pdu(0x02, ac_bytes)
     assert isinstance(ac, A_ASSOCIATE_AC)
@@ -107,7 +107,9 @@ def _abort(reason: int) -> bytes:
 
 
 def _associate() -> bytes:
-    return association_request(called_ae=AE, calling_ae="PACSTUI", abstract_syntaxes=(VERIFICATION,))
+    return association_request(
+        called_ae=AE, calling_ae="PACSTUI", abstract_syntaxes=(VERIFICATION,)
+    )
 
 
 async def test_unknown_pdu_type_is_aborted(responder: tuple[DicomResponder, str, int]) -> None:
@@ -168,7 +170,7 @@ async def test_peer_closing_mid_pdu_does_not_hurt_the_server(
 ) -> None:
     _, address, port = responder
     for _ in range(5):
-        reader, writer = await asyncio.open_connection(address, port)
+        _, writer = await asyncio.open_connection(address, port)
         writer.write(_associate()[:30])
         await writer.drain()
         writer.close()

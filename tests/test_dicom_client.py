@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 
@@ -96,17 +97,50 @@ async def test_refused_when_nothing_listens() -> None:
 
 async def test_timeout_against_a_peer_that_accepts_but_never_answers() -> None:
     address = loopback_address()
-    silent = await asyncio.start_server(lambda r, w: asyncio.sleep(30), address, 0)
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)
+
+    silent = await asyncio.start_server(never_answer, address, 0)
     port = silent.sockets[0].getsockname()[1]
     try:
         echo = await c_echo(address, port, called_ae=AE, timeout=0.3)
         find = await c_find_studies(address, port, called_ae=AE, query={}, timeout=0.3)
     finally:
         silent.close()
+        for writer in accepted:
+            writer.close()
+    assert len(accepted) == 2
     assert echo.state == "timeout"
     assert echo.detail == "no answer within 0.3 s during association"
     assert 250 < echo.latency_ms < 2000
     assert find.state == "timeout" and find.count == 0
+
+
+async def test_connect_timeout_when_syns_are_dropped() -> None:
+    # A listener that never accepts, with a full backlog, drops further SYNs:
+    # the kernel would retry for two minutes, the client gives up at its timeout.
+    address = loopback_address()
+    listener = socket.socket()
+    listener.bind((address, 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    fillers = []
+    try:
+        for _ in range(4):
+            try:
+                fillers.append(await asyncio.wait_for(asyncio.open_connection(address, port), 0.2))
+            except TimeoutError:
+                break  # the backlog is full now
+        outcome = await c_echo(address, port, called_ae=AE, timeout=0.4)
+    finally:
+        for _, writer in fillers:
+            writer.close()
+        listener.close()
+    assert outcome.state == "timeout"
+    assert outcome.detail == "no answer within 0.4 s during connect"
+    assert outcome.latency_ms < 2000
 
 
 async def test_find_counts_and_returns_identifiers(server: Server) -> None:

@@ -33,8 +33,9 @@ async def responder() -> AsyncIterator[tuple[str, int]]:
     await server.stop()
 
 
-def _ae(*contexts: str, implicit_only: bool = False) -> AE:
+def _ae(*contexts: str, implicit_only: bool = False, max_pdu: int = 16382) -> AE:
     ae = AE(ae_title="PYNETDICOM")
+    ae.maximum_pdu_size = max_pdu
     for context in contexts:
         if implicit_only:
             ae.add_requested_context(context, "1.2.840.10008.1.2")
@@ -66,10 +67,13 @@ async def test_pynetdicom_is_rejected_with_a_wrong_called_ae(responder: tuple[st
     assert not established and rejected
 
 
-def _find_all(address: str, port: int, implicit_only: bool) -> tuple[list[int], list[Dataset]]:
-    assoc = _ae(StudyRootQueryRetrieveInformationModelFind, implicit_only=implicit_only).associate(
-        address, port, ae_title=AET
+def _find_all(
+    address: str, port: int, implicit_only: bool, max_pdu: int = 16382
+) -> tuple[list[int], list[Dataset]]:
+    ae = _ae(
+        StudyRootQueryRetrieveInformationModelFind, implicit_only=implicit_only, max_pdu=max_pdu
     )
+    assoc = ae.associate(address, port, ae_title=AET)
     assert assoc.is_established
     query = Dataset()
     query.QueryRetrieveLevel = "STUDY"
@@ -86,9 +90,14 @@ def _find_all(address: str, port: int, implicit_only: bool) -> tuple[list[int], 
     return statuses, identifiers
 
 
-@pytest.mark.parametrize("implicit_only", [False, True])
-async def test_pynetdicom_find(responder: tuple[str, int], implicit_only: bool) -> None:
-    statuses, identifiers = await asyncio.to_thread(_find_all, *responder, implicit_only)
+@pytest.mark.parametrize(
+    ("implicit_only", "max_pdu"),
+    [(False, 16382), (True, 16382), (False, 64)],  # 64: every identifier is fragmented
+)
+async def test_pynetdicom_find(
+    responder: tuple[str, int], implicit_only: bool, max_pdu: int
+) -> None:
+    statuses, identifiers = await asyncio.to_thread(_find_all, *responder, implicit_only, max_pdu)
     expected = INDEX.count(date(2026, 1, 5), date(2026, 1, 6), "CT")
     assert expected > 0
     assert statuses == [0xFF00] * expected + [0x0000]

@@ -1,458 +1,262 @@
-"""Inventory loading: the model it builds, and every mistake reported with file and line."""
+"""Inventory loading: the model a good file builds, defaults, JSON, and scale."""
 
 from __future__ import annotations
 
+import json
+import shutil
 import textwrap
 import time
 from pathlib import Path
 
 import pytest
+import yaml
 
-from pacs_tui.credentials import SecretRef
 from pacs_tui.inventory import (
-    BmcAccess,
-    DicomAccess,
-    Fleet,
+    BmcEndpoint,
+    CredentialRef,
+    DicomEndpoint,
     InventoryError,
-    SshAccess,
-    dump_inventory,
+    Site,
+    SshEndpoint,
     load_inventory,
-    parse_inventory,
+    load_inventory_text,
 )
-from pacs_tui.roles import ROLES
+from pacs_tui.roles import default_units
 
-GOOD = """\
-version: 1
-sites:
-  - {name: dc-north, kind: datacenter, description: new data center}
-  - {name: st-mary, kind: hospital}
-credentials:
-  bmc-admin:
-    username: root
-    password: env:PACS_BMC_PASSWORD
-  ssh-ops:
-    username: pacsops
-    private_key: file:keys/id_ed25519
-defaults:
-  site: dc-north
-  bmc: {credentials: bmc-admin, verify_tls: false}
-  ssh: {credentials: ssh-ops, port: 2222}
-  dicom: {calling_ae: CONTROL_ROOM}
-servers:
-  - name: db-01
-    role: database
-    address: 10.20.0.5
-    bmc: {address: 10.21.0.5}
-    rack: R01-U10
-  - name: arch-01
-    role: archive
-    address: 10.20.0.11
-    bmc: {address: 10.21.0.11, port: 8443, verify_tls: true, system_path: /redfish/v1/Systems/1/}
-    dicom: {ae_title: ARCH01, port: 11112}
-    depends_on: [db-01]
-    tags: [tier1, archive]
-  - name: gw-stmary
-    role: edge-gateway
-    site: st-mary
-    address: gw-stmary.example.org
-    dicom: {ae_title: GW_STMARY}
-    ssh: false
-    depends_on: [arch-01]
-  - name: viewer-01
-    role: web-viewer
-    address: "::1"
-    bmc: {address: "fd00::21", scheme: http}
-    services: [nginx, viewer, redis]
-    depends_on: [arch-01, db-01]
-"""
+FIXTURES = Path(__file__).parent / "inventories"
 
 
-def write(tmp_path: Path, text: str, name: str = "inventory.yaml") -> Path:
-    path = tmp_path / name
-    path.write_text(textwrap.dedent(text))
-    return path
+@pytest.fixture
+def good(tmp_path: Path) -> Path:
+    """A copy of tests/inventories/good with the private files at 0600 (git keeps no modes)."""
+    folder = tmp_path / "good"
+    shutil.copytree(FIXTURES / "good", folder)
+    for private in ("secrets.yaml", "id_test_key"):
+        (folder / private).chmod(0o600)
+    return folder
 
 
-def problems_of(tmp_path: Path, text: str, name: str = "inventory.yaml") -> list[str]:
-    path = write(tmp_path, text, name)
-    with pytest.raises(InventoryError) as caught:
-        load_inventory(path)
-    # Relative to tmp_path so assertions read like the CLI output.
-    return [str(p).replace(f"{tmp_path}/", "") for p in caught.value.problems]
-
-
-def server_yaml(body: str, *, header: str = "") -> str:
-    return header + "servers:\n" + textwrap.indent(textwrap.dedent(body), "  ")
-
-
-# -- a good inventory -----------------------------------------------------------------
-
-
-def test_good_inventory_builds_the_model_with_defaults_applied(tmp_path: Path) -> None:
-    fleet = load_inventory(write(tmp_path, GOOD))
-    assert [s.name for s in fleet] == ["db-01", "arch-01", "gw-stmary", "viewer-01"]
-    assert fleet.warnings == ()
-    db, arch, gw, viewer = fleet.servers
-
-    assert db.site == "dc-north"  # defaults.site
-    assert db.services == ROLES["database"].units
-    assert db.bmc == BmcAccess(address="10.21.0.5", credentials="bmc-admin", verify_tls=False)
-    assert db.ssh == SshAccess(port=2222, credentials="ssh-ops")
-    assert db.dicom is None and not db.speaks_dicom
-    assert db.rack == "R01-U10"
-
-    assert arch.bmc is not None
-    assert arch.bmc.url == "https://10.21.0.11:8443"
-    assert arch.bmc.verify_tls is True  # the server overrides the default
-    assert arch.bmc.system_path == "/redfish/v1/Systems/1"
-    assert arch.dicom == DicomAccess(ae_title="ARCH01", port=11112, calling_ae="CONTROL_ROOM")
-    assert arch.tags == frozenset({"tier1", "archive"})
-    assert arch.location.line == 23 and arch.location.path.endswith("inventory.yaml")
-
-    assert gw.site == "st-mary" and gw.ssh is None and gw.bmc is None
-    assert gw.address == "gw-stmary.example.org"
-    assert gw.dicom is not None and gw.dicom.port == 104
-
-    assert viewer.services == ("nginx", "viewer", "redis")
-    assert viewer.bmc is not None and viewer.bmc.url == "http://[fd00::21]:443"
-
-    assert fleet.sites["dc-north"].kind == "datacenter"
-    assert fleet.roles() == ["database", "archive", "edge-gateway", "web-viewer"]
-    bmc_set = fleet.bmc_credentials(db)
-    assert bmc_set is not None and bmc_set.password == SecretRef("env", "PACS_BMC_PASSWORD")
-    ssh_set = fleet.ssh_credentials(db)
-    # file: references are anchored at the inventory's folder, not the working directory.
-    assert ssh_set is not None
-    assert ssh_set.private_key == SecretRef("file", str(tmp_path / "keys/id_ed25519"))
-    assert fleet.ssh_credentials(gw) is None
-
-
-def test_selection_and_direct_dependencies(tmp_path: Path) -> None:
-    fleet = load_inventory(write(tmp_path, GOOD))
-    assert [s.name for s in fleet.select(site="dc-north")] == ["db-01", "arch-01", "viewer-01"]
-    assert [s.name for s in fleet.select(role="archive", tag="tier1")] == ["arch-01"]
-    assert fleet.select(tag="nope") == ()
-    assert [s.name for s in fleet.dependents("arch-01")] == ["gw-stmary", "viewer-01"]
-    assert [s.name for s in fleet.dependencies("viewer-01")] == ["arch-01", "db-01"]
-    assert "db-01" in fleet and "db-99" not in fleet and fleet.get("db-99") is None
-
-
-def test_dump_then_load_gives_an_equal_fleet(tmp_path: Path) -> None:
-    fleet = load_inventory(write(tmp_path, GOOD))
-    text = dump_inventory(fleet)
-    assert "defaults" not in text
-    again = parse_inventory(text, source="dumped.yaml", base_dir=tmp_path)
-    assert again.servers == fleet.servers
-    assert dict(again.sites) == dict(fleet.sites)
-    assert dict(again.credentials) == dict(fleet.credentials)
-
-
-# -- where mistakes are reported --------------------------------------------------------
-
-
-def test_every_error_is_reported_in_one_run_with_line_and_column(tmp_path: Path) -> None:
-    text = server_yaml(
-        """\
-        - name: db-01
-          role: database
-          site: dc
-          address: 10.0.0.5
-          tag: tier1
-        - name: arch-01
-          role: archive
-          site: dc
-          address: 10.0.0.300
-          dicom: {ae_title: THIS_AE_TITLE_IS_TOO_LONG, port: 70000}
-        - name: arch-02
-          role: archve
-          site: dc
-          address: 10.0.0.12
-        """
-    )
-    assert problems_of(tmp_path, text) == [
-        "inventory.yaml:6:5: error: server db-01: unknown key 'tag' (did you mean 'tags'?)",
-        "inventory.yaml:10:5: error: server arch-01.address: '10.0.0.300' is neither "
-        "an IP address nor a host name",
-        "inventory.yaml:11:13: error: server arch-01.dicom.ae_title: AE title "
-        "'THIS_AE_TITLE_IS_TOO_LONG' is longer than 16 characters",
-        "inventory.yaml:11:50: error: server arch-01.dicom.port: expected a port 1-65535, "
-        "got the number 70000",
-        "inventory.yaml:13:5: error: server arch-02: role 'archve' is not a built-in role "
-        "(did you mean 'archive'?); give 'services' (the systemd units to check)",
+def test_full_fixture_builds_the_model(good: Path) -> None:
+    inv = load_inventory(good / "full.yaml")
+    assert inv.path == good / "full.yaml"
+    assert inv.read_only is True
+    assert inv.names() == [
+        "stor-001",
+        "db-001",
+        "arch-001",
+        "gw-hosp-north",
+        "viewer-clinic-east",
+        "arch-backup",
     ]
-
-
-def test_yaml_syntax_error_points_at_the_line(tmp_path: Path) -> None:
-    text = "servers:\n  - name: a\n    role: [database\n    site: dc\n"
-    [problem] = problems_of(tmp_path, text)
-    assert problem.startswith("inventory.yaml:")
-    assert int(problem.split(":")[1]) in (4, 5)
-    assert "YAML syntax" in problem
-
-
-def test_duplicate_yaml_keys_are_errors_not_silently_overwritten(tmp_path: Path) -> None:
-    text = server_yaml(
-        """\
-        - name: db-01
-          role: database
-          site: dc
-          address: 10.0.0.5
-          address: 10.0.0.6
-        """
+    assert inv.sites["backup-remote"] == Site("backup-remote", "remote-backup")
+    assert inv.credentials["bmc-admin"] == CredentialRef(
+        "bmc-admin", username="admin", password_env="PACS_TUI_TEST_BMC_PASSWORD"
     )
-    assert problems_of(tmp_path, text) == [
-        "inventory.yaml:6:5: error: duplicate key 'address' (first at line 5)"
-    ]
+    assert inv.credentials["bmc-vendor-b"].file == good / "secrets.yaml"
+    assert inv.credentials["ssh-ops"].key_file == good / "id_test_key"
 
-
-def test_yaml_booleans_and_numbers_where_text_belongs_say_quote_it(tmp_path: Path) -> None:
-    text = server_yaml(
-        """\
-        - name: no
-          role: database
-          site: dc
-          address: 10.0.0.5
-        """
+    arch = inv.server("arch-001")
+    assert arch.line == 34
+    assert arch.rack == "R03" and arch.tags == ("tier1",)  # the server's own list wins
+    assert arch.services == ("pacs",)
+    assert arch.depends_on == ("db-001", "stor-001")
+    assert arch.bmc == BmcEndpoint(
+        address="127.42.0.5",
+        port=8443,
+        scheme="https",
+        verify_tls=True,
+        ca_file=good / "ca.pem",
+        credentials="bmc-admin",
     )
-    [problem] = problems_of(tmp_path, text)
-    assert problem == (
-        "inventory.yaml:2:5: error: servers[0].name: expected text, "
-        "got the boolean false (quote it in YAML)"
+    assert arch.dicom == DicomEndpoint("127.42.0.5", 104, "ARCH001", "PACSTUI")
+    assert arch.ssh == SshEndpoint(
+        "127.42.0.5", 2222, "pacsops", "ssh-ops", known_hosts=good / "known_hosts"
     )
+    assert [s.name for s in inv.dependents("arch-001")] == ["gw-hosp-north", "viewer-clinic-east"]
+    with pytest.raises(KeyError):
+        inv.server("nope")
 
 
-def test_missing_required_fields(tmp_path: Path) -> None:
-    text = server_yaml("- name: db-01\n  role: database\n")
-    assert problems_of(tmp_path, text) == [
-        "inventory.yaml:2:5: error: server db-01: 'site' is required",
-        "inventory.yaml:2:5: error: server db-01: 'address' is required",
-    ]
+def test_defaults_merge_rules(good: Path) -> None:
+    inv = load_inventory(good / "full.yaml")
+    stor = inv.server("stor-001")
+    # Scalar and list defaults apply where the server is silent.
+    assert stor.tags == ("prod",)
+    assert stor.services == default_units("storage")
+    # A block default only fills a block the server has: no ssh/dicom were invented.
+    assert stor.ssh is None and stor.dicom is None
+    assert stor.bmc is not None and stor.bmc.credentials == "bmc-vendor-b"
+    gw = inv.server("gw-hosp-north")
+    assert gw.bmc is None and gw.ssh is None
+    assert gw.dicom == DicomEndpoint("gw-north.hospital.example", 11112, "GW_NORTH", "MOVE_TEAM")
+    viewer = inv.server("viewer-clinic-east")
+    assert viewer.bmc is not None
+    # Default port 443 is overridden by scheme http? No: an explicit default port wins.
+    assert (viewer.bmc.scheme, viewer.bmc.port, viewer.bmc.verify_tls) == ("http", 443, False)
+    assert viewer.bmc.url == "http://[fd00::21]:443"
 
 
-def test_plain_text_password_is_refused_and_never_echoed(tmp_path: Path) -> None:
+def test_bmc_port_follows_the_scheme_when_nothing_sets_it(tmp_path: Path) -> None:
     text = """\
-        credentials:
-          bmc:
-            username: root
-            password: Summer2024!
-          lazy: Summer2024!
+        sites: [{name: dc, kind: datacenter}]
         servers:
-          - name: db-01
-            role: database
+          - {name: a, site: dc, role: storage, bmc: {address: 127.0.0.1}}
+          - {name: b, site: dc, role: storage, bmc: {address: 127.0.0.2, scheme: http}}
+        """
+    inv = load_inventory_text(textwrap.dedent(text), tmp_path / "inv.yaml")
+    ports = [s.bmc.port for s in inv if s.bmc]
+    assert ports == [443, 80]
+    assert inv.read_only is False
+    assert inv.server("a").dicom is None and inv.server("a").rack is None
+
+
+def test_to_json_is_normalized_and_carries_reference_names_only(
+    good: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pacs_tui.credentials import resolve
+
+    monkeypatch.setenv("PACS_TUI_TEST_BMC_PASSWORD", "env-password-0001")
+    inv = load_inventory(good / "full.yaml")
+    # Resolve everything first: the JSON must still hold no secret.
+    assert resolve(inv, "bmc-admin").password is not None
+    assert resolve(inv, "bmc-vendor-b").password is not None
+    text = json.dumps(inv.to_json())
+    for secret in ("env-password-0001", "fixture-password-b"):
+        assert secret not in text
+    first = inv.to_json()[0]
+    assert set(first) == {
+        "name", "site", "role", "rack", "tags", "depends_on", "services", "bmc", "dicom", "ssh"
+    }  # fmt: skip
+    assert first["bmc"] == {
+        "address": "127.42.0.2",
+        "port": 443,
+        "scheme": "https",
+        "verify_tls": True,
+        "ca_file": str(good / "ca.pem"),
+        "credentials": "bmc-vendor-b",
+    }
+    assert first["dicom"] is None and first["ssh"] is None
+    arch = inv.to_json()[2]
+    assert arch["ssh"] == {
+        "host": "127.42.0.5",
+        "port": 2222,
+        "user": "pacsops",
+        "credentials": "ssh-ops",
+        "known_hosts": str(good / "known_hosts"),
+    }
+    assert arch["dicom"]["calling_ae_title"] == "PACSTUI"
+
+
+def test_round_trip_through_the_json_form(good: Path) -> None:
+    inv = load_inventory(good / "full.yaml")
+    document = {
+        "version": 1,
+        "read_only": inv.read_only,
+        "sites": [{"name": s.name, "kind": s.kind} for s in inv.sites.values()],
+        "credentials": {
+            name: {k: str(v) for k, v in vars(ref).items() if k != "name" and v is not None}
+            for name, ref in inv.credentials.items()
+        },
+        "servers": inv.to_json(),
+    }
+    again = load_inventory_text(yaml.safe_dump(document), good / "again.yaml")
+    assert again.servers == inv.servers
+    assert dict(again.sites) == dict(inv.sites)
+    assert dict(again.credentials) == dict(inv.credentials)
+    assert again.read_only is inv.read_only
+
+
+def test_minimal_fixture(good: Path) -> None:
+    inv = load_inventory(good / "minimal.yaml")
+    [server] = inv.servers
+    assert (server.name, server.site, server.role) == ("stor-1", "dc", "storage")
+    assert server.bmc is None and server.dicom is None and server.ssh is None
+    assert inv.credentials == {}
+
+
+def test_every_problem_of_a_file_is_reported_at_once(tmp_path: Path) -> None:
+    text = """\
+        sites: [{name: dc, kind: datacenter}]
+        servers:
+          - name: db-1
             site: dc
-            address: 10.0.0.5
-            bmc: {address: 10.1.0.5, password: Summer2024!}
+            role: database
+            bmc: {address: 127.0.0.1, port: "443"}
+          - name: arch-1
+            site: dcc
+            role: archive
+            dicom: {host: 127.0.0.1, ae_title: "A\\\\B"}
+            depends_on: [db-1, db-9]
         """
-    found = problems_of(tmp_path, text)
-    assert all("Summer2024!" not in p for p in found)
-    assert found[0].startswith(
-        "inventory.yaml:4:5: error: credentials.bmc.password: not a credential"
-    )
-    assert found[1] == (
-        "inventory.yaml:5:3: error: credentials.lazy: expected a mapping with username "
-        "and references"
-    )
-    assert found[2].startswith(
-        "inventory.yaml:11:30: error: server db-01.bmc: unknown key 'password'"
-    )
-    assert "secrets belong in a credential set" in found[2]
-
-
-def test_dicom_role_needs_an_ae_title_unless_switched_off(tmp_path: Path) -> None:
-    base = "- name: arch-01\n  role: archive\n  site: dc\n  address: 10.0.0.11\n"
-    assert problems_of(tmp_path, server_yaml(base)) == [
-        "inventory.yaml:2:5: error: server arch-01: role 'archive' speaks DICOM; give "
-        "dicom.ae_title (or 'dicom: false' if this server offers no DICOM service)"
+    with pytest.raises(InventoryError) as caught:
+        load_inventory_text(textwrap.dedent(text), tmp_path / "inv.yaml")
+    found = [str(p).replace(f"{tmp_path}/", "") for p in caught.value.problems]
+    assert found == [
+        "inv.yaml:6: servers[0].bmc.port: expected a port number 1-65535, got '443'",
+        "inv.yaml:10: servers[1].dicom.ae_title: AE title 'A\\\\B' contains a backslash "
+        "or a control character",
     ]
-    fleet = load_inventory(write(tmp_path, server_yaml(base + "  dicom: false\n")))
-    assert fleet["arch-01"].dicom is None
-
-
-def test_custom_role_needs_services_and_warns_when_close_to_a_known_one(tmp_path: Path) -> None:
-    text = server_yaml(
-        """\
-        - name: hl7-01
-          role: hl7-broker
-          site: dc
-          address: 10.0.0.40
-          services: [mirth]
-        - name: db-01
-          role: databases
-          site: dc
-          address: 10.0.0.5
-          services: postgresql, pgbouncer
-        """
-    )
-    fleet = load_inventory(write(tmp_path, text))
-    assert fleet["hl7-01"].services == ("mirth",)
-    assert fleet["db-01"].services == ("postgresql", "pgbouncer")
-    assert [str(w).replace(f"{tmp_path}/", "") for w in fleet.warnings] == [
-        "inventory.yaml:8:5: warning: server db-01: custom role 'databases' "
-        "(did you mean 'database'?)"
-    ]
-
-
-def test_cross_server_checks(tmp_path: Path) -> None:
-    text = """\
-        sites: [dc-north, st-mary]
-        credentials:
-          bmc-admin: {username: root, password: env:PW}
+    # arch-1 failed its own checks, so its site and depends_on were not judged yet;
+    # once those are fixed, the next run reports them.
+    fixed = """\
+        sites: [{name: dc, kind: datacenter}]
         servers:
-          - {name: db-01, role: database, site: dc-nort, address: 10.0.0.5,
-             bmc: {address: 10.1.0.5, credentials: bmc-admn}}
-          - {name: DB-01, role: database, site: dc-north, address: 10.0.0.6}
-          - {name: db-02, role: database, site: dc-north, address: 10.0.0.7,
-             bmc: {address: 10.1.0.5}, depends_on: [db-02, stor-01]}
+          - {name: db-1, site: dc, role: database}
+          - name: arch-1
+            site: dcc
+            role: archive
+            depends_on: [db-1, db-9]
         """
-    assert problems_of(tmp_path, text) == [
-        "inventory.yaml:7:5: error: server DB-01: duplicate name ('db-01' differs only in "
-        "case), first at inventory.yaml:5:5",
-        "inventory.yaml:5:5: error: server db-01: unknown site 'dc-nort' "
-        "(did you mean 'dc-north'?)",
-        "inventory.yaml:5:5: error: server db-01: bmc.credentials names unknown set "
-        "'bmc-admn' (did you mean 'bmc-admin'?)",
-        "inventory.yaml:8:5: error: server db-02: depends on itself",
-        "inventory.yaml:8:5: error: server db-02: depends on unknown server 'stor-01'",
-        "inventory.yaml:8:5: error: server db-02: BMC https://10.1.0.5:443 is already the "
-        "BMC of db-01 (inventory.yaml:5:5)",
+    with pytest.raises(InventoryError) as caught:
+        load_inventory_text(textwrap.dedent(fixed), tmp_path / "inv.yaml")
+    found = [str(p).replace(f"{tmp_path}/", "") for p in caught.value.problems]
+    assert found == [
+        "inv.yaml:4: servers[1].site: unknown site 'dcc' (did you mean 'dc'?); "
+        "declare it under 'sites:'",
+        "inv.yaml:4: servers[1].depends_on: unknown server 'db-9' (did you mean 'db-1'?)",
     ]
 
 
-def test_dependency_cycle_is_named(tmp_path: Path) -> None:
-    text = server_yaml(
-        """\
-        - {name: a, role: database, site: dc, address: 10.0.0.1, depends_on: [b]}
-        - {name: b, role: database, site: dc, address: 10.0.0.2, depends_on: [c]}
-        - {name: c, role: database, site: dc, address: 10.0.0.3, depends_on: [a]}
-        - {name: d, role: database, site: dc, address: 10.0.0.4, depends_on: [a]}
-        """
-    )
-    assert problems_of(tmp_path, text) == [
-        "inventory.yaml:2:5: error: dependency cycle: a -> b -> c -> a"
-    ]
-
-
-def test_duplicate_ae_title_is_a_warning(tmp_path: Path) -> None:
-    text = server_yaml(
-        """\
-        - {name: r1, role: dicom-router, site: dc, address: 10.0.0.1, dicom: {ae_title: ROUTER}}
-        - {name: r2, role: dicom-router, site: dc, address: 10.0.0.2, dicom: {ae_title: ROUTER}}
-        """
-    )
-    fleet = load_inventory(write(tmp_path, text))
-    assert len(fleet) == 2
-    [warning] = fleet.warnings
-    assert "AE title 'ROUTER' is also used by r1" in warning.message
-    assert warning.location.line == 3
-
-
-def test_top_level_and_version_mistakes(tmp_path: Path) -> None:
-    text = "version: 2\nserver: []\n"
-    assert problems_of(tmp_path, text) == [
-        "inventory.yaml:2:1: error: unknown top-level key 'server' (did you mean 'servers'?)",
-        "inventory.yaml:1:1: error: inventory version 2 is not supported (this pacs-tui reads 1)",
-    ]
-    assert problems_of(tmp_path, "version: 1\n") == [
-        "inventory.yaml:1: error: the inventory lists no servers"
-    ]
-
-
-def test_missing_file_is_an_inventory_error(tmp_path: Path) -> None:
-    with pytest.raises(InventoryError, match="no such file"):
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(InventoryError) as caught:
         load_inventory(tmp_path / "absent.yaml")
+    assert str(caught.value.problems[0]) == f"{tmp_path / 'absent.yaml'}: no such file"
 
 
-# -- CSV --------------------------------------------------------------------------------
-
-CSV = """\
-name,role,site,address,bmc.address,bmc.credentials,dicom.ae_title,depends_on,tags
-db-01,database,dc,10.0.0.5,10.1.0.5,bmc-admin,,,tier1
-# comment rows and blank lines are skipped
-
-arch-01,archive,dc,10.0.0.11,10.1.0.11,bmc-admin,ARCH01,db-01,tier1 archive
-"""
-
-
-def test_bare_csv_loads_with_dotted_columns(tmp_path: Path) -> None:
-    path = write(tmp_path, CSV.replace(",bmc-admin", ","), "servers.csv")
-    fleet = load_inventory(path)
-    arch = fleet["arch-01"]
-    assert arch.bmc == BmcAccess(address="10.1.0.11")
-    assert arch.dicom == DicomAccess(ae_title="ARCH01")
-    assert arch.depends_on == ("db-01",)
-    assert arch.tags == {"tier1", "archive"}
-    assert arch.location.line == 5
-
-
-def test_csv_errors_name_the_row_line(tmp_path: Path) -> None:
-    text = CSV.replace("10.0.0.11", "not_a_host").replace("bmc-admin", "")
-    text += "x1,database,dc,10.0.0.9,,,,,,extra\n"
-    assert problems_of(tmp_path, text, "servers.csv") == [
-        "servers.csv:6: error: row has 10 cells but the header names 9",
-        "servers.csv:5: error: server arch-01.address: 'not_a_host' is neither an IP "
-        "address nor a host name",
+def generated_inventory(count: int) -> str:
+    lines = [
+        "sites:",
+        *(f"  - {{name: site-{i}, kind: hospital}}" for i in range(19)),
+        "credentials:",
+        "  bmc: {username: admin, password_env: PACS_TUI_BMC_PASSWORD}",
+        "defaults:",
+        "  bmc: {credentials: bmc, verify_tls: false}",
+        "  dicom: {port: 11112}",
+        "servers:",
     ]
-
-
-def test_yaml_includes_csv_rows_with_yaml_defaults(tmp_path: Path) -> None:
-    (tmp_path / "racks").mkdir()
-    write(tmp_path, CSV, "racks/servers.csv")
-    text = """\
-        credentials:
-          bmc-admin: {username: root, password: env:PW}
-        defaults:
-          dicom: {calling_ae: CONTROL_ROOM}
-          bmc: {port: 8443}
-        servers:
-          - {name: gw-01, role: edge-gateway, site: dc, address: 10.0.0.50,
-             dicom: {ae_title: GW01}, depends_on: [arch-01]}
-        servers_from: [racks/servers.csv]
-        """
-    fleet = load_inventory(write(tmp_path, text))
-    assert [s.name for s in fleet] == ["gw-01", "db-01", "arch-01"]
-    arch = fleet["arch-01"]
-    assert arch.dicom == DicomAccess(ae_title="ARCH01", calling_ae="CONTROL_ROOM")
-    assert arch.bmc is not None and arch.bmc.port == 8443 and arch.bmc.credentials == "bmc-admin"
-    assert arch.location.path == str(tmp_path / "racks/servers.csv")
-    assert tmp_path / "racks/servers.csv" in fleet.sources
-
-
-def test_included_csv_errors_point_into_the_csv(tmp_path: Path) -> None:
-    write(tmp_path, CSV.replace("ARCH01", "ARCH\\01"), "servers.csv")
-    text = "credentials: {bmc-admin: {username: root}}\nservers_from: servers.csv\n"
-    assert problems_of(tmp_path, text) == [
-        "servers.csv:5: error: server arch-01.dicom.ae_title: AE title 'ARCH\\\\01' may hold "
-        "printable ASCII only, without '\\'"
-    ]
-    assert problems_of(tmp_path, "servers_from: [absent.csv]\n") == [
-        "inventory.yaml:1:1: error: absent.csv: no such file"
-    ]
-
-
-# -- scale ------------------------------------------------------------------------------
-
-
-def big_inventory(count: int) -> str:
-    lines = ["credentials:", "  bmc: {username: root, password: env:PW}", "servers:"]
     for i in range(count):
-        n = f"{i // 250}.{i % 250 + 1}"
+        address = f"127.{100 + i // 62500}.{i // 250 % 250}.{i % 250 + 1}"
         lines += [
             f"  - name: arch-{i:04d}",
-            "    role: archive",
             f"    site: site-{i % 19}",
-            f"    address: 10.0.{n}",
-            f"    bmc: {{address: 10.100.{n}, credentials: bmc}}",
-            f"    dicom: {{ae_title: ARCH{i:04d}}}",
-            f"    depends_on: [{f'arch-{i - 1:04d}' if i % 10 else ''}]",
+            "    role: archive",
+            f"    bmc: {{address: {address}, port: 8443}}",
+            f"    dicom: {{host: {address}, ae_title: ARCH{i:04d}}}",
+            f"    ssh: {{host: {address}, user: ops}}",
         ]
+        if i % 10:
+            lines.append(f"    depends_on: [arch-{i - 1:04d}]")
     return "\n".join(lines) + "\n"
 
 
-def test_three_thousand_servers_load_quickly(tmp_path: Path) -> None:
-    path = write(tmp_path, big_inventory(3000))
+def test_three_thousand_servers_load_in_under_a_second(tmp_path: Path) -> None:
+    path = tmp_path / "big.yaml"
+    path.write_text(generated_inventory(3000))
     started = time.perf_counter()
-    fleet: Fleet = load_inventory(path)
+    inv = load_inventory(path)
     elapsed = time.perf_counter() - started
-    assert len(fleet) == 3000 and len(fleet.sites) == 19
-    assert len(fleet.startup_waves()) == 10
-    assert elapsed < 5.0, f"loading 3 000 servers took {elapsed:.2f} s"
+    print(f"3 000 servers loaded in {elapsed:.3f} s")
+    assert len(inv) == 3000
+    assert len(inv.startup_waves()) == 10
+    # The brief's target is < 1 s; allow slack for a loaded 2-core CI machine.
+    assert elapsed < 2.0, f"loading 3 000 servers took {elapsed:.2f} s"

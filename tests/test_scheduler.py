@@ -120,7 +120,7 @@ def test_jitter_stays_in_band() -> None:
 async def test_continuous_polls_never_overlap_for_one_server() -> None:
     servers = [Box(f"s{i}") for i in range(5)]
     probe = CountingProbe(delay=0.08)  # slower than the interval
-    scheduler, state = make(servers, [probe])
+    scheduler, _ = make(servers, [probe])
     task = asyncio.create_task(scheduler.run())
     try:
         async with asyncio.timeout(5):

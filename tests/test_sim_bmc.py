@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import logging
 import random
 import socket
 import ssl
@@ -46,8 +47,8 @@ def make_host(
     timings: HostTimings = FAST,
 ) -> SimulatedHost:
     hardware = HardwareFacts(
-        manufacturer="Dell Inc.",
-        model="PowerEdge R650",
+        manufacturer="Torvik Data",
+        model="TD-740xd",
         serial_number=f"SN-{name}",
         mac_addresses=("b0:7b:25:00:00:01", "b0:7b:25:00:00:02"),
         bios_version="1.9.2",
@@ -159,7 +160,7 @@ async def test_system_manager_and_chassis_report_the_host() -> None:
         assert system["HostName"] == "pacs-a"
         assert system["SerialNumber"] == "SN-pacs-a"
         assert system["BiosVersion"] == "1.9.2"
-        assert (system["Manufacturer"], system["Model"]) == ("Dell Inc.", "PowerEdge R650")
+        assert (system["Manufacturer"], system["Model"]) == ("Torvik Data", "TD-740xd")
         assert system["Status"] == {"State": "Enabled", "Health": "OK"}
         nics_uri = base + system["EthernetInterfaces"]["@odata.id"]
         _, _, nics = await fetch(client, "GET", nics_uri, headers=BASIC)
@@ -253,6 +254,27 @@ async def test_session_login_use_and_logout() -> None:
         assert (await fetch(client, "DELETE", base + location, headers=auth))[0] == 204
         assert service.active_sessions("pacs-a") == 0
         assert (await fetch(client, "GET", f"{base}/redfish/v1/Systems", headers=auth))[0] == 401
+
+
+async def test_logs_never_carry_passwords_or_tokens(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    host = make_host("pacs-a", f"{net()}.1")
+    async with serving([host]) as service, aiohttp.ClientSession() as client:
+        base = service.base_url("pacs-a")
+        _, headers, session = await login(client, base)
+        token = headers["X-Auth-Token"]
+        auth = {"X-Auth-Token": token}
+        await fetch(client, "GET", f"{base}/redfish/v1/Systems", headers=auth)
+        await fetch(
+            client,
+            "POST",
+            f"{base}/redfish/v1/SessionService/Sessions",
+            body={"UserName": USER, "Password": "typo-secret"},
+        )
+        await fetch(client, "DELETE", base + session["@odata.id"], headers=auth)
+    assert "session" in caplog.text.lower()  # the service did log the logins
+    for secret in (PASSWORD, "typo-secret", token):
+        assert secret not in caplog.text
 
 
 @pytest.mark.parametrize(
@@ -494,7 +516,7 @@ async def test_fault_sessions_exhausted_refuses_new_sessions() -> None:
         assert (await login(client, base))[0] == 201
 
 
-async def test_unreachable_bmc_refuses_and_drops_connections() -> None:
+async def test_unreachable_bmc_refuses_connections_until_reachable_again() -> None:
     prefix = net()
     host = make_host("pacs-a", f"{prefix}.1")
     other = make_host("pacs-b", f"{prefix}.2")
@@ -512,6 +534,22 @@ async def test_unreachable_bmc_refuses_and_drops_connections() -> None:
         host.faults.bmc_unreachable = False
         await service.set_reachable("pacs-a", True)
         assert (await fetch(client, "GET", url))[0] == 200
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["http", "https"])
+async def test_going_unreachable_drops_idle_keepalive_connections(tls: bool) -> None:
+    pki = FleetPki.create() if tls else None
+    host = make_host("pacs-a", f"{net()}.1")
+    async with serving([host], pki=pki) as service:
+        context = ssl.create_default_context(cadata=pki.ca_pem().decode()) if pki else None
+        reader, writer = await asyncio.open_connection(host.address, service.port, ssl=context)
+        writer.write(f"GET /redfish/v1/ HTTP/1.1\r\nHost: {host.address}\r\n\r\n".encode())
+        assert (await reader.readline()).startswith(b"HTTP/1.1 200")
+        await service.set_reachable("pacs-a", False)
+        async with asyncio.timeout(5):  # the idle connection is closed without any request
+            while await reader.read(65536):
+                pass
+        writer.close()
 
 
 async def test_unreachable_fault_alone_fails_requests_closed() -> None:

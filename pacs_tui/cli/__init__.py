@@ -53,6 +53,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    from pacs_tui.credentials import REDACTOR
+
+    REDACTOR.install()  # scrub any resolved secret from log records, as a second guard
     handler: Handler | None = getattr(args, "handler", None)
     if handler is None:
         parser.print_help(sys.stderr)

@@ -1,160 +1,142 @@
-"""``pacs-tui inventory``: check an inventory, list its servers, show power order."""
+"""``pacs-tui inventory``: check an inventory, show it, import a spreadsheet export."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-from typing import Any
+from pathlib import Path
 
-from pacs_tui.credentials import CredentialResolver
-from pacs_tui.inventory import Fleet, InventoryError, Server, load_inventory
+from pacs_tui.inventory import Inventory, InventoryError, csv_to_yaml, load_inventory
 
-EXIT_OK, EXIT_UNHEALTHY, EXIT_USAGE = 0, 1, 2
-DEFAULT_INVENTORY = "inventory.yaml"
-INVENTORY_ENV = "PACS_TUI_INVENTORY"
+EXIT_OK, EXIT_USAGE = 0, 2
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``inventory check|list|waves`` to the command line."""
+    """Add ``inventory check|show|import|waves`` to the command line."""
     parser = subparsers.add_parser(
         "inventory",
-        help="check and show the fleet inventory",
-        description="Check an inventory, list its servers, show power order.",
+        help="check, show and import the fleet inventory",
+        description="Check an inventory, show it, or import a CSV export.",
     )
     commands = parser.add_subparsers(dest="inventory_command", metavar="ACTION", required=True)
 
-    def common(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument(
-            "file",
-            nargs="?",
-            default=os.environ.get(INVENTORY_ENV, DEFAULT_INVENTORY),
-            help=f"inventory file, .yaml or .csv (default: ${INVENTORY_ENV} or {DEFAULT_INVENTORY})",
-        )
-        sub.add_argument("--json", action="store_true", help="print JSON instead of text")
-
-    def selection(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument("--role", help="only servers of this role")
-        sub.add_argument("--site", help="only servers at this site")
-        sub.add_argument("--tag", help="only servers with this tag")
-
     check = commands.add_parser(
         "check",
-        help="validate the inventory (exit 2 when invalid)",
-        description="Validate the inventory and print every problem as file:line:col. "
-        "With --credentials, also resolve every credential reference (exit 1 when one fails); "
-        "secrets are never printed.",
+        help="validate an inventory (exit 0 good, 2 bad)",
+        description="Validate FILE; print every problem as FILE:LINE: KEY: reason and exit 2, "
+        "or a one-line summary and exit 0.",
     )
-    common(check)
-    check.add_argument(
-        "--credentials", action="store_true", help="also resolve every credential reference"
-    )
+    check.add_argument("file", type=Path, help="inventory YAML file")
     check.set_defaults(handler=run_check)
 
-    listing = commands.add_parser("list", help="list servers")
-    common(listing)
-    selection(listing)
-    listing.set_defaults(handler=run_list)
+    show = commands.add_parser(
+        "show",
+        help="print the normalized inventory (defaults applied, no secrets)",
+        description="Print every server with defaults applied; credentials appear as "
+        "reference names only.",
+    )
+    show.add_argument("file", type=Path, help="inventory YAML file")
+    show.add_argument("--json", action="store_true", help="a JSON list of server objects")
+    show.set_defaults(handler=run_show)
+
+    imports = commands.add_parser(
+        "import",
+        help="convert a CSV export (one row per server) into inventory YAML",
+        description="Convert FILE.csv into the inventory's YAML form; problems name the "
+        "CSV row and column (exit 2).",
+    )
+    imports.add_argument("file", type=Path, help="CSV file with a header row")
+    imports.add_argument("--out", type=Path, help="write the YAML here instead of stdout")
+    imports.set_defaults(handler=run_import)
 
     waves = commands.add_parser(
-        "waves", help="power-on (or --shutdown power-off) order by dependencies"
+        "waves", help="power-on order by dependencies (--shutdown: power-off order)"
     )
-    common(waves)
-    selection(waves)
+    waves.add_argument("file", type=Path, help="inventory YAML file")
     waves.add_argument("--shutdown", action="store_true", help="power-off order instead")
     waves.set_defaults(handler=run_waves)
 
 
-def _load(args: argparse.Namespace) -> Fleet | None:
+def _load(path: Path) -> Inventory | None:
     try:
-        fleet = load_inventory(args.file)
+        return load_inventory(path)
     except InventoryError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
-        errors = len(exc.errors)
-        print(f"{args.file}: invalid, {errors} error(s)", file=sys.stderr)
+        _report(exc, path)
         return None
-    for warning in fleet.warnings:
-        print(warning, file=sys.stderr)
-    return fleet
+
+
+def _report(exc: InventoryError, path: Path) -> None:
+    for problem in exc.problems:
+        print(problem, file=sys.stderr)
+    print(f"{path}: {len(exc.problems)} problem(s)", file=sys.stderr)
 
 
 def run_check(args: argparse.Namespace) -> int:
-    """Validate; optionally resolve credentials. Exit 0, 1 (credentials) or 2 (invalid)."""
-    fleet = _load(args)
-    if fleet is None:
+    """Validate; exit 0 with a summary line, or 2 with every problem on stderr."""
+    inventory = _load(args.file)
+    if inventory is None:
         return EXIT_USAGE
-    failures = CredentialResolver().check(fleet.credentials.values()) if args.credentials else []
-    if args.json:
-        report = {
-            "file": args.file,
-            "servers": len(fleet),
-            "sites": len(fleet.sites),
-            "roles": fleet.roles(),
-            "warnings": [str(w) for w in fleet.warnings],
-            "credential_failures": [str(f) for f in failures],
-        }
-        print(json.dumps(report, indent=2))
-    else:
-        print(
-            f"{args.file}: {len(fleet)} servers, {len(fleet.sites)} sites, "
-            f"{len(fleet.roles())} roles, {len(fleet.credentials)} credential sets"
-            + (f", {len(fleet.warnings)} warning(s)" if fleet.warnings else "")
-        )
-        for failure in failures:
-            print(failure, file=sys.stderr)
-        if args.credentials and not failures:
-            print(f"all {len(fleet.credentials)} credential sets resolve")
-    return EXIT_UNHEALTHY if failures else EXIT_OK
+    depth = len(inventory.startup_waves())
+    print(
+        f"{args.file}: OK: {len(inventory)} servers, {len(inventory.sites)} sites, "
+        f"dependency depth {depth}"
+    )
+    return EXIT_OK
 
 
-def _selected(fleet: Fleet, args: argparse.Namespace) -> tuple[Server, ...]:
-    return fleet.select(role=args.role, site=args.site, tag=args.tag)
-
-
-def _row(server: Server) -> dict[str, Any]:
-    return {
-        "name": server.name,
-        "role": server.role,
-        "site": server.site,
-        "address": server.address,
-        "bmc": server.bmc.url if server.bmc else None,
-        "dicom": f"{server.dicom.ae_title}@{server.dicom.port}" if server.dicom else None,
-        "ssh_port": server.ssh.port if server.ssh else None,
-        "services": list(server.services),
-        "depends_on": list(server.depends_on),
-        "tags": sorted(server.tags),
-    }
-
-
-def run_list(args: argparse.Namespace) -> int:
-    """Print the selected servers, one a line (or as JSON)."""
-    fleet = _load(args)
-    if fleet is None:
+def run_show(args: argparse.Namespace) -> int:
+    """Print the normalized servers as a table or JSON."""
+    inventory = _load(args.file)
+    if inventory is None:
         return EXIT_USAGE
-    rows = [_row(s) for s in _selected(fleet, args)]
     if args.json:
-        print(json.dumps(rows, indent=2))
+        print(json.dumps(inventory.to_json(), indent=2))
         return EXIT_OK
-    columns = ("name", "role", "site", "address", "bmc", "dicom")
-    table = [[str(r[c] or "-") for c in columns] for r in rows]
-    widths = [max([len(c), *(len(t[i]) for t in table)]) for i, c in enumerate(columns)]
-    for line in ([c.upper() for c in columns], *table):
-        print("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
+    header = ("NAME", "SITE", "ROLE", "BMC", "DICOM", "SSH")
+    table = [
+        (
+            s.name,
+            s.site,
+            s.role,
+            s.bmc.url if s.bmc else "-",
+            f"{s.dicom.ae_title}@{s.dicom.host}:{s.dicom.port}" if s.dicom else "-",
+            f"{s.ssh.user}@{s.ssh.host}:{s.ssh.port}" if s.ssh else "-",
+        )
+        for s in inventory
+    ]
+    widths = [max(len(row[i]) for row in (header, *table)) for i in range(len(header))]
+    for row in (header, *table):
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    return EXIT_OK
+
+
+def run_import(args: argparse.Namespace) -> int:
+    """Convert a CSV export; write YAML to --out or stdout; exit 2 on problems."""
+    try:
+        text = args.file.read_text(encoding="utf-8-sig")  # spreadsheets often add a BOM
+    except OSError as exc:
+        print(f"{args.file}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        yaml_text = csv_to_yaml(text, args.file, target=args.out)
+    except InventoryError as exc:
+        _report(exc, args.file)
+        return EXIT_USAGE
+    if args.out is None:
+        sys.stdout.write(yaml_text)
+    else:
+        args.out.write_text(yaml_text)
+        print(f"wrote {args.out}", file=sys.stderr)
     return EXIT_OK
 
 
 def run_waves(args: argparse.Namespace) -> int:
-    """Print the dependency waves of the selected servers."""
-    fleet = _load(args)
-    if fleet is None:
+    """Print the dependency waves, one line per wave."""
+    inventory = _load(args.file)
+    if inventory is None:
         return EXIT_USAGE
-    chosen = _selected(fleet, args)
-    waves = fleet.shutdown_waves(chosen) if args.shutdown else fleet.startup_waves(chosen)
-    if args.json:
-        print(json.dumps([[s.name for s in wave] for wave in waves], indent=2))
-        return EXIT_OK
+    waves = inventory.shutdown_waves() if args.shutdown else inventory.startup_waves()
     verb = "power off" if args.shutdown else "power on"
     for number, wave in enumerate(waves, 1):
         print(f"wave {number} ({verb} {len(wave)}): {' '.join(s.name for s in wave)}")

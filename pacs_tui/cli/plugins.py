@@ -28,7 +28,9 @@ def run_plugins(args: argparse.Namespace) -> int:
     rows: list[dict[str, Any]] = []
     for group, base in ((PROBE_GROUP, Probe), (ACTION_GROUP, Action)):
         loaded = load_plugins(group, base)  # type: ignore[type-var]
-        by_entry = {type(p).__module__ + ":" + type(p).__qualname__: p for p in loaded.plugins.values()}
+        by_entry = {
+            type(p).__module__ + ":" + type(p).__qualname__: p for p in loaded.plugins.values()
+        }
         for entry in list_plugins(group):
             plugin = by_entry.get(entry.target)
             row: dict[str, Any] = {

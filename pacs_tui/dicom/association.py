@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from io import BytesIO
@@ -180,14 +181,18 @@ def _application_context() -> ApplicationContextItem:
     return item
 
 
+@functools.lru_cache(maxsize=4096)
 def association_request(
     *,
     called_ae: str,
     calling_ae: str,
-    abstract_syntaxes: Sequence[str],
+    abstract_syntaxes: tuple[str, ...],
     max_pdu: int = DEFAULT_MAX_PDU,
 ) -> bytes:
-    """An encoded A-ASSOCIATE-RQ proposing each abstract syntax once (ids 1, 3, 5...)."""
+    """An encoded A-ASSOCIATE-RQ proposing each abstract syntax once (ids 1, 3, 5...).
+
+    Memoised: a sweep sends the same request to hundreds of servers.
+    """
     pdu = A_ASSOCIATE_RQ()
     pdu.called_ae_title = called_ae
     pdu.calling_ae_title = calling_ae
@@ -227,6 +232,18 @@ def read_acceptance(
     info = ac.user_information
     peer_max = info.maximum_length if info is not None else None
     return contexts, peer_max or 0
+
+
+@functools.lru_cache(maxsize=4096)
+def acceptance(
+    raw: bytes, abstract_syntaxes: tuple[str, ...]
+) -> tuple[tuple[AcceptedContext, ...], int]:
+    """``read_acceptance`` of an encoded A-ASSOCIATE-AC, memoised (peers answer alike)."""
+    ac = decode_pdu(0x02, raw)
+    if not isinstance(ac, A_ASSOCIATE_AC):  # pragma: no cover - decode_pdu keeps the type
+        raise PduError("not an A-ASSOCIATE-AC")
+    contexts, peer_max = read_acceptance(ac, abstract_syntaxes)
+    return tuple(contexts.values()), peer_max
 
 
 @dataclass(frozen=True)
@@ -303,6 +320,88 @@ def negotiate(
     return bytes(ac.encode()), contexts, peer_max or 0
 
 
+@dataclass(frozen=True)
+class Negotiated:
+    """An A-ASSOCIATE-RQ as the responder decides on it, with the answer if accepted."""
+
+    called_ae: str
+    calling_ae: str
+    abstract_syntaxes: tuple[str, ...]
+    fault: Rejection | None  # the request itself is unacceptable
+    accept_pdu: bytes
+    contexts: tuple[AcceptedContext, ...]
+    peer_max_pdu: int
+
+    def request(self, peer: str) -> AssociationRequest:
+        """The view an admission policy gets."""
+        return AssociationRequest(self.called_ae, self.calling_ae, peer, self.abstract_syntaxes)
+
+
+def negotiate_raw(raw: bytes, supported: tuple[str, ...], max_pdu: int) -> Negotiated:
+    """Decode and negotiate an encoded A-ASSOCIATE-RQ; ``PduError`` when malformed.
+
+    Small requests are memoised on their bytes: a fleet sweep sends the same
+    request over and over, and decoding plus encoding is most of the CPU an
+    association costs.
+    """
+    if len(raw) <= 4096:
+        return _negotiate_cached(raw, supported, max_pdu)
+    return _negotiate_bytes(raw, supported, max_pdu)
+
+
+def _negotiate_bytes(raw: bytes, supported: tuple[str, ...], max_pdu: int) -> Negotiated:
+    rq = decode_pdu(0x01, raw)
+    if not isinstance(rq, A_ASSOCIATE_RQ):  # pragma: no cover - decode_pdu keeps the type
+        raise PduError("not an A-ASSOCIATE-RQ")
+    request = parse_request(rq, "")
+    accept, contexts, peer_max = negotiate(rq, supported, max_pdu=max_pdu)
+    return Negotiated(
+        called_ae=request.called_ae,
+        calling_ae=request.calling_ae,
+        abstract_syntaxes=request.abstract_syntaxes,
+        fault=request_fault(rq),
+        accept_pdu=accept,
+        contexts=tuple(contexts.values()),
+        peer_max_pdu=peer_max,
+    )
+
+
+_negotiate_cached = functools.lru_cache(maxsize=4096)(_negotiate_bytes)
+
+
+def encode_message(message: DIMSEMessage, context_id: int, peer_max_pdu: int) -> bytes:
+    """A DIMSE message (built with ``primitive_to_message``) as P-DATA-TF PDUs."""
+    return b"".join(
+        P_DATA_TF(primitive).encode() for primitive in message.encode_msg(context_id, peer_max_pdu)
+    )
+
+
+def encode_command(message: DIMSEMessage, context_id: int, peer_max_pdu: int) -> bytes:
+    """Only the command-set PDUs of ``message`` (its data set is sent separately)."""
+    data_set = message.data_set
+    message.data_set = None
+    try:
+        return encode_message(message, context_id, peer_max_pdu)
+    finally:
+        message.data_set = data_set
+
+
+def encode_data_set(data: bytes, context_id: int, peer_max_pdu: int) -> bytes:
+    """An encoded data set as P-DATA-TF PDUs, fragmented to the peer's max PDU."""
+    # A PDV item adds 6 bytes (length, context id, control header) to its fragment.
+    size = peer_max_pdu - 6 if peer_max_pdu > 6 else max(len(data), 1)
+    pdus = []
+    for start in range(0, max(len(data), 1), size):
+        last = start + size >= len(data)
+        primitive = P_DATA()
+        header = b"\x02" if last else b"\x00"  # data set fragment, last or not (PS3.8 E.2)
+        primitive.presentation_data_value_list.append(
+            (context_id, header + data[start : start + size])
+        )
+        pdus.append(P_DATA_TF(primitive).encode())
+    return b"".join(pdus)
+
+
 def encode_identifier(dataset: Dataset, context: AcceptedContext) -> BytesIO:
     """``dataset`` encoded in the context's transfer syntax, as DIMSE wants it."""
     encoded = encode(dataset, context.implicit_vr, True)
@@ -349,11 +448,11 @@ class Association:
 
     async def send(self, message: DIMSEMessage, context_id: int) -> None:
         """Send a DIMSE message (built with ``primitive_to_message``) on a context."""
-        encoded = [
-            P_DATA_TF(primitive).encode()
-            for primitive in message.encode_msg(context_id, self.peer_max_pdu)
-        ]
-        await write_pdus(self.writer, *encoded)
+        await write_pdus(self.writer, encode_message(message, context_id, self.peer_max_pdu))
+
+    async def send_encoded(self, pdus: bytes) -> None:
+        """Send PDUs encoded earlier (e.g. a memoised C-ECHO response)."""
+        await write_pdus(self.writer, pdus)
 
     async def receive(self) -> DIMSEMessage | A_RELEASE_RQ | A_RELEASE_RP:
         """The next complete DIMSE message, or a release request/response.

@@ -10,8 +10,9 @@ minutes.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -20,7 +21,7 @@ from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pynetdicom.dimse_messages import C_ECHO_RQ, C_ECHO_RSP, C_FIND_RQ, C_FIND_RSP, DIMSEMessage
 from pynetdicom.dimse_primitives import C_ECHO, C_FIND
-from pynetdicom.pdu import A_ABORT_RQ, A_ASSOCIATE_AC, A_ASSOCIATE_RJ, A_RELEASE_RP
+from pynetdicom.pdu import A_ABORT_RQ, A_ASSOCIATE_RJ, A_RELEASE_RP
 
 from pacs_tui.dicom.association import (
     DEFAULT_MAX_PDU,
@@ -30,12 +31,13 @@ from pacs_tui.dicom.association import (
     Association,
     PeerAborted,
     Rejection,
+    acceptance,
     association_request,
     close_quietly,
     decode_identifier,
     describe_abort,
     encode_identifier,
-    read_acceptance,
+    encode_message,
 )
 from pacs_tui.dicom.pdu_stream import (
     PduError,
@@ -113,7 +115,7 @@ class _Session:
         *,
         called_ae: str,
         calling_ae: str,
-        abstract_syntaxes: Sequence[str],
+        abstract_syntaxes: tuple[str, ...],
     ) -> Association:
         async with self.bounded("connect"):
             reader, writer = await asyncio.open_connection(host, port)
@@ -129,19 +131,21 @@ class _Session:
                     ),
                 )
                 pdu_type, raw = await read_pdu(reader, max_length=MAX_ASSOCIATE_PDU)
+            if pdu_type == 0x02:
+                contexts, peer_max = acceptance(raw, abstract_syntaxes)
+                return Association(
+                    reader, writer, {c.context_id: c for c in contexts}, peer_max_pdu=peer_max
+                )
             pdu = decode_pdu(pdu_type, raw)
             if isinstance(pdu, A_ASSOCIATE_RJ):
                 rejection = Rejection(pdu.result or 0, pdu.source or 0, pdu.reason_diagnostic or 0)
                 raise _Failed("rejected", f"rejected: {rejection.describe()}")
             if isinstance(pdu, A_ABORT_RQ):
                 raise PeerAborted(describe_abort(pdu.source, pdu.reason_diagnostic))
-            if not isinstance(pdu, A_ASSOCIATE_AC):
-                raise PduError(f"unexpected {type(pdu).__name__} in answer to A-ASSOCIATE-RQ")
-            contexts, peer_max = read_acceptance(pdu, abstract_syntaxes)
+            raise PduError(f"unexpected {type(pdu).__name__} in answer to A-ASSOCIATE-RQ")
         except BaseException:
             await close_quietly(writer)
             raise
-        return Association(reader, writer, contexts, peer_max_pdu=peer_max)
 
     async def release(self, association: Association) -> str:
         """Release politely; return a note when the peer did not confirm."""
@@ -192,13 +196,24 @@ async def _await_response(session: _Session, association: Association, phase: st
     return message
 
 
+@functools.lru_cache(maxsize=64)
+def _echo_request(context_id: int, peer_max_pdu: int) -> bytes:
+    # Memoised: every echo sends message 1 on context 1.
+    primitive = C_ECHO()
+    primitive.MessageID = 1
+    primitive.AffectedSOPClassUID = VERIFICATION
+    request = C_ECHO_RQ()
+    request.primitive_to_message(primitive)
+    return encode_message(request, context_id, peer_max_pdu)
+
+
 async def c_echo(
     host: str,
     port: int,
     *,
     called_ae: str,
     calling_ae: str = "PACSTUI",
-    timeout: float = 5.0,  # noqa: ASYNC109 - the whole exchange shares one deadline
+    timeout: float = 5.0,
 ) -> DicomOutcome:
     """Associate, send one C-ECHO, release; never raises for network or protocol failures."""
     session = _Session(timeout)
@@ -215,13 +230,10 @@ async def c_echo(
         if context is None:
             await association.abort()
             return DicomOutcome("error", session.elapsed_ms(), "Verification was not accepted")
-        primitive = C_ECHO()
-        primitive.MessageID = 1
-        primitive.AffectedSOPClassUID = VERIFICATION
-        request = C_ECHO_RQ()
-        request.primitive_to_message(primitive)
         async with session.bounded("C-ECHO"):
-            await association.send(request, context.context_id)
+            await association.send_encoded(
+                _echo_request(context.context_id, association.peer_max_pdu)
+            )
         response = await _await_response(session, association, "C-ECHO")
         if not isinstance(response, C_ECHO_RSP):
             raise PduError(f"unexpected {type(response).__name__} in answer to C-ECHO")
@@ -232,6 +244,10 @@ async def c_echo(
                 "error", session.elapsed_ms(), f"C-ECHO status 0x{status:04X}{note}"
             )
         return DicomOutcome("ok", session.elapsed_ms(), f"echo ok{note}")
+    except asyncio.CancelledError:
+        if association is not None:
+            association.writer.close()  # the caller gave up; do not leak the socket
+        raise
     except Exception as exc:
         failure = _failure_from(exc, session)
         if association is not None:
@@ -280,7 +296,7 @@ async def c_find_studies(
     called_ae: str,
     query: Mapping[str, str],
     calling_ae: str = "PACSTUI",
-    timeout: float = 10.0,  # noqa: ASYNC109 - the whole exchange shares one deadline
+    timeout: float = 10.0,
     limit: int | None = None,
 ) -> FindOutcome:
     """A Study Root C-FIND at STUDY level; ``count`` is every match the peer sent.
@@ -336,6 +352,10 @@ async def c_find_studies(
         comment = str(response.command_set.get("ErrorComment", "") or "").strip()
         detail = f"C-FIND failed: status 0x{status:04X}" + (f": {comment}" if comment else "")
         return FindOutcome("error", session.elapsed_ms(), detail + note, count, tuple(studies))
+    except asyncio.CancelledError:
+        if association is not None:
+            association.writer.close()  # the caller gave up; do not leak the socket
+        raise
     except Exception as exc:
         failure = _failure_from(exc, session)
         if association is not None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from io import BytesIO
 from pydicom.dataset import Dataset
 from pynetdicom.dimse_messages import C_CANCEL_RQ, C_ECHO_RQ, C_ECHO_RSP, C_FIND_RQ, C_FIND_RSP
 from pynetdicom.dimse_primitives import C_ECHO, C_FIND
-from pynetdicom.pdu import A_ASSOCIATE_RQ, A_RELEASE_RQ
+from pynetdicom.pdu import A_RELEASE_RQ
 
 from pacs_tui.dicom.association import (
     CALLED_AE_NOT_RECOGNIZED,
@@ -37,17 +38,17 @@ from pacs_tui.dicom.association import (
     Rejection,
     close_quietly,
     decode_identifier,
+    encode_command,
+    encode_data_set,
     encode_identifier,
-    negotiate,
-    parse_request,
-    request_fault,
+    encode_message,
+    negotiate_raw,
 )
 from pacs_tui.dicom.pdu_stream import (
     ABORT_UNEXPECTED_PDU,
     PduError,
     PeerClosed,
     abort_pdu,
-    decode_pdu,
     read_pdu,
     release_rp_pdu,
     write_pdus,
@@ -188,21 +189,24 @@ class DicomResponder:
             log.exception("DICOM responder %s failed on a connection", self.ae_title)
             await _abort(writer, 2, 0)
         finally:
-            await close_quietly(writer)
+            # A second cancellation (stop() during loop shutdown) must not escape:
+            # asyncio logs a cancelled connection task as an error.
+            with contextlib.suppress(asyncio.CancelledError):
+                await close_quietly(writer)
             if task is not None:
                 self._connections.discard(task)
 
     async def _converse(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         async with asyncio.timeout(self.idle_timeout_s):
             pdu_type, raw = await read_pdu(reader, max_length=MAX_ASSOCIATE_PDU)
-        pdu = decode_pdu(pdu_type, raw)
-        if not isinstance(pdu, A_ASSOCIATE_RQ):
+        if pdu_type != 0x01:
             raise PduError(
-                f"expected A-ASSOCIATE-RQ, got {type(pdu).__name__}", ABORT_UNEXPECTED_PDU
+                f"expected A-ASSOCIATE-RQ, got PDU type 0x{pdu_type:02X}", ABORT_UNEXPECTED_PDU
             )
+        negotiated = negotiate_raw(raw, self.supported_abstract_syntaxes, self.max_pdu)
         peer = writer.get_extra_info("peername") or ("?", 0)
-        request = parse_request(pdu, f"{peer[0]}:{peer[1]}")
-        rejection = request_fault(pdu) or self._check_titles(request)
+        request = negotiated.request(f"{peer[0]}:{peer[1]}")
+        rejection = negotiated.fault or self._check_titles(request)
         admission = ADMIT
         if rejection is None and self.admit is not None:
             admission = self.admit(request)
@@ -212,13 +216,14 @@ class DicomResponder:
             await _await_peer_close(reader)
             return
 
-        ac, contexts, peer_max = negotiate(
-            pdu, self.supported_abstract_syntaxes, max_pdu=self.max_pdu
-        )
-        await write_pdus(writer, ac)
+        await write_pdus(writer, negotiated.accept_pdu)
         self.associations_accepted += 1
         association = Association(
-            reader, writer, contexts, peer_max_pdu=peer_max, max_pdu=self.max_pdu
+            reader,
+            writer,
+            {c.context_id: c for c in negotiated.contexts},
+            peer_max_pdu=negotiated.peer_max_pdu,
+            max_pdu=self.max_pdu,
         )
         if admission.abort_after_accept:
             await association.abort(0, 0)
@@ -249,13 +254,10 @@ class DicomResponder:
         return None
 
     async def _echo(self, association: Association, request: C_ECHO_RQ) -> None:
-        primitive = C_ECHO()
-        primitive.MessageIDBeingRespondedTo = request.command_set.MessageID
-        primitive.AffectedSOPClassUID = VERIFICATION
-        primitive.Status = STATUS_SUCCESS
-        response = C_ECHO_RSP()
-        response.primitive_to_message(primitive)
-        await association.send(response, _context_id(request))
+        response = _echo_response(
+            int(request.command_set.MessageID), _context_id(request), association.peer_max_pdu
+        )
+        await association.send_encoded(response)
 
     async def _find(
         self, association: Association, request: C_FIND_RQ, admission: Admission
@@ -280,9 +282,13 @@ class DicomResponder:
             return
         try:
             identifier = decode_identifier(request.data_set or BytesIO(), context)
+            pending: bytes | None = None
             for match in self.find(identifier):
-                await _send_find_status(
-                    association, context, message_id, STATUS_PENDING, None, match
+                if pending is None:  # the same command set precedes every match
+                    pending = _pending_command(context, message_id, association.peer_max_pdu)
+                data = encode_identifier(match, context).getvalue()
+                await association.send_encoded(
+                    pending + encode_data_set(data, context.context_id, association.peer_max_pdu)
                 )
         except FindFailure as failure:
             await _send_find_status(
@@ -309,6 +315,30 @@ def _context_id(message: C_ECHO_RQ | C_FIND_RQ) -> int:
     if context_id is None:  # decode_msg always sets it; guard for the type checker
         raise PduError("DIMSE message without presentation context")
     return int(context_id)
+
+
+@functools.lru_cache(maxsize=1024)
+def _echo_response(message_id: int, context_id: int, peer_max_pdu: int) -> bytes:
+    # Memoised: requestors number their messages from 1, so a handful of
+    # encodings serve every echo of a sweep.
+    primitive = C_ECHO()
+    primitive.MessageIDBeingRespondedTo = message_id
+    primitive.AffectedSOPClassUID = VERIFICATION
+    primitive.Status = STATUS_SUCCESS
+    response = C_ECHO_RSP()
+    response.primitive_to_message(primitive)
+    return encode_message(response, context_id, peer_max_pdu)
+
+
+def _pending_command(context: AcceptedContext, message_id: int, peer_max_pdu: int) -> bytes:
+    primitive = C_FIND()
+    primitive.MessageIDBeingRespondedTo = message_id
+    primitive.AffectedSOPClassUID = context.abstract_syntax
+    primitive.Status = STATUS_PENDING
+    primitive.Identifier = BytesIO(b"\0")  # marks the command "data set follows"
+    response = C_FIND_RSP()
+    response.primitive_to_message(primitive)
+    return encode_command(response, context.context_id, peer_max_pdu)
 
 
 async def _send_find_status(

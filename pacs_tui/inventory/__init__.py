@@ -1,35 +1,39 @@
 """The fleet inventory: which servers exist, where, and how to reach them.
 
-``load_inventory(path)`` reads a YAML (or CSV) file and returns a validated,
-immutable :class:`Fleet`, or raises :class:`InventoryError` listing every
-problem as ``file:line:col: error: message``.
+``load_inventory(path)`` reads a YAML file and returns a validated, immutable
+:class:`Inventory`, or raises :class:`InventoryError` listing every problem as
+``FILE:LINE: KEY: message``. ``csv_to_yaml`` converts a spreadsheet export.
 """
 
-from pacs_tui.inventory.dump import dump_inventory
-from pacs_tui.inventory.load import load_inventory, parse_inventory
+from pacs_tui.inventory.csv_import import CSV_COLUMNS, csv_to_yaml
+from pacs_tui.inventory.loader import load_inventory, load_inventory_text
 from pacs_tui.inventory.model import (
-    BmcAccess,
-    DicomAccess,
-    Fleet,
+    SITE_KINDS,
+    BmcEndpoint,
+    CredentialRef,
+    DicomEndpoint,
+    Inventory,
     Server,
     Site,
-    SshAccess,
+    SshEndpoint,
     Wave,
 )
-from pacs_tui.inventory.problems import InventoryError, Problem, SourceLocation
+from pacs_tui.inventory.problems import InventoryError, Problem
 
 __all__ = [
-    "BmcAccess",
-    "DicomAccess",
-    "Fleet",
+    "CSV_COLUMNS",
+    "SITE_KINDS",
+    "BmcEndpoint",
+    "CredentialRef",
+    "DicomEndpoint",
+    "Inventory",
     "InventoryError",
     "Problem",
     "Server",
     "Site",
-    "SourceLocation",
-    "SshAccess",
+    "SshEndpoint",
     "Wave",
-    "dump_inventory",
+    "csv_to_yaml",
     "load_inventory",
-    "parse_inventory",
+    "load_inventory_text",
 ]

@@ -1,7 +1,9 @@
-"""The fleet as the rest of pacs-tui sees it: validated, immutable, queryable.
+"""The inventory as the rest of pacs-tui sees it: validated, immutable, queryable.
 
-Everything here is already checked (see ``schema``): names are unique,
-dependencies exist and have no cycle, every DICOM server has an AE title.
+Everything here was checked by ``validate``: names are unique, every
+``depends_on`` target exists and there is no cycle, every site and credential
+reference is declared. Credential references name where a secret lives; the
+secret itself is only read by ``pacs_tui.credentials.resolve``.
 """
 
 from __future__ import annotations
@@ -10,17 +12,16 @@ import ipaddress
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import MappingProxyType
-from typing import Literal
+from typing import Any, Literal
 
-from pacs_tui.credentials import CredentialSet
-from pacs_tui.inventory.problems import Problem, SourceLocation
+SITE_KINDS = ("datacenter", "hospital", "clinic", "remote-backup")
+DEFAULT_CALLING_AE_TITLE = "PACSTUI"
 
 HttpScheme = Literal["https", "http"]
 
 
 def host_for_url(address: str) -> str:
-    """``address`` as it goes into a URL authority (IPv6 literals get brackets)."""
+    """``address`` as it goes into a URL (IPv6 literals get brackets)."""
     try:
         if isinstance(ipaddress.ip_address(address), ipaddress.IPv6Address):
             return f"[{address}]"
@@ -30,200 +31,180 @@ def host_for_url(address: str) -> str:
 
 
 @dataclass(frozen=True)
-class BmcAccess:
-    """How to reach a server's baseboard management controller over Redfish."""
+class Site:
+    """A place: the data center, a hospital, a clinic, or the remote backup."""
+
+    name: str
+    kind: str  # one of SITE_KINDS
+
+
+@dataclass(frozen=True)
+class BmcEndpoint:
+    """A server's baseboard management controller, spoken to over Redfish."""
 
     address: str
     port: int = 443
     scheme: HttpScheme = "https"
-    credentials: str | None = None  # name of a credential set of the fleet
     verify_tls: bool = True
-    ca_file: Path | None = None  # CA bundle that signed the BMC's certificate
-    fingerprint: str | None = None  # pinned SHA-256 of the certificate, lowercase hex
-    system_path: str | None = None  # e.g. /redfish/v1/Systems/1; None: discover it
+    ca_file: Path | None = None  # CA that signed the BMC's certificate (absolute)
+    credentials: str | None = None  # name of a credential reference
 
     @property
     def url(self) -> str:
-        """The BMC's base URL, e.g. ``https://10.21.0.11:443``."""
+        """Base URL, e.g. ``https://127.42.0.5:443``."""
         return f"{self.scheme}://{host_for_url(self.address)}:{self.port}"
 
 
 @dataclass(frozen=True)
-class DicomAccess:
-    """The DICOM application entity a server offers (on the server's address)."""
+class DicomEndpoint:
+    """The DICOM application entity a server offers."""
 
-    ae_title: str
+    host: str
     port: int = 104
-    calling_ae: str = "PACS_TUI"  # the AE title pacs-tui presents when it calls
+    ae_title: str = ""
+    calling_ae_title: str = DEFAULT_CALLING_AE_TITLE  # the AE title pacs-tui calls from
 
 
 @dataclass(frozen=True)
-class SshAccess:
-    """How to log in to a server's operating system (on the server's address)."""
+class SshEndpoint:
+    """How to log in to a server's operating system."""
 
+    host: str
     port: int = 22
-    credentials: str | None = None  # name of a credential set of the fleet
-    known_hosts: Path | None = None  # None: the user's ~/.ssh/known_hosts
-
-
-@dataclass(frozen=True)
-class Site:
-    """A place servers live or serve: the data center, a hospital, a clinic."""
-
-    name: str
-    kind: str = "site"  # datacenter, hospital, clinic, ... (free text)
-    description: str = ""
+    user: str = ""
+    credentials: str | None = None  # name of a credential reference; None: SSH agent
+    known_hosts: Path | None = None  # absolute; None: the user's own known_hosts
 
 
 @dataclass(frozen=True)
 class Server:
-    """One server of the inventory."""
+    """One server of the inventory, defaults applied."""
 
     name: str
-    role: str
     site: str
-    address: str  # host name or IP of the operating system (SSH, DICOM, TCP checks)
-    services: tuple[str, ...] = ()  # systemd units that must be active
+    role: str
+    rack: str | None = None
+    tags: tuple[str, ...] = ()
     depends_on: tuple[str, ...] = ()  # servers that must be up before this one
-    bmc: BmcAccess | None = None
-    dicom: DicomAccess | None = None
-    ssh: SshAccess | None = None
-    tags: frozenset[str] = frozenset()
-    rack: str = ""  # rack position after the move, e.g. R12-U20
-    # Where the server was declared; not part of its identity.
-    location: SourceLocation = field(default=SourceLocation("<memory>"), compare=False)
+    services: tuple[str, ...] = ()  # systemd units that must be active
+    bmc: BmcEndpoint | None = None
+    dicom: DicomEndpoint | None = None
+    ssh: SshEndpoint | None = None
+    line: int = field(default=0, compare=False)  # where it was declared; not identity
 
-    @property
-    def speaks_dicom(self) -> bool:
-        """True when the server offers a DICOM AE that probes can C-ECHO."""
-        return self.dicom is not None
+    def to_json(self) -> dict[str, Any]:
+        """The normalized server as JSON-able data; credentials by reference name only."""
+        bmc, dicom, ssh = self.bmc, self.dicom, self.ssh
+        return {
+            "name": self.name,
+            "site": self.site,
+            "role": self.role,
+            "rack": self.rack,
+            "tags": list(self.tags),
+            "depends_on": list(self.depends_on),
+            "services": list(self.services),
+            "bmc": None
+            if bmc is None
+            else {
+                "address": bmc.address,
+                "port": bmc.port,
+                "scheme": bmc.scheme,
+                "verify_tls": bmc.verify_tls,
+                "ca_file": None if bmc.ca_file is None else str(bmc.ca_file),
+                "credentials": bmc.credentials,
+            },
+            "dicom": None
+            if dicom is None
+            else {
+                "host": dicom.host,
+                "port": dicom.port,
+                "ae_title": dicom.ae_title,
+                "calling_ae_title": dicom.calling_ae_title,
+            },
+            "ssh": None
+            if ssh is None
+            else {
+                "host": ssh.host,
+                "port": ssh.port,
+                "user": ssh.user,
+                "credentials": ssh.credentials,
+                "known_hosts": None if ssh.known_hosts is None else str(ssh.known_hosts),
+            },
+        }
+
+
+@dataclass(frozen=True)
+class CredentialRef:
+    """Where the secret of a named credential lives (exactly one source is set)."""
+
+    name: str
+    username: str | None = None
+    password_env: str | None = None  # environment variable holding the password
+    file: Path | None = None  # YAML secrets file (mode 0600): name -> {username?, password}
+    key_file: Path | None = None  # SSH private key file (mode 0600)
 
 
 Wave = tuple[Server, ...]
 
 
-class Fleet:
-    """Every server, site and credential set of one inventory, in file order."""
+@dataclass(frozen=True, eq=False)
+class Inventory:
+    """Every site, server and credential reference of one inventory file."""
 
-    def __init__(
-        self,
-        servers: Iterable[Server],
-        *,
-        sites: Iterable[Site] = (),
-        credentials: Iterable[CredentialSet] = (),
-        warnings: Iterable[Problem] = (),
-        sources: Iterable[Path] = (),
-    ) -> None:
-        self._servers = tuple(servers)
-        self._by_name = {s.name: s for s in self._servers}
-        if len(self._by_name) != len(self._servers):
+    path: Path
+    sites: Mapping[str, Site]
+    servers: tuple[Server, ...]
+    credentials: Mapping[str, CredentialRef]
+    read_only: bool = False
+    _by_name: dict[str, Server] = field(init=False, repr=False)
+    _dependents: dict[str, list[str]] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        by_name = {s.name: s for s in self.servers}
+        if len(by_name) != len(self.servers):
             raise ValueError("server names must be unique")
-        known_sites = {site.name: site for site in sites}
-        for server in self._servers:  # a site only named by servers still exists
-            known_sites.setdefault(server.site, Site(server.site))
-        self._sites = MappingProxyType(known_sites)
-        self._credentials = MappingProxyType({c.name: c for c in credentials})
-        self.warnings: tuple[Problem, ...] = tuple(warnings)
-        self.sources: tuple[Path, ...] = tuple(sources)
-        self._dependents: dict[str, list[str]] = {s.name: [] for s in self._servers}
-        for server in self._servers:
+        dependents: dict[str, list[str]] = {s.name: [] for s in self.servers}
+        for server in self.servers:
             for dep in server.depends_on:
-                if dep not in self._by_name:
+                if dep not in by_name:
                     raise ValueError(f"{server.name} depends on unknown server {dep!r}")
-                self._dependents[dep].append(server.name)
-
-    # -- lookup -----------------------------------------------------------------
-
-    @property
-    def servers(self) -> tuple[Server, ...]:
-        """All servers in inventory order."""
-        return self._servers
-
-    @property
-    def sites(self) -> Mapping[str, Site]:
-        """Sites by name (declared ones first, then any only named by a server)."""
-        return self._sites
-
-    @property
-    def credentials(self) -> Mapping[str, CredentialSet]:
-        """Credential sets by name (references only; resolve them with a resolver)."""
-        return self._credentials
+                dependents[dep].append(server.name)
+        object.__setattr__(self, "_by_name", by_name)
+        object.__setattr__(self, "_dependents", dependents)
 
     def __len__(self) -> int:
-        return len(self._servers)
+        return len(self.servers)
 
     def __iter__(self) -> Iterator[Server]:
-        return iter(self._servers)
+        return iter(self.servers)
 
-    def __contains__(self, name: object) -> bool:
-        return name in self._by_name
-
-    def __getitem__(self, name: str) -> Server:
+    def server(self, name: str) -> Server:
+        """The server called ``name``; ``KeyError`` when there is none."""
         return self._by_name[name]
 
-    def get(self, name: str) -> Server | None:
-        """The server called ``name``, or None."""
-        return self._by_name.get(name)
-
-    def roles(self) -> list[str]:
-        """Roles present, in order of first appearance."""
-        return list(dict.fromkeys(s.role for s in self._servers))
-
-    def select(
-        self,
-        *,
-        role: str | None = None,
-        site: str | None = None,
-        tag: str | None = None,
-        names: Iterable[str] | None = None,
-    ) -> tuple[Server, ...]:
-        """Servers matching every given criterion, in inventory order."""
-        wanted = None if names is None else set(names)
-        return tuple(
-            s
-            for s in self._servers
-            if (role is None or s.role == role)
-            and (site is None or s.site == site)
-            and (tag is None or tag in s.tags)
-            and (wanted is None or s.name in wanted)
-        )
-
-    def bmc_credentials(self, server: Server) -> CredentialSet | None:
-        """The credential set the server's BMC uses, if any."""
-        return self._credential_set(server.bmc.credentials if server.bmc else None)
-
-    def ssh_credentials(self, server: Server) -> CredentialSet | None:
-        """The credential set SSH logins to the server use, if any."""
-        return self._credential_set(server.ssh.credentials if server.ssh else None)
-
-    def _credential_set(self, name: str | None) -> CredentialSet | None:
-        return None if name is None else self._credentials.get(name)
-
-    # -- dependencies -----------------------------------------------------------
-
-    def dependencies(self, name: str) -> tuple[Server, ...]:
-        """Servers ``name`` directly depends on."""
-        return tuple(self._by_name[d] for d in self._by_name[name].depends_on)
+    def names(self) -> list[str]:
+        """Server names in file order."""
+        return [s.name for s in self.servers]
 
     def dependents(self, name: str) -> tuple[Server, ...]:
         """Servers that directly depend on ``name``."""
         return tuple(self._by_name[d] for d in self._dependents[name])
 
+    def to_json(self) -> list[dict[str, Any]]:
+        """Every server, normalized (what ``inventory show --json`` prints)."""
+        return [s.to_json() for s in self.servers]
+
     def startup_waves(self, servers: Iterable[Server | str] | None = None) -> list[Wave]:
         """Power-on order: each wave depends only on earlier waves.
 
-        With a selection, dependencies outside it are taken as already handled.
-        Within a wave, servers keep inventory order.
+        With a selection, dependencies outside it count as already handled.
+        Each server sits in the earliest wave possible; file order within a wave.
         """
         return self._waves(servers, upstream=lambda s: s.depends_on)
 
     def shutdown_waves(self, servers: Iterable[Server | str] | None = None) -> list[Wave]:
-        """Power-off order: a server goes down only after everything that depends on it.
-
-        Each server is placed as early as possible, so a leaf with no
-        dependents is in the first wave even when its dependencies are deep.
-        """
-        return self._waves(servers, upstream=lambda s: tuple(self._dependents[s.name]))
+        """Power-off order: a server goes down only after everything that depends on it."""
+        return self._waves(servers, upstream=lambda s: [d.name for d in self.dependents(s.name)])
 
     def _waves(
         self,
@@ -231,37 +212,35 @@ class Fleet:
         *,
         upstream: Callable[[Server], Iterable[str]],
     ) -> list[Wave]:
-        if servers is None:
-            chosen = set(self._by_name)
-        else:
-            chosen = {s if isinstance(s, str) else s.name for s in servers}
-            unknown = chosen - self._by_name.keys()
-            if unknown:
-                raise KeyError(f"unknown server(s): {', '.join(sorted(unknown))}")
+        names = self.names()
+        chosen = (
+            set(names)
+            if servers is None
+            else {s if isinstance(s, str) else s.name for s in servers}
+        )
+        unknown = chosen.difference(names)
+        if unknown:
+            raise KeyError(f"unknown server(s): {', '.join(sorted(unknown))}")
         level: dict[str, int] = {}
-
-        def depth(name: str) -> int:
-            # Iterative longest path; the schema rejects cycles, the guard keeps it honest.
-            stack, on_path = [name], {name}
+        for start in names:
+            if start not in chosen or start in level:
+                continue
+            # Iterative longest path: 3 000-deep chains must not hit the recursion limit.
+            stack, on_path = [start], {start}
             while stack:
                 top = stack[-1]
-                pending = [
-                    u for u in upstream(self._by_name[top]) if u in chosen and u not in level
-                ]
+                ups = [u for u in upstream(self.server(top)) if u in chosen]
+                pending = [u for u in ups if u not in level]
                 if not pending:
-                    ups = [level[u] for u in upstream(self._by_name[top]) if u in chosen]
-                    level[top] = 1 + max(ups) if ups else 0
+                    level[top] = 1 + max(level[u] for u in ups) if ups else 0
                     on_path.discard(stack.pop())
                     continue
-                for u in pending:
-                    if u in on_path:
-                        raise ValueError(f"dependency cycle through {u}")
+                if pending[0] in on_path:
+                    raise ValueError(f"dependency cycle through {pending[0]}")
                 stack.append(pending[0])
                 on_path.add(pending[0])
-            return level[name]
-
         waves: dict[int, list[Server]] = {}
-        for server in self._servers:
+        for server in self.servers:
             if server.name in chosen:
-                waves.setdefault(depth(server.name), []).append(server)
+                waves.setdefault(level[server.name], []).append(server)
         return [tuple(waves[i]) for i in sorted(waves)]

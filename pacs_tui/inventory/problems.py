@@ -1,54 +1,35 @@
-"""What is wrong with an inventory, and where: file, line and column."""
+"""What is wrong with an inventory, and where: file, line and key path."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal
-
-Severity = Literal["error", "warning"]
-
-
-@dataclass(frozen=True, order=True)
-class SourceLocation:
-    """A place in an inventory file; ``line`` and ``column`` are 1-based, 0 when unknown."""
-
-    path: str
-    line: int = 0
-    column: int = 0
-
-    def __str__(self) -> str:
-        if not self.line:
-            return self.path
-        if not self.column:
-            return f"{self.path}:{self.line}"
-        return f"{self.path}:{self.line}:{self.column}"
+from pathlib import Path
 
 
 @dataclass(frozen=True)
 class Problem:
-    """One finding; printed as ``file:line:col: error: message`` like a compiler."""
+    """One mistake, printed as ``FILE:LINE: KEY: message``.
 
-    location: SourceLocation
+    ``key`` is a path such as ``servers[3].bmc.port``; ``line`` is 1-based,
+    0 when the problem concerns the whole file (then it prints ``FILE: ...``).
+    """
+
+    file: Path
+    line: int
+    key: str
     message: str
-    severity: Severity = "error"
 
     def __str__(self) -> str:
-        return f"{self.location}: {self.severity}: {self.message}"
+        where = f"{self.file}:{self.line}" if self.line else f"{self.file}"
+        return f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
 
 
 class InventoryError(Exception):
-    """The inventory cannot be used; ``problems`` lists every error (and warnings) found."""
+    """The inventory cannot be used; ``problems`` lists every mistake found."""
 
     def __init__(self, problems: Iterable[Problem]) -> None:
-        self.problems = tuple(problems)
-        errors = [p for p in self.problems if p.severity == "error"]
-        shown = errors or list(self.problems)
-        summary = "\n".join(str(p) for p in shown[:20])
-        more = f"\n... and {len(shown) - 20} more" if len(shown) > 20 else ""
-        super().__init__(f"{len(errors)} error(s) in inventory:\n{summary}{more}")
-
-    @property
-    def errors(self) -> tuple[Problem, ...]:
-        """Only the problems of severity ``error``."""
-        return tuple(p for p in self.problems if p.severity == "error")
+        self.problems = list(problems)
+        shown = "\n".join(str(p) for p in self.problems[:20])
+        more = f"\n... and {len(self.problems) - 20} more" if len(self.problems) > 20 else ""
+        super().__init__(f"{len(self.problems)} problem(s) in inventory:\n{shown}{more}")

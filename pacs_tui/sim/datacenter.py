@@ -18,16 +18,16 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from pacs_tui.sim.bmc import BmcService
 from pacs_tui.sim.dicom_node import DicomNode
-from pacs_tui.sim.studies import StudyIndex
-
 from pacs_tui.sim.faults import HostFaults
 from pacs_tui.sim.fleet import REMOTE_BACKUP, SimFleet, SimServer, build_fleet
 from pacs_tui.sim.host import HostTimings, SimulatedHost
 from pacs_tui.sim.pki import FleetPki
 from pacs_tui.sim.ssh_keys import FleetSshKeys
 from pacs_tui.sim.ssh_os import SshOs
+from pacs_tui.sim.studies import StudyIndex
 
 log = logging.getLogger(__name__)
 

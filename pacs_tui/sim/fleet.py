@@ -219,7 +219,7 @@ def build_fleet(size: int = 300, *, seed: int = 7, address_octet: int = 42) -> S
     index_in_role: dict[tuple[str, str], int] = {}
     flavours = list(BmcFlavour)
     servers = []
-    for index, (name, site, role, rack) in enumerate(plan):
+    for index, (server_name, site, role, server_rack) in enumerate(plan):
         tier = "backup" if site == REMOTE_BACKUP else "main"
         i = index_in_role.get((tier, role), 0)
         index_in_role[(tier, role)] = i + 1
@@ -232,14 +232,14 @@ def build_fleet(size: int = 300, *, seed: int = 7, address_octet: int = 42) -> S
             tags.append("replica")
         servers.append(
             SimServer(
-                name=name,
+                name=server_name,
                 site=site,
                 role=role,
-                rack=rack,
+                rack=server_rack,
                 address=server_address(address_octet, index),
                 depends_on=tuple(deps),
                 tags=tuple(tags),
-                ae_title=_ae_title(name) if ROLES[role].speaks_dicom else None,
+                ae_title=_ae_title(server_name) if ROLES[role].speaks_dicom else None,
                 flavour=flavour,
                 hardware=_hardware(rng, flavour, index),
             )

@@ -4,8 +4,9 @@ Real fleets mix BMC generations and vendors, and a power tool must cope with
 all of them: one lacks ``GracefulRestart``, one refuses a reset that makes no
 sense in the current power state, one answers a reset with a task monitor.
 Each flavour is a profile of those behaviours plus plausible resource ids and
-vendor strings, so a client that hard-codes ``Systems/1`` fails here as it
-would in the field.
+vendor strings (fictional vendors, matching ``fleet``'s hardware; the
+behaviours and ids follow OpenBMC-, Supermicro-, iLO- and iDRAC-like BMCs),
+so a client that hard-codes ``Systems/1`` fails here as it would in the field.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ class BmcFlavour(StrEnum):
     GENERIC = "generic"  # every common ResetType, no-op resets accepted
     NO_GRACEFUL_RESTART = "no-graceful-restart"  # GracefulRestart missing and refused
     STRICT_STATE = "strict-state"  # refuses resets that make no sense in the power state
-    TASK_MONITOR = "task-monitor"  # Reset answers 202 + a task monitor (Dell-like ids)
+    TASK_MONITOR = "task-monitor"  # Reset answers 202 + a task monitor (iDRAC-like ids)
 
 
 @dataclass(frozen=True)
@@ -53,14 +54,14 @@ _BASE = "Base.1.12"
 
 PROFILES: dict[BmcFlavour, FlavourProfile] = {
     BmcFlavour.GENERIC: FlavourProfile(
-        vendor="OpenBMC",
-        product="Generic Redfish BMC",
+        vendor="Meridian Compute",
+        product="Meridian BMC",
         redfish_version="1.15.0",
         system_id="1",
         manager_id="1",
         chassis_id="1",
         nic_ids=("eth0", "eth1", "eth2", "eth3"),
-        manager_model="AST2600",
+        manager_model="MBMC 2600",
         reset_types=(
             _R.ON,
             _R.FORCE_OFF,
@@ -82,14 +83,14 @@ PROFILES: dict[BmcFlavour, FlavourProfile] = {
         task_id_prefix="",
     ),
     BmcFlavour.NO_GRACEFUL_RESTART: FlavourProfile(
-        vendor="Supermicro",
-        product="X12 BMC",
+        vendor="Halvard Systems",
+        product="Halvard Redfish BMC",
         redfish_version="1.11.0",
         system_id="1",
         manager_id="1",
         chassis_id="1",
         nic_ids=("1", "2", "3", "4"),
-        manager_model="ATEN BMC",
+        manager_model="HX12 BMC",
         reset_types=(
             _R.ON,
             _R.FORCE_OFF,
@@ -111,14 +112,14 @@ PROFILES: dict[BmcFlavour, FlavourProfile] = {
         task_id_prefix="",
     ),
     BmcFlavour.STRICT_STATE: FlavourProfile(
-        vendor="HPE",
-        product="ProLiant iLO 5",
+        vendor="Quillon Servers",
+        product="Quillon Lights-Out 5",
         redfish_version="1.13.0",
         system_id="1",
         manager_id="1",
         chassis_id="1",
         nic_ids=("1", "2", "3", "4"),
-        manager_model="iLO 5",
+        manager_model="QLO 5",
         reset_types=(
             _R.ON,
             _R.FORCE_OFF,
@@ -140,14 +141,14 @@ PROFILES: dict[BmcFlavour, FlavourProfile] = {
         task_id_prefix="",
     ),
     BmcFlavour.TASK_MONITOR: FlavourProfile(
-        vendor="Dell",
-        product="Integrated Dell Remote Access Controller",
+        vendor="Torvik Data",
+        product="Torvik Remote Access Controller",
         redfish_version="1.17.0",
         system_id="System.Embedded.1",
         manager_id="iDRAC.Embedded.1",
         chassis_id="System.Embedded.1",
         nic_ids=("NIC.Integrated.1-1-1", "NIC.Integrated.1-2-1", "NIC.Slot.1-1-1"),
-        manager_model="15G Monolithic",
+        manager_model="TRAC 9",
         reset_types=(
             _R.ON,
             _R.FORCE_OFF,
@@ -162,7 +163,7 @@ PROFILES: dict[BmcFlavour, FlavourProfile] = {
         strict_state=False,
         reset_via_task=True,
         session_limit_status=400,
-        session_limit_message_id="IDRAC.2.9.RAC0218",
+        session_limit_message_id="TRAC.2.9.RAC0218",
         session_limit_message="The maximum number of user sessions is reached.",
         task_id_prefix="JID_",
     ),

@@ -102,25 +102,25 @@ class Route:
 # -- handlers: service, system, manager, chassis ------------------------------
 
 
-async def get_versions(bmc: SimulatedBmc, request: web.Request, m: Match) -> Resp:
+async def _get_versions(bmc: SimulatedBmc, request: web.Request, m: Match) -> Resp:
     return json_response(res.versions())
 
 
-async def get_root(bmc: SimulatedBmc, request: web.Request, m: Match) -> Resp:
+async def _get_root(bmc: SimulatedBmc, request: web.Request, m: Match) -> Resp:
     return json_response(res.service_root(bmc.host, bmc.profile))
 
 
-async def get_odata(bmc: SimulatedBmc, request: web.Request, m: Match) -> Resp:
+async def _get_odata(bmc: SimulatedBmc, request: web.Request, m: Match) -> Resp:
     return json_response(res.odata_document())
 
 
-async def get_metadata(bmc: SimulatedBmc, request: web.Request, m: Match) -> Resp:
+async def _get_metadata(bmc: SimulatedBmc, request: web.Request, m: Match) -> Resp:
     return web.Response(
         text=res.METADATA_XML, content_type="application/xml", headers={"OData-Version": "4.0"}
     )
 
 
-async def get_systems(bmc: SimulatedBmc, request: web.Request, m: Match) -> Resp:
+async def _get_systems(bmc: SimulatedBmc, request: web.Request, m: Match) -> Resp:
     uri = res.system_uri(bmc.profile)
     body = res.collection(
         res.SYSTEMS, "ComputerSystemCollection", "Computer System Collection", [uri]
@@ -128,13 +128,13 @@ async def get_systems(bmc: SimulatedBmc, request: web.Request, m: Match) -> Resp
     return json_response(body)
 
 
-async def get_system(bmc: SimulatedBmc, request: web.Request, m: Match) -> Resp:
+async def _get_system(bmc: SimulatedBmc, request: web.Request, m: Match) -> Resp:
     if m["sid"] != bmc.profile.system_id:
         return not_found(request.path)
     return json_response(res.system(bmc.host, bmc.profile))
 
 
-async def get_nics(bmc: SimulatedBmc, request: web.Request, m: Match) -> Resp:
+async def _get_nics(bmc: SimulatedBmc, request: web.Request, m: Match) -> Resp:
     if m["sid"] != bmc.profile.system_id:
         return not_found(request.path)
     uri = f"{res.system_uri(bmc.profile)}/EthernetInterfaces"
@@ -145,40 +145,40 @@ async def get_nics(bmc: SimulatedBmc, request: web.Request, m: Match) -> Resp:
     return json_response(body)
 
 
-async def get_nic(bmc: SimulatedBmc, request: web.Request, m: Match) -> Resp:
+async def _get_nic(bmc: SimulatedBmc, request: web.Request, m: Match) -> Resp:
     body = res.ethernet_interface(bmc.host, bmc.profile, m["id"])
     if m["sid"] != bmc.profile.system_id or body is None:
         return not_found(request.path)
     return json_response(body)
 
 
-async def get_action_info(bmc: SimulatedBmc, request: web.Request, m: Match) -> Resp:
+async def _get_action_info(bmc: SimulatedBmc, request: web.Request, m: Match) -> Resp:
     if m["sid"] != bmc.profile.system_id:
         return not_found(request.path)
     return json_response(res.action_info(bmc.profile))
 
 
-async def get_managers(bmc: SimulatedBmc, request: web.Request, m: Match) -> Resp:
+async def _get_managers(bmc: SimulatedBmc, request: web.Request, m: Match) -> Resp:
     uri = f"{res.MANAGERS}/{bmc.profile.manager_id}"
     return json_response(
         res.collection(res.MANAGERS, "ManagerCollection", "Manager Collection", [uri])
     )
 
 
-async def get_manager(bmc: SimulatedBmc, request: web.Request, m: Match) -> Resp:
+async def _get_manager(bmc: SimulatedBmc, request: web.Request, m: Match) -> Resp:
     if m["id"] != bmc.profile.manager_id:
         return not_found(request.path)
     return json_response(res.manager(bmc.host, bmc.profile))
 
 
-async def get_chassis_collection(bmc: SimulatedBmc, request: web.Request, m: Match) -> Resp:
+async def _get_chassis_collection(bmc: SimulatedBmc, request: web.Request, m: Match) -> Resp:
     uri = f"{res.CHASSIS}/{bmc.profile.chassis_id}"
     return json_response(
         res.collection(res.CHASSIS, "ChassisCollection", "Chassis Collection", [uri])
     )
 
 
-async def get_chassis(bmc: SimulatedBmc, request: web.Request, m: Match) -> Resp:
+async def _get_chassis(bmc: SimulatedBmc, request: web.Request, m: Match) -> Resp:
     if m["id"] != bmc.profile.chassis_id:
         return not_found(request.path)
     return json_response(res.chassis(bmc.host, bmc.profile))
@@ -187,7 +187,7 @@ async def get_chassis(bmc: SimulatedBmc, request: web.Request, m: Match) -> Resp
 # -- handlers: reset and tasks ------------------------------------------------
 
 
-async def post_reset(bmc: SimulatedBmc, request: web.Request, m: Match) -> Resp:
+async def _post_reset(bmc: SimulatedBmc, request: web.Request, m: Match) -> Resp:
     if m["sid"] != bmc.profile.system_id:
         return not_found(request.path)
     body = await _json_object(request)
@@ -227,23 +227,23 @@ async def post_reset(bmc: SimulatedBmc, request: web.Request, m: Match) -> Resp:
     return no_content()
 
 
-async def get_task_service(bmc: SimulatedBmc, request: web.Request, m: Match) -> Resp:
+async def _get_task_service(bmc: SimulatedBmc, request: web.Request, m: Match) -> Resp:
     return json_response(res.task_service())
 
 
-async def get_tasks(bmc: SimulatedBmc, request: web.Request, m: Match) -> Resp:
+async def _get_tasks(bmc: SimulatedBmc, request: web.Request, m: Match) -> Resp:
     members = [f"{TASKS}/{t.task_id}" for t in bmc.tasks.tasks()]
     return json_response(res.collection(TASKS, "TaskCollection", "Task Collection", members))
 
 
-async def get_task(bmc: SimulatedBmc, request: web.Request, m: Match) -> Resp:
+async def _get_task(bmc: SimulatedBmc, request: web.Request, m: Match) -> Resp:
     task = bmc.tasks.get(m["id"])
     if task is None:
         return not_found(request.path)
     return json_response(task.body())
 
 
-async def get_task_monitor(bmc: SimulatedBmc, request: web.Request, m: Match) -> Resp:
+async def _get_task_monitor(bmc: SimulatedBmc, request: web.Request, m: Match) -> Resp:
     task = bmc.tasks.get(m["id"])
     if task is None:
         return not_found(request.path)
@@ -255,18 +255,18 @@ async def get_task_monitor(bmc: SimulatedBmc, request: web.Request, m: Match) ->
 # -- handlers: sessions -------------------------------------------------------
 
 
-async def get_session_service(bmc: SimulatedBmc, request: web.Request, m: Match) -> Resp:
+async def _get_session_service(bmc: SimulatedBmc, request: web.Request, m: Match) -> Resp:
     return json_response(res.session_service(bmc.sessions.limit, bmc.sessions.idle_timeout_s))
 
 
-async def get_sessions(bmc: SimulatedBmc, request: web.Request, m: Match) -> Resp:
+async def _get_sessions(bmc: SimulatedBmc, request: web.Request, m: Match) -> Resp:
     members = [f"{res.SESSIONS}/{s.session_id}" for s in bmc.sessions.sessions()]
     return json_response(
         res.collection(res.SESSIONS, "SessionCollection", "Session Collection", members)
     )
 
 
-async def post_login(bmc: SimulatedBmc, request: web.Request, m: Match) -> Resp:
+async def _post_login(bmc: SimulatedBmc, request: web.Request, m: Match) -> Resp:
     body = await _json_object(request)
     if body is None:
         return malformed_json()
@@ -280,7 +280,7 @@ async def post_login(bmc: SimulatedBmc, request: web.Request, m: Match) -> Resp:
             args=[missing],
         )
     if bmc.host.faults.bmc_401 or not bmc.credentials.matches(username, password):
-        log.info("%s: Redfish login refused for user %r", bmc.host.name, username)
+        log.info("%s: Redfish login refused (bad credentials)", bmc.host.name)
         return error_response(
             401,
             f"{BASE}.ResourceAtUriUnauthorized",
@@ -305,14 +305,14 @@ async def post_login(bmc: SimulatedBmc, request: web.Request, m: Match) -> Resp:
     return json_response(res.session(session), 201, headers=headers)
 
 
-async def get_session(bmc: SimulatedBmc, request: web.Request, m: Match) -> Resp:
+async def _get_session(bmc: SimulatedBmc, request: web.Request, m: Match) -> Resp:
     session = bmc.sessions.get(m["id"])
     if session is None:
         return not_found(request.path)
     return json_response(res.session(session))
 
 
-async def delete_session(bmc: SimulatedBmc, request: web.Request, m: Match) -> Resp:
+async def _delete_session(bmc: SimulatedBmc, request: web.Request, m: Match) -> Resp:
     if not bmc.sessions.close(m["id"]):
         return not_found(request.path)
     log.debug("%s: Redfish session %s closed", bmc.host.name, m["id"])
@@ -346,28 +346,31 @@ def _route_table() -> list[Route]:
         return Route(re.compile(pattern), dict(methods), frozenset(public))
 
     return [
-        route(r"/redfish", ("GET",), GET=get_versions),
-        route(r"/redfish/v1", ("GET",), GET=get_root),
-        route(r"/redfish/v1/odata", ("GET",), GET=get_odata),
-        route(r"/redfish/v1/\$metadata", ("GET",), GET=get_metadata),
-        route(r"/redfish/v1/Systems", GET=get_systems),
-        route(sid, GET=get_system),
-        route(f"{sid}/EthernetInterfaces", GET=get_nics),
-        route(f"{sid}/EthernetInterfaces/{one}", GET=get_nic),
-        route(f"{sid}/ResetActionInfo", GET=get_action_info),
-        route(f"{sid}/Actions/ComputerSystem\\.Reset", POST=post_reset),
-        route(r"/redfish/v1/Managers", GET=get_managers),
-        route(f"/redfish/v1/Managers/{one}", GET=get_manager),
-        route(r"/redfish/v1/Chassis", GET=get_chassis_collection),
-        route(f"/redfish/v1/Chassis/{one}", GET=get_chassis),
-        route(r"/redfish/v1/SessionService", GET=get_session_service),
-        route(res.SESSIONS, ("POST",), GET=get_sessions, POST=post_login),
-        route(f"{res.SESSIONS}/{one}", GET=get_session, DELETE=delete_session),
-        route(r"/redfish/v1/TaskService", GET=get_task_service),
-        route(TASKS, GET=get_tasks),
-        route(f"{TASKS}/{one}", GET=get_task),
-        route(f"{MONITORS}/{one}", GET=get_task_monitor),
+        route(r"/redfish", ("GET",), GET=_get_versions),
+        route(r"/redfish/v1", ("GET",), GET=_get_root),
+        route(r"/redfish/v1/odata", ("GET",), GET=_get_odata),
+        route(r"/redfish/v1/\$metadata", ("GET",), GET=_get_metadata),
+        route(r"/redfish/v1/Systems", GET=_get_systems),
+        route(sid, GET=_get_system),
+        route(f"{sid}/EthernetInterfaces", GET=_get_nics),
+        route(f"{sid}/EthernetInterfaces/{one}", GET=_get_nic),
+        route(f"{sid}/ResetActionInfo", GET=_get_action_info),
+        route(f"{sid}/Actions/ComputerSystem\\.Reset", POST=_post_reset),
+        route(r"/redfish/v1/Managers", GET=_get_managers),
+        route(f"/redfish/v1/Managers/{one}", GET=_get_manager),
+        route(r"/redfish/v1/Chassis", GET=_get_chassis_collection),
+        route(f"/redfish/v1/Chassis/{one}", GET=_get_chassis),
+        route(r"/redfish/v1/SessionService", GET=_get_session_service),
+        route(res.SESSIONS, ("POST",), GET=_get_sessions, POST=_post_login),
+        route(f"{res.SESSIONS}/{one}", GET=_get_session, DELETE=_delete_session),
+        route(r"/redfish/v1/TaskService", GET=_get_task_service),
+        route(TASKS, GET=_get_tasks),
+        route(f"{TASKS}/{one}", GET=_get_task),
+        route(f"{MONITORS}/{one}", GET=_get_task_monitor),
     ]
 
 
+# Every resource a simulated BMC serves, matched against the path without a
+# trailing slash; ``public`` methods need no credentials (DSP0266: the service
+# root, the OData documents, and the login itself).
 ROUTES = _route_table()

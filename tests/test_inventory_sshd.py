@@ -1,4 +1,4 @@
-"""End to end against OpenSSH: an inventory's SSH facts and key reference log in for real."""
+"""End to end against OpenSSH: an inventory's ssh block and key_file credential log in."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ import asyncssh
 import pytest
 from peers import require_binary
 
-from pacs_tui.credentials import CredentialResolver, SecretRedactor
-from pacs_tui.inventory import Fleet, load_inventory
+from pacs_tui.credentials import resolve
+from pacs_tui.inventory import Inventory, load_inventory
 
 pytestmark = pytest.mark.peer("sshd")
 
@@ -39,7 +39,7 @@ def wait_listening(host: str, port: int, proc: subprocess.Popen[bytes], timeout:
 
 
 @pytest.fixture
-def sshd_fleet(tmp_path: Path) -> Iterator[tuple[Fleet, Path]]:
+def sshd_inventory(tmp_path: Path) -> Iterator[tuple[Inventory, Path]]:
     sshd = require_binary("sshd", "/usr/sbin/sshd")
     host = f"127.{random.randint(100, 250)}.0.{random.randint(2, 250)}"
     port = free_port(host)
@@ -61,14 +61,15 @@ def sshd_fleet(tmp_path: Path) -> Iterator[tuple[Fleet, Path]]:
         "PermitRootLogin prohibit-password\nUsePAM no\nStrictModes no\nPidFile none\n"
     )
     (tmp_path / "inventory.yaml").write_text(
+        "sites: [{name: dc, kind: datacenter}]\n"
         "credentials:\n"
-        "  ops: {username: root, private_key: file:id_ops}\n"
-        "  wrong: {username: root, private_key: file:id_other}\n"
+        "  ops: {key_file: id_ops}\n"
+        "  wrong: {key_file: id_other}\n"
+        "defaults:\n"
+        f"  ssh: {{port: {port}, user: root, known_hosts: known_hosts}}\n"
         "servers:\n"
-        f"  - {{name: db-01, role: database, site: dc, address: '{host}',\n"
-        f"     ssh: {{port: {port}, credentials: ops, known_hosts: known_hosts}}}}\n"
-        f"  - {{name: db-02, role: database, site: dc, address: '{host}',\n"
-        f"     ssh: {{port: {port}, credentials: wrong, known_hosts: known_hosts}}}}\n"
+        f"  - {{name: db-01, role: database, site: dc, ssh: {{host: '{host}', credentials: ops}}}}\n"
+        f"  - {{name: db-02, role: database, site: dc, ssh: {{host: '{host}', credentials: wrong}}}}\n"
     )
     other = asyncssh.generate_private_key("ssh-ed25519")
     other.write_private_key(str(tmp_path / "id_other"))
@@ -87,20 +88,17 @@ def sshd_fleet(tmp_path: Path) -> Iterator[tuple[Fleet, Path]]:
         proc.wait(timeout=5)
 
 
-async def login(fleet: Fleet, name: str) -> str:
-    server = fleet[name]
-    assert server.ssh is not None and server.ssh.known_hosts is not None
-    cset = fleet.ssh_credentials(server)
-    assert cset is not None
-    creds = CredentialResolver(environ={}, redactor=SecretRedactor()).credentials(cset)
-    assert creds.private_key is not None
-    key = asyncssh.import_private_key(creds.private_key.reveal())
+async def login(inventory: Inventory, name: str) -> str:
+    ssh = inventory.server(name).ssh
+    assert ssh is not None and ssh.known_hosts is not None and ssh.credentials is not None
+    credential = resolve(inventory, ssh.credentials)
+    assert credential.key_file is not None
     async with asyncssh.connect(
-        server.address,
-        server.ssh.port,
-        username=creds.username,
-        client_keys=[key],
-        known_hosts=str(server.ssh.known_hosts),
+        ssh.host,
+        ssh.port,
+        username=ssh.user,
+        client_keys=[str(credential.key_file)],
+        known_hosts=str(ssh.known_hosts),
         agent_path=None,
         connect_timeout=5,
     ) as conn:
@@ -108,12 +106,16 @@ async def login(fleet: Fleet, name: str) -> str:
         return str(result.stdout).strip()
 
 
-async def test_inventory_key_reference_logs_in_to_real_sshd(sshd_fleet: tuple[Fleet, Path]) -> None:
-    fleet, _ = sshd_fleet
-    assert await login(fleet, "db-01") == "logged-in"
+async def test_inventory_key_reference_logs_in_to_real_sshd(
+    sshd_inventory: tuple[Inventory, Path],
+) -> None:
+    inventory, _ = sshd_inventory
+    assert await login(inventory, "db-01") == "logged-in"
 
 
-async def test_a_key_the_server_does_not_know_is_refused(sshd_fleet: tuple[Fleet, Path]) -> None:
-    fleet, _ = sshd_fleet
+async def test_a_key_the_server_does_not_know_is_refused(
+    sshd_inventory: tuple[Inventory, Path],
+) -> None:
+    inventory, _ = sshd_inventory
     with pytest.raises(asyncssh.PermissionDenied):
-        await login(fleet, "db-02")
+        await login(inventory, "db-02")

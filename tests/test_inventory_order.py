@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import pytest
 
-from pacs_tui.inventory import Fleet, Server
+from pacs_tui.inventory import Inventory, Server, Site
 
 
 def server(name: str, *deps: str, site: str = "dc") -> Server:
-    return Server(name=name, role="database", site=site, address="10.0.0.1", depends_on=deps)
+    return Server(name=name, site=site, role="database", depends_on=deps)
+
+
+def inventory_of(servers: list[Server]) -> Inventory:
+    sites = {n: Site(n, "datacenter") for n in ("dc", "st-mary")}
+    return Inventory(path=Path("t.yaml"), sites=sites, servers=tuple(servers), credentials={})
 
 
 def names(waves: list[tuple[Server, ...]]) -> list[list[str]]:
@@ -18,8 +24,8 @@ def names(waves: list[tuple[Server, ...]]) -> list[list[str]]:
 
 
 @pytest.fixture
-def fleet() -> Fleet:
-    return Fleet(
+def fleet() -> Inventory:
+    return inventory_of(
         [
             server("stor-01"),
             server("db-01", "stor-01"),
@@ -32,7 +38,7 @@ def fleet() -> Fleet:
     )
 
 
-def test_startup_waves_put_dependencies_first(fleet: Fleet) -> None:
+def test_startup_waves_put_dependencies_first(fleet: Inventory) -> None:
     assert names(fleet.startup_waves()) == [
         ["stor-01"],
         ["db-01", "monitor-01"],
@@ -42,7 +48,7 @@ def test_startup_waves_put_dependencies_first(fleet: Fleet) -> None:
     ]
 
 
-def test_shutdown_waves_stop_dependents_first_and_leaves_early(fleet: Fleet) -> None:
+def test_shutdown_waves_stop_dependents_first_and_leaves_early(fleet: Inventory) -> None:
     # monitor-01 has no dependents: it goes in the first wave, not just before stor-01.
     assert names(fleet.shutdown_waves()) == [
         ["viewer-01", "monitor-01", "gw-stmary"],
@@ -53,8 +59,8 @@ def test_shutdown_waves_stop_dependents_first_and_leaves_early(fleet: Fleet) -> 
     ]
 
 
-def test_waves_of_a_selection_ignore_servers_outside_it(fleet: Fleet) -> None:
-    chosen = fleet.select(names=["arch-01", "viewer-01", "gw-stmary"])
+def test_waves_of_a_selection_ignore_servers_outside_it(fleet: Inventory) -> None:
+    chosen = ["arch-01", "viewer-01", "gw-stmary"]
     assert names(fleet.startup_waves(chosen)) == [["arch-01", "gw-stmary"], ["viewer-01"]]
     assert names(fleet.shutdown_waves(["db-01", "stor-01"])) == [["db-01"], ["stor-01"]]
     with pytest.raises(KeyError, match="nope"):
@@ -63,14 +69,14 @@ def test_waves_of_a_selection_ignore_servers_outside_it(fleet: Fleet) -> None:
 
 def test_fleet_refuses_inconsistent_servers() -> None:
     with pytest.raises(ValueError, match="unique"):
-        Fleet([server("a"), server("a")])
+        inventory_of([server("a"), server("a")])
     with pytest.raises(ValueError, match="unknown server 'b'"):
-        Fleet([server("a", "b")])
+        inventory_of([server("a", "b")])
 
 
 def test_a_cycle_built_by_hand_is_caught() -> None:
     with pytest.raises(ValueError, match="cycle"):
-        Fleet([server("a", "b"), server("b", "a")]).startup_waves()
+        inventory_of([server("a", "b"), server("b", "a")]).startup_waves()
 
 
 def test_random_dags_respect_order_in_both_directions() -> None:
@@ -80,7 +86,7 @@ def test_random_dags_respect_order_in_both_directions() -> None:
         deps = {f"s{j}" for j in rng.sample(range(i), min(i, rng.randint(0, 3)))}
         servers.append(server(f"s{i}", *sorted(deps)))
     rng.shuffle(servers)  # file order must not matter for correctness
-    fleet = Fleet(servers)
+    fleet = inventory_of(servers)
     for waves, must_precede in (
         (fleet.startup_waves(), lambda s: s.depends_on),
         (fleet.shutdown_waves(), lambda s: [d.name for d in fleet.dependents(s.name)]),

@@ -1,0 +1,1 @@
+"""Built-in probe: network reachability (TCP connect, ICMP when permitted)."""

@@ -1,0 +1,1 @@
+"""Built-in probe: Redfish power state of a server's BMC."""

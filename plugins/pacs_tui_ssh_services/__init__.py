@@ -1,0 +1,1 @@
+"""Built-in probe: systemd units of a server checked over SSH."""
