@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "pacs_tui.cli.inventory",
     "pacs_tui.cli.sim",
     "pacs_tui.cli.plugins",
+    "pacs_tui.cli.status",
 )
 
 EXIT_OK = 0
