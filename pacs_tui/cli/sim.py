@@ -8,6 +8,7 @@ import contextlib
 import fnmatch
 import json
 import os
+import resource
 import signal
 import sys
 import tempfile
@@ -74,7 +75,18 @@ def run_sim(args: argparse.Namespace) -> int:
         except FaultFileError as exc:
             return _usage_error(str(exc))
     out = args.out or Path(tempfile.mkdtemp(prefix="pacs-tui-sim-"))
+    _raise_open_file_limit()
     return asyncio.run(_serve(args, out, plan))
+
+
+def _raise_open_file_limit() -> None:
+    """Each server holds up to three listeners plus connections: lift the soft fd limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(
+                resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY else 65536, hard)
+            )
 
 
 async def _serve(args: argparse.Namespace, out: Path, plan: list[Any]) -> int:

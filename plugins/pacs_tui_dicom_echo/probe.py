@@ -68,18 +68,16 @@ class DicomSettings:
         if find is not None and not isinstance(find, bool):
             raise ValueError(f"dicom_find must be true or false, got {find!r}")
         roles = settings.get("dicom_find_roles", default.find_roles)
-        if isinstance(roles, str) or not all(isinstance(r, str) for r in roles):
+        if not isinstance(roles, list | tuple | set | frozenset) or not all(
+            isinstance(r, str) for r in roles
+        ):
             raise ValueError(f"dicom_find_roles must be a list of role names, got {roles!r}")
         query = settings.get("dicom_find_query", default.find_query)
         if not isinstance(query, Mapping) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in query.items()
         ):
             raise ValueError(f"dicom_find_query must map DICOM keywords to text, got {query!r}")
-        try:
-            study_query(query)  # rejects a key that is not a DICOM keyword
-        except ValueError as exc:
-            raise ValueError(f"dicom_find_query: {exc}") from None
-        return cls(
+        read = cls(
             interval_s=_positive(settings, "dicom_interval_s", default.interval_s),
             timeout_s=_positive(settings, "dicom_timeout_s", default.timeout_s),
             slow_ms=_positive(settings, "dicom_slow_ms", default.slow_ms),
@@ -88,6 +86,11 @@ class DicomSettings:
             find_query=dict(query),
             find_every=_whole(settings, "dicom_find_every", default.find_every),
         )
+        try:
+            study_query(read.query_for(date.today()))  # a key that is no DICOM keyword
+        except ValueError as exc:
+            raise ValueError(f"dicom_find_query: {exc}") from None
+        return read
 
     def finds_on(self, server: Server) -> bool:
         """Whether ``server`` gets the C-FIND check."""

@@ -1,0 +1,121 @@
+"""Open SSH connections, one per login, made gently.
+
+An SSH connect costs 6-8 ms CPU on each side and holds one of sshd's
+``MaxStartups`` slots until authentication finishes (OpenSSH's default
+``10:30:100`` starts dropping new connections beyond ten unauthenticated
+ones). A command over an open connection costs a fraction of that. So the
+pool keeps each connection open for the next poll, makes at most one new
+connection to a host at a time, and at most ``max_new`` at a time in total,
+so the first sweep of a large fleet does not burst any sshd.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+
+import asyncssh
+
+from pacs_tui.inventory import SshEndpoint
+
+Connector = Callable[[SshEndpoint], Awaitable[asyncssh.SSHClientConnection]]
+
+
+class NoConnectSlot(Exception):
+    """Waited too long for the right to open a new connection."""
+
+
+class HostConnections:
+    """One open SSH connection per login (``SshEndpoint``), reused across polls.
+
+    ``connect`` makes a new connection (and bounds its own time); the pool
+    decides when to call it: never twice at once for one host and port, and
+    never more than ``max_new`` at once in total.
+    """
+
+    def __init__(self, connect: Connector, *, max_new: int = 10) -> None:
+        """A pool that opens connections with ``connect``."""
+        if max_new < 1:
+            raise ValueError("max_new must be at least 1")
+        self._connect = connect
+        self._open: dict[SshEndpoint, asyncssh.SSHClientConnection] = {}
+        self._host_gates: dict[tuple[str, int], asyncio.Lock] = {}
+        self._slots = asyncio.Semaphore(max_new)
+        self.max_new = max_new
+        self.opened = 0  # connections made since the pool was created
+        self.connecting = 0  # connection attempts in flight now
+        self.peak_connecting = 0
+
+    def __len__(self) -> int:
+        """Connections open now."""
+        return sum(1 for c in self._open.values() if not c.is_closed())
+
+    def cached(self, login: SshEndpoint) -> asyncssh.SSHClientConnection | None:
+        """The open connection of ``login``, if it is still alive."""
+        conn = self._open.get(login)
+        if conn is not None and conn.is_closed():
+            del self._open[login]
+            return None
+        return conn
+
+    async def get(
+        self, login: SshEndpoint, wait_s: float
+    ) -> tuple[asyncssh.SSHClientConnection, bool]:
+        """The connection of ``login`` and whether it was made just now.
+
+        Waits at most ``wait_s`` for this host's gate and a free slot
+        (``NoConnectSlot`` otherwise); errors of ``connect`` propagate.
+        """
+        conn = self.cached(login)
+        if conn is not None:
+            return conn, False
+        gate = self._host_gates.setdefault((login.host, login.port), asyncio.Lock())
+        deadline = asyncio.get_running_loop().time() + wait_s
+        try:
+            async with asyncio.timeout_at(deadline):
+                await gate.acquire()
+        except TimeoutError:
+            raise NoConnectSlot(
+                f"another connection to {login.host}:{login.port} was still being made "
+                f"after {wait_s:g} s"
+            ) from None
+        try:
+            conn = self.cached(login)  # made by whoever held the gate before us
+            if conn is not None:
+                return conn, False
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await self._slots.acquire()
+            except TimeoutError:
+                raise NoConnectSlot(
+                    f"all {self.max_new} new-connection slots stayed busy for {wait_s:g} s"
+                ) from None
+            self.connecting += 1
+            self.peak_connecting = max(self.peak_connecting, self.connecting)
+            try:
+                conn = await self._connect(login)
+            finally:
+                self.connecting -= 1
+                self._slots.release()
+            self._open[login] = conn
+            self.opened += 1
+            return conn, True
+        finally:
+            gate.release()
+
+    def discard(self, login: SshEndpoint, conn: asyncssh.SSHClientConnection) -> None:
+        """Forget and close ``conn`` (it hung or broke); the next poll reconnects."""
+        if self._open.get(login) is conn:
+            del self._open[login]
+        conn.close()
+
+    async def close(self, timeout_s: float = 2.0) -> None:
+        """Close every connection and wait (bounded) until they are gone."""
+        conns, self._open = list(self._open.values()), {}
+        for conn in conns:
+            conn.close()
+        if conns:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout_s):
+                    await asyncio.gather(*(c.wait_closed() for c in conns), return_exceptions=True)

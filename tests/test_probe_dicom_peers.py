@@ -1,0 +1,143 @@
+"""The DICOM probe against real PACS software: Orthanc and dcmtk's storescp."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from dicom_peers import (
+    ORTHANC_AET,
+    RunningOrthanc,
+    dcmtk_env,
+    free_port,
+    orthanc,
+    storescp,
+    wait_for_port,
+)
+from pacs_tui_dicom_echo.probe import DicomProbe
+from peers import require_binary
+
+from pacs_tui.inventory import DicomEndpoint, Inventory, Server
+from pacs_tui.plugin_api import Health, ProbeContext
+
+EMPTY_INVENTORY = Inventory(Path("/nonexistent/inventory.yaml"), {}, (), {})
+
+
+async def opened(**settings: Any) -> DicomProbe:
+    probe = DicomProbe()
+    await probe.open(ProbeContext(EMPTY_INVENTORY, settings))
+    return probe
+
+
+def archive(host: str, port: int, ae_title: str, calling: str = "PACSTUI") -> Server:
+    return Server("arch-01", "dc", "archive", dicom=DicomEndpoint(host, port, ae_title, calling))
+
+
+@contextmanager
+def open_orthanc(tmp_path: Path) -> Iterator[RunningOrthanc]:
+    """Orthanc as often deployed: any calling AE may echo and query (the defaults, plus Find)."""
+    binary = require_binary("Orthanc", "/usr/sbin/Orthanc")
+    http_port, dicom_port = free_port(), free_port()
+    root = tmp_path / "orthanc-open"
+    (root / "storage").mkdir(parents=True)
+    (root / "index").mkdir()
+    config = {
+        "Name": "pacs-tui-open",
+        "StorageDirectory": str(root / "storage"),
+        "IndexDirectory": str(root / "index"),
+        "HttpPort": http_port,
+        "DicomPort": dicom_port,
+        "DicomAet": ORTHANC_AET,
+        "DicomAlwaysAllowFind": True,
+        "RemoteAccessAllowed": False,
+        "AuthenticationEnabled": False,
+        "Plugins": [],
+    }
+    (root / "config.json").write_text(json.dumps(config))
+    log = root / "orthanc.log"
+    with log.open("wb") as log_file:
+        process = subprocess.Popen(
+            [binary, str(root / "config.json")],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            env=dcmtk_env(),
+        )
+    try:
+        running = RunningOrthanc(dicom_port, http_port, ORTHANC_AET, "", log)
+        deadline = time.monotonic() + 20
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"Orthanc exited: {log.read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/system", timeout=2):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"Orthanc not ready: {log.read_text()[-2000:]}") from None
+                time.sleep(0.05)
+        wait_for_port("127.0.0.1", dicom_port)
+        yield running
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+
+@pytest.mark.peer("orthanc")
+async def test_open_orthanc_echoes_and_counts_an_empty_archive(tmp_path: Path) -> None:
+    with open_orthanc(tmp_path) as peer:
+        assert peer.rest("/statistics")["CountStudies"] == 0  # type: ignore[index]
+        result = await (await opened()).probe(archive(peer.address, peer.dicom_port, peer.aet))
+    assert (result.state, result.health) == ("ok", Health.OK), result.detail
+    assert result.latency_ms is not None and 0 < result.latency_ms < 1000
+    assert result.facts["find_state"] == "ok"
+    assert result.facts["find_count"] == 0
+    assert result.facts["find_latency_ms"] > 0
+    assert "C-FIND 0 studies in " in result.detail
+
+
+@pytest.mark.peer("orthanc")
+async def test_strict_orthanc_rejects_an_unknown_calling_ae(tmp_path: Path) -> None:
+    with orthanc(tmp_path) as peer:
+        probe = await opened()
+        unknown = await probe.probe(archive(peer.address, peer.dicom_port, peer.aet, "STRANGER"))
+        known = await probe.probe(archive(peer.address, peer.dicom_port, peer.aet, peer.known_aet))
+        wrong_called = await probe.probe(
+            archive(peer.address, peer.dicom_port, "NOTORTHANC", peer.known_aet)
+        )
+    assert (unknown.state, unknown.health) == ("rejected", Health.DOWN)
+    assert "calling AE title not recognized" in unknown.detail
+    assert (known.state, known.health) == ("ok", Health.OK), known.detail
+    assert known.facts["find_count"] == 0
+    assert (wrong_called.state, wrong_called.health) == ("rejected", Health.DOWN)
+    assert "called AE title not recognized" in wrong_called.detail
+
+
+@pytest.mark.peer("dcmtk")
+async def test_storescp_echoes(tmp_path: Path) -> None:
+    with storescp(tmp_path, aet="STORESCP") as peer:
+        result = await (await opened(dicom_find=False)).probe(
+            archive(peer.address, peer.port, peer.aet)
+        )
+    assert (result.state, result.health) == ("ok", Health.OK), result.detail
+    assert result.latency_ms is not None and result.latency_ms > 0
+
+
+@pytest.mark.peer("dcmtk")
+async def test_storescp_refuse_is_rejected_with_its_reason(tmp_path: Path) -> None:
+    with storescp(tmp_path, aet="STORESCP", refuse=True) as peer:
+        result = await (await opened()).probe(archive(peer.address, peer.port, peer.aet))
+    assert (result.state, result.health) == ("rejected", Health.DOWN)
+    assert result.detail.startswith("rejected: ")
+    assert "(permanent, service-user)" in result.detail, result.detail
+    assert "find_count" not in result.facts
