@@ -83,6 +83,17 @@ class ProbeResult:
     observed_at: float = field(default_factory=time.time)
     facts: Mapping[str, Any] = field(default_factory=dict)
 
+    @property
+    def endpoint_failed(self) -> bool:
+        """The endpoint did not give a usable answer (what backoff is for).
+
+        A BMC that answers "Off" is working fine: the probe marks such results
+        with ``facts["endpoint_answered"] = True`` so they are not backed off.
+        """
+        if self.facts.get("endpoint_answered"):
+            return False
+        return self.health in (Health.DOWN, Health.UNREACHABLE, Health.UNKNOWN)
+
     @classmethod
     def make(
         cls,
@@ -120,8 +131,9 @@ class Probe(abc.ABC):
     """
 
     name: ClassVar[str]
-    interval_s: ClassVar[float] = 5.0
-    timeout_s: ClassVar[float] = 5.0
+    # Plain attributes (not ClassVar): ``open`` may set them from settings.
+    interval_s: float = 5.0
+    timeout_s: float = 5.0
 
     async def open(self, context: ProbeContext) -> None:  # noqa: B027 - optional hook
         """Prepare shared resources (HTTP sessions, connection pools)."""
@@ -144,28 +156,69 @@ class Probe(abc.ABC):
 
 @dataclass(frozen=True)
 class ActionStep:
-    """One call an action will make, shown in dry runs and written to the audit log."""
+    """One call an action will make, shown in dry runs and written to the audit log.
+
+    ``verb`` is the action's own operation word (a Redfish ResetType such as
+    ``ForceOff``, or ``stop-units`` / ``shutdown`` for SSH). ``call`` is the
+    exact call for people (method and URL, or the SSH command line and login);
+    ``params`` is what ``run`` needs to make it. Neither may hold a secret.
+    """
 
     server: str
     verb: str
     call: str  # e.g. "POST https://.../Actions/ComputerSystem.Reset ResetType=ForceOff"
     target: str  # what the step waits for, e.g. "PowerState=Off"
+    action: str = ""  # name of the action plugin that runs the step
+    params: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class ActionOutcome:
-    """What happened when a step ran."""
+    """What happened when a step ran.
+
+    ``transient`` marks a failure worth retrying (503, connection refused or
+    dropped, timeout); the batch runner retries it with backoff, waiting at
+    least ``retry_after_s`` when the device named a delay (``Retry-After``).
+    A rejection (409, 400, a refused host key) is never transient.
+    """
 
     ok: bool
     detail: str
     facts: Mapping[str, Any] = field(default_factory=dict)
+    transient: bool = False
+    retry_after_s: float | None = None
 
 
 class Action(abc.ABC):
     """Changes a server's state (power, services). Only a batch runner calls actions.
 
     ``dangerous`` actions always need typed confirmation. A read-only session
-    never builds a runner, so no action can be reached from it.
+    never builds a runner nor loads action plugins, so no action can be
+    reached from it (see ``pacs_tui.session``).
+
+    The batch planner asks ``steps`` for the calls of each operation, passing
+    ``facts`` read by the probes (for Redfish: ``reset_types``,
+    ``reset_target``, ``system_path``), so plans and dry runs show exact
+    URLs. The runner calls ``run`` once per step (again for a transient
+    failure) and never trusts its answer alone: it re-reads the state the
+    step aims at through the probes.
+
+    Writing an action::
+
+        class IpmiPowerAction(Action):
+            name = "ipmi-power"
+            verbs = frozenset({"On", "ForceOff"})
+
+            def applies_to(self, server, verb):
+                return verb in self.verbs and "ipmi" in server.tags
+
+            def steps(self, server, verb, facts=None):
+                return [ActionStep(server.name, verb, f"ipmitool chassis power {verb}",
+                                   "PowerState", action=self.name)]
+
+            async def run(self, step):
+                ...
+                return ActionOutcome(True, "accepted")
     """
 
     name: ClassVar[str]
@@ -173,19 +226,21 @@ class Action(abc.ABC):
     dangerous: ClassVar[bool] = False
 
     async def open(self, context: ProbeContext) -> None:  # noqa: B027 - optional hook
-        """Prepare shared resources."""
+        """Prepare shared resources (HTTP sessions, connection pools)."""
 
     async def close(self) -> None:  # noqa: B027 - optional hook
-        """Release shared resources."""
+        """Release shared resources (log out, close connections)."""
 
     @abc.abstractmethod
     def applies_to(self, server: Server, verb: str) -> bool:
         """Whether this action can carry out ``verb`` on ``server``."""
 
     @abc.abstractmethod
-    def steps(self, server: Server, verb: str) -> list[ActionStep]:
-        """The calls ``verb`` would make on ``server`` (for plans and dry runs)."""
+    def steps(
+        self, server: Server, verb: str, facts: Mapping[str, Any] | None = None
+    ) -> list[ActionStep]:
+        """The calls ``verb`` would make on ``server`` (for plans and dry runs); no I/O."""
 
     @abc.abstractmethod
     async def run(self, step: ActionStep) -> ActionOutcome:
-        """Make one call."""
+        """Make one call; return its outcome (raise only for a bug)."""

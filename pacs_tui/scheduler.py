@@ -23,7 +23,6 @@ from pacs_tui.state import FleetState
 log = logging.getLogger(__name__)
 
 NETWORK_PROBE = "network"
-_FAILING = (Health.DOWN, Health.UNREACHABLE, Health.UNKNOWN)
 
 
 @dataclass(frozen=True)
@@ -55,7 +54,7 @@ class Scheduler:
         caps: ConcurrencyCaps | None = None,
         *,
         jitter: float = 0.1,
-        max_backoff_s: float = 60.0,
+        max_backoff_s: float | None = None,
         seed: int | None = None,
     ) -> None:
         self.servers = {s.name: s for s in servers}
@@ -63,6 +62,7 @@ class Scheduler:
         self.state = state
         self.caps = caps or ConcurrencyCaps()
         self.jitter = jitter
+        # Default cap: 4 intervals, so a server coming back shows within seconds.
         self.max_backoff_s = max_backoff_s
         self._rng = random.Random(seed)
         self._total = asyncio.Semaphore(self.caps.total)
@@ -110,7 +110,7 @@ class Scheduler:
                 )  # fmt: skip
         result = self._behind_parent(server, result)
         key = (server.name, probe.name)
-        self._failures[key] = self._failures.get(key, 0) + 1 if result.health in _FAILING else 0
+        self._failures[key] = self._failures.get(key, 0) + 1 if result.endpoint_failed else 0
         self.state.record(server.name, probe.name, result)
         return result
 
@@ -167,7 +167,8 @@ class Scheduler:
         """Seconds until the next poll: the interval, doubled per failure, with jitter."""
         failures = self._failures.get((server, probe.name), 0)
         base = probe.interval_s * (2 ** min(failures, 10)) if failures else probe.interval_s
-        base = min(base, max(self.max_backoff_s, probe.interval_s))
+        cap = self.max_backoff_s if self.max_backoff_s is not None else 4 * probe.interval_s
+        base = min(base, max(cap, probe.interval_s))
         return base * self._rng.uniform(1 - self.jitter, 1 + self.jitter)
 
     async def _loop(self, server: Server, probe: Probe) -> None:

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from peers import require_binary
 
@@ -31,12 +32,16 @@ def loopback_address() -> str:
 
 
 def free_port(address: str = "127.0.0.1") -> int:
-    """A TCP port that is free on ``address`` right now (from an unusual range)."""
+    """A TCP port free on every address right now, below the ephemeral range.
+
+    Orthanc and storescp bind all addresses, so the check binds 0.0.0.0; ports
+    under 32768 are never handed out as ephemeral client ports by Linux.
+    """
     for _ in range(200):
-        port = random.randint(30000, 60999)
+        port = random.randint(20000, 32000)
         with socket.socket() as probe:
             try:
-                probe.bind((address, port))
+                probe.bind(("0.0.0.0", port))
             except OSError:
                 continue
             return port
@@ -48,10 +53,17 @@ def dcmtk_env() -> dict[str, str]:
     return {**os.environ, "TCP_NODELAY": "1"}
 
 
-def wait_for_port(address: str, port: int, timeout: float = 10.0) -> None:
-    """Return when ``address:port`` accepts TCP connections; raise after ``timeout``."""
+def wait_for_port(
+    address: str, port: int, timeout: float = 10.0, process: subprocess.Popen[Any] | None = None
+) -> None:
+    """Return when ``address:port`` accepts TCP connections; raise after ``timeout``.
+
+    With ``process``, fail at once when it exits (e.g. its port was taken).
+    """
     deadline = time.monotonic() + timeout
     while True:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"peer exited with {process.returncode} before listening on {port}")
         try:
             with socket.create_connection((address, port), timeout=0.5):
                 return

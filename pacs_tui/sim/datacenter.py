@@ -112,7 +112,8 @@ class SimulatedDataCenter:
                 )
 
     def _build_studies(self) -> None:
-        """Primary archives split the group's studies; each backup archive replicates one."""
+        """Primary archives split the group's studies; each backup archive replicates one;
+        image managers answer from their archive."""
         primaries = [
             s for s in self.fleet.servers if s.role == "archive" and s.site != REMOTE_BACKUP
         ]
@@ -132,6 +133,12 @@ class SimulatedDataCenter:
         for i, spec in enumerate(replicas):
             if primaries:
                 self.studies[spec.name] = self.studies[primaries[i % len(primaries)].name].replica()
+        # An image manager (PACS core) answers queries from the archive it fronts.
+        for spec in self.fleet.servers:
+            if spec.role == "image-manager":
+                archive = next((d for d in spec.depends_on if d in self.studies), None)
+                if archive is not None:
+                    self.studies[spec.name] = self.studies[archive]
 
     # -- lifecycle --------------------------------------------------------------
 

@@ -173,9 +173,8 @@ class DicomProbe(Probe):
     async def open(self, context: ProbeContext) -> None:
         """Read the ``dicom_*`` settings; ``ValueError`` names a bad one."""
         self.settings = DicomSettings.from_settings(context.settings)
-        # The scheduler reads these per instance; the base class declares them
-        # as class variables, so assign around mypy's ClassVar check.
-        vars(self).update(interval_s=self.settings.interval_s, timeout_s=self.settings.timeout_s)
+        self.interval_s = self.settings.interval_s
+        self.timeout_s = self.settings.timeout_s
         self._tracks.clear()
 
     async def close(self) -> None:

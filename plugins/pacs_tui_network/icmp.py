@@ -33,6 +33,10 @@ _TIME_EXCEEDED = 11
 _HEADER = struct.Struct("!BBHHH")  # type, code, checksum, identifier, sequence
 _NONCE_BYTES = 8
 _PING_GROUP_RANGE = Path("/proc/sys/net/ipv4/ping_group_range")
+# A sweep sends hundreds of echoes at once and the replies arrive together (on
+# loopback a raw socket also sees its own requests); the default ~200 KiB
+# receive buffer drops most of 300. The kernel caps this at net.core.rmem_max.
+_RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024
 
 SocketFactory = Callable[[int, int, int], socket.socket]
 SocketKind = Literal["ping", "raw"]
@@ -102,6 +106,8 @@ def open_icmp_socket(factory: SocketFactory = socket.socket) -> tuple[socket.soc
                 f"{ping_reason}; raw socket: {raw_error.strerror or raw_error}"
             ) from None
     sock.setblocking(False)
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _RECEIVE_BUFFER_BYTES)
     return sock, kind
 
 

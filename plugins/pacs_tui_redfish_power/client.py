@@ -18,10 +18,12 @@ exception text, logs or readings.
 from __future__ import annotations
 
 import asyncio
+import base64
 import email.utils
 import errno
 import json
 import logging
+import ssl
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -65,6 +67,7 @@ SERVICE_ROOT = "/redfish/v1/"
 DEFAULT_TIMEOUT_S = 5.0
 _DEFAULT_HEADERS = {"Accept": "application/json", "OData-Version": "4.0"}
 _MAX_MESSAGE = 200  # a BMC's own error text is shown, but never a page of it
+_MAX_ORPHANS = 4
 
 
 def open_http_session(
@@ -169,13 +172,16 @@ class BmcClient:
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._base = bmc.url
         self._where = bmc.url.split("://", 1)[1]
-        self._ssl: Any = None  # SSLContext, or True for plain HTTP; resolved on first use
+        self._ssl: ssl.SSLContext | bool | None = None  # True for plain HTTP; set on first use
         self._root: _ServiceRoot | None = None
         self._system_path: str | None = None
         self._reset: ResetInfo | None = None
         self._token: Secret | None = None
         self._session_path: str | None = None
         self._basic: Secret | None = None  # the encoded Authorization header
+        # Sessions the BMC refused once (a 401) but may still count against its
+        # limit; deleted after the next login so they cannot pile up.
+        self._orphans: list[str] = []
         self._login_lock = asyncio.Lock()
         self._discovery_lock = asyncio.Lock()
 
@@ -257,6 +263,7 @@ class BmcClient:
         self._token = self._session_path = None
         if token is None or path is None:
             return
+        await self._delete_orphans(token)
         try:
             answer = await self._send("DELETE", path, {"X-Auth-Token": token.reveal()})
         except BmcError as exc:
@@ -272,6 +279,9 @@ class BmcClient:
     async def _service_root(self) -> _ServiceRoot:
         if self._root is None:
             answer = await self._send("GET", SERVICE_ROOT, {})
+            if answer.status == 401:
+                # DSP0266 makes the root public, but some firmware wants credentials.
+                answer = await self._send("GET", SERVICE_ROOT, self._basic_header())
             _raise_for_status(answer, "GET", SERVICE_ROOT)
             body = _json_object(answer, "GET", SERVICE_ROOT)
             systems = _link(body.get("Systems"))
@@ -388,14 +398,26 @@ class BmcClient:
         REDACTOR.add(self._token)  # a token is a password for as long as it lives
         self._session_path = _path_of(location) if location else None
         log.debug("logged in to %s", self._where)
+        await self._delete_orphans(self._token)
+
+    async def _delete_orphans(self, token: Secret) -> None:
+        """Best effort: end sessions that an earlier 401 made us abandon."""
+        orphans, self._orphans = self._orphans, []
+        for path in orphans:
+            if path == self._session_path:
+                continue
+            try:
+                await self._send("DELETE", path, {"X-Auth-Token": token.reveal()})
+            except BmcError as exc:
+                log.debug("could not end an old session on %s: %s", self._where, exc)
 
     def _basic_header(self) -> dict[str, str]:
         if self._basic is None:
             credential = self._credentials()
             if credential.password is None:
                 raise BmcError("the BMC credential has no password")
-            encoded = aiohttp.BasicAuth(credential.username or "", credential.password.reveal())
-            self._basic = Secret(encoded.encode())
+            pair = f"{credential.username or ''}:{credential.password.reveal()}"
+            self._basic = Secret("Basic " + base64.b64encode(pair.encode()).decode("ascii"))
         return {"Authorization": self._basic.reveal()}
 
     async def _renew(self, headers: Mapping[str, str]) -> None:
@@ -407,8 +429,10 @@ class BmcClient:
         async with self._login_lock:
             # Another call may already have logged in again; only drop our stale token.
             if self._token is not None and self._token.reveal() == used_token:
+                if self._session_path and len(self._orphans) < _MAX_ORPHANS:
+                    self._orphans.append(self._session_path)
                 self._token = None
-                self._session_path = None  # the BMC no longer knows it: nothing to DELETE
+                self._session_path = None
 
     # -- requests ---------------------------------------------------------------------
 
@@ -489,7 +513,7 @@ class BmcClient:
                 f"HTTP exchange with BMC {self._where} failed ({type(exc).__name__})"
             ) from None
 
-    def _ssl_context(self) -> Any:
+    def _ssl_context(self) -> ssl.SSLContext | bool:
         if self._ssl is None:
             try:
                 self._ssl = self._trust.context(self.bmc) or True

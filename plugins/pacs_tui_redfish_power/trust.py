@@ -40,10 +40,10 @@ class TlsTrust:
             return None
         if not bmc.verify_tls:
             if self._unverified is None:
-                context = ssl.create_default_context()
-                context.check_hostname = False
-                context.verify_mode = ssl.CERT_NONE
-                self._unverified = context
+                unverified = ssl.create_default_context()
+                unverified.check_hostname = False
+                unverified.verify_mode = ssl.CERT_NONE
+                self._unverified = unverified
             return self._unverified
         context = self._by_ca.get(bmc.ca_file)
         if context is None:

@@ -138,6 +138,7 @@ class SshServiceProbe(Probe):
                     if fresh:
                         raise
                     # The connection died since the last poll (reboot, sshd restart).
+                    log.debug("connection to %s:%d went stale; reconnecting", ssh.host, ssh.port)
                     self.pool.discard(ssh, conn)
                     conn, fresh = await self.pool.get(ssh, self._step_s)
                     completed, rtt_ms = await self._run(conn, command)

@@ -12,27 +12,30 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping
 
+from pacs_tui.inventory import Server
 from pacs_tui.plugin_api import Health
+from pacs_tui.rollup import server_health
 from pacs_tui.state import FleetState
 
 
 class FleetHealth:
     """Overall health per server, derived from a ``FleetState``."""
 
-    def __init__(self, state: FleetState, applicable: Mapping[str, frozenset[str]]) -> None:
+    def __init__(
+        self,
+        state: FleetState,
+        servers: Mapping[str, Server],
+        applicable: Mapping[str, frozenset[str]],
+    ) -> None:
         self.state = state
+        self.servers = servers
         self.applicable = applicable
-        self.by_server: dict[str, Health] = {}
+        self.by_server: dict[str, Health] = dict.fromkeys(applicable, Health.UNKNOWN)
         self.refresh_all()
 
     def compute(self, server: str, now: float | None = None) -> Health:
-        """The worst health among the server's applicable probes (UNKNOWN if none)."""
-        worst: Health | None = None
-        for probe in self.applicable.get(server, ()):
-            health = self.state.reading(server, probe, now).health
-            if worst is None or health.rank > worst.rank:
-                worst = health
-        return Health.UNKNOWN if worst is None else worst
+        """The server's health as the roll-ups count it (worst applicable probe; Off is DOWN)."""
+        return server_health(self.servers[server], self.state, self.applicable.get(server, ()), now)
 
     def update(self, servers: Iterable[str]) -> dict[str, tuple[Health, Health]]:
         """Recompute some servers; return ``{server: (before, after)}`` for those that changed."""

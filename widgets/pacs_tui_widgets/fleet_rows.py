@@ -113,9 +113,7 @@ class FleetRows:
     def rebuild(self, sort_value: SortValue) -> None:
         """Recompute ``rows`` and ``visible_servers``."""
         predicate = self._predicate
-        names = [
-            name for name, s in self.servers.items() if predicate is None or predicate(s)
-        ]
+        names = [name for name, s in self.servers.items() if predicate is None or predicate(s)]
         column = self.sort_column
         if column in ("name", "site", "role", "rack"):
 

@@ -1,0 +1,215 @@
+"""The built-in ``power`` probe: each server's PowerState, read from its BMC.
+
+One ``BmcClient`` per BMC over one shared keep-alive HTTP session, so a
+warm poll is a single GET on an open connection (no TLS handshake, no
+login). Settings read from ``ProbeContext.settings``:
+
+- ``redfish_auth``: ``"session"`` (default) or ``"basic"``;
+- ``redfish_max_connections``: the pool's total connection cap (default 256).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import aiohttp
+
+from pacs_tui.credentials import Credential, CredentialError, resolve
+from pacs_tui.inventory import BmcEndpoint, Server
+from pacs_tui.plugin_api import Health, Probe, ProbeContext, ProbeResult
+from pacs_tui.power import PowerState
+from pacs_tui_redfish_power.client import (
+    AuthMode,
+    BmcClient,
+    CredentialSource,
+    PowerReading,
+    open_http_session,
+)
+from pacs_tui_redfish_power.errors import (
+    BmcBusy,
+    BmcError,
+    BmcTimeout,
+    BmcUnreachable,
+)
+from pacs_tui_redfish_power.trust import TlsTrust
+
+log = logging.getLogger(__name__)
+
+_UNKNOWN = str(PowerState.UNKNOWN)
+_IN_TRANSITION = {
+    str(PowerState.POWERING_ON): "powering on",
+    str(PowerState.POWERING_OFF): "powering off",
+    str(PowerState.PAUSED): "paused",
+}
+_BAD_HEALTH = ("Warning", "Critical")
+
+
+class RedfishPowerProbe(Probe):
+    """Reads ``ComputerSystem.PowerState`` (and ``Status.Health``) over Redfish.
+
+    ``state`` is the Redfish word (On, Off, PoweringOn, PoweringOff, Paused)
+    or ``Unknown``. Off is DOWN: the server does not serve, though its BMC
+    answers; the detail says "powered off". ``facts`` carry ``reset_types``,
+    ``reset_target``, ``system_path``, ``health``, ``auth`` and ``tls``.
+    """
+
+    name = "power"
+    interval_s = 5.0
+    timeout_s = 5.0
+
+    def __init__(self) -> None:
+        self._context: ProbeContext | None = None
+        self._http: aiohttp.ClientSession | None = None
+        self._clients: dict[BmcEndpoint, BmcClient] = {}
+        self._trust = TlsTrust()
+        self._auth: AuthMode = "session"
+
+    async def open(self, context: ProbeContext) -> None:
+        """Check the settings and open the shared HTTP session."""
+        auth = context.settings.get("redfish_auth", "session")
+        if auth not in ("session", "basic"):
+            raise ValueError(f"redfish_auth must be 'session' or 'basic', not {auth!r}")
+        limit = int(context.settings.get("redfish_max_connections", 256))
+        self._auth = "basic" if auth == "basic" else "session"
+        self._context = context
+        if self._http is None:
+            self._http = open_http_session(limit=limit)
+
+    async def close(self) -> None:
+        """Log out of every BMC (in parallel, each bounded), then close the connections."""
+        clients, self._clients = self._clients, {}
+        await asyncio.gather(*(c.close() for c in clients.values()))
+        if self._http is not None:
+            http, self._http = self._http, None
+            await http.close()
+
+    def applies_to(self, server: Server) -> bool:
+        """Servers with a BMC in the inventory."""
+        return server.bmc is not None
+
+    def endpoint(self, server: Server) -> str:
+        """``bmc:ADDRESS:PORT``, so the scheduler caps requests per BMC."""
+        if server.bmc is None:
+            return super().endpoint(server)
+        return f"bmc:{server.bmc.address}:{server.bmc.port}"
+
+    def client(self, server: Server) -> BmcClient:
+        """The client of ``server``'s BMC (created on first use; needs ``open``)."""
+        bmc = server.bmc
+        if bmc is None:
+            raise ValueError(f"{server.name} has no BMC")
+        client = self._clients.get(bmc)
+        if client is None:
+            if self._http is None or self._context is None:
+                raise RuntimeError("the power probe was not opened")
+            client = BmcClient(
+                self._http,
+                bmc,
+                self._credential_source(bmc.credentials),
+                auth=self._auth,
+                timeout_s=self.timeout_s,
+                trust=self._trust,
+            )
+            self._clients[bmc] = client
+        return client
+
+    async def probe(self, server: Server) -> ProbeResult:
+        """Read the power state now; every failure becomes a result."""
+        bmc = server.bmc
+        if bmc is None:
+            return ProbeResult.make(_UNKNOWN, Health.UNKNOWN, detail="server has no BMC")
+        tls = TlsTrust.mode(bmc)
+        if bmc.credentials is None:
+            return ProbeResult.make(
+                _UNKNOWN, Health.UNKNOWN, detail="no BMC credentials in the inventory", tls=tls
+            )
+        if self._http is None:
+            return ProbeResult.make(_UNKNOWN, Health.UNKNOWN, detail="power probe is not open")
+        client = self.client(server)
+        try:
+            # Each request is bounded by timeout_s; a first poll makes a few.
+            async with asyncio.timeout(self.timeout_s * 2):
+                reading = await client.power()
+        except CredentialError as exc:
+            return ProbeResult.make(_UNKNOWN, Health.UNKNOWN, detail=str(exc), tls=tls)
+        except BmcError as exc:
+            return _failure(exc, tls, self._auth)
+        except TimeoutError:
+            return ProbeResult.make(
+                _UNKNOWN,
+                Health.DOWN,
+                detail=f"no answer from BMC within {self.timeout_s * 2:g} s",
+                tls=tls,
+                auth=self._auth,
+            )
+        return _result(reading, tls)
+
+    def _credential_source(self, reference: str | None) -> CredentialSource:
+        context = self._context
+        assert context is not None
+
+        def credential() -> Credential:
+            if reference is None:
+                raise CredentialError("(none)", "", "the BMC has no credential reference")
+            found = resolve(context.inventory, reference)
+            if found.password is None:
+                raise CredentialError(reference, "", "has no password (a BMC needs one)")
+            if not found.username:
+                raise CredentialError(reference, "", "has no username (a BMC needs one)")
+            return found
+
+        return credential
+
+
+def _result(reading: PowerReading, tls: str) -> ProbeResult:
+    state = reading.power_state
+    if state == PowerState.ON:
+        if reading.health in _BAD_HEALTH:
+            health, detail = Health.DEGRADED, f"powered on; Redfish health {reading.health}"
+        else:
+            health, detail = Health.OK, "powered on"
+    elif state == PowerState.OFF:
+        health, detail = Health.DOWN, "powered off"
+    elif state in _IN_TRANSITION:
+        health, detail = Health.DEGRADED, _IN_TRANSITION[state]
+    else:
+        detail = f"unrecognised PowerState {state!r}" if state else "BMC reported no PowerState"
+        health, state = Health.UNKNOWN, _UNKNOWN
+    notes = [detail]
+    if reading.auth_note:
+        notes.append(reading.auth_note)
+    if tls == "UNVERIFIED":
+        notes.append("TLS NOT VERIFIED")
+    elif tls == "PLAINTEXT":
+        notes.append("plain HTTP, no TLS")
+    facts = {
+        "reset_types": list(reading.reset.allowed),
+        "reset_target": reading.reset.target,
+        "system_path": reading.system_path,
+        "health": reading.health,  # Redfish Status.Health, not the reading's health
+        "auth": reading.auth,
+        "tls": tls,
+        "endpoint_answered": True,  # Off is a state, not a failing BMC: no backoff
+    }
+    return ProbeResult(
+        state=state,
+        health=health,
+        latency_ms=reading.latency_ms,
+        detail="; ".join(notes),
+        facts=facts,
+    )
+
+
+def _failure(exc: BmcError, tls: str, auth: AuthMode) -> ProbeResult:
+    # Unreachable or silent: the BMC is DOWN. It answered but we cannot read
+    # the state (401, 503, bad JSON, TLS refused): the reading is UNKNOWN.
+    health = Health.DOWN if isinstance(exc, BmcUnreachable | BmcTimeout) else Health.UNKNOWN
+    facts: dict[str, Any] = {"tls": tls, "auth": auth}
+    if isinstance(exc, BmcBusy) and exc.retry_after_s is not None:
+        facts["retry_after_s"] = exc.retry_after_s
+    detail = str(exc)
+    if tls == "UNVERIFIED":
+        detail += "; TLS NOT VERIFIED"
+    return ProbeResult.make(_UNKNOWN, health, detail=detail, **facts)

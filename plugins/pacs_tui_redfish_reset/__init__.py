@@ -1,0 +1,1 @@
+"""Built-in action: power resets through a server's Redfish BMC."""

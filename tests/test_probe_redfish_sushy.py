@@ -1,0 +1,108 @@
+"""The Redfish power probe against sushy-emulator, OpenStack's Redfish emulator.
+
+sushy-emulator has no SessionService, so the probe must fall back to HTTP
+Basic and say so; its resets land after a random 1-11 s delay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import aiohttp
+import pytest
+from pacs_tui_redfish_power.probe import RedfishPowerProbe
+from peers import require_binary, require_module
+from redfish_peers import (
+    PASSWORD,
+    SUSHY_RESET_TYPES,
+    SushyEmulator,
+    sushy_emulator,
+    write_inventory,
+)
+
+from pacs_tui.inventory import Server
+from pacs_tui.plugin_api import Health, ProbeContext
+
+pytestmark = pytest.mark.peer("sushy-emulator")
+
+
+@pytest.fixture
+def sushy(tmp_path: Path) -> Iterator[SushyEmulator]:
+    require_module("sushy_tools")
+    binary = require_binary("sushy-emulator", str(Path(sys.executable).parent / "sushy-emulator"))
+    with sushy_emulator(binary, tmp_path) as emulator:
+        yield emulator
+
+
+@asynccontextmanager
+async def probing(
+    folder: Path, emulator: SushyEmulator, password: str = PASSWORD
+) -> AsyncIterator[tuple[RedfishPowerProbe, Server]]:
+    bmc = {
+        "address": emulator.address,
+        "port": emulator.port,
+        "scheme": "http",
+        "credentials": "bmc-admin",
+    }
+    inventory = write_inventory(folder, {"sushy-01": bmc}, password=password)
+    probe = RedfishPowerProbe()
+    await probe.open(ProbeContext(inventory))
+    try:
+        yield probe, inventory.server("sushy-01")
+    finally:
+        await probe.close()
+
+
+async def test_reads_power_state_with_basic_auth_fallback(
+    tmp_path: Path, sushy: SushyEmulator
+) -> None:
+    async with probing(tmp_path, sushy) as (probe, server):
+        result = await probe.probe(server)
+    assert (result.state, result.health) == ("On", Health.OK)
+    assert result.facts["auth"] == "basic"
+    assert "no SessionService: basic auth" in result.detail
+    assert result.facts["tls"] == "PLAINTEXT"
+    assert result.facts["system_path"] == f"/redfish/v1/Systems/{sushy.system_uuid}"
+    assert result.facts["reset_types"] == SUSHY_RESET_TYPES  # its inline AllowableValues
+    assert result.facts["reset_target"] == (
+        f"/redfish/v1/Systems/{sushy.system_uuid}/Actions/ComputerSystem.Reset"
+    )
+    assert result.latency_ms is not None and result.latency_ms > 0
+
+
+async def test_wrong_password_is_a_401_result(tmp_path: Path, sushy: SushyEmulator) -> None:
+    async with probing(tmp_path, sushy, password="not-the-password") as (probe, server):
+        result = await probe.probe(server)
+    assert (result.state, result.health) == ("Unknown", Health.UNKNOWN)
+    assert result.detail.startswith("401 with basic auth")
+    assert "not-the-password" not in repr(result)
+
+
+@pytest.mark.slow
+async def test_a_reset_shows_up_after_sushys_delay(tmp_path: Path, sushy: SushyEmulator) -> None:
+    async with probing(tmp_path, sushy) as (probe, server):
+        assert (await probe.probe(server)).state == "On"
+        target = f"{sushy.url}/redfish/v1/Systems/{sushy.system_uuid}/Actions/ComputerSystem.Reset"
+        headers = {"Authorization": aiohttp.encode_basic_auth(sushy.username, sushy.password)}
+        async with (
+            aiohttp.ClientSession(headers=headers) as http,
+            http.post(target, json={"ResetType": "ForceOff"}) as answer,
+        ):
+            assert answer.status == 204
+        deadline = time.monotonic() + 20  # sushy applies it after 1-11 s
+        while True:
+            result = await probe.probe(server)
+            if result.state == "Off":
+                break
+            assert result.state == "On", result.detail
+            assert time.monotonic() < deadline, "the reset never showed up"
+            await asyncio.sleep(0.25)
+        assert (result.health, result.detail) == (
+            Health.DOWN,
+            "powered off; BMC has no SessionService: basic auth; plain HTTP, no TLS",
+        )

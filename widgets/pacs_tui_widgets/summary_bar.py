@@ -1,0 +1,73 @@
+"""The summary bar: the whole fleet, each site and role, and who is affected."""
+
+from __future__ import annotations
+
+from rich.markup import escape
+from textual.widgets import Static
+
+from pacs_tui.plugin_api import Health
+from pacs_tui.rollup import HEALTH_ORDER, HEALTH_WORDS, FleetRollup, HealthCounts, ServiceLevel
+from pacs_tui_widgets.health_style import glyph
+
+
+def counts_markup(counts: HealthCounts) -> str:
+    """``● 212 up · ▲ 3 degraded`` with each state in its theme colour (zeros left out)."""
+    parts = [
+        f"[$state-{h}]{glyph(h)} {counts[h]} {HEALTH_WORDS[h]}[/]"
+        for h in HEALTH_ORDER
+        if h is Health.OK or counts[h]
+    ]
+    return " · ".join(parts)
+
+
+def summary_markup(rollup: FleetRollup) -> str:
+    """The bar's text: fleet line, per-site line, per-role line, affected sites."""
+    fleet = f"[b]FLEET[/b] {rollup.fleet.total} servers  {counts_markup(rollup.fleet)}"
+    sites = "  │  ".join(
+        f"[b]{escape(site)}[/b] {counts_markup(counts)}"
+        for site, counts in rollup.by_site.items()
+        if counts.total and _noteworthy(counts, rollup)
+    )
+    roles = "  │  ".join(
+        f"[b]{escape(role)}[/b] {counts_markup(counts)}" for role, counts in rollup.by_role.items()
+    )
+    if rollup.affected:
+        entries = []
+        for site in rollup.affected:
+            word = "NO SERVICE" if site.level is ServiceLevel.NONE else "degraded"
+            entries.append(
+                f"[$state-down][b]{escape(site.site)}[/b] ({site.kind}, {word}: "
+                f"{escape(site.reason)})[/]"
+            )
+        affected = "[b]AFFECTED[/b] " + " · ".join(entries)
+    else:
+        affected = "[$state-ok]no hospital or clinic affected[/]"
+    return "\n".join(
+        [fleet, f"[dim]sites[/dim] {sites or 'all up'}", f"[dim]roles[/dim] {roles}", affected]
+    )
+
+
+def _noteworthy(counts: HealthCounts, rollup: FleetRollup) -> bool:
+    # Big sites (the data centers) always show; small ones only when in trouble,
+    # so that 19 hospitals and clinics do not crowd the bar when all is well.
+    return counts.total != counts[Health.OK] or counts.total >= rollup.fleet.total // 10
+
+
+class SummaryBar(Static):
+    """Counts per state for the fleet, per site and per role; hospitals and clinics hit."""
+
+    DEFAULT_CSS = """
+    SummaryBar {
+        height: auto;
+        max-height: 8;
+        padding: 0 1;
+        background: $boost;
+        color: $foreground;
+        border-bottom: solid $primary;
+    }
+    """
+
+    def show_rollup(self, rollup: FleetRollup) -> None:
+        """Redraw from a fresh roll-up."""
+        self.rollup = rollup
+        self.update(summary_markup(rollup))

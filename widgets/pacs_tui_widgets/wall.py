@@ -1,0 +1,211 @@
+"""The wall display: the fleet's state for the whole room, read-only, no keyboard needed.
+
+``WallApp`` shows big numbers per state, the servers that are down, which
+hospitals and clinics are affected, and a loud warning when the data is old;
+it rotates through pages (whole fleet, each hospital, the clinics) on a timer.
+
+It is read-only by construction: it holds a ``FleetMonitor`` (probes only)
+and nothing that can run an action; its only key is ``q`` (and ctrl+c) to
+quit, and it has no command palette.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import ClassVar
+
+from pacs_tui_themes import ThemeSet, load_themes
+from textual.app import App, ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+
+from pacs_tui.inventory import Inventory
+from pacs_tui.monitor import FleetMonitor
+from pacs_tui.plugin_api import Health, Probe
+from pacs_tui.rollup import (
+    HEALTH_ORDER,
+    FleetRollup,
+    HealthCounts,
+    applicable_probes,
+    count_health,
+    fleet_rollup,
+)
+from pacs_tui_widgets.wall_affected_sites import WallAffectedSites
+from pacs_tui_widgets.wall_down_list import WallDownList
+from pacs_tui_widgets.wall_pages import CLINICS_TITLE, WallPage, wall_pages
+from pacs_tui_widgets.wall_site_tiles import WallSiteTiles
+from pacs_tui_widgets.wall_stale_banner import WallStaleBanner
+from pacs_tui_widgets.wall_state_count import WallStateCount
+from pacs_tui_widgets.wall_status_line import WallStatusLine
+from pacs_tui_widgets.wall_title import WallTitle
+
+WALL_THEME = "wall"
+
+
+class WallApp(App[None]):
+    """A read-only wall screen fed by one ``FleetMonitor``.
+
+    With ``monitor`` the caller owns it (opens, starts and closes it); without,
+    the wall builds one from ``inventory`` and ``probes`` (``None``: the
+    installed probe plugins), opens and starts it on mount, and closes it on
+    exit. Either way the wall only reads ``monitor.state``, once every
+    ``refresh_seconds``; it never polls an endpoint itself.
+    """
+
+    CSS_PATH = "wall.tcss"
+    TITLE = "pacs-tui wall"
+    ENABLE_COMMAND_PALETTE = False  # no palette: nothing to run, nothing to change
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("q", "quit", "Quit", show=False, id="wall.quit"),
+        Binding("ctrl+c", "quit", "Quit", show=False, priority=True, id="wall.quit_ctrl_c"),
+    ]
+
+    def __init__(
+        self,
+        inventory: Inventory,
+        *,
+        monitor: FleetMonitor | None = None,
+        probes: Sequence[Probe] | None = None,
+        page_seconds: float = 15.0,
+        stale_after_s: float = 10.0,
+        refresh_seconds: float = 1.0,
+        theme: str = WALL_THEME,
+        themes: ThemeSet | None = None,
+    ) -> None:
+        # Before App.__init__: it builds the stylesheet, which asks for the state defaults.
+        self.themes = themes if themes is not None else load_themes()
+        super().__init__()
+        self.inventory = inventory
+        self._owns_monitor = monitor is None
+        self.monitor = monitor if monitor is not None else FleetMonitor(inventory, probes=probes)
+        self.page_seconds = page_seconds
+        self.stale_after_s = stale_after_s
+        self.refresh_seconds = refresh_seconds
+        self.themes.register(self)
+        self.theme = theme if theme in self.available_themes else WALL_THEME
+        self.pages: list[WallPage] = wall_pages(inventory)
+        self.page_index = 0
+        self.rollup: FleetRollup | None = None
+        self._applicable = applicable_probes(self.monitor.probes)
+        self._started_at = self.monitor.state.clock()
+        # Held, not queried: a timer may still tick while the screen is torn down.
+        self._title = WallTitle(id="wall-title")
+        self._banner = WallStaleBanner(id="wall-stale")
+        self._counts = {h: WallStateCount(h, id=f"count-{h.value}") for h in HEALTH_ORDER}
+        self._sites = WallSiteTiles(id="wall-sites")
+        self._affected = WallAffectedSites(id="wall-affected")
+        self._down = WallDownList(id="wall-down")
+        self._status = WallStatusLine(id="wall-status")
+
+    # -- life cycle ---------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield self._title
+        with Vertical(id="wall-body"):
+            yield self._banner
+            with Horizontal(id="wall-counts"):
+                yield from self._counts.values()
+            yield _section(self._sites, "SITES")
+            yield _section(self._affected, "HOSPITALS & CLINICS")
+            yield _section(self._down, "SERVERS DOWN")
+        yield self._status
+
+    def get_theme_variable_defaults(self) -> dict[str, str]:
+        # Textual's own themes have no state colours; borrow the built-in ones.
+        return {**super().get_theme_variable_defaults(), **self.themes.state_defaults()}
+
+    async def on_mount(self) -> None:
+        for path in self.themes.skipped:
+            reasons = "; ".join(p.message for p in self.themes.problems_of(path))
+            self.notify(f"{path}: {reasons}", title="Theme skipped", severity="warning", timeout=30)
+        if self._owns_monitor:
+            await self.monitor.open()
+            self._applicable = applicable_probes(self.monitor.probes)
+            self.monitor.start()
+        self._started_at = self.monitor.state.clock()
+        self.refresh_wall()
+        self.set_interval(self.refresh_seconds, self.refresh_wall, name="wall-refresh")
+        if len(self.pages) > 1:
+            self.set_interval(self.page_seconds, self.next_page, name="wall-pages")
+
+    async def on_unmount(self) -> None:
+        if self._owns_monitor:
+            await self.monitor.close()
+
+    # -- pages --------------------------------------------------------------------
+
+    @property
+    def page(self) -> WallPage:
+        """The page on screen."""
+        return self.pages[self.page_index]
+
+    def next_page(self) -> None:
+        """Rotate to the next page (after the last, back to the whole fleet)."""
+        self.page_index = (self.page_index + 1) % len(self.pages)
+        self.refresh_wall()
+
+    # -- drawing ------------------------------------------------------------------
+
+    def refresh_wall(self) -> None:
+        """Read the state once and redraw the page on screen."""
+        rollup = fleet_rollup(self.inventory, self.monitor.state, self._applicable)
+        self.rollup = rollup
+        page = self.page
+        counts = rollup.fleet if page.is_fleet else _sum(rollup.by_site[s] for s in page.sites)
+        for health, widget in self._counts.items():
+            widget.show(counts[health])
+        self._title.update(_title(page, counts))
+        self._banner.show_age(
+            newest_age_s=rollup.newest_age_s,
+            waiting_s=max(0.0, rollup.now - self._started_at),
+            stale_readings=rollup.stale_readings,
+            oldest_age_s=rollup.oldest_age_s,
+            stale_after_s=self.stale_after_s,
+        )
+        self._sites.show(self._site_rows(page, rollup))
+        if page.is_fleet:
+            affected = list(rollup.affected)
+            scope = "every hospital and clinic"
+            down, unreachable = rollup.down, rollup.unreachable
+        else:
+            affected = [a for a in rollup.affected if a.site in page.sites]
+            scope = "every clinic" if page.title == CLINICS_TITLE else page.title
+            relevant = page.relevant
+            down = tuple(n for n in rollup.down if n in relevant)
+            unreachable = tuple(n for n in rollup.unreachable if n in relevant)
+        self._affected.show(affected, scope=scope)
+        self._down.show(down, unreachable)
+        self._status.show(
+            newest_age_s=rollup.newest_age_s,
+            oldest_age_s=rollup.oldest_age_s,
+            page=self.page_index,
+            pages=len(self.pages),
+        )
+
+    def _site_rows(self, page: WallPage, rollup: FleetRollup) -> list[tuple[str, HealthCounts]]:
+        if page.is_fleet:
+            return [(site, c) for site, c in rollup.by_site.items() if c.total]
+        rows = [(site, rollup.by_site[site]) for site in page.sites]
+        if page.relies_on:
+            upstream = count_health(rollup.health[n] for n in page.relies_on)
+            rows.append((f"upstream ({len(page.relies_on)} servers)", upstream))
+        return rows
+
+
+def _section(widget: WallSiteTiles | WallAffectedSites | WallDownList, title: str) -> Vertical:
+    section = Vertical(widget, classes="wall-section")
+    section.border_title = title
+    return section
+
+
+def _sum(counts: Iterable[HealthCounts]) -> HealthCounts:
+    tally: dict[Health, int] = {}
+    for one in counts:
+        for health, n in one.counts.items():
+            tally[health] = tally.get(health, 0) + n
+    return HealthCounts(tally)
+
+
+def _title(page: WallPage, counts: HealthCounts) -> str:
+    what = "whole fleet" if page.is_fleet else page.title
+    return f"PACS · {what} · {counts.total} servers"
