@@ -106,7 +106,7 @@ async def test_one_of_two_ports_refusing_is_degraded(
     host, port = listening
     closed = free_port(host)
     inventory = _inventory(tmp_path, [_ssh_server("arch-01", host, port, dicom_port=closed)])
-    probe = await _opened(inventory, network_icmp="off")
+    probe = await _opened(inventory, network_icmp="off", network_ports="all")
     try:
         result = await probe.probe(inventory.server("arch-01"))
     finally:
@@ -114,6 +114,21 @@ async def test_one_of_two_ports_refusing_is_degraded(
     assert (result.state, result.health) == ("degraded", Health.DEGRADED)
     assert result.facts["ports"] == {f"ssh {port}": "open", f"dicom {closed}": "refused"}
     assert f"dicom {closed} refused" in result.detail
+
+
+async def test_by_default_only_the_management_port_is_checked(
+    tmp_path: Path, listening: tuple[str, int]
+) -> None:
+    host, port = listening
+    closed = free_port(host)
+    inventory = _inventory(tmp_path, [_ssh_server("arch-01", host, port, dicom_port=closed)])
+    probe = await _opened(inventory, network_icmp="off")
+    try:
+        result = await probe.probe(inventory.server("arch-01"))
+    finally:
+        await probe.close()
+    assert (result.state, result.health) == ("ok", Health.OK)
+    assert result.facts["ports"] == {f"ssh {port}": "open"}
 
 
 async def test_a_server_with_only_a_dicom_endpoint_is_probed_there(

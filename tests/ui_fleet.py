@@ -84,22 +84,31 @@ class ScriptedProbe(Probe):
         return ProbeResult(state, Health.OK, latency, "", self.clock(), facts)
 
     def set(
-        self, server: str, state: str, health: Health, detail: str = "", **facts: object
+        self,
+        server: str,
+        state: str,
+        health: Health,
+        detail: str = "",
+        *,
+        latency_ms: float | None = 2.0,
+        age_s: float = 0.0,
+        **facts: object,
     ) -> None:
-        """Script the next answers for one server."""
-        self.answers[server] = ProbeResult(state, health, 2.0, detail, self.clock(), facts)
+        """Script the next answers for one server (``age_s``: observed that long ago)."""
+        self.answers[server] = ProbeResult(state, health, latency_ms, detail, -age_s, facts)
 
     async def probe(self, server: Server) -> ProbeResult:
         self.calls += 1
         answer = self.answers.get(server.name)
         if answer is None:
             return self.ok(server.name)
+        # observed_at holds minus the scripted age: the reading is that old now.
         return ProbeResult(
             answer.state,
             answer.health,
             answer.latency_ms,
             answer.detail,
-            self.clock(),
+            self.clock() + answer.observed_at,
             answer.facts,
         )
 

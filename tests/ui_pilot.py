@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from textual.pilot import Pilot
-from ui_fleet import FIXED_NOW, ScriptedProbe, build_inventory, scripted_probes
 
 from pacs_tui_widgets.app import ControlRoomApp
 from pacs_tui_widgets.keymap import KeymapConfig
+from ui_fleet import FIXED_NOW, ScriptedProbe, build_inventory, scripted_probes
 
 SIZE = (150, 44)
 
@@ -21,7 +21,7 @@ def make_app(
     read_only: bool = False,
     servers: int = 24,
     keymap: KeymapConfig | None = None,
-    interval_s: float = 0.5,
+    interval_s: float = 1000.0,
     theme_dir: Path | None = None,
 ) -> tuple[ControlRoomApp, dict[str, ScriptedProbe]]:
     """A control room on the scripted fleet, with a fixed clock and no user config."""
@@ -68,3 +68,14 @@ def screen_text(app: ControlRoomApp) -> str:
 def notifications(app: ControlRoomApp) -> list[str]:
     """Texts of the toasts raised so far."""
     return [n.message for n in app._notifications]
+
+
+async def run_command(pilot: Pilot[Any], app: ControlRoomApp, text: str) -> None:
+    """Open the command line with its key, put ``text`` in it, press enter."""
+    from pacs_tui_widgets.command_line import CommandLine
+
+    await pilot.press("colon")
+    line = app.query_one(CommandLine)
+    line.input.value = f":{text}"
+    line.input.cursor_position = len(line.input.value)
+    await pilot.press("enter")

@@ -153,7 +153,9 @@ class AuditLog:
         """Events in order, optionally from ``since`` (a ``utc_stamp``) and of one batch."""
         return list(self.iter_events(since, batch))
 
-    def iter_events(self, since: str | None = None, batch: str | None = None) -> Iterator[AuditEvent]:
+    def iter_events(
+        self, since: str | None = None, batch: str | None = None
+    ) -> Iterator[AuditEvent]:
         """Like ``events``, one row at a time."""
         query = "SELECT id, ts, batch, operator, kind, verb, server, wave, call, outcome, detail FROM events"
         where: list[str] = []

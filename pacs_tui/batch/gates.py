@@ -20,10 +20,10 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from pacs_tui.batch.readings import DICOM_PROBE, POWER_PROBE, SSH_PROBE, Readings
 from pacs_tui.inventory import Server
 from pacs_tui.plugin_api import ProbeResult
 from pacs_tui.power import PowerState
-from pacs_tui.batch.readings import DICOM_PROBE, POWER_PROBE, SSH_PROBE, Readings
 
 POWER, SSH, SERVICES, DICOM = "power", "ssh", "services", "dicom"
 GATE_CHECKS = (POWER, SSH, SERVICES, DICOM)

@@ -25,6 +25,8 @@ COMMAND_MODULES = (
     "pacs_tui.cli.sim",
     "pacs_tui.cli.plugins",
     "pacs_tui.cli.status",
+    "pacs_tui.cli.power",
+    "pacs_tui.cli.audit",
 )
 
 EXIT_OK = 0

@@ -10,8 +10,11 @@ failed parent; this probe only reports what it sees.
 Settings (``ProbeContext.settings``):
 
 - ``network_icmp``: ``auto`` (default; ICMP when permitted) or ``off``;
-- ``network_timeout_s``: connect timeout per port (default ``timeout_s``);
-- ``network_icmp_timeout_s``: how long to wait for an echo reply (default 1 s).
+- ``network_timeout_s``: connect timeout per port (default 3 s);
+- ``network_icmp_timeout_s``: how long to wait for an echo reply (default 1 s);
+- ``network_ports``: ``management`` (default: the SSH port, or the DICOM port
+  of a server without SSH — whether the DICOM service answers is the DICOM
+  probe's fact) or ``all`` (SSH and DICOM; one refusing port is degraded).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import asyncio
 import logging
 import socket
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 from pacs_tui.inventory import Server
 from pacs_tui.plugin_api import Health, Probe, ProbeContext, ProbeResult
@@ -54,12 +57,12 @@ def icmp_enabled(value: Any) -> bool:
     return True
 
 
-def management_targets(server: Server) -> list[_Target]:
+def management_targets(server: Server, *, all_ports: bool = True) -> list[_Target]:
     """The ports the probe connects to: SSH first (it decides), then DICOM."""
     targets = []
     if server.ssh is not None:
         targets.append(_Target("ssh", server.ssh.host, server.ssh.port))
-    if server.dicom is not None:
+    if server.dicom is not None and (all_ports or not targets):
         targets.append(_Target("dicom", server.dicom.host, server.dicom.port))
     return targets
 
@@ -68,8 +71,8 @@ class NetworkProbe(Probe):
     """TCP connect to the management ports, plus ICMP echo when permitted."""
 
     name = "network"
-    interval_s: ClassVar[float] = 5.0
-    timeout_s: ClassVar[float] = 3.0
+    interval_s = 5.0
+    timeout_s = 3.0  # per TCP connect
 
     def __init__(self, *, icmp_socket_factory: SocketFactory = socket.socket) -> None:
         """A probe for the whole fleet; ``icmp_socket_factory`` is a seam for tests."""
@@ -77,8 +80,8 @@ class NetworkProbe(Probe):
         self._opened = False
         self._pinger: Pinger | None = None
         self._no_icmp_reason = ""
-        self._tcp_timeout_s = self.timeout_s
         self._icmp_timeout_s = 1.0
+        self._all_ports = False
 
     async def open(self, context: ProbeContext) -> None:
         """Read the settings and open the ICMP socket if allowed and permitted."""
@@ -86,9 +89,13 @@ class NetworkProbe(Probe):
 
     async def _open(self, settings: Any) -> None:
         self._opened = True
-        self._tcp_timeout_s = float(settings.get("network_timeout_s", self.timeout_s))
+        ports = str(settings.get("network_ports", "management")).strip().lower()
+        if ports not in ("management", "all"):
+            raise ValueError(f"network_ports: expected 'management' or 'all', got {ports!r}")
+        self._all_ports = ports == "all"
+        self.timeout_s = float(settings.get("network_timeout_s", type(self).timeout_s))
         self._icmp_timeout_s = min(
-            float(settings.get("network_icmp_timeout_s", 1.0)), self._tcp_timeout_s
+            float(settings.get("network_icmp_timeout_s", 1.0)), self.timeout_s
         )
         if not icmp_enabled(settings.get("network_icmp", "auto")):
             self._no_icmp_reason = "ICMP off (setting network_icmp)"
@@ -122,9 +129,9 @@ class NetworkProbe(Probe):
         """Connect to each management port (and ping) at once; judge by TCP."""
         if not self._opened:
             await self._open({})
-        targets = management_targets(server)
+        targets = management_targets(server, all_ports=self._all_ports)
         try:
-            addresses = [await resolve_address(t.host, self._tcp_timeout_s) for t in targets]
+            addresses = [await resolve_address(t.host, self.timeout_s) for t in targets]
         except (OSError, TimeoutError) as exc:
             return ProbeResult.make(
                 "unreachable",
@@ -134,8 +141,7 @@ class NetworkProbe(Probe):
                 address=targets[0].host,
             )
         connects = [
-            tcp_connect(a, t.port, self._tcp_timeout_s)
-            for a, t in zip(addresses, targets, strict=True)
+            tcp_connect(a, t.port, self.timeout_s) for a, t in zip(addresses, targets, strict=True)
         ]
         echo, outcomes = await asyncio.gather(self._echo(addresses[0]), asyncio.gather(*connects))
         return self._judge(addresses[0], targets, outcomes, echo)

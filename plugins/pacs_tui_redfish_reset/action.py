@@ -26,6 +26,11 @@ from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
+
+from pacs_tui.credentials import Credential, CredentialError, resolve
+from pacs_tui.inventory import BmcEndpoint, Inventory, Server
+from pacs_tui.plugin_api import Action, ActionOutcome, ActionStep, ProbeContext
+from pacs_tui.power import ResetType
 from pacs_tui_redfish_power.client import AuthMode, BmcClient, CredentialSource, open_http_session
 from pacs_tui_redfish_power.errors import (
     BmcBusy,
@@ -35,11 +40,6 @@ from pacs_tui_redfish_power.errors import (
     BmcUnreachable,
 )
 from pacs_tui_redfish_power.trust import TlsTrust
-
-from pacs_tui.credentials import Credential, CredentialError, resolve
-from pacs_tui.inventory import BmcEndpoint, Inventory, Server
-from pacs_tui.plugin_api import Action, ActionOutcome, ActionStep, ProbeContext
-from pacs_tui.power import ResetType
 
 log = logging.getLogger(__name__)
 

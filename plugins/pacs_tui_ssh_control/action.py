@@ -24,12 +24,12 @@ from collections.abc import Mapping
 from typing import Any
 
 import asyncssh
-from pacs_tui_ssh_services.connections import HostConnections, NoConnectSlot
-from pacs_tui_ssh_services.probe import known_hosts_source
 
 from pacs_tui.credentials import CredentialError, resolve
 from pacs_tui.inventory import Inventory, Server, SshEndpoint
 from pacs_tui.plugin_api import Action, ActionOutcome, ActionStep, ProbeContext
+from pacs_tui_ssh_services.connections import HostConnections, NoConnectSlot
+from pacs_tui_ssh_services.probe import known_hosts_source
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,12 @@ SHUTDOWN = "shutdown"
 SHUTDOWN_COMMAND = "shutdown -h now"
 
 # A connection that drops while ``shutdown`` runs is the shutdown working.
-_DROPPED = (asyncssh.ConnectionLost, asyncssh.DisconnectError, BrokenPipeError, ConnectionResetError)
+_DROPPED = (
+    asyncssh.ConnectionLost,
+    asyncssh.DisconnectError,
+    BrokenPipeError,
+    ConnectionResetError,
+)
 
 
 class _Refused(Exception):
@@ -162,9 +167,7 @@ class SshControlAction(Action):
         except (asyncssh.Error, OSError) as exc:
             if conn is not None:
                 self._pool.discard(ssh, conn)
-            return ActionOutcome(
-                False, f"{login_text(ssh)}: {_reason(exc)}", transient=True
-            )
+            return ActionOutcome(False, f"{login_text(ssh)}: {_reason(exc)}", transient=True)
         if step.verb == SHUTDOWN:
             # The OS is going down; this connection will not survive it.
             self._pool.discard(ssh, conn)
@@ -173,7 +176,9 @@ class SshControlAction(Action):
             return ActionOutcome(True, f"{command}: exit 0", facts={"exit_status": 0})
         err = completed.stderr if isinstance(completed.stderr, str) else ""
         first = err.strip().splitlines()[0][:200] if err.strip() else "no output"
-        return ActionOutcome(False, f"{command}: exit {status}: {first}", facts={"exit_status": status})
+        return ActionOutcome(
+            False, f"{command}: exit {status}: {first}", facts={"exit_status": status}
+        )
 
     async def _run(
         self, conn: asyncssh.SSHClientConnection, command: str

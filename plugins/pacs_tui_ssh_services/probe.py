@@ -9,7 +9,7 @@ refused, nothing runs, and it is never retried with weaker checking.
 Settings (``ProbeContext.settings``):
 
 - ``ssh_max_new_connections``: new connections in flight at once (default 10);
-- ``ssh_timeout_s``: limit of each step (default and maximum: ``timeout_s``).
+- ``ssh_timeout_s``: limit of each step (default 5 s); a poll takes at most twice that.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import logging
 import shlex
 import time
 from pathlib import Path
-from typing import ClassVar
 
 import asyncssh
 
@@ -76,21 +75,18 @@ class SshServiceProbe(Probe):
     """``systemctl is-active`` of a server's units over a kept-open SSH connection."""
 
     name = "ssh"
-    interval_s: ClassVar[float] = 10.0
-    timeout_s: ClassVar[float] = 5.0
+    interval_s = 10.0
+    timeout_s = 5.0  # per step; a whole poll takes at most twice this
 
     def __init__(self) -> None:
         """A probe for the whole fleet; connections are made on first use."""
         self._inventory: Inventory | None = None
-        self._step_s = self.timeout_s
         self._pool: HostConnections | None = None
 
     async def open(self, context: ProbeContext) -> None:
         """Remember the inventory (for credentials) and size the connection pool."""
         self._inventory = context.inventory
-        self._step_s = min(
-            float(context.settings.get("ssh_timeout_s", self.timeout_s)), self.timeout_s
-        )
+        self.timeout_s = float(context.settings.get("ssh_timeout_s", type(self).timeout_s))
         max_new = int(context.settings.get("ssh_max_new_connections", 10))
         self._pool = HostConnections(self._connect, max_new=max_new)
         # asyncssh logs every connection at INFO; a fleet's worth drowns the log.
@@ -129,9 +125,11 @@ class SshServiceProbe(Probe):
         # its own limit, and the whole poll twice that: within the scheduler's
         # 2 * timeout_s + 1 even when a stale connection has to be replaced.
         conn: asyncssh.SSHClientConnection | None = None
+        step = "connecting"
         try:
-            async with asyncio.timeout(2 * self._step_s):
-                conn, fresh = await self.pool.get(ssh, self._step_s)
+            async with asyncio.timeout(2 * self.timeout_s):
+                conn, fresh = await self.pool.get(ssh, self.timeout_s)
+                step = f"running {command!r}"
                 try:
                     completed, rtt_ms = await self._run(conn, command)
                 except _STALE_CONNECTION_ERRORS:
@@ -140,7 +138,9 @@ class SshServiceProbe(Probe):
                     # The connection died since the last poll (reboot, sshd restart).
                     log.debug("connection to %s:%d went stale; reconnecting", ssh.host, ssh.port)
                     self.pool.discard(ssh, conn)
-                    conn, fresh = await self.pool.get(ssh, self._step_s)
+                    step = "reconnecting"
+                    conn, fresh = await self.pool.get(ssh, self.timeout_s)
+                    step = f"running {command!r}"
                     completed, rtt_ms = await self._run(conn, command)
         except _Failed as failed:
             return failed.result
@@ -150,7 +150,7 @@ class SshServiceProbe(Probe):
             if conn is not None:
                 self.pool.discard(ssh, conn)  # it may hang; the next poll starts afresh
             return ProbeResult.make(
-                "timeout", Health.DOWN, detail=f"{command!r} gave no answer in time"
+                "timeout", Health.DOWN, detail=f"no answer in time while {step}"
             )
         except (asyncssh.Error, OSError) as exc:
             if conn is not None:
@@ -163,7 +163,7 @@ class SshServiceProbe(Probe):
     ) -> tuple[asyncssh.SSHCompletedProcess, float]:
         """Run ``command`` within one step's time; return it and its round trip (ms)."""
         started = time.perf_counter()
-        async with asyncio.timeout(self._step_s):
+        async with asyncio.timeout(self.timeout_s):
             completed = await conn.run(command, check=False)
         return completed, (time.perf_counter() - started) * 1000
 
@@ -191,7 +191,7 @@ class SshServiceProbe(Probe):
             key_file = credential.key_file
             username = username or credential.username or ""
         try:
-            async with asyncio.timeout(self._step_s):
+            async with asyncio.timeout(self.timeout_s):
                 return await asyncssh.connect(
                     ssh.host,
                     ssh.port,
@@ -204,8 +204,8 @@ class SshServiceProbe(Probe):
                     client_keys=[str(key_file)] if key_file is not None else (),
                     agent_path=None if key_file is not None else (),
                     preferred_auth="publickey",
-                    connect_timeout=self._step_s,
-                    login_timeout=self._step_s,
+                    connect_timeout=self.timeout_s,
+                    login_timeout=self.timeout_s,
                 )
         except asyncssh.HostKeyNotVerifiable:
             raise _host_key_alarm(ssh, known_hosts) from None
@@ -218,7 +218,7 @@ class SshServiceProbe(Probe):
         except ConnectionRefusedError:
             raise _down("refused", f"{where} refused the connection") from None
         except TimeoutError:
-            raise _down("timeout", f"no SSH login to {where} in {self._step_s:g} s") from None
+            raise _down("timeout", f"no SSH login to {where} in {self.timeout_s:g} s") from None
         except asyncssh.KeyExchangeFailed as exc:
             raise _down("down", f"{where}: key exchange failed: {exc.reason}") from None
         except asyncssh.ConnectionLost:

@@ -5,8 +5,8 @@ For each fleet size the simulator runs in its own process (loopback only). The
 sweep uses pacs-tui's FleetMonitor with the built-in power, network and dicom
 probes: one warm-up sweep (TLS handshakes, Redfish logins, discovery), then the
 measured sweeps. The baseline runs dcmtk ``echoscu`` and one plain HTTPS GET of
-the BMC's ComputerSystem per server, one after another — what a shell loop
-does. At 3 000 servers the baseline is measured on the first 300 servers and
+the BMC's ComputerSystem per server (``curl``, or urllib when curl is
+missing), one after another — what a shell loop does. At 3 000 servers the baseline is measured on the first 300 servers and
 scaled ×10 (it would take minutes); the output says so.
 
     .venv/bin/python tests/benchmarks/sweep.py [--sizes 300 3000] [--sweeps 3]
@@ -21,6 +21,7 @@ import json
 import os
 import random
 import resource
+import shutil
 import signal
 import ssl
 import statistics
@@ -40,6 +41,7 @@ from pacs_tui.plugin_api import Health
 from pacs_tui.plugin_catalog import load_probes
 
 PROBES = {"power", "network", "dicom"}
+CURL = shutil.which("curl")
 
 
 def rss_mb() -> float:
@@ -108,7 +110,15 @@ def sequential_baseline(
                  server.dicom.host, str(server.dicom.port)],
                 capture_output=True, env=env, check=False,
             )  # fmt: skip
-        if server.bmc is not None:
+        if server.bmc is not None and CURL:
+            # Credentials go through stdin (-K -), never the command line.
+            subprocess.run(
+                [CURL, "-s", "-o", "/dev/null", "--cacert", str(server.bmc.ca_file), "-K", "-",
+                 f"{server.bmc.url}/redfish/v1/Systems"],
+                input=f'user = "{creds["username"]}:{creds["password"]}"\n'.encode(),
+                check=False,
+            )  # fmt: skip
+        elif server.bmc is not None:
             ctx = ssl.create_default_context(cafile=str(server.bmc.ca_file))
             request = urllib.request.Request(
                 f"{server.bmc.url}/redfish/v1/Systems", headers={"Authorization": f"Basic {token}"}
@@ -151,7 +161,9 @@ def main() -> int:
                 f"pacs-tui sweep (median of {args.sweeps}): {result['wall_s']:.3f} s wall, "
                 f"{result['cpu_s']:.3f} s CPU"
             )
-            print(f"sequential baseline{note}: {base_wall:.2f} s wall, {base_cpu:.2f} s CPU")
+            print(
+                f"sequential baseline (echoscu + {base['tool']}){note}: {base_wall:.2f} s wall, {base_cpu:.2f} s CPU"
+            )
             print(f"ratio (baseline / sweep, wall): {base_wall / result['wall_s']:.0f}×")
             print(f"benchmark process RSS: {rss_mb():.0f} MB")
         finally:

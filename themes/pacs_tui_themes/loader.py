@@ -177,8 +177,11 @@ def _add(found: ThemeSet, path: Path, text: str, source: str) -> None:
     theme, problems = parse_theme(text, path)
     if theme is not None and (theme.name in found.themes or theme.name in BUILTIN_THEMES):
         taken_by = found.sources.get(theme.name, "Textual's built-in theme")
+        line = _Document.read(text, path).line_of("name")
         problems.append(
-            ThemeProblem(path, 1, "name", f"theme {theme.name!r} is already defined by {taken_by}")
+            ThemeProblem(
+                path, line, "name", f"theme {theme.name!r} is already defined by {taken_by}"
+            )
         )
     if problems or theme is None:
         found.problems.extend(problems)
@@ -266,7 +269,11 @@ def _variables(value: Any, present: bool, problem: _Problem, document: _Document
         variables[name] = str(raw)
     for name in REQUIRED_VARIABLES:
         if name not in value:
-            problem(f"variables.{name}", "is required (every theme colours every state)")
+            problem(
+                f"variables.{name}",
+                "is required (every theme colours every state)",
+                document.line_of("variables"),
+            )
     return variables
 
 

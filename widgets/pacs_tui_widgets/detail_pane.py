@@ -50,7 +50,7 @@ class DetailPane(VerticalScroll):
 
     DEFAULT_CSS = """
     DetailPane {
-        width: 48;
+        width: 46;
         border-left: wide $primary;
         background: $panel;
         padding: 0 1;

@@ -132,6 +132,7 @@ class FleetGrid(ScrollView, can_focus=True):
         servers: Sequence[Server],
         state: FleetState,
         health: FleetHealth,
+        applicable: Mapping[str, frozenset[str]],
         site_kinds: Mapping[str, str],
         *,
         name: str | None = None,
@@ -141,6 +142,7 @@ class FleetGrid(ScrollView, can_focus=True):
         super().__init__(name=name, id=id, classes=classes)
         self.state = state
         self.health = health
+        self.applicable = applicable
         self.view = FleetRows(servers, site_kinds)
         self.marks: set[str] = set()
         self.last_mark: str | None = None
@@ -219,7 +221,7 @@ class FleetGrid(ScrollView, can_focus=True):
     # -- rows and cursor -----------------------------------------------------------
 
     def _sort_value(self, server: str, column: str) -> Any:
-        applicable = self.health.applicable.get(server, frozenset())
+        applicable = self.applicable.get(server, frozenset())
         if column == "age":
             ages = [self.state.reading(server, p).age_s for p in applicable]
             known = [a for a in ages if a is not None]
@@ -434,7 +436,7 @@ class FleetGrid(ScrollView, can_focus=True):
         for column, value in text_cells:
             segments.append(Segment(_fit(value, widths[column]) + " ", row_style))
         now = self.state.clock()
-        applicable = self.health.applicable.get(server, frozenset())
+        applicable = self.applicable.get(server, frozenset())
         oldest: float | None = None
         for probe in STATE_COLUMNS:
             if probe not in applicable:

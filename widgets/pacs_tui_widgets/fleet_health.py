@@ -1,10 +1,10 @@
-"""Each server's overall health (its worst applicable probe), kept current cheaply.
+"""Each server's overall health as the last roll-up saw it, and what changed.
 
-The grid, the summary bar and the event log all need "how is this server?"
-for thousands of servers; recomputing it per frame would make a frame cost
-depend on the fleet size. This keeps one answer per server, updated for the
-servers that changed and refreshed in full now and then (readings go STALE by
-age alone, with no change event).
+The grid's group headers, the event log and the DOWN toasts need "how is
+this server?" for thousands of servers. Computing it per frame would make a
+frame cost depend on the fleet size, so it is taken from the roll-up that
+the app computes once a second anyway (``pacs_tui.rollup``: worst applicable
+probe, a powered-off server counts as DOWN).
 """
 
 from __future__ import annotations
@@ -12,48 +12,27 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping
 
-from pacs_tui.inventory import Server
 from pacs_tui.plugin_api import Health
-from pacs_tui.rollup import server_health
-from pacs_tui.state import FleetState
 
 
 class FleetHealth:
-    """Overall health per server, derived from a ``FleetState``."""
+    """Overall health per server, updated from roll-ups."""
 
-    def __init__(
-        self,
-        state: FleetState,
-        servers: Mapping[str, Server],
-        applicable: Mapping[str, frozenset[str]],
-    ) -> None:
-        self.state = state
-        self.servers = servers
-        self.applicable = applicable
-        self.by_server: dict[str, Health] = dict.fromkeys(applicable, Health.UNKNOWN)
-        self.refresh_all()
+    def __init__(self, servers: Iterable[str]) -> None:
+        self.by_server: dict[str, Health] = dict.fromkeys(servers, Health.UNKNOWN)
 
-    def compute(self, server: str, now: float | None = None) -> Health:
-        """The server's health as the roll-ups count it (worst applicable probe; Off is DOWN)."""
-        return server_health(self.servers[server], self.state, self.applicable.get(server, ()), now)
-
-    def update(self, servers: Iterable[str]) -> dict[str, tuple[Health, Health]]:
-        """Recompute some servers; return ``{server: (before, after)}`` for those that changed."""
-        now = self.state.clock()
+    def absorb(self, healths: Mapping[str, Health]) -> dict[str, tuple[Health, Health]]:
+        """Take a roll-up's healths; return ``{server: (before, after)}`` for the changed ones."""
         changed: dict[str, tuple[Health, Health]] = {}
-        for server in servers:
-            if server not in self.applicable:
-                continue
-            before = self.by_server.get(server, Health.UNKNOWN)
-            after = self.compute(server, now)
+        by_server = self.by_server
+        for server, after in healths.items():
+            before = by_server.get(server)
+            if before is None:
+                continue  # not a server this session watches
             if after is not before:
-                self.by_server[server] = after
+                by_server[server] = after
                 changed[server] = (before, after)
         return changed
-
-    def refresh_all(self) -> dict[str, tuple[Health, Health]]:
-        """Recompute every server (STALE appears by age alone)."""
-        return self.update(self.applicable)
 
     def counts(self, servers: Iterable[str] | None = None) -> Counter[Health]:
         """How many servers are in each health."""

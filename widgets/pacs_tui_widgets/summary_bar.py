@@ -67,7 +67,12 @@ class SummaryBar(Static):
     }
     """
 
+    _shown = ""
+
     def show_rollup(self, rollup: FleetRollup) -> None:
         """Redraw from a fresh roll-up."""
         self.rollup = rollup
-        self.update(summary_markup(rollup))
+        markup = summary_markup(rollup)
+        if markup != self._shown:  # an unchanged bar must not cost a layout pass
+            self._shown = markup
+            self.update(markup)

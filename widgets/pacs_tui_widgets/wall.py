@@ -26,6 +26,7 @@ from pacs_tui.rollup import (
     HEALTH_ORDER,
     FleetRollup,
     HealthCounts,
+    ServiceLevel,
     applicable_probes,
     count_health,
     fleet_rollup,
@@ -115,9 +116,9 @@ class WallApp(App[None]):
         return {**super().get_theme_variable_defaults(), **self.themes.state_defaults()}
 
     async def on_mount(self) -> None:
-        for path in self.themes.skipped:
-            reasons = "; ".join(p.message for p in self.themes.problems_of(path))
-            self.notify(f"{path}: {reasons}", title="Theme skipped", severity="warning", timeout=30)
+        for path in self.themes.skipped:  # once per broken file, at start only
+            reasons = "\n".join(str(p) for p in self.themes.problems_of(path))
+            self.notify(reasons, title="Theme skipped", severity="warning", timeout=30)
         if self._owns_monitor:
             await self.monitor.open()
             self._applicable = applicable_probes(self.monitor.probes)
@@ -173,8 +174,9 @@ class WallApp(App[None]):
             relevant = page.relevant
             down = tuple(n for n in rollup.down if n in relevant)
             unreachable = tuple(n for n in rollup.unreachable if n in relevant)
-        self._affected.show(affected, scope=scope)
-        self._down.show(down, unreachable)
+        fresh = rollup.newest_age_s is not None and rollup.newest_age_s <= self.stale_after_s
+        self._affected.show(affected, scope=scope, fresh=fresh)
+        self._down.show(down, unreachable, fresh=fresh)
         self._status.show(
             newest_age_s=rollup.newest_age_s,
             oldest_age_s=rollup.oldest_age_s,
@@ -182,13 +184,15 @@ class WallApp(App[None]):
             pages=len(self.pages),
         )
 
-    def _site_rows(self, page: WallPage, rollup: FleetRollup) -> list[tuple[str, HealthCounts]]:
-        if page.is_fleet:
-            return [(site, c) for site, c in rollup.by_site.items() if c.total]
-        rows = [(site, rollup.by_site[site]) for site in page.sites]
+    def _site_rows(
+        self, page: WallPage, rollup: FleetRollup
+    ) -> list[tuple[str, HealthCounts, ServiceLevel | None]]:
+        service = {a.site: a.level for a in rollup.affected}
+        sites = [s for s, c in rollup.by_site.items() if c.total] if page.is_fleet else page.sites
+        rows = [(site, rollup.by_site[site], service.get(site)) for site in sites]
         if page.relies_on:
             upstream = count_health(rollup.health[n] for n in page.relies_on)
-            rows.append((f"upstream ({len(page.relies_on)} servers)", upstream))
+            rows.append((f"upstream ({len(page.relies_on)} servers)", upstream, None))
         return rows
 
 

@@ -28,12 +28,19 @@ class WallAffectedSites(Static):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__("", id=id)
         self.sites: tuple[AffectedSite, ...] | None = None
+        self._fresh: bool | None = None
 
-    def show(self, sites: Sequence[AffectedSite], *, scope: str) -> None:
-        """Show ``sites``; ``scope`` names what an empty list covers ("hosp-a", "every clinic")."""
-        if self.sites == tuple(sites):
+    def show(self, sites: Sequence[AffectedSite], *, scope: str, fresh: bool = True) -> None:
+        """Show ``sites``; ``scope`` names what an empty list covers ("hosp-a", "every clinic").
+
+        With old data (``fresh`` false) an empty list is not good news: it says so.
+        """
+        if self.sites == tuple(sites) and self._fresh == fresh:
             return
-        self.sites = tuple(sites)
+        self.sites, self._fresh = tuple(sites), fresh
+        if not sites and not fresh:
+            self.update(state_markup(Health.STALE, "no fresh data: cannot tell", bold=True))
+            return
         if not sites:
             self.update(state_markup(Health.OK, f"{escape(scope)}: PACS service normal", bold=True))
             return

@@ -30,13 +30,22 @@ class WallDownList(Static):
         super().__init__("", id=id)
         self.down: tuple[str, ...] = ()
         self.unreachable: tuple[str, ...] = ()
+        self._fresh: bool | None = None
 
-    def show(self, down: Sequence[str], unreachable: Sequence[str]) -> None:
-        """Show these servers (redraws only when the lists changed)."""
-        if (tuple(down), tuple(unreachable)) == (self.down, self.unreachable):
+    def show(self, down: Sequence[str], unreachable: Sequence[str], *, fresh: bool = True) -> None:
+        """Show these servers (redraws only when something changed).
+
+        With old data (``fresh`` false) an empty list is not good news: it says so.
+        """
+        lists = (tuple(down), tuple(unreachable))
+        if self._fresh == fresh and lists == (self.down, self.unreachable):
             return
-        self.down, self.unreachable = tuple(down), tuple(unreachable)
-        lines = [_line(Health.DOWN, "DOWN", self.down)]
+        self._fresh = fresh
+        self.down, self.unreachable = lists
+        if not down and not fresh:
+            lines = [state_markup(Health.STALE, "no fresh data: cannot tell", bold=True)]
+        else:
+            lines = [_line(Health.DOWN, "DOWN", self.down)]
         if self.unreachable:
             lines.append(_line(Health.UNREACHABLE, "UNREACHABLE", self.unreachable))
         self.update("\n".join(lines))

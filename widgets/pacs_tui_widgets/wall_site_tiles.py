@@ -10,7 +10,7 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 from pacs_tui.plugin_api import Health
-from pacs_tui.rollup import HealthCounts
+from pacs_tui.rollup import HealthCounts, ServiceLevel
 from pacs_tui_widgets.wall_markup import state_markup, worst
 
 
@@ -40,10 +40,14 @@ class WallSiteTiles(Widget):
     def compose(self) -> ComposeResult:
         return iter(())
 
-    def show(self, rows: Sequence[tuple[str, HealthCounts]]) -> None:
-        """Show one tile per ``(label, counts)``; rebuilt only when the labels change."""
-        self.texts = [tile_text(label, counts) for label, counts in rows]
-        labels = tuple(label for label, _ in rows)
+    def show(self, rows: Sequence[tuple[str, HealthCounts, ServiceLevel | None]]) -> None:
+        """Show one tile per ``(label, counts, service)``; rebuilt only when the labels change.
+
+        ``service`` is the site's PACS service when it is affected: a site whose
+        own servers all answer can still have no service behind a down router.
+        """
+        self.texts = [tile_text(label, counts, service) for label, counts, service in rows]
+        labels = tuple(label for label, _, _ in rows)
         if labels != self._labels:
             self._labels = labels
             self.remove_children()
@@ -54,8 +58,12 @@ class WallSiteTiles(Widget):
             tile.update(text)
 
 
-def tile_text(label: str, counts: HealthCounts) -> str:
+def tile_text(label: str, counts: HealthCounts, service: ServiceLevel | None = None) -> str:
     """The markup of one tile."""
     state = worst(counts)
-    up = counts[Health.OK]
-    return state_markup(state, f"{escape(label)} {up}/{counts.total} up", bold=state is Health.DOWN)
+    text = f"{escape(label)} {counts[Health.OK]}/{counts.total} up"
+    if service is not None:
+        floor = Health.DOWN if service is ServiceLevel.NONE else Health.DEGRADED
+        state = max(state, floor, key=lambda h: h.rank)
+        text += " · no service" if service is ServiceLevel.NONE else " · degraded"
+    return state_markup(state, text, bold=state is Health.DOWN)

@@ -30,6 +30,8 @@ class WallStateCount(Widget):
     WallStateCount > .wall-state-label {
         width: 1fr;
         text-style: bold;
+        text-wrap: nowrap;
+        text-overflow: ellipsis;
     }
     WallStateCount > Digits {
         width: auto;
@@ -49,21 +51,22 @@ class WallStateCount(Widget):
     def __init__(self, health: Health, *, id: str | None = None) -> None:
         super().__init__(id=id, classes=f"-{health.value} -zero")
         self.health = health
+        # Held, not queried: the wall may update it before or after it is mounted.
+        self._digits = Digits("0")
 
     def compose(self) -> ComposeResult:
         label = f"{STATE_GLYPHS[self.health.value]} {HEALTH_WORDS[self.health].upper()}"
         yield Static(label, classes="wall-state-label")
-        yield Digits("0")
+        yield self._digits
 
     @property
     def count(self) -> int:
         """The number shown."""
-        return int(self.query_one(Digits).value)
+        return int(self._digits.value)
 
     def show(self, count: int) -> None:
         """Show ``count`` (redraws only when it changed)."""
-        digits = self.query_one(Digits)
-        if digits.value != str(count):
-            digits.update(str(count))
+        if self._digits.value != str(count):
+            self._digits.update(str(count))
         self.set_class(count == 0, "-zero")
         self.set_class(count > 0 and self.health in self.ALARMING, "-alarm")

@@ -1,0 +1,41 @@
+"""The dry run: every wave and every call a plan would make, and nothing else.
+
+It only formats the plan; building the plan read PowerStates (GETs) and
+sent nothing. JSON comes from ``BatchPlan.to_json``.
+"""
+
+from __future__ import annotations
+
+from pacs_tui.batch.plan import BatchPlan, StepKind
+
+
+def dry_run_lines(plan: BatchPlan) -> list[str]:
+    """The plan as text: refusals first, then wave by wave, server by server, call by call."""
+    lines = [f"DRY RUN — {plan.summary()} (nothing is sent)"]
+    if plan.selection:
+        lines.append(f"selection: {plan.selection}")
+    for reason in plan.refusals:
+        lines.append(f"REFUSED: {reason}")
+    for reason in plan.overridden:
+        lines.append(f"OVERRIDDEN: {reason}")
+    for wave in plan.waves:
+        lines.append(f"wave {wave.index} ({len(wave.servers)} server(s)):")
+        for sp in wave.servers:
+            if sp.skipped:
+                lines.append(f"  {sp.server.name}: skip — {sp.skip_reason}")
+                continue
+            note = f" — {sp.note}" if sp.note else ""
+            lines.append(f"  {sp.server.name} (now {sp.power_state}){note}:")
+            for n, step in enumerate(sp.steps, start=1):
+                notes = []
+                if step.optional:
+                    notes.append("best effort")
+                if step.escalation:
+                    notes.append("only if the wait before timed out")
+                if step.only_if_off:
+                    notes.append("only if PowerState is Off")
+                if step.kind is StepKind.WAIT and step.escalate_on_timeout:
+                    notes.append("then escalate")
+                note = f"  [{'; '.join(notes)}]" if notes else ""
+                lines.append(f"    {n}. {step.call}{note}")
+    return lines

@@ -1,0 +1,436 @@
+"""From a selection and a verb to a ``BatchPlan``: waves, and every server's exact steps.
+
+Waves follow ``depends_on``: ``off`` and ``force-off`` take dependents down
+first, ``on`` and ``restart`` bring dependencies up first. Each server gets
+the calls its verb needs on *its* BMC (the ResetTypes the BMC allows), with a
+wait that re-reads PowerState after every reset. Building a plan does no
+I/O: it takes the power facts read beforehand (``readings.power_facts``).
+
+Steps per verb:
+
+- ``off``: SSH ``systemctl stop`` of the server's units (best effort) →
+  Redfish ``GracefulShutdown`` (or SSH ``shutdown -h now`` when the BMC lacks
+  it) → wait PowerState Off → with ``escalate_after_s``, ``ForceOff`` and wait
+  again if the OS ignored the shutdown.
+- ``on``: Redfish ``On`` → wait PowerState On → health gate.
+- ``restart``: stop units → ``GracefulRestart`` if allowed (else
+  ``GracefulShutdown``) → wait until the server went down → (escalation:
+  ``ForceRestart``/``ForceOff``) → ``On`` if it is Off → wait On → gate.
+- ``force-off``: ``ForceOff`` → wait Off.
+
+A plan that would power off a server whose unselected dependents are still
+on (or in an unknown state) is refused with the reasons, unless
+``override_dependents`` is set; then the overrides are listed (and audited).
+Servers already at the target are skipped, never re-sent; in an ``on``
+batch an already-On server still has to pass its gate before the next wave.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from pacs_tui.batch.gates import GatePolicy
+from pacs_tui.batch.readings import PowerFacts
+from pacs_tui.inventory import Inventory, Server
+from pacs_tui.plugin_api import Action, ActionStep
+from pacs_tui.power import PowerState, ResetType
+
+OFF, ON, RESTART, FORCE_OFF = "off", "on", "restart", "force-off"
+VERBS = (OFF, ON, RESTART, FORCE_OFF)
+POWERING_OFF_VERBS = (OFF, FORCE_OFF)
+# Each verb's final PowerState: a server already there is skipped.
+TARGET_STATE = {OFF: PowerState.OFF, FORCE_OFF: PowerState.OFF, ON: PowerState.ON}
+
+REDFISH_ACTION = "redfish-reset"
+SSH_ACTION = "ssh-control"
+
+
+class StepKind(StrEnum):
+    """What the runner does for a planned step."""
+
+    CALL = "call"  # one action call (a POST, an SSH command)
+    WAIT = "wait"  # re-read PowerState until it is the wanted one
+    GATE = "gate"  # poll the health checks until they all pass
+
+
+class WaitFor(StrEnum):
+    """The condition a WAIT step polls for."""
+
+    OFF = "Off"
+    ON = "On"
+    DOWN = "down"  # left On: PowerState not On, or SSH stopped answering (a reboot)
+
+
+@dataclass(frozen=True)
+class PlannedStep:
+    """One step of one server's plan, as the dry run shows and the runner runs it."""
+
+    kind: StepKind
+    call: str  # what is sent or polled, for people and the audit log
+    target: str  # what the step achieves
+    action_step: ActionStep | None = None  # CALL steps
+    wait_for: WaitFor | None = None  # WAIT steps
+    timeout_s: float = 0.0  # WAIT and GATE steps
+    checks: tuple[str, ...] = ()  # GATE steps
+    optional: bool = False  # a failure is recorded but does not fail the server
+    escalation: bool = False  # runs only after a WAIT that timed out with escalate=True
+    escalate_on_timeout: bool = False  # WAIT: a timeout leads to the escalation steps
+    only_if_off: bool = False  # CALL: runs only if PowerState reads Off right before
+
+    def to_json(self) -> dict[str, Any]:
+        """The step as JSON-able data."""
+        data: dict[str, Any] = {"kind": str(self.kind), "call": self.call, "target": self.target}
+        if self.action_step is not None:
+            data["action"] = self.action_step.action
+            data["verb"] = self.action_step.verb
+        if self.timeout_s:
+            data["timeout_s"] = self.timeout_s
+        if self.checks:
+            data["checks"] = list(self.checks)
+        for flag in ("optional", "escalation", "escalate_on_timeout", "only_if_off"):
+            if getattr(self, flag):
+                data[flag] = True
+        return data
+
+
+@dataclass(frozen=True)
+class ServerPlan:
+    """What happens to one server; no steps when it is skipped."""
+
+    server: Server
+    power_state: str  # as read when the plan was made
+    steps: tuple[PlannedStep, ...] = ()
+    skip_reason: str = ""
+    note: str = ""  # e.g. "already On: gate only"
+
+    @property
+    def skipped(self) -> bool:
+        """True when nothing at all happens to this server (not even a gate)."""
+        return bool(self.skip_reason)
+
+    @property
+    def sends(self) -> bool:
+        """True when a step sends a command (a reset, an SSH command)."""
+        return any(s.kind is StepKind.CALL for s in self.steps)
+
+    def to_json(self) -> dict[str, Any]:
+        """The server's plan as JSON-able data."""
+        data: dict[str, Any] = {"server": self.server.name, "power_state": self.power_state}
+        if self.note:
+            data["note"] = self.note
+        if self.skipped:
+            data["skipped"] = self.skip_reason
+        else:
+            data["steps"] = [s.to_json() for s in self.steps]
+        return data
+
+
+@dataclass(frozen=True)
+class WavePlan:
+    """Servers that run together; the next wave waits until all of them are done."""
+
+    index: int  # 1-based
+    servers: tuple[ServerPlan, ...]
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    """How a plan is built: escalation, override, timeouts, gates."""
+
+    escalate_after_s: float | None = None  # None: never ForceOff on its own
+    override_dependents: bool = False
+    power_timeout_s: float = 300.0  # waiting for PowerState after a reset
+    gate: GatePolicy = field(default_factory=GatePolicy)
+    stop_units: bool = True  # stop the PACS units over SSH before an OS shutdown
+
+    def __post_init__(self) -> None:
+        if self.escalate_after_s is not None and self.escalate_after_s <= 0:
+            raise ValueError("escalate_after_s must be > 0")
+        if self.power_timeout_s <= 0:
+            raise ValueError("power_timeout_s must be > 0")
+
+
+@dataclass(frozen=True)
+class BatchPlan:
+    """Waves of server plans for one verb, or the reasons it is refused."""
+
+    verb: str
+    waves: tuple[WavePlan, ...]
+    options: PlanOptions
+    selection: str = ""  # the selector expression or "marked servers", for the audit log
+    refusals: tuple[str, ...] = ()  # non-empty: the plan must not run
+    overridden: tuple[str, ...] = ()  # dependents the operator chose to ignore
+
+    @property
+    def refused(self) -> bool:
+        """True when the plan must not run."""
+        return bool(self.refusals)
+
+    @property
+    def servers(self) -> list[ServerPlan]:
+        """Every server plan, wave by wave."""
+        return [sp for wave in self.waves for sp in wave.servers]
+
+    @property
+    def touched(self) -> list[ServerPlan]:
+        """The server plans that send a command (what confirmation counts)."""
+        return [sp for sp in self.servers if sp.sends]
+
+    def summary(self) -> str:
+        """One line: verb, counts, waves."""
+        skipped = len(self.servers) - len(self.touched)
+        text = (
+            f"{self.verb}: {len(self.touched)} server(s) in {len(self.waves)} wave(s)"
+            f"{f', {skipped} skipped' if skipped else ''}"
+        )
+        if self.options.escalate_after_s is not None:
+            text += f", ForceOff after {self.options.escalate_after_s:g} s"
+        if self.overridden:
+            text += f", dependents overridden: {len(self.overridden)}"
+        return text
+
+    def to_json(self) -> dict[str, Any]:
+        """The whole plan as JSON-able data (what ``--dry-run --json`` prints)."""
+        return {
+            "verb": self.verb,
+            "selection": self.selection,
+            "refusals": list(self.refusals),
+            "overridden": list(self.overridden),
+            "escalate_after_s": self.options.escalate_after_s,
+            "waves": [
+                {"wave": w.index, "servers": [sp.to_json() for sp in w.servers]} for w in self.waves
+            ],
+        }
+
+
+class PlanError(ValueError):
+    """A plan that cannot be built at all (unknown verb, missing action plugin)."""
+
+
+def build_plan(
+    inventory: Inventory,
+    selected: Iterable[Server | str],
+    verb: str,
+    facts: Mapping[str, PowerFacts],
+    actions: Mapping[str, Action],
+    options: PlanOptions | None = None,
+    *,
+    selection: str = "",
+) -> BatchPlan:
+    """Plan ``verb`` on ``selected``; ``facts`` must cover them and their dependents."""
+    if verb not in VERBS:
+        raise PlanError(f"unknown verb {verb!r} (known: {', '.join(VERBS)})")
+    if REDFISH_ACTION not in actions:
+        raise PlanError(f"the {REDFISH_ACTION!r} action plugin is not loaded")
+    opts = options or PlanOptions()
+    servers = [inventory.server(s) if isinstance(s, str) else s for s in selected]
+    names = {s.name for s in servers}
+    refusals: list[str] = []
+    overridden: list[str] = []
+    if verb in POWERING_OFF_VERBS:
+        for reason in _unselected_dependents(inventory, servers, names, facts):
+            (overridden if opts.override_dependents else refusals).append(reason)
+    waves = (
+        inventory.shutdown_waves(servers)
+        if verb in POWERING_OFF_VERBS
+        else inventory.startup_waves(servers)
+    )
+    planner = _ServerPlanner(verb, actions, opts)
+    planned: list[WavePlan] = []
+    for index, wave in enumerate(waves, start=1):
+        plans = []
+        for server in wave:
+            sp = planner.plan(server, facts.get(server.name, PowerFacts()))
+            if isinstance(sp, str):
+                refusals.append(sp)
+                sp = ServerPlan(server, facts.get(server.name, PowerFacts()).state)
+            plans.append(sp)
+        planned.append(WavePlan(index, tuple(plans)))
+    return BatchPlan(verb, tuple(planned), opts, selection, tuple(refusals), tuple(overridden))
+
+
+def _unselected_dependents(
+    inventory: Inventory,
+    servers: list[Server],
+    names: set[str],
+    facts: Mapping[str, PowerFacts],
+) -> list[str]:
+    """Reasons: a selected server would go off under an unselected dependent still on."""
+    reasons = []
+    for server in servers:
+        for dependent in inventory.dependents(server.name):
+            if dependent.name in names:
+                continue
+            state = facts.get(dependent.name, PowerFacts()).state
+            if state == PowerState.OFF:
+                continue
+            words = "is still On" if state == PowerState.ON else f"is {state} (not known Off)"
+            reasons.append(f"{server.name}: dependent {dependent.name} is not selected and {words}")
+    return reasons
+
+
+class _ServerPlanner:
+    """Builds one server's steps for one verb."""
+
+    def __init__(self, verb: str, actions: Mapping[str, Action], options: PlanOptions) -> None:
+        self.verb = verb
+        self.redfish = actions[REDFISH_ACTION]
+        self.ssh = actions.get(SSH_ACTION)
+        self.options = options
+
+    def plan(self, server: Server, facts: PowerFacts) -> ServerPlan | str:
+        """The server's plan, or a refusal reason."""
+        if server.bmc is None:
+            return f"{server.name}: has no BMC, so its PowerState cannot be verified"
+        target = TARGET_STATE.get(self.verb)
+        if self.verb == ON and facts.state == PowerState.ON:
+            # Nothing to send, but its dependents must still wait for it to be healthy.
+            gate = (self._gate(server),)
+            return ServerPlan(server, facts.state, gate, note="already On: no reset, gate only")
+        if target is not None and facts.state == target:
+            return ServerPlan(server, facts.state, skip_reason=f"already {facts.state}")
+        if self.verb == RESTART and facts.state == PowerState.OFF:
+            return ServerPlan(server, facts.state, skip_reason="is Off (use 'on')")
+        build = {OFF: self._off, ON: self._on, RESTART: self._restart, FORCE_OFF: self._force_off}
+        steps = build[self.verb](server, facts)
+        if isinstance(steps, str):
+            return steps
+        return ServerPlan(server, facts.state, tuple(steps))
+
+    # -- building blocks ------------------------------------------------------------
+
+    def _reset(
+        self, server: Server, facts: PowerFacts, reset_type: str, **flags: Any
+    ) -> PlannedStep:
+        step = self.redfish.steps(server, reset_type, facts.facts)[0]
+        return PlannedStep(StepKind.CALL, step.call, step.target, action_step=step, **flags)
+
+    def _ssh(self, server: Server, verb: str, **flags: Any) -> PlannedStep | None:
+        if self.ssh is None or not self.ssh.applies_to(server, verb):
+            return None
+        step = self.ssh.steps(server, verb)[0]
+        return PlannedStep(StepKind.CALL, step.call, step.target, action_step=step, **flags)
+
+    def _wait(
+        self, server: Server, facts: PowerFacts, wait_for: WaitFor, timeout_s: float, **flags: Any
+    ) -> PlannedStep:
+        assert server.bmc is not None
+        system = facts.facts.get("system_path") or "/redfish/v1/Systems/<discovered>"
+        what = "PowerState≠On or SSH down" if wait_for is WaitFor.DOWN else f"PowerState={wait_for}"
+        return PlannedStep(
+            StepKind.WAIT,
+            f"GET {server.bmc.url}{system} until {what} (≤ {timeout_s:g} s)",
+            what,
+            wait_for=wait_for,
+            timeout_s=timeout_s,
+            **flags,
+        )
+
+    def _gate(self, server: Server) -> PlannedStep:
+        checks = self.options.gate.checks_for(server)
+        return PlannedStep(
+            StepKind.GATE,
+            f"gate {'+'.join(checks) or '(none)'} (≤ {self.options.gate.timeout_s:g} s)",
+            "healthy: " + (", ".join(checks) or "no checks"),
+            timeout_s=self.options.gate.timeout_s,
+            checks=checks,
+        )
+
+    def _stop_units(self, server: Server) -> list[PlannedStep]:
+        if not self.options.stop_units:
+            return []
+        step = self._ssh(server, "stop-units", optional=True)
+        return [step] if step is not None else []
+
+    def _first_wait_s(self) -> tuple[float, bool]:
+        """How long to wait for a graceful result, and whether escalation follows."""
+        escalate = self.options.escalate_after_s
+        if escalate is None:
+            return self.options.power_timeout_s, False
+        return escalate, True
+
+    # -- verbs ------------------------------------------------------------------------
+
+    def _off(self, server: Server, facts: PowerFacts) -> list[PlannedStep] | str:
+        steps = self._stop_units(server)
+        if facts.allows(ResetType.GRACEFUL_SHUTDOWN):
+            steps.append(self._reset(server, facts, ResetType.GRACEFUL_SHUTDOWN))
+        else:
+            ssh = self._ssh(server, "shutdown")
+            if ssh is None:
+                return (
+                    f"{server.name}: its BMC lacks GracefulShutdown and it has no SSH: "
+                    "no graceful way down (use force-off)"
+                )
+            steps.append(ssh)
+        first_wait, escalate = self._first_wait_s()
+        steps.append(
+            self._wait(server, facts, WaitFor.OFF, first_wait, escalate_on_timeout=escalate)
+        )
+        if escalate:
+            if not facts.allows(ResetType.FORCE_OFF):
+                return f"{server.name}: escalation asked, but its BMC lacks ForceOff"
+            steps.append(self._reset(server, facts, ResetType.FORCE_OFF, escalation=True))
+            steps.append(
+                self._wait(
+                    server, facts, WaitFor.OFF, self.options.power_timeout_s, escalation=True
+                )
+            )
+        return steps
+
+    def _force_off(self, server: Server, facts: PowerFacts) -> list[PlannedStep] | str:
+        if not facts.allows(ResetType.FORCE_OFF):
+            return f"{server.name}: its BMC does not allow ForceOff"
+        return [
+            self._reset(server, facts, ResetType.FORCE_OFF),
+            self._wait(server, facts, WaitFor.OFF, self.options.power_timeout_s),
+        ]
+
+    def _on(self, server: Server, facts: PowerFacts) -> list[PlannedStep] | str:
+        if not facts.allows(ResetType.ON):
+            return f"{server.name}: its BMC does not allow On"
+        return [
+            self._reset(server, facts, ResetType.ON),
+            self._wait(server, facts, WaitFor.ON, self.options.power_timeout_s),
+            self._gate(server),
+        ]
+
+    def _restart(self, server: Server, facts: PowerFacts) -> list[PlannedStep] | str:
+        steps = self._stop_units(server)
+        first_wait, escalate = self._first_wait_s()
+        if facts.allows(ResetType.GRACEFUL_RESTART):
+            steps.append(self._reset(server, facts, ResetType.GRACEFUL_RESTART))
+            steps.append(
+                self._wait(server, facts, WaitFor.DOWN, first_wait, escalate_on_timeout=escalate)
+            )
+            force = (
+                ResetType.FORCE_RESTART
+                if facts.allows(ResetType.FORCE_RESTART)
+                else ResetType.FORCE_OFF
+            )
+        elif facts.allows(ResetType.GRACEFUL_SHUTDOWN):
+            steps.append(self._reset(server, facts, ResetType.GRACEFUL_SHUTDOWN))
+            steps.append(
+                self._wait(server, facts, WaitFor.OFF, first_wait, escalate_on_timeout=escalate)
+            )
+            force = ResetType.FORCE_OFF
+        else:
+            return f"{server.name}: its BMC allows neither GracefulRestart nor GracefulShutdown"
+        if escalate:
+            if not facts.allows(force):
+                return f"{server.name}: escalation asked, but its BMC lacks {force}"
+            steps.append(self._reset(server, facts, force, escalation=True))
+            steps.append(
+                self._wait(
+                    server, facts, WaitFor.DOWN, self.options.power_timeout_s, escalation=True
+                )
+            )
+        if not facts.allows(ResetType.ON):
+            return f"{server.name}: its BMC does not allow On"
+        steps.append(self._reset(server, facts, ResetType.ON, only_if_off=True))
+        steps.append(self._wait(server, facts, WaitFor.ON, self.options.power_timeout_s))
+        steps.append(self._gate(server))
+        return steps

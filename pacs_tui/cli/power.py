@@ -1,0 +1,278 @@
+"""``pacs-tui power off|on|restart|force-off``: the batch engine for scripts.
+
+Same engine as the control room: plan (waves, refusal of unsafe plans),
+optional dry run, typed confirmation, gated run, audit log. Exit 0 only if
+every selected server reached its target, 1 otherwise (including a declined
+confirmation), 2 for bad input, a refused plan or a read-only session.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from pacs_tui.cli import EXIT_OK, EXIT_UNHEALTHY, EXIT_USAGE
+
+GATE_PROBES = {"power", "ssh", "dicom"}
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``power`` subcommand."""
+    p = subparsers.add_parser(
+        "power",
+        help="power servers off/on/restart in dependency waves (gated, audited)",
+        description=(
+            "Power the selected servers off, on, restart them or force them off, in waves "
+            "derived from depends_on; each power-on wave waits for its health gate. "
+            "Exit 0 only if every server reached its target, 1 otherwise, 2 on bad input, "
+            "a refused plan or a read-only session."
+        ),
+    )
+    p.add_argument("verb", choices=("off", "on", "restart", "force-off"), help="what to do")
+    p.add_argument("--inventory", "-i", type=Path, required=True, help="inventory YAML file")
+    p.add_argument("--select", "-s", required=True, help="selector expression, e.g. 'site=dc-main'")
+    p.add_argument("--dry-run", action="store_true", help="show every wave and call; send nothing")
+    p.add_argument("--yes", "-y", action="store_true", help="do not ask for typed confirmation")
+    p.add_argument(
+        "--escalate-after",
+        type=float,
+        metavar="SECONDS",
+        help="ForceOff a server whose OS has not powered off this long after the shutdown",
+    )
+    p.add_argument(
+        "--override-dependents",
+        action="store_true",
+        help="power off even though unselected dependents are on (audited)",
+    )
+    p.add_argument("--json", action="store_true", help="JSON lines: events, then the result")
+    p.add_argument("--read-only", action="store_true", help="read-only session: refuse to act")
+    p.add_argument(
+        "--timeout", type=float, default=300.0, metavar="SECONDS",
+        help="wait this long for a PowerState after a reset (default 300)",
+    )  # fmt: skip
+    p.add_argument(
+        "--gate-timeout", type=float, default=600.0, metavar="SECONDS",
+        help="wait this long for a powered-on server's health gate (default 600)",
+    )  # fmt: skip
+    p.add_argument(
+        "--gate", default="", metavar="ROLE=CHECKS;...",
+        help="gate checks per role, e.g. 'web-viewer=power+ssh;storage=power' "
+        "(checks: power, ssh, services, dicom; default: all that apply)",
+    )  # fmt: skip
+    p.add_argument("--concurrency", type=int, default=32, help="servers at once per wave (32)")
+    p.add_argument(
+        "--on-failure", choices=("halt", "leave-out"), default="halt",
+        help="a failed server halts the batch (default) or is left out with its dependents",
+    )  # fmt: skip
+    p.add_argument("--poll", type=float, default=1.0, help="seconds between re-reads (1)")
+    p.add_argument(
+        "--confirm-threshold", type=int, default=5,
+        help="ask for the typed count above this many servers (default 5)",
+    )  # fmt: skip
+    p.add_argument(
+        "--no-stop-units", action="store_true",
+        help="do not stop the PACS units over SSH before an OS shutdown",
+    )  # fmt: skip
+    p.set_defaults(handler=run_power)
+
+
+def _error(message: str) -> int:
+    print(f"pacs-tui power: error: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def run_power(args: argparse.Namespace) -> int:
+    """Check the input, then plan and run in an event loop."""
+    from pacs_tui.batch.gates import GatePolicy, parse_gate_spec
+    from pacs_tui.batch.plan import PlanOptions
+    from pacs_tui.inventory import InventoryError, load_inventory
+    from pacs_tui.selector import SelectorError, select
+    from pacs_tui.session import Session
+
+    for name in ("timeout", "gate_timeout", "poll"):
+        if getattr(args, name) <= 0:
+            return _error(f"--{name.replace('_', '-')} must be > 0")
+    if args.escalate_after is not None and args.escalate_after <= 0:
+        return _error("--escalate-after must be > 0")
+    if args.concurrency < 1:
+        return _error("--concurrency must be at least 1")
+    if args.confirm_threshold < 0:
+        return _error("--confirm-threshold must be >= 0")
+    try:
+        by_role = parse_gate_spec(args.gate)
+    except ValueError as exc:
+        return _error(f"--gate: {exc}")
+    try:
+        inventory = load_inventory(args.inventory)
+    except InventoryError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return EXIT_USAGE
+    session = Session(inventory, read_only=args.read_only)
+    if session.read_only:
+        return _error(f"refused: {session.read_only_reason}; power commands are disabled")
+    kinds = {name: site.kind for name, site in inventory.sites.items()}
+    try:
+        servers = select(inventory.servers, args.select, kinds)
+    except SelectorError as exc:
+        return _error(f"--select: {exc}\n{exc.pointer()}")
+    if not servers:
+        return _error(f"--select {args.select!r} matches no server")
+    options = PlanOptions(
+        escalate_after_s=args.escalate_after,
+        override_dependents=args.override_dependents,
+        power_timeout_s=args.timeout,
+        gate=GatePolicy(by_role=by_role, timeout_s=args.gate_timeout, poll_s=args.poll),
+        stop_units=not args.no_stop_units,
+    )
+    return asyncio.run(_power(args, session, servers, options))
+
+
+async def _power(args: argparse.Namespace, session: Any, servers: list[Any], options: Any) -> int:
+    from pacs_tui.batch.readings import MonitorReadings
+    from pacs_tui.monitor import FleetMonitor
+    from pacs_tui.plugin_catalog import load_probes
+
+    inventory = session.inventory
+    loaded = load_probes(GATE_PROBES)
+    for name, reason in loaded.failed.items():
+        print(f"pacs-tui power: warning: probe {name} failed to load: {reason}", file=sys.stderr)
+    if "power" not in loaded.plugins:
+        return _error("the power probe plugin is not available: PowerState cannot be verified")
+    wanted = {s.name for s in servers}
+    wanted.update(d.name for s in servers for d in inventory.dependents(s.name))
+    watched = [s for s in inventory.servers if s.name in wanted]
+    monitor = FleetMonitor(inventory, probes=list(loaded.plugins.values()), servers=watched)
+    async with monitor:
+        readings = MonitorReadings(monitor)
+        await session.open()
+        try:
+            return await _plan_and_run(args, session, servers, options, readings)
+        finally:
+            await session.close()
+
+
+async def _plan_and_run(
+    args: argparse.Namespace, session: Any, servers: list[Any], options: Any, readings: Any
+) -> int:
+    from pacs_tui.batch.confirm import Confirmation, ConfirmationRule
+    from pacs_tui.batch.dry_run import dry_run_lines
+    from pacs_tui.batch.plan import PlanError
+    from pacs_tui.batch.runner import FailurePolicy
+
+    for name, reason in session.failed_actions.items():
+        print(f"pacs-tui power: warning: action {name} unavailable: {reason}", file=sys.stderr)
+    try:
+        plan, batch = await session.plan(
+            servers, args.verb, readings, options, selection=args.select, dry_run=args.dry_run
+        )
+    except PlanError as exc:
+        return _error(str(exc))
+    if args.dry_run:
+        if args.json:
+            print(json.dumps({"kind": "plan", "batch": batch, **plan.to_json()}))
+        else:
+            print("\n".join(dry_run_lines(plan)))
+        return EXIT_USAGE if plan.refused else EXIT_OK
+    if plan.refused:
+        if args.json:
+            print(json.dumps({"kind": "refused", "batch": batch, "reasons": list(plan.refusals)}))
+        for reason in plan.refusals:
+            print(f"pacs-tui power: refused: {reason}", file=sys.stderr)
+        print(
+            "pacs-tui power: nothing was sent (select the dependents too, or "
+            "--override-dependents)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    rule = ConfirmationRule(args.confirm_threshold)
+    confirmation = None
+    if rule.required(plan):
+        if args.yes:
+            confirmation = Confirmation.assumed(plan)
+        else:
+            if not args.json:
+                print("\n".join(dry_run_lines(plan)[1:]), file=sys.stderr)
+            print(rule.prompt(plan), end="", file=sys.stderr, flush=True)
+            answer = await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+            confirmation = Confirmation(answer)
+        accepted = confirmation.matches(plan)
+        session.record_confirmation(plan, batch, confirmation, accepted)
+        if not accepted:
+            print("pacs-tui power: not confirmed; nothing was sent", file=sys.stderr)
+            return EXIT_UNHEALTHY
+    runner = session.runner(
+        plan,
+        readings,
+        batch_id=batch,
+        confirmation=confirmation,
+        confirm_rule=rule,
+        concurrency=args.concurrency,
+        on_failure=FailurePolicy(args.on_failure),
+        poll_s=args.poll,
+    )
+    runner.subscribe(_json_printer if args.json else _text_printer)
+    loop = asyncio.get_running_loop()
+
+    def interrupted() -> None:
+        print("pacs-tui power: aborting (in-flight calls finish; Ctrl-C again to kill)",
+              file=sys.stderr, flush=True)  # fmt: skip
+        runner.abort("interrupted (SIGINT/SIGTERM)")
+        loop.remove_signal_handler(signal.SIGINT)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, interrupted)
+    try:
+        result = await runner.run()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(ValueError, RuntimeError):
+                loop.remove_signal_handler(sig)
+    if args.json:
+        print(json.dumps(result.to_json()), flush=True)
+    else:
+        _print_result(result)
+    return EXIT_OK if result.ok else EXIT_UNHEALTHY
+
+
+def _json_printer(event: Any) -> None:
+    print(json.dumps(event.to_json()), flush=True)
+
+
+def _text_printer(event: Any) -> None:
+    eta = f", ETA {event.eta_s:.0f} s" if event.eta_s else ""
+    if event.kind == "wave-start":
+        line = f"wave {event.wave}/{event.waves}: {event.detail}"
+    elif event.kind in ("step", "retry"):
+        line = f"  {event.server}: {event.call} -> {event.outcome}"
+        if event.detail:
+            line += f" ({event.detail})"
+    elif event.kind == "server":
+        line = (
+            f"  {event.server}: {event.outcome.upper()} {event.detail} "
+            f"[wave {event.wave_done}/{event.wave_total}, all {event.done}/{event.total}{eta}]"
+        )
+    elif event.kind == "wave-end":
+        line = f"wave {event.wave} done: {event.outcome} ({event.detail})"
+    elif event.kind == "batch-start":
+        line = f"batch {event.batch}: {event.detail}"
+    elif event.kind == "batch-end":
+        return
+    else:
+        line = f"{event.kind}: {event.outcome} {event.detail}".rstrip()
+    print(line, flush=True)
+
+
+def _print_result(result: Any) -> None:
+    counts = ", ".join(f"{v} {k}" for k, v in sorted(result.counts().items()))
+    state = "OK" if result.ok else "INCOMPLETE"
+    print(f"{state}: {counts} in {result.elapsed_s:.1f} s (batch {result.batch})")
+    for server in result.servers.values():
+        if server.status not in ("reached", "skipped"):
+            print(f"  {server.server}: {server.status}: {server.detail}")

@@ -1,0 +1,223 @@
+"""A control session over one inventory: where read-only is enforced.
+
+Read-only is a property of the engine, not of the key bindings. A session is
+read-only when it was opened so (``--read-only``, the wall display) or when
+the inventory says ``read_only: true``; such a session refuses to load
+action plugins and to build a batch runner, raising ``ReadOnlySession``
+with the reason. The control room, the wall and the CLI all go through it.
+
+A writable session plans batches (reading power facts through the fleet's
+poller and auditing every plan) and builds runners::
+
+    async with Session(inventory) as session:
+        plan = await session.plan(servers, "off", readings, PlanOptions())
+        runner = session.runner(plan, readings, confirmation=...)
+        result = await runner.run()
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Iterable, Mapping, Sequence
+from types import TracebackType
+from typing import Any
+
+from pacs_tui.batch.audit import AuditLog
+from pacs_tui.batch.confirm import Confirmation, ConfirmationRule
+from pacs_tui.batch.plan import BatchPlan, PlanOptions, build_plan
+from pacs_tui.batch.readings import Readings, power_facts
+from pacs_tui.batch.runner import BatchRunner, FailurePolicy, RetryPolicy
+from pacs_tui.inventory import Inventory, Server
+from pacs_tui.plugin_api import Action, ProbeContext
+from pacs_tui.plugin_catalog import LoadedPlugins, load_actions
+
+
+class ReadOnlySession(PermissionError):
+    """A read-only session was asked for something that can change the fleet."""
+
+
+def new_batch_id() -> str:
+    """A short random id that ties a batch's audit rows together."""
+    return secrets.token_hex(6)
+
+
+class Session:
+    """One operator's session over one inventory."""
+
+    def __init__(
+        self,
+        inventory: Inventory,
+        *,
+        read_only: bool = False,
+        settings: Mapping[str, Any] | None = None,
+        audit: AuditLog | None = None,
+    ) -> None:
+        """``read_only`` adds to the inventory's own flag; it can never lift it."""
+        self.inventory = inventory
+        self._read_only_flag = read_only
+        self.settings = dict(settings or {})
+        self._audit = audit
+        self._owns_audit = audit is None
+        self.actions: dict[str, Action] = {}
+        self.failed_actions: dict[str, str] = {}
+        self._opened = False
+
+    # -- read-only --------------------------------------------------------------------
+
+    @property
+    def read_only(self) -> bool:
+        """True when nothing may be changed through this session."""
+        return self._read_only_flag or self.inventory.read_only
+
+    @property
+    def read_only_reason(self) -> str:
+        """Why the session is read-only ("" when it is not)."""
+        if self.inventory.read_only:
+            return f"the inventory {self.inventory.path} is marked read_only"
+        if self._read_only_flag:
+            return "the session was opened read-only (--read-only)"
+        return ""
+
+    def require_writable(self, what: str) -> None:
+        """Raise ``ReadOnlySession`` saying why ``what`` is not possible."""
+        if self.read_only:
+            raise ReadOnlySession(f"cannot {what}: {self.read_only_reason}")
+
+    # -- actions and audit ----------------------------------------------------------------
+
+    def load_actions(self, only: set[str] | None = None) -> LoadedPlugins[Action]:
+        """Import the action plugins (refused in a read-only session)."""
+        self.require_writable("load action plugins")
+        return load_actions(only)
+
+    @property
+    def audit(self) -> AuditLog:
+        """The audit log (opened on first use)."""
+        if self._audit is None:
+            self._audit = AuditLog()
+        return self._audit
+
+    async def open(self, actions: Sequence[Action] | None = None) -> None:
+        """Load (unless given) and open the action plugins; a broken one is reported."""
+        self.require_writable("open a control session")
+        if actions is None:
+            loaded = self.load_actions()
+            self.failed_actions.update(loaded.failed)
+            actions = list(loaded.plugins.values())
+        context = ProbeContext(self.inventory, self.settings)
+        for action in actions:
+            try:
+                await action.open(context)
+            except Exception as exc:  # a broken plugin is reported, not fatal
+                self.failed_actions[action.name] = f"open failed: {type(exc).__name__}: {exc}"
+                continue
+            self.actions[action.name] = action
+        self._opened = True
+
+    async def close(self) -> None:
+        """Close the action plugins and the audit log."""
+        actions, self.actions = self.actions, {}
+        for action in actions.values():
+            try:
+                await action.close()
+            except Exception as exc:
+                self.failed_actions[action.name] = f"close failed: {type(exc).__name__}: {exc}"
+        if self._owns_audit and self._audit is not None:
+            self._audit.close()
+            self._audit = None
+
+    async def __aenter__(self) -> Session:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # -- planning and running ---------------------------------------------------------------
+
+    async def plan(
+        self,
+        selected: Iterable[Server],
+        verb: str,
+        readings: Readings,
+        options: PlanOptions | None = None,
+        *,
+        selection: str = "",
+        batch_id: str | None = None,
+        dry_run: bool = False,
+    ) -> tuple[BatchPlan, str]:
+        """Read power facts, build the plan, audit it; return (plan, batch id)."""
+        self.require_writable("plan a power batch")
+        servers = list(selected)
+        names = {s.name for s in servers}
+        neighbours = {d.name: d for s in servers for d in self.inventory.dependents(s.name)}
+        to_read = servers + [d for n, d in neighbours.items() if n not in names]
+        facts = await power_facts(readings, to_read)
+        plan = build_plan(
+            self.inventory, servers, verb, facts, self.actions, options, selection=selection
+        )
+        batch = batch_id or new_batch_id()
+        self.record_plan(plan, batch, dry_run=dry_run)
+        return plan, batch
+
+    def record_plan(self, plan: BatchPlan, batch: str, *, dry_run: bool = False) -> None:
+        """Audit a plan: its waves, refusals and overrides."""
+        waves = [[sp.server.name for sp in w.servers] for w in plan.waves]
+        outcome = "refused" if plan.refused else ("dry-run" if dry_run else "planned")
+        detail = f"{plan.summary()}; selection {plan.selection or '-'}; waves {json.dumps(waves)}"
+        self.audit.record(batch, "plan", verb=plan.verb, outcome=outcome, detail=detail)
+        for reason in plan.refusals:
+            self.audit.record(batch, "refused", verb=plan.verb, outcome="refused", detail=reason)
+        for reason in plan.overridden:
+            self.audit.record(
+                batch, "override", verb=plan.verb, outcome="overridden", detail=reason
+            )
+
+    def record_confirmation(
+        self, plan: BatchPlan, batch: str, confirmation: Confirmation | None, accepted: bool
+    ) -> None:
+        """Audit a confirmation (typed, ``--yes``, or declined)."""
+        how = confirmation.how if confirmation is not None else "none"
+        self.audit.record(
+            batch,
+            "confirm",
+            verb=plan.verb,
+            outcome="confirmed" if accepted else "declined",
+            detail=f"{how}; {len(plan.touched)} server(s)",
+        )
+
+    def runner(
+        self,
+        plan: BatchPlan,
+        readings: Readings,
+        *,
+        batch_id: str,
+        confirmation: Confirmation | None = None,
+        confirm_rule: ConfirmationRule | None = None,
+        concurrency: int = 32,
+        on_failure: FailurePolicy = FailurePolicy.HALT,
+        poll_s: float = 1.0,
+        retry: RetryPolicy | None = None,
+    ) -> BatchRunner:
+        """A runner for ``plan`` (refused when read-only, refused or unconfirmed)."""
+        self.require_writable("build a batch runner")
+        return BatchRunner(
+            self,
+            plan,
+            self.actions,
+            readings,
+            self.audit,
+            batch_id=batch_id,
+            confirmation=confirmation,
+            confirm_rule=confirm_rule,
+            concurrency=concurrency,
+            on_failure=on_failure,
+            poll_s=poll_s,
+            retry=retry,
+        )

@@ -1,0 +1,92 @@
+"""Batch resets against sushy-emulator: real Redfish reset semantics from another team.
+
+sushy-emulator answers a ComputerSystem.Reset at once and changes PowerState
+1-11 s later, so a runner that trusted the POST would report success early;
+ours must wait, re-reading PowerState. It has no SessionService (basic auth).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pacs_tui.batch.audit import AuditLog
+from pacs_tui.batch.confirm import Confirmation
+from pacs_tui.batch.gates import GatePolicy
+from pacs_tui.batch.plan import PlanOptions
+from pacs_tui.batch.readings import MonitorReadings
+from pacs_tui.monitor import FleetMonitor
+from pacs_tui.plugin_catalog import load_probes
+from pacs_tui.session import Session
+from peers import require_binary, require_module
+from redfish_peers import SushyEmulator, sushy_emulator, write_inventory
+
+pytestmark = [pytest.mark.peer("sushy-emulator"), pytest.mark.slow]
+
+
+@pytest.fixture
+def sushy(tmp_path: Path) -> Iterator[SushyEmulator]:
+    require_module("sushy_tools")
+    binary = require_binary("sushy-emulator", str(Path(sys.executable).parent / "sushy-emulator"))
+    with sushy_emulator(binary, tmp_path) as emulator:
+        yield emulator
+
+
+def dmtf_power_state(emulator: SushyEmulator) -> str:
+    require_module("redfish")
+    import redfish
+
+    client = redfish.redfish_client(
+        base_url=emulator.url, username=emulator.username, password=emulator.password, timeout=10
+    )
+    client.login(auth="basic")
+    try:
+        system = client.get("/redfish/v1/Systems").dict["Members"][0]["@odata.id"]
+        return str(client.get(system).dict["PowerState"])
+    finally:
+        client.logout()
+
+
+async def test_off_and_on_wait_for_the_real_power_state(
+    sushy: SushyEmulator, tmp_path: Path
+) -> None:
+    bmc = {
+        "address": sushy.address,
+        "port": sushy.port,
+        "scheme": "http",
+        "credentials": "bmc-admin",
+    }
+    inventory = write_inventory(tmp_path, {"sushy-01": bmc})
+    probes = load_probes({"power"})
+    audit = AuditLog(tmp_path / "audit.sqlite3")
+    monitor = FleetMonitor(inventory, probes=list(probes.plugins.values()))
+    options = PlanOptions(power_timeout_s=40, gate=GatePolicy(poll_s=0.25))
+    async with monitor, Session(inventory, audit=audit) as session:
+        readings = MonitorReadings(monitor)
+        server = inventory.server("sushy-01")
+        for verb, final in (("off", "Off"), ("on", "On")):
+            plan, batch = await session.plan([server], verb, readings, options)
+            assert not plan.refused, plan.refusals
+            runner = session.runner(
+                plan, readings, batch_id=batch, confirmation=Confirmation.assumed(plan), poll_s=0.25
+            )
+            result = await asyncio.wait_for(runner.run(), 60)
+            assert result.ok, result.to_json()
+            steps = [e for e in audit.events(batch=batch) if e.kind == "step"]
+            post = next(s for s in steps if s.call.startswith("POST"))
+            wait = next(s for s in steps if "until PowerState" in s.call)
+            assert post.outcome == "ok" and post.call.startswith(
+                f"POST {sushy.url}/redfish/v1/Systems/"
+            )
+            expected = "GracefulShutdown" if verb == "off" else "On"
+            assert post.call.endswith(f"ResetType={expected}")
+            # The POST came back at once; the state changed a second or more later.
+            waited = float(re.search(r"after ([\d.]+) s", wait.detail).group(1))  # type: ignore[union-attr]
+            assert wait.outcome == "ok" and waited >= 0.5
+            assert await asyncio.to_thread(dmtf_power_state, sushy) == final
+    audit.close()
