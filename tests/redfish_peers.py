@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pacs_tui_redfish_power.probe import RedfishPowerProbe
 
 from pacs_tui.inventory import Inventory, Server, load_inventory_text
 from pacs_tui.plugin_api import ProbeContext
@@ -39,6 +38,7 @@ from pacs_tui.power import PowerState
 from pacs_tui.sim.bmc import BmcFlavour, BmcService
 from pacs_tui.sim.host import HardwareFacts, HostTimings, SimulatedHost
 from pacs_tui.sim.pki import FleetPki
+from pacs_tui_redfish_power.probe import RedfishPowerProbe
 
 USER = "root"
 PASSWORD = "pw-" + "x7Qk2-sim-bmc"  # a test secret; tests assert it never shows up

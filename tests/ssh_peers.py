@@ -19,12 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import asyncssh
-from peers import require_binary
 
 from pacs_tui.inventory import Inventory, load_inventory_text
 from pacs_tui.sim.host import HardwareFacts, HostTimings, SimulatedHost
 from pacs_tui.sim.ssh_keys import FleetSshKeys
 from pacs_tui.sim.ssh_os import SshOs
+from peers import require_binary
 
 USER = "root"
 TINY_TIMINGS = HostTimings(

@@ -7,9 +7,9 @@ import struct
 from collections.abc import AsyncIterator
 
 import pytest
-from dicom_peers import loopback_address
 from pynetdicom.pdu import A_ASSOCIATE_AC, A_ASSOCIATE_RQ
 
+from dicom_peers import loopback_address
 from pacs_tui.dicom import DicomResponder, c_echo
 from pacs_tui.dicom.association import (
     EXPLICIT_VR_LE,

@@ -9,9 +9,9 @@ from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 
 import pytest
-from dicom_peers import free_port, loopback_address, orthanc, storescp
 from pydicom.dataset import Dataset
 
+from dicom_peers import free_port, loopback_address, orthanc, storescp
 from pacs_tui.dicom import Admission, DicomResponder, FindFailure, c_echo, c_find_studies
 from pacs_tui.dicom.association import LOCAL_LIMIT_EXCEEDED, AssociationRequest
 

@@ -7,11 +7,11 @@ from collections.abc import AsyncIterator, Iterable
 from datetime import date
 
 import pytest
-from dicom_peers import loopback_address
 from pydicom.dataset import Dataset
 from pynetdicom import AE
 from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind, Verification
 
+from dicom_peers import loopback_address
 from pacs_tui.dicom import DicomResponder
 from pacs_tui.sim.studies import StudyIndex
 

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import asyncssh
 import pytest
-from peers import require_binary
 
 from pacs_tui.credentials import resolve
 from pacs_tui.inventory import Inventory, load_inventory
+from peers import require_binary
 
 pytestmark = pytest.mark.peer("sshd")
 

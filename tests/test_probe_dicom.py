@@ -16,10 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dicom_peers import free_port, loopback_address
-from pacs_tui_dicom_echo.probe import DicomProbe, DicomSettings
 from pydicom.dataset import Dataset
 
+from dicom_peers import free_port, loopback_address
 from pacs_tui.inventory import DicomEndpoint, Inventory, Server, load_inventory_text
 from pacs_tui.plugin_api import Health, ProbeContext, ProbeResult
 from pacs_tui.scheduler import Scheduler
@@ -27,6 +26,7 @@ from pacs_tui.sim.dicom_node import DicomNode
 from pacs_tui.sim.host import HardwareFacts, HostTimings, SimulatedHost
 from pacs_tui.sim.studies import StudyIndex
 from pacs_tui.state import FleetState
+from pacs_tui_dicom_echo.probe import DicomProbe, DicomSettings
 
 TINY = HostTimings(power_transition_s=0.01, boot_s=0.02, service_start_s=0.01, shutdown_s=0.02)
 EMPTY_INVENTORY = Inventory(Path("/nonexistent/inventory.yaml"), {}, (), {})

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from dicom_peers import (
     ORTHANC_AET,
     RunningOrthanc,
@@ -21,11 +22,10 @@ from dicom_peers import (
     storescp,
     wait_for_port,
 )
-from pacs_tui_dicom_echo.probe import DicomProbe
-from peers import require_binary
-
 from pacs_tui.inventory import DicomEndpoint, Inventory, Server
 from pacs_tui.plugin_api import Health, ProbeContext
+from pacs_tui_dicom_echo.probe import DicomProbe
+from peers import require_binary
 
 EMPTY_INVENTORY = Inventory(Path("/nonexistent/inventory.yaml"), {}, (), {})
 

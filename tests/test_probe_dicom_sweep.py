@@ -11,14 +11,13 @@ import time
 from pathlib import Path
 
 from dicom_peers import free_port
-from pacs_tui_dicom_echo.probe import DicomProbe
-from test_probe_dicom import sim_host
-
 from pacs_tui.inventory import load_inventory_text
 from pacs_tui.plugin_api import Health, ProbeContext
 from pacs_tui.scheduler import Scheduler
 from pacs_tui.sim.dicom_node import DicomNode
 from pacs_tui.state import FleetState
+from pacs_tui_dicom_echo.probe import DicomProbe
+from test_probe_dicom import sim_host
 
 FLEET = 300
 

@@ -12,14 +12,14 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from pacs_tui_network.icmp import Pinger, checksum, echo_request, open_icmp_socket
-from pacs_tui_network.probe import NetworkProbe, icmp_enabled
-from peers import require_binary
-from ssh_peers import free_port, loopback_address, loopback_octet, sim_fleet, until
 
 from pacs_tui.inventory import Inventory, load_inventory_text
 from pacs_tui.plugin_api import Health, ProbeContext
 from pacs_tui.power import ResetType
+from pacs_tui_network.icmp import Pinger, checksum, echo_request, open_icmp_socket
+from pacs_tui_network.probe import NetworkProbe, icmp_enabled
+from peers import require_binary
+from ssh_peers import free_port, loopback_address, loopback_octet, sim_fleet, until
 
 
 def _inventory(tmp_path: Path, servers: list[str]) -> Inventory:

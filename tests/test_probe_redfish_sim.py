@@ -12,10 +12,6 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from pacs_tui_redfish_power.client import ResetAccepted
-from pacs_tui_redfish_power.errors import BmcError
-from pacs_tui_redfish_power.probe import RedfishPowerProbe
-from redfish_peers import PASSWORD, USER, BmcLab, bmc_lab, write_inventory
 
 from pacs_tui.plugin_api import Health, ProbeContext, ProbeResult
 from pacs_tui.plugin_catalog import load_probes
@@ -23,6 +19,10 @@ from pacs_tui.power import PowerState
 from pacs_tui.sim.bmc import BmcFlavour
 from pacs_tui.sim.pki import FleetPki
 from pacs_tui.sim.redfish_flavour import profile
+from pacs_tui_redfish_power.client import ResetAccepted
+from pacs_tui_redfish_power.errors import BmcError
+from pacs_tui_redfish_power.probe import RedfishPowerProbe
+from redfish_peers import PASSWORD, USER, BmcLab, bmc_lab, write_inventory
 
 GENERIC = {"bmc-a": BmcFlavour.GENERIC}
 

@@ -15,6 +15,9 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+
+from pacs_tui.inventory import Server
+from pacs_tui.plugin_api import Health, ProbeContext
 from pacs_tui_redfish_power.probe import RedfishPowerProbe
 from peers import require_binary, require_module
 from redfish_peers import (
@@ -24,9 +27,6 @@ from redfish_peers import (
     sushy_emulator,
     write_inventory,
 )
-
-from pacs_tui.inventory import Server
-from pacs_tui.plugin_api import Health, ProbeContext
 
 pytestmark = pytest.mark.peer("sushy-emulator")
 

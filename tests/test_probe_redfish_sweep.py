@@ -10,12 +10,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from pacs_tui_redfish_power.probe import RedfishPowerProbe
-from redfish_peers import remote_bmcs, write_inventory
-
 from pacs_tui.plugin_api import Health, ProbeContext
 from pacs_tui.scheduler import Scheduler
 from pacs_tui.state import FleetState
+from pacs_tui_redfish_power.probe import RedfishPowerProbe
+from redfish_peers import remote_bmcs, write_inventory
 
 FLEET = 300
 

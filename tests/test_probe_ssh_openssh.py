@@ -10,11 +10,11 @@ from pathlib import Path
 
 import asyncssh
 import pytest
-from pacs_tui_ssh_services.probe import SshServiceProbe
-from ssh_peers import RealSshd, real_sshd
 
 from pacs_tui.inventory import Inventory
 from pacs_tui.plugin_api import Health, ProbeContext, ProbeResult
+from pacs_tui_ssh_services.probe import SshServiceProbe
+from ssh_peers import RealSshd, real_sshd
 
 pytestmark = pytest.mark.peer("sshd")
 

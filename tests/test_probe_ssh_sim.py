@@ -12,9 +12,6 @@ from pathlib import Path
 
 import asyncssh
 import pytest
-from pacs_tui_network.probe import NetworkProbe
-from pacs_tui_ssh_services.probe import SshServiceProbe, systemctl_command
-from ssh_peers import SimFleet, free_port, loopback_address, sim_fleet, until
 
 from pacs_tui.inventory import Inventory, load_inventory_text
 from pacs_tui.plugin_api import Health, ProbeContext, ProbeResult
@@ -23,6 +20,9 @@ from pacs_tui.power import ResetType
 from pacs_tui.scheduler import Scheduler
 from pacs_tui.sim.host import SimulatedHost
 from pacs_tui.state import FleetState
+from pacs_tui_network.probe import NetworkProbe
+from pacs_tui_ssh_services.probe import SshServiceProbe, systemctl_command
+from ssh_peers import SimFleet, free_port, loopback_address, sim_fleet, until
 
 
 @contextlib.asynccontextmanager

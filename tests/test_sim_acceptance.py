@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from peers import require_binary, require_module
 from sim_process import RunningSim, running_sim, wait_until
 

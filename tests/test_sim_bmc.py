@@ -17,12 +17,12 @@ from typing import Any
 
 import aiohttp
 import pytest
-from peers import require_module
 
 from pacs_tui.power import PowerState
 from pacs_tui.sim.bmc import BmcFlavour, BmcService
 from pacs_tui.sim.host import HardwareFacts, HostTimings, SimulatedHost
 from pacs_tui.sim.pki import FleetPki
+from peers import require_module
 
 USER, PASSWORD = "root", "calvin-not-really"
 FAST = HostTimings(power_transition_s=0.05, boot_s=0.05, service_start_s=0.02, shutdown_s=0.05)

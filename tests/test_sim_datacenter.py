@@ -11,13 +11,13 @@ from pathlib import Path
 import aiohttp
 import asyncssh
 import pytest
-from sim_process import random_octet
 
 from pacs_tui.dicom.client import c_echo
 from pacs_tui.inventory import load_inventory
 from pacs_tui.sim.control import ControlApi
 from pacs_tui.sim.datacenter import SimOptions, SimulatedDataCenter
 from pacs_tui.sim.faults import FaultFileError, load_fault_plan
+from sim_process import random_octet
 
 
 async def eventually(check: Callable[[], object], timeout: float = 10.0) -> None:

@@ -8,13 +8,13 @@ from collections.abc import AsyncIterator, Callable
 from datetime import date
 
 import pytest
-from dicom_peers import dcmtk_env, free_port, loopback_address
-from peers import require_binary
 
+from dicom_peers import dcmtk_env, free_port, loopback_address
 from pacs_tui.dicom import c_echo, c_find_studies
 from pacs_tui.sim.dicom_node import DicomNode
 from pacs_tui.sim.host import HardwareFacts, HostTimings, SimulatedHost
 from pacs_tui.sim.studies import StudyIndex
+from peers import require_binary
 
 AE = "IMGMGR01"
 TINY = HostTimings(power_transition_s=0.01, boot_s=0.02, service_start_s=0.01, shutdown_s=0.02)

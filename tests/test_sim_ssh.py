@@ -14,12 +14,12 @@ from pathlib import Path
 
 import asyncssh
 import pytest
-from peers import require_binary
 
 from pacs_tui.power import PowerState
 from pacs_tui.sim.host import HardwareFacts, HostTimings, SimulatedHost
 from pacs_tui.sim.ssh_keys import FleetSshKeys
 from pacs_tui.sim.ssh_os import SshOs
+from peers import require_binary
 
 USER = "root"
 TINY = HostTimings(power_transition_s=0.02, boot_s=0.05, service_start_s=0.02, shutdown_s=0.05)

@@ -6,8 +6,6 @@ from importlib import resources
 from pathlib import Path
 
 import pytest
-from pacs_tui_themes import REQUIRED_VARIABLES, ThemeSet, default_theme_dir, load_themes
-from pacs_tui_widgets.wall import WallApp
 from textual.app import App, ComposeResult
 from textual.color import Color
 from textual.widgets import Static
@@ -15,6 +13,8 @@ from textual.widgets import Static
 from pacs_tui.inventory import Inventory, Server, Site
 from pacs_tui.monitor import FleetMonitor
 from pacs_tui.plugin_api import Health, Probe, ProbeResult
+from pacs_tui_themes import REQUIRED_VARIABLES, ThemeSet, default_theme_dir, load_themes
+from pacs_tui_widgets.wall import WallApp
 
 BUILTINS = ("dark", "light", "wall")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -300,7 +301,10 @@ async def test_live_change_updates_grid_summary_log_and_toasts_once() -> None:
         text = screen_text(app)
         assert "✖ 7 down" in text
         log_lines = [line.text for line in app.events.lines]
-        assert any(line.endswith("✖ arch-001: ok → down") for line in log_lines)
+        assert any(
+            re.fullmatch(r"\d\d:\d\d:\d\d ✖ arch-001: ok → down", line.rstrip())
+            for line in log_lines
+        ), log_lines
         assert any(line.endswith("✖ db-014: ok → down") for line in log_lines)
         down_toasts = [n for n in notifications(app) if "DOWN" in n]
         assert len(down_toasts) == 1 and "7 servers went DOWN" in down_toasts[0]

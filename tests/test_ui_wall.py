@@ -11,13 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pacs_tui_themes import load_themes
-from pacs_tui_widgets.wall import WallApp
-from pacs_tui_widgets.wall_affected_sites import WallAffectedSites
-from pacs_tui_widgets.wall_down_list import WallDownList
-from pacs_tui_widgets.wall_stale_banner import WallStaleBanner
-from pacs_tui_widgets.wall_state_count import WallStateCount
-from pacs_tui_widgets.wall_title import WallTitle
 from textual.color import Color
 from textual.pilot import Pilot
 from textual.widgets import Digits
@@ -25,6 +18,13 @@ from textual.widgets import Digits
 from pacs_tui.inventory import Inventory, Server, Site
 from pacs_tui.monitor import FleetMonitor
 from pacs_tui.plugin_api import Action, Health, Probe, ProbeContext, ProbeResult
+from pacs_tui_themes import load_themes
+from pacs_tui_widgets.wall import WallApp
+from pacs_tui_widgets.wall_affected_sites import WallAffectedSites
+from pacs_tui_widgets.wall_down_list import WallDownList
+from pacs_tui_widgets.wall_stale_banner import WallStaleBanner
+from pacs_tui_widgets.wall_state_count import WallStateCount
+from pacs_tui_widgets.wall_title import WallTitle
 
 NOW = 1_700_000_000.0
 SIZE = (120, 36)
@@ -326,6 +326,9 @@ ALLOWED_ACTIONS = {"quit", "app.quit", "app.focus_next", "app.focus_previous", "
 async def test_no_key_changes_anything_and_no_action_exists() -> None:
     inventory = group_inventory()
     network = FiveSecondProbe("network", {"rtr-1": ("refused", Health.DOWN)})
+    gc.collect()
+    # Other tests in this process may have built actions; none may appear now.
+    actions_before = {id(o) for o in gc.get_objects() if isinstance(o, Action)}
     # A calm app (1 Hz, as on a real wall): the Pilot waits for idle after each key.
     app = WallApp(inventory, probes=[network], page_seconds=1000, refresh_seconds=1.0)
     async with app.run_test(size=SIZE) as pilot:
@@ -344,7 +347,9 @@ async def test_no_key_changes_anything_and_no_action_exists() -> None:
         assert set(network.calls) == {"open", "probe"}
         assert not hasattr(app, "runner") and not hasattr(app.monitor, "runner")
         gc.collect()
-        assert not [o for o in gc.get_objects() if isinstance(o, Action)]
+        assert not [
+            o for o in gc.get_objects() if isinstance(o, Action) and id(o) not in actions_before
+        ]
         await pilot.press("q")
         await wait_for(pilot, lambda: not app.is_running)
 

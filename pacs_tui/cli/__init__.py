@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "pacs_tui.cli.status",
     "pacs_tui.cli.power",
     "pacs_tui.cli.audit",
+    "pacs_tui.cli.ui",
 )
 
 EXIT_OK = 0

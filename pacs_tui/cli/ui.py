@@ -11,6 +11,7 @@ import contextlib
 import importlib
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -97,14 +98,20 @@ def run_demo(args: argparse.Namespace) -> int:
     if args.time_scale <= 0:
         print("pacs-tui demo: error: --time-scale must be > 0", file=sys.stderr)
         return EXIT_USAGE
+    # SIGTERM must unwind through _simulator's cleanup, not leave the simulator running.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     out = Path(tempfile.mkdtemp(prefix="pacs-tui-demo-"))
     with _simulator(out, args.servers, args.time_scale) as ready:
         if not ready:
-            return 1
-        inventory = _load(out / "inventory.yaml")
-        if inventory is None:
-            return 1
-        return _open_ui(inventory, read_only=args.read_only, wall=args.wall, config=args.config)
+            return 1  # the folder stays: its sim.log says why
+        try:
+            inventory = _load(out / "inventory.yaml")
+            if inventory is None:
+                return 1
+            return _open_ui(inventory, read_only=args.read_only, wall=args.wall, config=args.config)
+        finally:
+            # The folder holds the simulator's generated credentials: do not leave it.
+            shutil.rmtree(out, ignore_errors=True)
 
 
 @contextlib.contextmanager
@@ -121,12 +128,27 @@ def _simulator(out: Path, servers: int, time_scale: float) -> Any:
     log_path = out / "sim.log"
     print(f"pacs-tui demo: starting {servers} simulated servers on 127.{octet}.x.y …")
     with log_path.open("w") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent
+        )
         try:
             ready = _wait_ready(process, out / "sim.json", log_path)
             yield ready
         finally:
             _stop(process)
+
+
+def _exit_on_signal(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _die_with_parent() -> None:
+    """In the child (Linux): get SIGTERM if the demo dies without cleaning up."""
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def _wait_ready(process: subprocess.Popen[bytes], state_file: Path, log_path: Path) -> bool:

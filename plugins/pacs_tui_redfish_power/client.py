@@ -18,6 +18,7 @@ exception text, logs or readings.
 from __future__ import annotations
 
 import asyncio
+import asyncio.sslproto
 import base64
 import email.utils
 import errno
@@ -70,6 +71,18 @@ _MAX_MESSAGE = 200  # a BMC's own error text is shown, but never a page of it
 _MAX_ORPHANS = 4
 
 
+# asyncio gives every TLS connection a 256 KiB read buffer; with thousands of
+# kept-alive BMC connections that was ~85 % of the process's memory (3 000
+# BMCs: 860 MB). Redfish bodies are small, so 16 KiB reads cost nothing.
+TLS_READ_BUFFER = 16 * 1024
+
+
+def _shrink_tls_read_buffer() -> None:
+    protocol = asyncio.sslproto.SSLProtocol
+    if getattr(protocol, "max_size", 0) > TLS_READ_BUFFER:
+        protocol.max_size = TLS_READ_BUFFER
+
+
 def open_http_session(
     *, limit: int = 256, limit_per_host: int = 2, keepalive_s: float = 60.0
 ) -> aiohttp.ClientSession:
@@ -81,6 +94,7 @@ def open_http_session(
     what authenticates) and proxy variables are not read (BMC networks are
     never behind the user's web proxy).
     """
+    _shrink_tls_read_buffer()
     connector = aiohttp.TCPConnector(
         limit=limit, limit_per_host=limit_per_host, keepalive_timeout=keepalive_s
     )

@@ -130,6 +130,7 @@ def sequential_baseline(
     child_cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
     return {
         "servers": len(servers),
+        "tool": "curl" if CURL else "urllib",
         "wall_s": wall,
         "cpu_s": child_cpu + time.process_time() - self0,
     }

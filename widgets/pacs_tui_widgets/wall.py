@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import ClassVar
 
-from pacs_tui_themes import ThemeSet, load_themes
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
@@ -31,6 +30,7 @@ from pacs_tui.rollup import (
     count_health,
     fleet_rollup,
 )
+from pacs_tui_themes import ThemeSet, load_themes
 from pacs_tui_widgets.wall_affected_sites import WallAffectedSites
 from pacs_tui_widgets.wall_down_list import WallDownList
 from pacs_tui_widgets.wall_pages import CLINICS_TITLE, WallPage, wall_pages

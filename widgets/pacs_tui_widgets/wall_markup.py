@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from pacs_tui_themes import STATE_GLYPHS, STATE_VARIABLES
-
 from pacs_tui.plugin_api import Health
 from pacs_tui.rollup import HEALTH_ORDER, HealthCounts
+from pacs_tui_themes import STATE_GLYPHS, STATE_VARIABLES
 
 
 def state_markup(health: Health, text: str, *, bold: bool = False) -> str:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from pacs_tui_themes import STATE_GLYPHS
 from textual.app import ComposeResult
 from textual.widget import Widget
 from textual.widgets import Digits, Static
 
 from pacs_tui.plugin_api import Health
 from pacs_tui.rollup import HEALTH_WORDS
+from pacs_tui_themes import STATE_GLYPHS
 
 
 class WallStateCount(Widget):
