@@ -37,6 +37,19 @@ def test_run_with_a_broken_inventory_reports_and_exits_2(
     assert "inventory.yaml" in capsys.readouterr().err
 
 
+def test_wall_parses_and_rejects_bad_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = parse("wall", "--inventory", "fleet.yaml", "--page-seconds", "5")
+    assert args.handler is ui.run_wall and args.page_seconds == 5
+    assert not hasattr(args, "read_only")  # the wall has no writable mode at all
+    assert ui.run_wall(parse("wall", "--inventory", "x.yaml", "--page-seconds", "0")) == EXIT_USAGE
+    bad = tmp_path / "inventory.yaml"
+    bad.write_text("servers: 3\n")
+    assert ui.run_wall(parse("wall", "--inventory", str(bad))) == EXIT_USAGE
+    assert "inventory.yaml" in capsys.readouterr().err
+
+
 def test_demo_rejects_a_tiny_fleet(capsys: pytest.CaptureFixture[str]) -> None:
     assert ui.run_demo(parse("demo", "--servers", "3")) == EXIT_USAGE
     assert "--servers" in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""``pacs-tui run`` and ``pacs-tui demo``: open the control room.
+"""``pacs-tui run``, ``wall`` and ``demo``: open the control room or the wall display.
 
 Textual is imported inside the handlers only: the core never imports the UI
 at module level (a test checks), and ``pacs-tui status`` never pays for it.
@@ -38,6 +38,21 @@ def register(subparsers: Any) -> None:
     )
     run.add_argument("--config", type=Path, help="config file with a keymap (default: ~/.config)")
     run.set_defaults(handler=run_control_room)
+
+    wall = subparsers.add_parser(
+        "wall",
+        help="open the read-only wall display on an inventory",
+        description=(
+            "The room's wall display: big numbers per state and site, servers down, hospitals "
+            "and clinics affected, a warning when data is old; rotates pages. Always read-only: "
+            "it has no action runner and needs no keyboard."
+        ),
+    )
+    wall.add_argument("--inventory", "-i", type=Path, required=True, help="inventory YAML file")
+    wall.add_argument(
+        "--page-seconds", type=float, default=15.0, help="seconds per page (default 15)"
+    )
+    wall.set_defaults(handler=run_wall)
 
     demo = subparsers.add_parser(
         "demo",
@@ -88,6 +103,21 @@ def run_control_room(args: argparse.Namespace) -> int:
     if inventory is None:
         return EXIT_USAGE
     return _open_ui(inventory, read_only=args.read_only, wall=False, config=args.config)
+
+
+def run_wall(args: argparse.Namespace) -> int:
+    """``pacs-tui wall``: always read-only."""
+    if args.page_seconds <= 0:
+        print("pacs-tui wall: error: --page-seconds must be > 0", file=sys.stderr)
+        return EXIT_USAGE
+    inventory = _load(args.inventory)
+    if inventory is None:
+        return EXIT_USAGE
+    wall_app = importlib.import_module("pacs_tui_widgets.wall").WallApp(
+        inventory, page_seconds=args.page_seconds
+    )
+    wall_app.run()
+    return EXIT_OK
 
 
 def run_demo(args: argparse.Namespace) -> int:
