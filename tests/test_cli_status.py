@@ -1,0 +1,102 @@
+"""``pacs-tui status`` against the simulator in its own process: JSON shape and exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sim_process import RunningSim, running_sim, wait_until
+
+PACS_TUI = [sys.executable, "-m", "pacs_tui"]
+PROBE_KEYS = ("power", "network", "dicom", "ssh")
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSim]:
+    out = tmp_path_factory.mktemp("status") / "dc"
+    with running_sim(out, "--servers", "12", "--time-scale", "0.05") as running:
+        yield running
+
+
+def status(sim: RunningSim, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*PACS_TUI, "status", "--inventory", str(sim.out / "inventory.yaml"), *args],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
+def control(sim: RunningSim, path: str, body: dict) -> None:
+    request = urllib.request.Request(
+        sim.control_url + path, data=json.dumps(body).encode(), method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=10) as reply:
+        assert reply.status in (200, 202)
+
+
+def test_json_has_every_server_and_probe_and_exit_0_when_healthy(sim: RunningSim) -> None:
+    done = status(sim, "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    views = json.loads(done.stdout)
+    assert [v["name"] for v in views] == [s["name"] for s in sim.servers()]
+    for view in views:
+        assert {"name", "site", "role", *PROBE_KEYS} <= set(view)
+        for key in PROBE_KEYS:
+            assert set(view[key]) >= {"state", "latency_ms", "detail", "age_s"}
+        assert view["power"]["state"] == "On"
+        assert view["network"]["state"] == "ok" and view["network"]["latency_ms"] is not None
+    storage = next(v for v in views if v["role"] == "storage")
+    assert storage["dicom"]["state"] == "n/a"
+    archive = next(v for v in views if v["role"] == "archive")
+    assert archive["dicom"]["state"] == "ok"
+    password = sim.bmc_credentials()[1]
+    assert password not in done.stdout and password not in done.stderr
+
+
+def test_select_and_table_output(sim: RunningSim) -> None:
+    done = status(sim, "--select", "role=archive")
+    assert done.returncode == 0, done.stderr
+    archives = [s["name"] for s in sim.servers("archive")]
+    body = done.stdout
+    assert all(name in body for name in archives)
+    assert "stor-001" not in body
+    assert f"{len(archives)}/{len(archives)} servers healthy" in body
+
+
+def test_bad_selector_points_at_the_character(sim: RunningSim) -> None:
+    done = status(sim, "--select", "role=archive & (site=x")
+    assert done.returncode == 2
+    assert "expected ')'" in done.stderr and "^" in done.stderr
+
+
+def test_bad_inventory_exits_2(tmp_path: Path) -> None:
+    bad = tmp_path / "inventory.yaml"
+    bad.write_text("servers:\n  - name: a\n")
+    done = subprocess.run(
+        [*PACS_TUI, "status", "--inventory", str(bad)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2
+    assert f"{bad}:" in done.stderr
+
+
+def test_a_powered_off_server_makes_status_exit_1(sim: RunningSim) -> None:
+    victim = sim.servers("web-viewer")[0]["name"]
+    control(sim, f"/hosts/{victim}/power", {"reset_type": "ForceOff"})
+    try:
+        done = wait_until(
+            lambda: (r := status(sim, "--json", "--select", victim)).returncode == 1 and r,
+            30,
+            0.2,
+            "status to see the server off",
+        )
+        view = json.loads(done.stdout)[0]
+        assert view["power"]["state"] == "Off"
+        assert view["ssh"]["state"] != "ok"
+        assert view["healthy"] is False
+    finally:
+        control(sim, f"/hosts/{victim}/power", {"reset_type": "On"})
