@@ -7,18 +7,13 @@ so every state has its own shape; STALE and UNKNOWN never look like DOWN.
 from __future__ import annotations
 
 from pacs_tui.plugin_api import Health
+from pacs_tui_themes import STATE_GLYPHS
 
 NOT_APPLICABLE = "n/a"
 
-GLYPHS: dict[str, str] = {
-    Health.OK: "●",
-    Health.DEGRADED: "▲",
-    Health.DOWN: "✖",
-    Health.UNREACHABLE: "◌",
-    Health.STALE: "⧗",
-    Health.UNKNOWN: "?",
-    NOT_APPLICABLE: "–",
-}
+# One glyph table for the control room and the wall (the themes package owns it).
+GLYPHS: dict[str, str] = {**STATE_GLYPHS, NOT_APPLICABLE: "–"}
+assert all(str(h) in GLYPHS for h in Health)
 
 # Fallback colours for the state variables, used when a theme does not set them.
 STATE_VARIABLE_DEFAULTS: dict[str, str] = {
