@@ -70,3 +70,13 @@ def test_demo_simulator_runs_in_its_own_process_and_stops(tmp_path: Path) -> Non
     assert not (out / "sim.json").exists()  # the simulator cleaned up: it was stopped
     status = Path(f"/proc/{pid}/status")
     assert not status.exists() or "zombie" in status.read_text()
+
+
+def test_run_is_the_default_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from pacs_tui.cli import main
+
+    bad = tmp_path / "inventory.yaml"
+    bad.write_text("servers: 3\n")
+    # Reaches run's handler (which reports the broken inventory) without the word "run".
+    assert main(["--inventory", str(bad)]) == EXIT_USAGE
+    assert "inventory.yaml" in capsys.readouterr().err

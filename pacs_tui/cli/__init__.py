@@ -52,6 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``pacs-tui`` console script."""
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # `pacs-tui --inventory F` is `pacs-tui run --inventory F` (run is the default command).
+    if argv and (argv[0] in ("-i", "--inventory") or argv[0].startswith("--inventory=")):
+        argv.insert(0, "run")
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
