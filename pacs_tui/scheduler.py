@@ -23,6 +23,7 @@ from pacs_tui.state import FleetState
 log = logging.getLogger(__name__)
 
 NETWORK_PROBE = "network"
+FIRST_POLLS_PER_S = 100
 
 
 @dataclass(frozen=True)
@@ -171,18 +172,28 @@ class Scheduler:
         base = min(base, max(cap, probe.interval_s))
         return base * self._rng.uniform(1 - self.jitter, 1 + self.jitter)
 
-    async def _loop(self, server: Server, probe: Probe) -> None:
-        # Spread the first polls over one interval so a fleet does not poll in lock-step.
-        await asyncio.sleep(self._rng.uniform(0, min(probe.interval_s, 1.0)))
+    async def _loop(self, server: Server, probe: Probe, spread_s: float) -> None:
+        # Spread the first polls so a fleet neither polls in lock-step nor bursts
+        # hundreds of new connections (TLS, SSH) at one device class at once.
+        await asyncio.sleep(self._rng.uniform(0, spread_s))
         while True:
             await self.poll(server, probe)
             await asyncio.sleep(self.next_delay(server.name, probe))
 
     async def run(self) -> None:
         """Poll forever (until cancelled)."""
+        pairs = self.pairs()
+        per_probe: dict[str, int] = {}
+        for _, p in pairs:
+            per_probe[p.name] = per_probe.get(p.name, 0) + 1
+        # At most ~FIRST_POLLS_PER_S first polls per probe and second, within one interval.
+        spread = {
+            p.name: min(p.interval_s, max(1.0, per_probe[p.name] / FIRST_POLLS_PER_S))
+            for _, p in pairs
+        }
         tasks = [
-            asyncio.create_task(self._loop(s, p), name=f"probe:{p.name}:{s.name}")
-            for s, p in self.pairs()
+            asyncio.create_task(self._loop(s, p, spread[p.name]), name=f"probe:{p.name}:{s.name}")
+            for s, p in pairs
         ]
         try:
             await asyncio.gather(*tasks)

@@ -164,3 +164,38 @@ def test_history_is_a_bounded_ring() -> None:
     for i in range(8):
         state.record("a", "network", ProbeResult.make("ok", Health.OK, latency_ms=float(i)))
     assert state.history("a", "network") == [3.0, 4.0, 5.0, 6.0, 7.0]
+
+
+async def test_first_polls_of_a_large_fleet_are_spread_not_burst(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import time
+
+    import pacs_tui.scheduler as scheduler_module
+
+    monkeypatch.setattr(scheduler_module, "FIRST_POLLS_PER_S", 200)
+    servers = [Box(f"s{i}") for i in range(300)]  # 300 / 200 per s: spread over 1.5 s
+    probe = CountingProbe(delay=0.0)
+    probe.interval_s = 30.0
+    first_seen: dict[str, float] = {}
+    original = probe.probe
+
+    async def stamped(server: Box) -> ProbeResult:
+        first_seen.setdefault(server.name, time.monotonic())
+        return await original(server)
+
+    probe.probe = stamped  # type: ignore[method-assign]
+    scheduler, _ = make(servers, [probe])
+    began = time.monotonic()
+    task = asyncio.create_task(scheduler.run())
+    try:
+        async with asyncio.timeout(10):
+            while len(first_seen) < len(servers):
+                await asyncio.sleep(0.02)
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    offsets = sorted(t - began for t in first_seen.values())
+    assert offsets[-1] > 1.0  # spread over ~1.5 s, not all at once
+    assert sum(o < 0.3 for o in offsets) < 120  # ~60 expected in the first 0.3 s

@@ -167,7 +167,7 @@ def run_mark(args: argparse.Namespace) -> int:
 
 def run_custody(args: argparse.Namespace) -> int:
     """``custody show|advance|correct``."""
-    from pacs_tui.custody import CustodyBoard, CustodyError
+    from pacs_tui.custody import CustodyBoard, CustodyError, parse_state
     from pacs_tui.inventory import InventoryError, load_inventory
     from pacs_tui.selector import SelectorError, select
 
@@ -187,6 +187,14 @@ def run_custody(args: argparse.Namespace) -> int:
         if not servers:
             return _error("custody", f"--select {args.select!r} matches no server")
     names = [s.name for s in servers]
+    if args.custody_action != "show":
+        if args.to:
+            try:
+                parse_state(args.to)
+            except CustodyError as exc:
+                return _error("custody", f"--to: {exc}")
+        if args.custody_action == "correct" and not args.reason.strip():
+            return _error("custody", "--reason is required for a correction")
     board = CustodyBoard.open(inventory, path=args.board)
     try:
         if args.custody_action == "show":
