@@ -1,7 +1,9 @@
 """A read-only control room on the real simulated data center changes nothing.
 
 Every binding is pressed and every palette command run, with the real probe
-plugins polling real Redfish BMCs, SSH servers and DICOM nodes on loopback.
+plugins polling real Redfish BMCs, SSH servers and DICOM nodes on loopback;
+so are the batch keys of a writable room (O N R F b A p) and ``:power``,
+which a read-only room does not even bind.
 Afterwards no host may have been reset, rebooted or had a unit started or
 stopped, and every host is still On exactly as before.
 """
@@ -16,9 +18,12 @@ import pytest
 
 from pacs_tui.inventory import load_inventory
 from pacs_tui.power import PowerState
+from pacs_tui.session import ReadOnlySession
 from pacs_tui.sim.datacenter import SimOptions, SimulatedDataCenter
 from pacs_tui.sim.host import SimulatedHost
 from pacs_tui_widgets.app import ControlRoomApp
+from pacs_tui_widgets.audit_pane import AuditPane
+from pacs_tui_widgets.batch_desk import BATCH_BINDINGS
 from pacs_tui_widgets.command_line import CommandLine
 from pacs_tui_widgets.detail_pane import DetailPane
 from pacs_tui_widgets.filter_bar import FilterBar
@@ -65,8 +70,9 @@ def instrument(host: SimulatedHost, calls: list[tuple[str, str]]) -> None:
 
 
 async def test_every_binding_and_palette_command_in_read_only_changes_nothing(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("PACS_TUI_DATA_DIR", str(tmp_path / "data"))
     options = SimOptions(
         servers=20, address_octet=random.randint(100, 250), time_scale=0.02, tls=True
     )
@@ -83,7 +89,9 @@ async def test_every_binding_and_palette_command_in_read_only_changes_nothing(
         app = ControlRoomApp(
             inventory, read_only=True, keymap=KeymapConfig(), theme_dir=tmp_path / "themes"
         )
-        assert app.runner is None
+        assert app.runner is None and app.session.read_only
+        with pytest.raises(ReadOnlySession):
+            app.session.load_actions()
         async with app.run_test(size=(150, 44)) as pilot:
             await wait_for(
                 pilot,
@@ -96,6 +104,7 @@ async def test_every_binding_and_palette_command_in_read_only_changes_nothing(
             )
             assert "READ-ONLY" in app.sub_title
             await press_every_binding(pilot, app)
+            await press_batch_keys(pilot, app)
             for entry in app.palette_commands():
                 app.run_command_text(entry.command)
                 await pilot.pause()
@@ -108,6 +117,7 @@ async def test_every_binding_and_palette_command_in_read_only_changes_nothing(
         await center.stop()
     assert calls == []
     assert after == before
+    assert not (tmp_path / "data" / "audit.sqlite3").exists()  # not even an audit log
     assert all(h.power_state is PowerState.ON for h in center.hosts.values())
 
 
@@ -138,8 +148,32 @@ async def press_every_binding(pilot: Any, app: ControlRoomApp) -> None:
     await press("app.help")
     assert isinstance(app.screen, HelpScreen)
     await press("help.close")
+    await press("app.audit")
+    assert app.query_one(AuditPane).display
+    await press("app.audit")
     await press("app.palette")
     await wait_for(pilot, lambda: app.screen.__class__.__name__ == "CommandPalette")
     await pilot.press("escape")
     pressed.add("app.quit")  # pressed last, by the test itself
     assert pressed == set(keys)
+
+
+async def press_batch_keys(pilot: Any, app: ControlRoomApp) -> None:
+    """The writable room's batch keys and ``:power``: nothing opens, nothing is planned."""
+    from pacs_tui_widgets.plan_screen import PlanScreen
+
+    app.grid.set_marks(list(app.servers)[:3])
+    keys = [b.key for b in BATCH_BINDINGS if not isinstance(b, tuple)]
+    assert keys == ["O", "N", "R", "F", "b", "A", "p"]
+    for key in keys:
+        await pilot.press(key)
+        assert not isinstance(app.screen, PlanScreen)
+    for verb in ("off", "on", "restart", "force-off"):
+        await pilot.press("colon")
+        line = app.query_one(CommandLine)
+        line.input.value = f":power {verb}"
+        await pilot.press("enter")
+        assert "refused" in str(line.query_one("#command-error").render())
+        await pilot.press("escape")
+    assert not app.query("#batch")  # no batch pane at all
+    assert app.runner is None and app.session.actions == {}

@@ -41,6 +41,7 @@ DEFAULT_STUDY_WINDOW_DAYS = 7
 # the archive's query time rather than the transfer of thousands of identifiers.
 DEFAULT_FIND_MODALITY = "NM"
 _FIND_NOT_OFFERED = "Study Root FIND was not accepted"
+_GIVE_UP_AFTER = 3
 
 
 def default_find_query(today: date | None = None) -> dict[str, str]:
@@ -67,6 +68,58 @@ def study_window(settings: Mapping[str, Any], today: date | None = None) -> tupl
         raise ValueError("study_window_days must be at least 1")
     end = (today or date.today()) - timedelta(days=1)
     return end - timedelta(days=days - 1), end
+
+
+class _Subject:
+    """One server being measured: its samples so far and its open BMC client."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.attempts = {"echo": 0, "find": 0, "redfish": 0}
+        self.values: dict[str, list[float]] = {"echo": [], "find": [], "redfish": []}
+        self.failures: dict[str, list[str]] = {"echo": [], "find": [], "redfish": []}
+        self.errors: list[str] = []
+        self.find_offered = True
+        self.given_up: set[str] = set()
+        self.bmc: BmcClient | None = None
+        self.system_path: str | None = None
+        self.system: dict[str, Any] = {}
+        self.hardware: dict[str, Any] = {}
+        self.study_count: int | None = None
+        self.services: dict[str, str] = {}
+
+    def record(self, metric: str, ok: bool, latency_ms: float, detail: str, warm_up: bool) -> None:
+        self.attempts[metric] += 1
+        if not ok:
+            self.failures[metric].append(detail)
+            # An endpoint that is down would cost a timeout per round: stop
+            # after a failed warm-up or three failures.
+            if warm_up or len(self.failures[metric]) >= _GIVE_UP_AFTER:
+                self.given_up.add(metric)
+        elif not warm_up:
+            self.values[metric].append(latency_ms)
+
+    def result(self) -> ServerBaseline:
+        errors = list(self.errors)
+        for metric, title in (("echo", "C-ECHO"), ("find", "C-FIND"), ("redfish", "Redfish")):
+            failed = self.failures[metric]
+            if failed:
+                errors.append(
+                    f"{title}: {len(failed)} of {self.attempts[metric]} failed (first: {failed[0]})"
+                )
+        server = self.server
+        return ServerBaseline(
+            name=server.name,
+            site=server.site,
+            role=server.role,
+            echo=_samples(self.values["echo"]),
+            find=_samples(self.values["find"]),
+            study_count=self.study_count,
+            redfish=_samples(self.values["redfish"]),
+            hardware=self.hardware,
+            services=self.services,
+            errors=tuple(errors),
+        )
 
 
 class _Capture:
@@ -125,80 +178,96 @@ class _Capture:
                 await stack.enter_async_context(self.host_gates.setdefault(host, asyncio.Lock()))
             yield
 
-    async def server(self, server: Server) -> ServerBaseline:
-        errors: list[str] = []
-        echo = find = redfish = None
-        count: int | None = None
-        hardware: dict[str, Any] = {}
-        services: dict[str, str] = {}
+    async def one_round(self, subject: _Subject, *, warm_up: bool) -> None:
+        """One sample of each latency of ``subject`` (a warm-up is not recorded)."""
+        server = subject.server
         async with self.turn(server):
-            if server.dicom is not None:
-                if "echo" in self.measure:
-                    echo = await self.echo_samples(server, errors)
-                if "find" in self.measure:
-                    find = await self.find_samples(server, errors)
-                if "count" in self.measure and server.role in self.count_roles:
-                    count = await self.study_count(server, errors)
-            if server.bmc is not None and "redfish" in self.measure:
-                redfish, hardware = await self.redfish(server, errors)
-            if server.ssh is not None and self.ssh is not None:
-                services = await self.services(server, errors)
-        return ServerBaseline(
-            name=server.name,
-            site=server.site,
-            role=server.role,
-            echo=echo,
-            find=find,
-            study_count=count,
-            redfish=redfish,
-            hardware=hardware,
-            services=services,
-            errors=tuple(errors),
+            wanted = self.measure - subject.given_up
+            if server.dicom is not None and "echo" in wanted:
+                await self.echo(subject, warm_up)
+            if server.dicom is not None and "find" in wanted and subject.find_offered:
+                await self.find(subject, warm_up)
+            if subject.bmc is not None and "redfish" in wanted:
+                await self.redfish_get(subject, warm_up)
+
+    async def echo(self, subject: _Subject, warm_up: bool) -> None:
+        dicom = subject.server.dicom
+        assert dicom is not None
+        outcome = await c_echo(
+            dicom.host,
+            dicom.port,
+            called_ae=dicom.ae_title,
+            calling_ae=dicom.calling_ae_title,
+            timeout=self.dicom_timeout_s,
+        )
+        subject.record("echo", outcome.state == "ok", outcome.latency_ms, outcome.detail, warm_up)
+
+    async def find(self, subject: _Subject, warm_up: bool) -> None:
+        dicom = subject.server.dicom
+        assert dicom is not None
+        outcome = await c_find_studies(
+            dicom.host,
+            dicom.port,
+            called_ae=dicom.ae_title,
+            calling_ae=dicom.calling_ae_title,
+            query=self.find_query,
+            timeout=self.dicom_timeout_s,
+            limit=0,
+        )
+        if outcome.state == "error" and outcome.detail.startswith(_FIND_NOT_OFFERED):
+            subject.find_offered = False  # a router or gateway that offers Verification only
+            return
+        subject.record("find", outcome.state == "ok", outcome.latency_ms, outcome.detail, warm_up)
+
+    def open_bmc(self, subject: _Subject) -> None:
+        bmc = subject.server.bmc
+        if bmc is None or self.http is None:
+            return
+        reference = bmc.credentials
+        if reference is None:
+            subject.errors.append("redfish: no BMC credentials in the inventory")
+            return
+
+        def credentials() -> Credential:
+            return resolve(self.inventory, reference)
+
+        subject.bmc = BmcClient(
+            self.http, bmc, credentials, timeout_s=self.redfish_timeout_s, trust=self.trust
         )
 
-    async def echo_samples(self, server: Server, errors: list[str]) -> Samples | None:
-        dicom = server.dicom
-        assert dicom is not None
-        values: list[float] = []
-        failures: list[str] = []
-        for attempt in range(self.samples + 1):
-            outcome = await c_echo(
-                dicom.host,
-                dicom.port,
-                called_ae=dicom.ae_title,
-                calling_ae=dicom.calling_ae_title,
-                timeout=self.dicom_timeout_s,
-            )
-            if outcome.state != "ok":
-                failures.append(outcome.detail)
-            elif attempt > 0:  # the first is the warm-up
-                values.append(outcome.latency_ms)
-        _note_failures("C-ECHO", failures, self.samples + 1, errors)
-        return Samples(tuple(values)) if values else None
+    async def redfish_get(self, subject: _Subject, warm_up: bool) -> None:
+        client = subject.bmc
+        assert client is not None
+        started = time.perf_counter()
+        try:
+            if subject.system_path is None:
+                subject.system_path = await client.system_path()  # discovery, TLS, login
+            _, subject.system = await client.get(subject.system_path)
+        except (BmcError, CredentialError) as exc:
+            subject.record("redfish", False, 0.0, str(exc), warm_up)
+            return
+        elapsed = (time.perf_counter() - started) * 1000.0
+        subject.record("redfish", True, elapsed, "", warm_up)
 
-    async def find_samples(self, server: Server, errors: list[str]) -> Samples | None:
-        dicom = server.dicom
-        assert dicom is not None
-        values: list[float] = []
-        failures: list[str] = []
-        for attempt in range(self.samples + 1):
-            outcome = await c_find_studies(
-                dicom.host,
-                dicom.port,
-                called_ae=dicom.ae_title,
-                calling_ae=dicom.calling_ae_title,
-                query=self.find_query,
-                timeout=self.dicom_timeout_s,
-                limit=0,
-            )
-            if outcome.state == "error" and outcome.detail.startswith(_FIND_NOT_OFFERED):
-                return None  # a router or gateway that offers Verification only
-            if outcome.state != "ok":
-                failures.append(outcome.detail)
-            elif attempt > 0:
-                values.append(outcome.latency_ms)
-        _note_failures("C-FIND", failures, self.samples + 1, errors)
-        return Samples(tuple(values)) if values else None
+    async def contents(self, subject: _Subject) -> None:
+        """Phase two: facts, study count and unit states (heavier, not timed)."""
+        server = subject.server
+        async with self.turn(server):
+            if subject.bmc is not None:
+                if subject.system:
+                    try:
+                        subject.hardware = await _hardware(subject.bmc, subject.system)
+                    except (BmcError, CredentialError) as exc:
+                        subject.errors.append(f"redfish inventory: {exc}")
+                await subject.bmc.close()
+            if (
+                server.dicom is not None
+                and "count" in self.measure
+                and server.role in self.count_roles
+            ):
+                subject.study_count = await self.study_count(server, subject.errors)
+            if server.ssh is not None and self.ssh is not None:
+                subject.services = await self.services(server, subject.errors)
 
     async def study_count(self, server: Server, errors: list[str]) -> int | None:
         dicom = server.dicom
@@ -217,38 +286,6 @@ class _Capture:
             errors.append(f"study count: {outcome.detail}")
             return None
         return outcome.count
-
-    async def redfish(
-        self, server: Server, errors: list[str]
-    ) -> tuple[Samples | None, dict[str, Any]]:
-        bmc = server.bmc
-        assert bmc is not None and self.http is not None
-        reference = bmc.credentials
-        if reference is None:
-            errors.append("redfish: no BMC credentials in the inventory")
-            return None, {}
-
-        def credentials() -> Credential:
-            return resolve(self.inventory, reference)
-
-        client = BmcClient(
-            self.http, bmc, credentials, timeout_s=self.redfish_timeout_s, trust=self.trust
-        )
-        values: list[float] = []
-        hardware: dict[str, Any] = {}
-        try:
-            path = await client.system_path()  # warm-up: discovery, TLS, login
-            system: dict[str, Any] = {}
-            for _ in range(self.samples):
-                started = time.perf_counter()
-                _, system = await client.get(path)
-                values.append((time.perf_counter() - started) * 1000.0)
-            hardware = await _hardware(client, system)
-        except (BmcError, CredentialError) as exc:
-            errors.append(f"redfish: {exc}")
-        finally:
-            await client.close()
-        return (Samples(tuple(values)) if values else None), hardware
 
     async def services(self, server: Server, errors: list[str]) -> dict[str, str]:
         assert self.ssh is not None
@@ -290,6 +327,11 @@ async def _hardware(client: BmcClient, system: Mapping[str, Any]) -> dict[str, A
     }
 
 
+def _samples(values: list[float]) -> Samples | None:
+    # Microseconds are plenty, and a saved file then loads back equal.
+    return Samples(tuple(round(v, 3) for v in values)) if values else None
+
+
 def _link(value: Any) -> str | None:
     if isinstance(value, dict):
         target = value.get("@odata.id")
@@ -300,11 +342,6 @@ def _link(value: Any) -> str | None:
 
 def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
-
-
-def _note_failures(what: str, failures: list[str], attempts: int, errors: list[str]) -> None:
-    if failures:
-        errors.append(f"{what}: {len(failures)} of {attempts} failed (first: {failures[0]})")
 
 
 async def capture_baseline(
@@ -338,11 +375,24 @@ async def capture_baseline(
     window = study_window(settings) if "count" in measure else None
     capture = _Capture(inventory, samples, settings, query, window)
     captured_at = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    subjects = [_Subject(s) for s in chosen]
     await capture.open(chosen)
     try:
-        results = await asyncio.gather(*(capture.server(s) for s in chosen))
+        for subject in subjects:
+            capture.open_bmc(subject)
+        # Round by round: each server's samples spread over the whole capture,
+        # so a short burst of load elsewhere cannot own a median.
+        for round_ in range(samples + 1):
+            await asyncio.gather(*(capture.one_round(s, warm_up=round_ == 0) for s in subjects))
+        # Only then the heavy part, so no study count (thousands of answers to
+        # decode) runs beside a timed request and inflates it.
+        await asyncio.gather(*(capture.contents(s) for s in subjects))
     finally:
+        for subject in subjects:
+            if subject.bmc is not None:
+                await subject.bmc.close()
         await capture.close()
+    results = [subject.result() for subject in subjects]
     log.info("baseline of %d servers captured", len(results))
     return Baseline(
         version=BASELINE_VERSION,

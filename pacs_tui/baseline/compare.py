@@ -45,7 +45,8 @@ class Tolerances:
     latency_floor_ms: float = 2.0  # … and after − before > floor
     p95_ratio: float = 1.5
     p95_floor_ms: float = 5.0
-    p95_min_samples: int = 10  # fewer on either side: the p95 is one sample, not judged
+    # Below 20 samples the nearest-rank p95 is the maximum, i.e. one sample: not judged.
+    p95_min_samples: int = 20
     study_count_loss: int = 0  # studies that may go missing before it is "worse"
 
     def to_json(self) -> dict[str, Any]:
@@ -120,9 +121,7 @@ class Comparison:
         }
 
 
-def judge_latency(
-    before: Samples, after: Samples, tolerances: Tolerances
-) -> tuple[Verdict, str]:
+def judge_latency(before: Samples, after: Samples, tolerances: Tolerances) -> tuple[Verdict, str]:
     """Verdict and explanation for one latency metric."""
     t = tolerances
     median_worse = (
@@ -144,9 +143,7 @@ def judge_latency(
         f"p95 {before.p95:.2f} → {after.p95:.2f} ms (n {before.count}/{after.count})"
     )
     if median_worse or p95_worse:
-        which = " and ".join(
-            w for w, hit in (("median", median_worse), ("p95", p95_worse)) if hit
-        )
+        which = " and ".join(w for w, hit in (("median", median_worse), ("p95", p95_worse)) if hit)
         return "worse", f"{which} slower beyond tolerance: {figures}"
     if median_better:
         return "better", f"median faster beyond tolerance: {figures}"
@@ -171,9 +168,16 @@ def compare_baselines(
         new = after.servers.get(name)
         if new is None:
             findings.append(
-                Finding("server", name, "presence", "missing", old.role, None,
-                        f"{name} ({old.role}, {old.site}) is not in AFTER")
-            )  # fmt: skip
+                Finding(
+                    "server",
+                    name,
+                    "presence",
+                    "missing",
+                    old.role,
+                    None,
+                    f"{name} ({old.role}, {old.site}) is not in AFTER",
+                )
+            )
             continue
         findings.extend(
             _server(old, new, tolerances, serial_owner, counts_comparable, find_comparable)
@@ -181,27 +185,46 @@ def compare_baselines(
     for name, new in after.servers.items():
         if name not in before.servers:
             findings.append(
-                Finding("server", name, "presence", "new", None, new.role,
-                        f"{name} ({new.role}, {new.site}) is only in AFTER")
-            )  # fmt: skip
+                Finding(
+                    "server",
+                    name,
+                    "presence",
+                    "new",
+                    None,
+                    new.role,
+                    f"{name} ({new.role}, {new.site}) is only in AFTER",
+                )
+            )
     before_roles, after_roles = before.roles(), after.roles()
     for role, old_role in before_roles.items():
         new_role = after_roles.get(role)
         if new_role is None:
             findings.append(
-                Finding("role", role, "presence", "missing", len(old_role.servers), 0,
-                        f"no server of role {role} in AFTER")
-            )  # fmt: skip
+                Finding(
+                    "role",
+                    role,
+                    "presence",
+                    "missing",
+                    len(old_role.servers),
+                    0,
+                    f"no server of role {role} in AFTER",
+                )
+            )
             continue
-        findings.extend(
-            _role(old_role, new_role, tolerances, counts_comparable, find_comparable)
-        )
+        findings.extend(_role(old_role, new_role, tolerances, counts_comparable, find_comparable))
     for role, new_role in after_roles.items():
         if role not in before_roles:
             findings.append(
-                Finding("role", role, "presence", "new", 0, len(new_role.servers),
-                        f"role {role} is only in AFTER")
-            )  # fmt: skip
+                Finding(
+                    "role",
+                    role,
+                    "presence",
+                    "new",
+                    0,
+                    len(new_role.servers),
+                    f"role {role} is only in AFTER",
+                )
+            )
     return Comparison(tuple(findings), tolerances)
 
 
@@ -212,24 +235,42 @@ def _fleet(
     gone = sorted(set(before.servers) - set(after.servers))
     out.append(
         Finding(
-            "fleet", "fleet", "servers", "missing" if gone else "same",
-            len(before.servers), len(after.servers),
-            f"missing in AFTER: {', '.join(gone)}" if gone else "every server of BEFORE is in AFTER",
+            "fleet",
+            "fleet",
+            "servers",
+            "missing" if gone else "same",
+            len(before.servers),
+            len(after.servers),
+            f"missing in AFTER: {', '.join(gone)}"
+            if gone
+            else "every server of BEFORE is in AFTER",
         )
-    )  # fmt: skip
+    )
     if not counts_comparable:
         out.append(
-            Finding("fleet", "fleet", "study_window", "changed",
-                    _window(before), _window(after),
-                    "study counts cover different days and were not compared; "
-                    "capture AFTER with the study window of BEFORE (baseline capture --like)")
-        )  # fmt: skip
+            Finding(
+                "fleet",
+                "fleet",
+                "study_window",
+                "changed",
+                _window(before),
+                _window(after),
+                "study counts cover different days and were not compared; "
+                "capture AFTER with the study window of BEFORE (baseline capture --like)",
+            )
+        )
     if not find_comparable:
         out.append(
-            Finding("fleet", "fleet", "find_query", "changed",
-                    dict(before.find_query), dict(after.find_query),
-                    "C-FIND latencies come from different queries and were not compared")
-        )  # fmt: skip
+            Finding(
+                "fleet",
+                "fleet",
+                "find_query",
+                "changed",
+                dict(before.find_query),
+                dict(after.find_query),
+                "C-FIND latencies come from different queries and were not compared",
+            )
+        )
     return out
 
 
@@ -255,11 +296,25 @@ def _latency(
         return None
     if old is None:
         assert new is not None
-        return Finding(scope, name, metric, "new", None, new,
-                       f"measured only in AFTER (median {new.median:.2f} ms)")  # fmt: skip
+        return Finding(
+            scope,
+            name,
+            metric,
+            "new",
+            None,
+            new,
+            f"measured only in AFTER (median {new.median:.2f} ms)",
+        )
     if new is None:
-        return Finding(scope, name, metric, "missing", old, None,
-                       f"no {METRIC_TITLES[metric]} in AFTER{why_missing}")  # fmt: skip
+        return Finding(
+            scope,
+            name,
+            metric,
+            "missing",
+            old,
+            None,
+            f"no {METRIC_TITLES[metric]} in AFTER{why_missing}",
+        )
     verdict, detail = judge_latency(old, new, tolerances)
     return Finding(scope, name, metric, verdict, old, new, detail)
 
@@ -272,11 +327,19 @@ def _study_count(
     if old is None:
         return Finding(scope, name, "study_count", "new", None, new, "counted only in AFTER")
     if new is None:
-        return Finding(scope, name, "study_count", "missing", old, None,
-                       f"no study count in AFTER{why}")  # fmt: skip
+        return Finding(
+            scope, name, "study_count", "missing", old, None, f"no study count in AFTER{why}"
+        )
     if new < old - tolerances.study_count_loss:
-        return Finding(scope, name, "study_count", "worse", old, new,
-                       f"{old - new} studies fewer in AFTER ({old} → {new})")  # fmt: skip
+        return Finding(
+            scope,
+            name,
+            "study_count",
+            "worse",
+            old,
+            new,
+            f"{old - new} studies fewer in AFTER ({old} → {new})",
+        )
     extra = f" ({new - old} more in AFTER)" if new > old else ""
     return Finding(scope, name, "study_count", "same", old, new, f"{new} studies{extra}")
 
@@ -314,8 +377,17 @@ def _hardware(
         return []
     name = old.name
     if not new.hardware:
-        return [Finding("server", name, "hardware", "missing", dict(old.hardware), None,
-                        f"no Redfish inventory facts in AFTER{why}")]  # fmt: skip
+        return [
+            Finding(
+                "server",
+                name,
+                "hardware",
+                "missing",
+                dict(old.hardware),
+                None,
+                f"no Redfish inventory facts in AFTER{why}",
+            )
+        ]
     out: list[Finding] = []
     for key in HARDWARE_KEYS:
         was, now = old.hardware.get(key), new.hardware.get(key)
@@ -340,23 +412,43 @@ def _services(old: ServerBaseline, new: ServerBaseline, why: str) -> list[Findin
         return []
     name = old.name
     if not new.services:
-        return [Finding("server", name, "services", "missing", dict(old.services), None,
-                        f"no unit states over SSH in AFTER{why}")]  # fmt: skip
+        return [
+            Finding(
+                "server",
+                name,
+                "services",
+                "missing",
+                dict(old.services),
+                None,
+                f"no unit states over SSH in AFTER{why}",
+            )
+        ]
     out: list[Finding] = []
     for unit, was in old.services.items():
         now = new.services.get(unit)
         metric = f"unit:{unit}"
         if now is None:
-            out.append(Finding("server", name, metric, "missing", was, None,
-                               f"{unit} was {was}, not reported in AFTER"))  # fmt: skip
+            out.append(
+                Finding(
+                    "server",
+                    name,
+                    metric,
+                    "missing",
+                    was,
+                    None,
+                    f"{unit} was {was}, not reported in AFTER",
+                )
+            )
         elif was == now:
             out.append(Finding("server", name, metric, "same", was, now, f"{unit} {now}"))
         elif now == "active":
-            out.append(Finding("server", name, metric, "better", was, now,
-                               f"{unit} was {was}, is active"))  # fmt: skip
+            out.append(
+                Finding("server", name, metric, "better", was, now, f"{unit} was {was}, is active")
+            )
         else:
-            out.append(Finding("server", name, metric, "worse", was, now,
-                               f"{unit} was {was}, is {now}"))  # fmt: skip
+            out.append(
+                Finding("server", name, metric, "worse", was, now, f"{unit} was {was}, is {now}")
+            )
     return out
 
 
@@ -389,6 +481,9 @@ def _show(value: Any) -> str:
 
 def _plain(value: Any) -> Any:
     if isinstance(value, Samples):
-        return {"count": value.count, "median_ms": round(value.median, 3),
-                "p95_ms": round(value.p95, 3)}  # fmt: skip
+        return {
+            "count": value.count,
+            "median_ms": round(value.median, 3),
+            "p95_ms": round(value.p95, 3),
+        }
     return value

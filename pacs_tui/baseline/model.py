@@ -80,7 +80,7 @@ class Samples:
             "count": self.count,
             "median_ms": round(self.median, 3),
             "p95_ms": round(self.p95, 3),
-            "values_ms": [round(v, 3) for v in self.values_ms],
+            "values_ms": list(self.values_ms),
         }
 
 
@@ -257,7 +257,8 @@ class _Reader:
         version = self.count(self.field(top, "version", ""), "version", minimum=1)
         if version != BASELINE_VERSION:
             raise self.fail(
-                "version", f"version {version} is not supported (this pacs-tui reads {BASELINE_VERSION})"
+                "version",
+                f"version {version} is not supported (this pacs-tui reads {BASELINE_VERSION})",
             )
         captured_at = self.text(self.field(top, "captured_at", ""), "captured_at")
         servers_data = self.mapping(self.field(top, "servers", ""), "servers")
@@ -310,9 +311,7 @@ class _Reader:
             else self.count(study_count, f"{where}study_count"),
             redfish=self.samples(data.get("redfish"), f"{where}redfish"),
             hardware=dict(hardware),
-            services={
-                str(k): self.text(v, f"{where}services.{k}") for k, v in services.items()
-            },
+            services={str(k): self.text(v, f"{where}services.{k}") for k, v in services.items()},
             errors=tuple(self.text(e, f"{where}errors[{i}]") for i, e in enumerate(errors)),
         )
 
@@ -325,7 +324,12 @@ class _Reader:
             raise self.fail(f"{where}.values_ms", "expected a non-empty list of numbers")
         out = []
         for i, v in enumerate(values):
-            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v < 0:
+            if (
+                isinstance(v, bool)
+                or not isinstance(v, int | float)
+                or not math.isfinite(v)
+                or v < 0
+            ):
                 raise self.fail(f"{where}.values_ms[{i}]", f"expected a latency >= 0, got {v!r}")
             out.append(float(v))
         return Samples(tuple(out))

@@ -7,12 +7,13 @@ use it to change the simulated world while clients keep probing it.
 from __future__ import annotations
 
 import json
+from datetime import date
 from typing import Any
 
 from aiohttp import web
 
 from pacs_tui.power import ResetType
-from pacs_tui.sim.datacenter import SimulatedDataCenter
+from pacs_tui.sim.datacenter import SimulatedDataCenter, replica_pairs
 from pacs_tui.sim.faults import HostFaults
 from pacs_tui.sim.host import ResetRejected
 
@@ -92,6 +93,46 @@ async def press_power(request: web.Request) -> web.Response:
     return web.json_response(host.snapshot(), status=202)
 
 
+async def swap_hardware(request: web.Request) -> web.Response:
+    """POST /swap-hardware {"a": NAME, "b": NAME}: rack two boxes in each other's place."""
+    body = await _json_body(request)
+    a, b = body.get("a"), body.get("b")
+    if not isinstance(a, str) or not isinstance(b, str):
+        return _error(400, 'body must be {"a": NAME, "b": NAME}')
+    try:
+        _center(request).swap_hardware(a, b)
+    except KeyError as exc:
+        return _error(404, str(exc.args[0]))
+    except ValueError as exc:
+        return _error(400, str(exc))
+    return web.json_response({"swapped": [a, b]})
+
+
+async def list_replicas(request: web.Request) -> web.Response:
+    """GET /replicas: [{"primary": NAME, "replica": NAME}, ...]."""
+    pairs = replica_pairs(_center(request).fleet)
+    return web.json_response([{"primary": p, "replica": r} for p, r in pairs])
+
+
+async def drop_days(request: web.Request) -> web.Response:
+    """POST /hosts/{name}/missing-days {"days": ["2024-05-01", ...]}: the archive lacks them."""
+    body = await _json_body(request)
+    raw = body.get("days")
+    if not isinstance(raw, list) or not raw:
+        return _error(400, 'body must be {"days": ["YYYY-MM-DD", ...]}')
+    try:
+        days = [date.fromisoformat(str(d)) for d in raw]
+    except ValueError as exc:
+        return _error(400, f"days: {exc}")
+    try:
+        lost = _center(request).drop_replica_days(request.match_info["name"], days)
+    except KeyError as exc:
+        return _error(404, str(exc.args[0]))
+    except ValueError as exc:
+        return _error(400, str(exc))
+    return web.json_response({"missing_days": [d.isoformat() for d in days], "studies": lost})
+
+
 async def list_faults(request: web.Request) -> web.Response:
     """GET /faults: the fault switches and their defaults."""
     return web.json_response(vars(HostFaults()))
@@ -107,6 +148,9 @@ def control_app(center: SimulatedDataCenter) -> web.Application:
     app.router.add_delete("/hosts/{name}/faults", clear_faults)
     app.router.add_post("/hosts/{name}/power", press_power)
     app.router.add_get("/faults", list_faults)
+    app.router.add_post("/hosts/{name}/missing-days", drop_days)
+    app.router.add_post("/swap-hardware", swap_hardware)
+    app.router.add_get("/replicas", list_replicas)
     return app
 
 

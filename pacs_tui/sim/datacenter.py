@@ -12,6 +12,7 @@ import logging
 import os
 import secrets
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -117,9 +118,6 @@ class SimulatedDataCenter:
         primaries = [
             s for s in self.fleet.servers if s.role == "archive" and s.site != REMOTE_BACKUP
         ]
-        replicas = [
-            s for s in self.fleet.servers if s.role == "archive" and s.site == REMOTE_BACKUP
-        ]
         last = self.options.today
         first = last - timedelta(days=365 * STUDY_YEARS)
         per_archive = GROUP_STUDIES_PER_DAY / max(len(primaries), 1)
@@ -130,9 +128,8 @@ class SimulatedDataCenter:
                 last_day=last,
                 studies_per_day=per_archive,
             )
-        for i, spec in enumerate(replicas):
-            if primaries:
-                self.studies[spec.name] = self.studies[primaries[i % len(primaries)].name].replica()
+        for primary, replica in replica_pairs(self.fleet):
+            self.studies[replica] = self.studies[primary].replica()
         # An image manager (PACS core) answers queries from the archive it fronts.
         for spec in self.fleet.servers:
             if spec.role == "image-manager":
@@ -197,6 +194,9 @@ class SimulatedDataCenter:
 
     async def _apply_listener_faults(self, host: SimulatedHost, before: HostFaults) -> None:
         now = host.faults
+        node = self.dicom_nodes.get(host.name)
+        if node is not None and now.dicom_find_delay_s != before.dicom_find_delay_s:
+            node.sync_find_latency()
         if now.bmc_unreachable != before.bmc_unreachable and self.bmc is not None:
             await self.bmc.set_reachable(host.name, not now.bmc_unreachable)
         ssh = self.ssh_servers[host.name]
@@ -205,6 +205,30 @@ class SimulatedDataCenter:
             await ssh.start()
         if now.dicom_never_ready != before.dicom_never_ready:
             await host.sync_listeners()
+
+    def swap_hardware(self, a: str, b: str) -> None:
+        """Two boxes racked in each other's place: each name now reports the other's
+        serial number, MAC addresses, model and firmware through its BMC."""
+        first, second = self.host(a), self.host(b)
+        if first is second:
+            raise ValueError(f"cannot swap {a!r} with itself")
+        first.hardware, second.hardware = second.hardware, first.hardware
+
+    def drop_replica_days(self, name: str, days: Iterable[date]) -> int:
+        """Make the archive ``name`` lack every study of ``days`` (replication behind).
+
+        Returns how many studies went missing; ``ValueError`` when ``name`` holds no
+        studies of its own.
+        """
+        host = self.host(name)
+        index = self.studies.get(name)
+        node = self.dicom_nodes.get(name)
+        if index is None or node is None or host.role != "archive":
+            raise ValueError(f"{name!r} is not an archive with studies")
+        wanted = set(days)
+        lost = sum(index.count(d, d) for d in wanted)
+        self.studies[name] = node.studies = index.replica(wanted)
+        return lost
 
     # -- files for clients ------------------------------------------------------
 
@@ -236,6 +260,16 @@ class SimulatedDataCenter:
             yaml.safe_dump(secret, handle, sort_keys=False)
         paths["inventory"].write_text(render_inventory(self))
         return paths
+
+
+def replica_pairs(fleet: SimFleet) -> list[tuple[str, str]]:
+    """(primary archive, its remote-backup replica) pairs: backup archives replicate the
+    data center's archives in turn."""
+    primaries = [s.name for s in fleet.servers if s.role == "archive" and s.site != REMOTE_BACKUP]
+    replicas = [s.name for s in fleet.servers if s.role == "archive" and s.site == REMOTE_BACKUP]
+    if not primaries:
+        return []
+    return [(primaries[i % len(primaries)], name) for i, name in enumerate(replicas)]
 
 
 def _server_entry(spec: SimServer, options: SimOptions) -> dict[str, Any]:

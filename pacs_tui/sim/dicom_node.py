@@ -42,7 +42,8 @@ class DicomNode:
     """The simulated DICOM SCP of ``host``: a ``Listener`` the host starts and stops.
 
     ``find_latency_s`` is public and mutable: each C-FIND waits that long,
-    which models the speed of the archive's storage tier.
+    which models the speed of the archive's storage tier. The host's
+    ``dicom_find_delay_s`` fault (a slower tier after a move) is added to it.
     """
 
     def __init__(
@@ -59,6 +60,7 @@ class DicomNode:
         self.port = port
         self.ae_title = ae_title
         self.studies = studies
+        self._base_latency_s = max(0.0, find_latency_s)
         self.responder = DicomResponder(
             ae_title,
             find=self._find if studies is not None else None,
@@ -69,12 +71,17 @@ class DicomNode:
 
     @property
     def find_latency_s(self) -> float:
-        """Seconds each C-FIND waits before answering."""
-        return self.responder.find_latency_s
+        """Seconds each C-FIND waits before answering (without the fault's delay)."""
+        return self._base_latency_s
 
     @find_latency_s.setter
     def find_latency_s(self, value: float) -> None:
-        self.responder.find_latency_s = max(0.0, value)
+        self._base_latency_s = max(0.0, value)
+        self.sync_find_latency()
+
+    def sync_find_latency(self) -> None:
+        """Apply the storage speed plus the host's ``dicom_find_delay_s`` fault now."""
+        self.responder.find_latency_s = self._base_latency_s + self.host.faults.dicom_find_delay_s
 
     @property
     def serving(self) -> bool:
@@ -91,6 +98,7 @@ class DicomNode:
 
     def _admit(self, request: AssociationRequest) -> Admission:
         faults = self.host.faults
+        self.sync_find_latency()  # a fault planted since the last association counts now
         if faults.dicom_reject:
             return Admission(reject=REJECTIONS.get(faults.dicom_reject, NO_REASON))
         find_failure = None if self.host.dependencies_up() else DEPENDENCY_DOWN_COMMENT

@@ -15,7 +15,9 @@ Settings (``ProbeContext.settings``), all optional:
   on the roles in ``dicom_find_roles`` (archive, image-manager).
 - ``dicom_find_query``: the C-FIND keys (``{StudyDate: today}``); the value
   ``today`` becomes today's date.
-- ``dicom_find_every``: C-FIND on every Nth poll (6).
+- ``dicom_find_every``: C-FIND on every Nth poll (30: every ~5 min at the 10 s
+  interval; a study-level C-FIND over a busy day costs ~0.25 ms CPU per match, so it
+  is the most expensive check pacs-tui makes).
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ class DicomSettings:
     find: bool | None = None  # None: decided by role
     find_roles: frozenset[str] = frozenset(DEFAULT_FIND_ROLES)
     find_query: Mapping[str, str] = field(default_factory=lambda: {"StudyDate": TODAY})
-    find_every: int = 6
+    find_every: int = 30
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> DicomSettings:

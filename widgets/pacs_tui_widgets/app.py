@@ -6,10 +6,17 @@ state's coalesced change feed and hands the changed servers to the widgets,
 which redraw at most once per tick; a 1 Hz timer refreshes ages, STALE
 readings and the roll-up.
 
-Read-only is a property of the session, not of the keys: with
-``read_only=True`` the app refuses an action runner and holds none, so no
-binding, command or palette entry can reach a BMC or a shell. (Batch
-actions arrive with the batch issue; they will need ``self.runner``.)
+Read-only is a property of the engine, not of the keys: the app owns a
+``pacs_tui.session.Session``; with ``read_only=True`` (or an inventory
+marked ``read_only``) that session is read-only, refuses to load action
+plugins or build a runner, the app holds no runner, and the batch keys are
+not even bound (they live on ``BatchDesk``, which is then not mounted).
+
+A writable room runs power batches on the marked servers through the same
+engine as ``pacs-tui power``: plan (``PlanScreen``: waves, dry-run calls,
+refusals, override, escalation, typed confirmation), then a live
+``BatchPane`` under the grid while the grid keeps the focus. The batch
+reads PowerStates through ``MonitorReadings`` on the app's own poller.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -26,12 +34,24 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.widgets import Footer, Header
 
-from pacs_tui.inventory import Inventory
+from pacs_tui.batch.audit import AuditLog, default_audit_path
+from pacs_tui.batch.confirm import DEFAULT_THRESHOLD, ConfirmationRequired, ConfirmationRule
+from pacs_tui.batch.gates import GatePolicy
+from pacs_tui.batch.plan import VERBS, BatchPlan, PlanError, PlanOptions
+from pacs_tui.batch.progress import BatchProgress
+from pacs_tui.batch.readings import MonitorReadings
+from pacs_tui.batch.runner import BatchResult, BatchRunner, PlanRefused
+from pacs_tui.inventory import Inventory, Server
 from pacs_tui.monitor import FleetMonitor
 from pacs_tui.plugin_api import Health, Probe
 from pacs_tui.rollup import FleetRollup, fleet_rollup
 from pacs_tui.selector import SelectorError, compile_selector
+from pacs_tui.session import ReadOnlySession, Session
 from pacs_tui.state import ChangeFeed
+from pacs_tui_widgets.abort_prompt import AbortPrompt
+from pacs_tui_widgets.audit_pane import AuditPane
+from pacs_tui_widgets.batch_desk import BATCH_BINDING_IDS, BatchDesk
+from pacs_tui_widgets.batch_pane import BatchPane
 from pacs_tui_widgets.command_line import CommandError, CommandLine, parse_command
 from pacs_tui_widgets.commands import ControlRoomCommands, PaletteCommand
 from pacs_tui_widgets.detail_pane import DetailPane
@@ -43,6 +63,7 @@ from pacs_tui_widgets.fleet_rows import COLUMNS, GROUP_KEYS
 from pacs_tui_widgets.health_style import STATE_VARIABLE_DEFAULTS
 from pacs_tui_widgets.help_screen import BindingRow, HelpScreen, binding_rows
 from pacs_tui_widgets.keymap import KeymapConfig, load_keymap
+from pacs_tui_widgets.plan_screen import PlanDecision, PlanScreen
 from pacs_tui_widgets.summary_bar import SummaryBar
 
 log = logging.getLogger(__name__)
@@ -52,6 +73,7 @@ FALLBACK_THEME = "textual-dark"
 TICK_S = 0.25  # how often changes reach the screen
 ROLLUP_S = 1.0  # ages, STALE, summary bar, event log, toasts
 THREAD_ROLLUP_ABOVE = 500  # servers; smaller fleets roll up in well under 10 ms
+QUIT_AGAIN_S = 5.0  # a second q within this time quits although a batch runs
 
 
 class ControlRoomApp(App[int]):
@@ -67,6 +89,7 @@ class ControlRoomApp(App[int]):
         Binding("question_mark", "help", "Help", id="app.help"),
         Binding("escape", "clear", "Clear", id="app.clear"),
         Binding("ctrl+p", "command_palette", "Palette", show=False, id="app.palette"),
+        Binding("L", "audit", "Show/hide the audit log", show=False, id="app.audit"),
         Binding("q", "quit", "Quit", id="app.quit"),
     ]
 
@@ -78,24 +101,44 @@ class ControlRoomApp(App[int]):
         probes: Sequence[Probe] | None = None,
         settings: Mapping[str, Any] | None = None,
         keymap: KeymapConfig | None = None,
-        runner: object | None = None,
+        session: Session | None = None,
+        runner: BatchRunner | None = None,
         clock: Callable[[], float] | None = None,
         theme_dir: Path | None = None,
     ) -> None:
-        """Build the session.
+        """Build the control room.
 
         ``probes``/``settings`` go to the ``FleetMonitor`` (None: the installed
-        probe plugins). ``keymap`` None reads the
-        user's config file. ``runner`` is the batch action runner: refused when
-        ``read_only``, where the session holds none. ``clock`` replaces the
-        state's clock (tests use a fixed one); ``theme_dir`` the user theme folder.
+        probe plugins) and ``settings`` to the session. ``keymap`` None reads the
+        user's config file. ``session`` None builds ``Session(inventory,
+        read_only=read_only, settings=settings)``; a given session must be
+        read-only when ``read_only`` is asked. The app opens it (a writable one
+        loads the action plugins) and closes it on exit. ``runner`` is a batch
+        runner built elsewhere to follow in the batch pane; refused when
+        read-only. ``clock`` replaces the state's clock (tests use a fixed one);
+        ``theme_dir`` the user theme folder.
         """
         super().__init__()
-        if read_only and runner is not None:
+        if session is None:
+            session = Session(inventory, read_only=read_only, settings=settings)
+        elif session.inventory is not inventory:
+            raise ValueError("the session must be over the same inventory as the control room")
+        elif read_only and not session.read_only:
+            raise ValueError("a read-only control room needs a read-only session")
+        if session.read_only and runner is not None:
             raise ValueError("a read-only session cannot hold an action runner")
         self.inventory = inventory
-        self.read_only = read_only
-        self.runner: object | None = None if read_only else runner
+        self.session = session
+        self.read_only = session.read_only
+        # The batch being run or shown; None in a read-only session, always.
+        self.runner: BatchRunner | None = runner
+        self.readings: MonitorReadings | None = None
+        self.batch_active = False
+        self.confirm_rule = ConfirmationRule(
+            int(session.settings.get("confirm_threshold", DEFAULT_THRESHOLD))
+        )
+        self._session_open = False
+        self._quit_asked_at: float | None = None
         self.monitor = FleetMonitor(inventory, probes=probes, settings=settings)
         if clock is not None:
             self.monitor.state.clock = clock
@@ -121,7 +164,8 @@ class ControlRoomApp(App[int]):
         kinds = {name: site.kind for name, site in self.inventory.sites.items()}
         yield Header(show_clock=False, icon="▣")
         yield SummaryBar(id="summary")
-        with Horizontal(id="main"):
+        # The batch keys exist only on BatchDesk: a read-only room never binds them.
+        with Horizontal(id="main") if self.read_only else BatchDesk(id="main"):
             yield FleetGrid(
                 list(self.servers.values()),
                 self.state,
@@ -137,6 +181,9 @@ class ControlRoomApp(App[int]):
                 self.servers,
                 id="detail",
             )
+        if not self.read_only:
+            yield BatchPane(id="batch")
+        yield AuditPane(self._audit_log, id="audit")
         yield EventLog(id="events")
         yield FilterBar(id="filter")
         yield CommandLine(id="command")
@@ -157,6 +204,16 @@ class ControlRoomApp(App[int]):
         """The event log."""
         return self.query_one("#events", EventLog)
 
+    @property
+    def batch_pane(self) -> BatchPane:
+        """The live batch pane (writable sessions only)."""
+        return self.query_one("#batch", BatchPane)
+
+    @property
+    def audit_pane(self) -> AuditPane:
+        """The audit pane."""
+        return self.query_one("#audit", AuditPane)
+
     def get_theme_variable_defaults(self) -> dict[str, str]:
         return {**super().get_theme_variable_defaults(), **STATE_VARIABLE_DEFAULTS}
 
@@ -175,10 +232,15 @@ class ControlRoomApp(App[int]):
         self.set_interval(ROLLUP_S, self._second, name="rollup")
         self.call_later(self._second)
         self.run_worker(self._start_monitor(), name="monitor")
+        if self.runner is not None:
+            self._follow(self.runner)
 
     async def _start_monitor(self) -> None:
         await self.monitor.open()
         self._monitor_open = True
+        self.readings = MonitorReadings(self.monitor)
+        if not self.read_only:
+            await self._open_session()
         now = self.state.clock()
         opened = {p.name for p in self.monitor.probes}
         for name in self.applicable:  # a probe that failed to open reads nothing
@@ -194,9 +256,26 @@ class ControlRoomApp(App[int]):
         )
         self.monitor.start()
 
+    async def _open_session(self) -> None:
+        """Load and open the action plugins; a broken one is reported, not fatal."""
+        now = self.state.clock()
+        try:
+            await self.session.open()
+        except Exception as exc:  # the room still monitors; batches will say why not
+            self.events.note(now, f"power actions unavailable: {exc}", Health.UNKNOWN)
+            self.notify(f"power actions unavailable: {exc}", severity="error", timeout=10)
+            return
+        self._session_open = True
+        for action, reason in self.session.failed_actions.items():
+            self.events.note(now, f"action plugin {action} failed: {reason}", Health.UNKNOWN)
+            self.notify(f"action plugin {action} failed: {reason}", severity="warning")
+
     async def on_unmount(self) -> None:
+        if self.runner is not None and self.batch_active:
+            self.runner.abort("the control room was closed")
         if self.feed is not None:
             self.state.unsubscribe(self.feed)
+        await self.session.close()
         if self._monitor_open:
             await self.monitor.close()
 
@@ -221,7 +300,9 @@ class ControlRoomApp(App[int]):
 
     def _apply_keymap(self) -> None:
         config = self.keymap_config if self.keymap_config is not None else load_keymap()
-        checked = config.checked(row.binding_id for row in self.binding_rows({}))
+        # Batch ids are known even read-only, where they are not bound: not a typo.
+        known = {row.binding_id for row in self.binding_rows({})} | set(BATCH_BINDING_IDS)
+        checked = config.checked(known)
         self.keymap_config = checked
         for problem in checked.problems:
             self.notify(problem, severity="warning", timeout=8)
@@ -319,6 +400,195 @@ class ControlRoomApp(App[int]):
         self._set_filter("")
         self.grid.set_marks(())
 
+    async def action_quit(self) -> None:
+        """Quit; while a batch runs, only when asked twice (the batch is then aborted)."""
+        now = time.monotonic()
+        if self.batch_active and (
+            self._quit_asked_at is None or now - self._quit_asked_at > QUIT_AGAIN_S
+        ):
+            self._quit_asked_at = now
+            self.notify(
+                "a batch is running: press q again to abort it and quit (A aborts only)",
+                severity="warning",
+            )
+            return
+        self.exit()
+
+    # -- batches -----------------------------------------------------------------
+
+    def action_batch_power(self, verb: str) -> None:
+        """Plan ``verb`` on the marked servers (or the cursor's) and show the plan."""
+        self.start_power(verb)
+
+    def start_power(self, verb: str, selector: str | None = None) -> bool:
+        """Plan ``verb`` on the selector's servers, else the marked ones, else the cursor's.
+
+        Returns False (with a toast saying why) when nothing was planned.
+        """
+        if verb not in VERBS:
+            raise ValueError(f"unknown verb {verb!r}")
+        if self.read_only:
+            self.notify(f"refused: {self.session.read_only_reason}", severity="error")
+            return False
+        if self.batch_active:
+            self.notify("a batch is running: wait for it or abort it (A)", severity="warning")
+            return False
+        if self.readings is None or not self._session_open:
+            self.notify("power actions are not ready yet", severity="warning")
+            return False
+        names, selection = self._chosen_servers(selector)
+        if not names:
+            self.notify("nothing to act on: mark servers (space) or put the cursor on one")
+            return False
+        servers = [self.servers[name] for name in names]
+        self.run_worker(self._plan_and_ask(verb, servers, selection), group="plan", exclusive=True)
+        return True
+
+    def _chosen_servers(self, selector: str | None) -> tuple[list[str], str]:
+        if selector:
+            kinds = {name: site.kind for name, site in self.inventory.sites.items()}
+            predicate = compile_selector(selector, kinds)
+            return [n for n, s in self.servers.items() if predicate(s)], selector
+        if self.grid.marks:
+            names = sorted(self.grid.marks)
+            shown = ", ".join(names[:6]) + (f", … ({len(names)})" if len(names) > 6 else "")
+            return names, f"marked: {shown}"
+        cursor = self.grid.cursor_server
+        return ([cursor], f"cursor: {cursor}") if cursor is not None else ([], "")
+
+    def plan_options(self) -> PlanOptions:
+        """The options a new plan starts from (escalation off; the screen changes it)."""
+        gate_poll = float(self.session.settings.get("batch_poll_s", 1.0))
+        return PlanOptions(gate=GatePolicy(poll_s=gate_poll))
+
+    async def _plan_and_ask(self, verb: str, servers: list[Server], selection: str) -> None:
+        readings = self.readings
+        assert readings is not None
+        self.notify(f"planning {verb} on {len(servers)} server(s): reading power states…")
+        try:
+            plan, batch = await self.session.plan(
+                servers, verb, readings, self.plan_options(), selection=selection
+            )
+        except (PlanError, ReadOnlySession) as exc:
+            self.notify(f"cannot plan {verb}: {exc}", severity="error", timeout=10)
+            return
+
+        async def replan(options: PlanOptions) -> tuple[BatchPlan, str]:
+            return await self.session.plan(
+                servers, verb, readings, options, selection=selection, batch_id=batch
+            )
+
+        screen = PlanScreen(
+            plan, batch, rule=self.confirm_rule, replan=replan,
+            record=self.session.record_confirmation,
+        )  # fmt: skip
+        self.push_screen(screen, self._plan_decided)
+
+    def _plan_decided(self, decision: PlanDecision | None) -> None:
+        now = self.state.clock()
+        if decision is None:
+            self.events.note(now, "batch plan cancelled: nothing was sent")
+            return
+        plan, batch = decision.plan, decision.batch
+        if decision.dry_run:
+            self.session.audit.record(
+                batch, "dry-run", verb=plan.verb, outcome="dry-run",
+                detail=f"{plan.summary()}; shown in the control room, nothing sent",
+            )  # fmt: skip
+            self.batch_pane.show_dry_run(plan, batch)
+            self.events.note(now, f"dry run of batch {batch} ({plan.summary()}): nothing sent")
+            return
+        readings = self.readings
+        assert readings is not None
+        settings = self.session.settings
+        try:
+            runner = self.session.runner(
+                plan, readings, batch_id=batch, confirmation=decision.confirmation,
+                confirm_rule=self.confirm_rule,
+                concurrency=int(settings.get("batch_concurrency", 32)),
+                poll_s=float(settings.get("batch_poll_s", 1.0)),
+            )  # fmt: skip
+        except (PlanRefused, ConfirmationRequired, ReadOnlySession, ValueError) as exc:
+            self.notify(f"not run: {exc}", severity="error", timeout=10)
+            return
+        self._follow(runner)
+        self.events.note(now, f"batch {batch} started: {plan.summary()}")
+        self.run_worker(self._run_batch(runner), name="batch", group="batch")
+
+    def _follow(self, runner: BatchRunner) -> None:
+        """Make ``runner`` the batch the keys and the pane act on until it ends."""
+        self.runner = runner
+        self.batch_active = True
+        self.batch_pane.follow(runner)
+
+        def ended(event: BatchProgress) -> None:
+            if event.kind == "batch-end":
+                self.batch_active = False
+                self._quit_asked_at = None
+
+        runner.subscribe(ended)
+
+    async def _run_batch(self, runner: BatchRunner) -> None:
+        try:
+            result = await runner.run()
+        except Exception as exc:  # an engine bug must not take the control room down
+            log.exception("batch %s crashed", runner.batch_id)
+            self.notify(f"batch {runner.batch_id} crashed: {exc}", severity="error", timeout=15)
+            return
+        finally:
+            self.batch_active = False  # also when no batch-end event came
+            self._quit_asked_at = None
+        self.batch_pane.drain()
+        text = batch_result_text(result)
+        self.events.note(self.state.clock(), text, Health.OK if result.ok else Health.DOWN)
+        self.notify(
+            text, title="batch done" if result.ok else "batch INCOMPLETE",
+            severity="information" if result.ok else "error", timeout=15,
+        )  # fmt: skip
+
+    def action_batch_view(self) -> None:
+        """Show or hide the live batch pane."""
+        pane = self.batch_pane
+        if pane.plan is None:
+            self.notify("no batch yet: mark servers, then O, N, R or F")
+            return
+        pane.display = not pane.display
+
+    def action_batch_abort(self) -> None:
+        """Ask, then abort the running batch (in-flight calls finish)."""
+        runner = self.runner
+        if runner is None or not self.batch_active:
+            self.notify("no batch is running")
+            return
+
+        def answered(abort: bool | None) -> None:
+            if abort and self.batch_active:
+                runner.abort("operator abort (control room)")
+
+        what = f"batch {runner.batch_id} ({runner.plan.verb}, {len(runner.plan.servers)} servers)"
+        self.push_screen(AbortPrompt(what), answered)
+
+    def action_batch_pause(self) -> None:
+        """Pause the running batch (no new step starts), or resume it."""
+        runner = self.runner
+        if runner is None or not self.batch_active:
+            self.notify("no batch is running")
+            return
+        if runner.paused:
+            runner.resume()
+        else:
+            runner.pause()
+
+    def action_audit(self) -> None:
+        """Show or hide the audit pane."""
+        self.audit_pane.toggle()
+
+    def _audit_log(self) -> AuditLog | None:
+        # A read-only room shows the log if there is one, never creates one.
+        if self.read_only and not default_audit_path().exists():
+            return None
+        return self.session.audit
+
     # -- filter and command line -------------------------------------------------
 
     def _set_filter(self, text: str) -> None:
@@ -408,10 +678,32 @@ class ControlRoomApp(App[int]):
                 self.events.note(now, f":marks down marked {len(down)} servers")
             else:
                 raise CommandError("try :marks clear or :marks down", text, command.offset)
+        elif command.name == "power":
+            self._power_command(text, arg, command.offset)
+        elif command.name == "audit":
+            self.action_audit()
         elif command.name == "help":
             self.action_help()
         elif command.name == "quit":
             self.exit(0)
+
+    def _power_command(self, text: str, arg: str, offset: int) -> None:
+        verb, _, rest = arg.partition(" ")
+        if verb not in VERBS:
+            raise CommandError("try :power off|on|restart|force-off [SELECTOR]", text, offset)
+        if self.read_only:
+            raise CommandError(
+                f"refused: {self.session.read_only_reason}; power commands are disabled", text
+            )
+        selector = rest.strip()
+        if selector:
+            kinds = {name: site.kind for name, site in self.inventory.sites.items()}
+            try:
+                compile_selector(selector, kinds)
+            except SelectorError as exc:
+                where = offset + len(verb) + 1 + (len(rest) - len(rest.lstrip())) + exc.position
+                raise CommandError(exc.reason, text, where) from exc
+        self.start_power(verb, selector or None)
 
     def palette_commands(self) -> list[PaletteCommand]:
         """The commands the palette offers (each is a ``:`` command)."""
@@ -433,7 +725,18 @@ class ControlRoomApp(App[int]):
             PaletteCommand("Clear marks", "unmark every server", "marks clear"),
             PaletteCommand("Mark DOWN servers", "mark every server that is down now", "marks down"),
             PaletteCommand("Key bindings", "list every binding and command", "help"),
+            PaletteCommand("Audit log", "show/hide the audit pane", "audit"),
         ]
+        if not self.read_only:
+            entries += [
+                PaletteCommand(title, f"plan {verb} on the marked servers", f"power {verb}")
+                for title, verb in (
+                    ("Power off marked servers", "off"),
+                    ("Power on marked servers", "on"),
+                    ("Restart marked servers", "restart"),
+                    ("FORCE off marked servers", "force-off"),
+                )
+            ]
         return entries
 
     # -- help --------------------------------------------------------------------
@@ -447,4 +750,20 @@ class ControlRoomApp(App[int]):
             ("command line", CommandLine.BINDINGS),
             ("help", HelpScreen.BINDINGS),
         ]
+        if not self.read_only:  # a read-only room has none of these bound
+            scoped += [
+                ("batch", BatchDesk.BINDINGS),
+                ("plan", PlanScreen.BINDINGS),
+                ("abort", AbortPrompt.BINDINGS),
+            ]
         return binding_rows(scoped, keymap)
+
+
+def batch_result_text(result: BatchResult) -> str:
+    """One line for the toast and the event log: verb, OK or not, counts, time."""
+    counts = ", ".join(f"{count} {status}" for status, count in sorted(result.counts().items()))
+    state = "OK" if result.ok else ("ABORTED" if result.aborted else "INCOMPLETE")
+    return (
+        f"batch {result.batch} {result.verb}: {state} — {counts or 'no servers'} "
+        f"in {result.elapsed_s:.1f} s"
+    )

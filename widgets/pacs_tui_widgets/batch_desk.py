@@ -18,9 +18,12 @@ BATCH_BINDINGS: list[BindingType] = [
     Binding("N", "app.batch_power('on')", "Power on", show=False, id="batch.on"),
     Binding("R", "app.batch_power('restart')", "Restart", show=False, id="batch.restart"),
     Binding(
-        "F", "app.batch_power('force-off')", "FORCE off (typed count)", show=False,
+        "F",
+        "app.batch_power('force-off')",
+        "FORCE off (typed count)",
+        show=False,
         id="batch.force_off",
-    ),  # fmt: skip
+    ),
     Binding("b", "app.batch_view", "Show/hide the batch pane", show=False, id="batch.view"),
     Binding("A", "app.batch_abort", "Abort the running batch", show=False, id="batch.abort"),
     Binding("p", "app.batch_pause", "Pause/resume the batch", show=False, id="batch.pause"),

@@ -39,7 +39,7 @@ def format_seconds(seconds: float | None) -> str:
     """``42 s`` or ``3 min 05 s``; ``–`` when unknown."""
     if seconds is None:
         return "–"
-    whole = int(round(seconds))
+    whole = round(seconds)
     if whole < 60:
         return f"{whole} s"
     return f"{whole // 60} min {whole % 60:02d} s"
@@ -72,7 +72,7 @@ class BatchPane(Vertical):
         self.wave_done: dict[int, int] = {}
         self.last: BatchProgress | None = None
         self.plan: BatchPlan | None = None
-        self.batch = ""
+        self.batch_id = ""
         self.redraws = 0
 
     def compose(self) -> ComposeResult:
@@ -123,7 +123,7 @@ class BatchPane(Vertical):
         self.wave_done = {w.index: 0 for w in plan.waves}
         self.last = None
         self.plan = plan
-        self.batch = batch
+        self.batch_id = batch
         self.remove_class("-failed")
         self.log_view.clear()
         self.query_one("#batch-overall", ProgressBar).update(total=len(plan.servers), progress=0)
@@ -133,7 +133,9 @@ class BatchPane(Vertical):
             waves.mount(
                 Horizontal(
                     Label(f"wave {wave.index}"),
-                    ProgressBar(total=len(wave.servers), show_eta=False, id=f"batch-wave-{wave.index}"),
+                    ProgressBar(
+                        total=len(wave.servers), show_eta=False, id=f"batch-wave-{wave.index}"
+                    ),
                     classes="batch-bar",
                 )
             )
@@ -217,7 +219,7 @@ class BatchPane(Vertical):
         if plan is None:
             return
         last = self.last
-        parts = [f"{plan.verb} · batch {self.batch} · {self.status.upper()}"]
+        parts = [f"{plan.verb} · batch {self.batch_id} · {self.status.upper()}"]
         parts.append(f"{len(self.results)}/{len(plan.servers)} servers")
         if last is not None:
             if last.wave is not None and self.status in ("running", "paused", "aborting"):

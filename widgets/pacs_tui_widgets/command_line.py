@@ -34,6 +34,12 @@ COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec("sort", "COLUMN [desc]", "sort by a column: name site role rack power ..."),
     CommandSpec("theme", "NAME", "switch theme (dark, light, wall, your own)"),
     CommandSpec("marks", "clear|down", "clear every mark, or mark every server that is DOWN"),
+    CommandSpec(
+        "power",
+        "off|on|restart|force-off [EXPR]",
+        "plan a power batch on EXPR's servers, else the marked ones (plan screen first)",
+    ),
+    CommandSpec("audit", "", "show/hide the audit log pane"),
     CommandSpec("help", "", "list every key binding"),
     CommandSpec("quit", "", "leave the control room"),
 )

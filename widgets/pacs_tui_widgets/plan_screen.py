@@ -36,6 +36,8 @@ VERB_TITLES = {
     "force-off": "FORCE OFF (cut power, no OS shutdown)",
 }
 
+_SHOWN_ABOVE = ("selection:", "REFUSED:", "OVERRIDDEN:")
+
 Replan = Callable[[PlanOptions], Awaitable[tuple[BatchPlan, str]]]
 RecordConfirmation = Callable[[BatchPlan, str, Confirmation | None, bool], None]
 
@@ -93,7 +95,9 @@ class PlanScreen(ModalScreen[PlanDecision | None]):
         Binding("enter", "run", "Run the batch", id="plan.run"),
         Binding("escape", "cancel", "Cancel (audited as declined)", id="plan.cancel"),
         Binding("ctrl+t", "dry_run", "Dry run only: send nothing", id="plan.dry_run"),
-        Binding("ctrl+o", "override", "Override unselected dependents (audited)", id="plan.override"),
+        Binding(
+            "ctrl+o", "override", "Override unselected dependents (audited)", id="plan.override"
+        ),
     ]
 
     def __init__(
@@ -109,7 +113,7 @@ class PlanScreen(ModalScreen[PlanDecision | None]):
         audits a confirmation (``Session.record_confirmation``)."""
         super().__init__()
         self.plan = plan
-        self.batch = batch
+        self.batch_id = batch
         self.rule = rule
         self._replan = replan
         self._record = record
@@ -159,7 +163,7 @@ class PlanScreen(ModalScreen[PlanDecision | None]):
         count = len(plan.touched)
         self.query_one("#plan-title", Static).update(
             f"{VERB_TITLES.get(plan.verb, plan.verb)} · {count} server(s) · "
-            f"{len(plan.waves)} wave(s) · batch {self.batch}\n"
+            f"{len(plan.waves)} wave(s) · batch {self.batch_id}\n"
             f"selection: {escape(plan.selection or '-')}\n{escape(plan.summary())}"
         )
         self.query_one("#plan-waves", Static).update(escape("\n".join(wave_lines(plan))))
@@ -179,12 +183,15 @@ class PlanScreen(ModalScreen[PlanDecision | None]):
                 + "\n".join(f"  ! {reason}" for reason in plan.overridden)
             )
         )
-        # The first dry-run line repeats the summary shown in the title.
-        self.query_one("#plan-calls", Static).update(escape("\n".join(dry_run_lines(plan)[1:])))
+        # Summary, selection and refusals are shown above: keep only waves and calls.
+        calls = [line for line in dry_run_lines(plan)[1:] if not line.startswith(_SHOWN_ABOVE)]
+        self.query_one("#plan-calls", Static).update(escape("\n".join(calls)))
         override = self.query_one("#plan-override", Static)
         override.display = plan.verb in POWERING_OFF_VERBS
         state = "ON" if plan.options.override_dependents else "off"
-        override.update(f"override unselected dependents: [b]{state}[/b]  (ctrl+o toggles; audited)")
+        override.update(
+            f"override unselected dependents: [b]{state}[/b]  (ctrl+o toggles; audited)"
+        )
         self.query_one("#plan-escalation-row").display = plan.verb in (OFF, RESTART)
         required = self.rule.required(plan)
         self.query_one("#plan-confirm-row").display = required
@@ -205,8 +212,8 @@ class PlanScreen(ModalScreen[PlanDecision | None]):
         if self.plan.refused:
             self.say("refused: nothing was sent (select the dependents too, or ctrl+o)")
             return
-        escalation = self._escalation_input()
-        if escalation is False:
+        valid, escalation = self._escalation_input()
+        if not valid:
             return
         if escalation != self.plan.options.escalate_after_s and self.plan.verb in (OFF, RESTART):
             # Never run a plan the operator has not seen: show the new one first.
@@ -216,29 +223,29 @@ class PlanScreen(ModalScreen[PlanDecision | None]):
             answer = self.query_one("#plan-confirm", Input)
             confirmation = Confirmation(answer.value, "typed")
             if not confirmation.matches(self.plan):
-                self._record(self.plan, self.batch, confirmation, False)
+                self._record(self.plan, self.batch_id, confirmation, False)
                 self.say(
                     f"wrong count {answer.value.strip() or '(empty)'!r}: not confirmed, "
                     f"nothing was sent; type {self.rule.expected(self.plan)}"
                 )
                 answer.value = ""
                 return
-            self._record(self.plan, self.batch, confirmation, True)
-            self.dismiss(PlanDecision(self.plan, self.batch, confirmation=confirmation))
+            self._record(self.plan, self.batch_id, confirmation, True)
+            self.dismiss(PlanDecision(self.plan, self.batch_id, confirmation=confirmation))
             return
-        self._record(self.plan, self.batch, Confirmation("", "enter"), True)
-        self.dismiss(PlanDecision(self.plan, self.batch))
+        self._record(self.plan, self.batch_id, Confirmation("", "enter"), True)
+        self.dismiss(PlanDecision(self.plan, self.batch_id))
 
     def action_cancel(self) -> None:
         """Send nothing; the audit log records the plan as declined."""
-        self._record(self.plan, self.batch, Confirmation("", "escape"), False)
+        self._record(self.plan, self.batch_id, Confirmation("", "escape"), False)
         self.dismiss(None)
 
     def action_dry_run(self) -> None:
         """Close with the plan as a dry run: the calls are shown, nothing is sent."""
         if self.busy:
             return
-        self.dismiss(PlanDecision(self.plan, self.batch, dry_run=True))
+        self.dismiss(PlanDecision(self.plan, self.batch_id, dry_run=True))
 
     def action_override(self) -> None:
         """Toggle the override of unselected dependents (a new, audited plan)."""
@@ -256,27 +263,27 @@ class PlanScreen(ModalScreen[PlanDecision | None]):
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
         if event.input.id == "plan-escalate":
-            escalation = self._escalation_input()
-            if escalation is not False and escalation != self.plan.options.escalate_after_s:
+            valid, escalation = self._escalation_input()
+            if valid and escalation != self.plan.options.escalate_after_s:
                 self._start_replan(replace(self.plan.options, escalate_after_s=escalation))
             return
         self.action_run()
 
     # -- re-planning -------------------------------------------------------------
 
-    def _escalation_input(self) -> float | None | bool:
-        """The escalation seconds typed (None: never); False after showing an error."""
+    def _escalation_input(self) -> tuple[bool, float | None]:
+        """(valid, seconds typed or None for never); an invalid value is said on screen."""
         text = self.query_one("#plan-escalate", Input).value.strip()
         if not text:
-            return None
+            return True, None
         try:
             value = float(text)
         except ValueError:
             value = -1.0
         if value <= 0:
             self.say(f"escalation {text!r}: give seconds > 0, or leave it empty for never")
-            return False
-        return value
+            return False, None
+        return True, value
 
     def _start_replan(self, options: PlanOptions) -> None:
         self.busy = True
@@ -285,7 +292,7 @@ class PlanScreen(ModalScreen[PlanDecision | None]):
 
     async def _replan_with(self, options: PlanOptions) -> None:
         try:
-            self.plan, self.batch = await self._replan(options)
+            self.plan, self.batch_id = await self._replan(options)
         except Exception as exc:  # a plan that cannot be built: say why, keep the old one
             self.say(f"cannot re-plan: {exc}")
             return

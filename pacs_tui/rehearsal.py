@@ -1,0 +1,796 @@
+"""The whole move weekend, headless, on the simulated data center.
+
+``Rehearsal.run()`` starts ``pacs-tui sim`` in its own process and drives it
+the way the weekend goes, through the same engines the lead uses:
+
+1. **pre-checks**: every server's PowerState read through the power probe;
+2. **replication**: each primary archive against its remote-backup replica
+   (C-FIND counts per day); a replica that lacks studies stops the rehearsal
+   here: it is not safe to shut down;
+3. **baseline**: a performance baseline of the whole fleet;
+4. **shutdown**: the batch engine, ``off``, every server except the remote
+   backup, in dependency waves with escalation to ForceOff;
+5. **transit**: every moved BMC unreachable for a while (the trucks), custody
+   in-transit → racked;
+6. **power-up**: ``on`` in dependency waves, each gated on power, SSH, units
+   and DICOM;
+7. **baseline** again, **compare**, and the report.
+
+Problems found are named by what they look like (``slow-storage``,
+``swapped-server``, ``missing-studies``, ...), never by what was planted, so a
+planted fault is caught only if the checks really catch it. ``--plant``
+plants a problem in the new site through the simulator's control API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import random
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from pacs_tui.batch.audit import AuditLog
+from pacs_tui.batch.confirm import Confirmation
+from pacs_tui.batch.gates import GatePolicy
+from pacs_tui.batch.plan import PlanOptions
+from pacs_tui.batch.readings import MonitorReadings, power_facts
+from pacs_tui.batch.runner import BatchResult, FailurePolicy
+from pacs_tui.custody import CustodyBoard, CustodyState
+from pacs_tui.inventory import Inventory, Server, load_inventory
+from pacs_tui.monitor import FleetMonitor
+from pacs_tui.plugin_catalog import load_probes
+from pacs_tui.power import PowerState
+from pacs_tui.scheduler import ConcurrencyCaps
+from pacs_tui.session import Session
+
+log = logging.getLogger(__name__)
+
+SLOW_STORAGE, SWAPPED_SERVER, MISSING_STUDIES = "slow-storage", "swapped-server", "missing-studies"
+PLANTS = (SLOW_STORAGE, SWAPPED_SERVER, MISSING_STUDIES)
+REMOTE_BACKUP_KIND = "remote-backup"
+SUMMARY_FILE = "rehearsal.md"
+_GATE_PROBES = {"power", "ssh", "dicom"}
+
+
+@dataclass(frozen=True)
+class RehearsalOptions:
+    """How to rehearse: fleet size, speed, what to plant, where to report."""
+
+    report_dir: Path
+    servers: int = 300
+    plants: tuple[str, ...] = ()
+    time_scale: float = 0.05  # the simulator's power/boot delays (1 = realistic)
+    samples: int = 5  # latency samples per metric and server in each baseline
+    seed: int = 7
+    address_octet: int | None = None  # None: a random 127.X octet (no clash with a demo)
+    transit_s: float = 1.0  # how long the BMCs stay unreachable
+    replication_days: int = 7  # days compared between primary and replica (up to today)
+    study_window_days: int = 2  # days whose studies each baseline counts per archive
+    capture_concurrency: int = 1  # one server at a time: latency is service, not queueing
+    concurrency: int = 64  # servers at once per wave
+    poll_s: float = 0.25  # re-reads of PowerState and gates
+    escalate_after_s: float = 30.0  # ForceOff a server that ignored the shutdown this long
+    batch_timeout_s: float = 180.0  # per PowerState wait and per gate
+    slow_storage_role: str = "archive"
+    slow_storage_delay_s: float = 0.1  # what the planted slower tier adds to each C-FIND
+    # The simulator shares the CPU with its client (and, on a laptop, with everything
+    # else): latency changes below this are noise here, not a slower site.
+    noise_floor_ms: float = 10.0
+    sim_start_timeout_s: float = 180.0
+
+    def __post_init__(self) -> None:
+        unknown = set(self.plants) - set(PLANTS)
+        if unknown:
+            raise ValueError(
+                f"unknown plant(s) {', '.join(sorted(unknown))} (known: {', '.join(PLANTS)})"
+            )
+        if self.servers < 12:
+            raise ValueError("a rehearsal needs at least 12 servers (one has a remote backup)")
+        if self.time_scale <= 0 or self.samples < 1 or self.transit_s < 0:
+            raise ValueError("time scale must be > 0, samples >= 1, transit >= 0")
+        if self.replication_days < 1 or self.study_window_days < 1:
+            raise ValueError("replication and study windows need at least one day")
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One problem the rehearsal found, named by its kind (e.g. ``slow-storage``)."""
+
+    fault: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.fault}: {self.message}"
+
+
+@dataclass
+class PhaseOutcome:
+    """One phase of the rehearsal: when, how long, and how it went."""
+
+    name: str
+    kind: str
+    started_s: float  # seconds after the rehearsal started
+    duration_s: float = 0.0
+    ok: bool = True
+    summary: str = ""
+    no_service: int = 0  # hospitals/clinics without PACS service after the phase
+
+    def to_json(self) -> dict[str, Any]:
+        """The phase as JSON-able data."""
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "started_s": round(self.started_s, 2),
+            "duration_s": round(self.duration_s, 2),
+            "ok": self.ok,
+            "summary": self.summary,
+            "no_service": self.no_service,
+        }
+
+
+@dataclass
+class RehearsalResult:
+    """The outcome: every phase, every detected problem, where the report is."""
+
+    options: RehearsalOptions
+    phases: list[PhaseOutcome] = field(default_factory=list)
+    detections: list[Detection] = field(default_factory=list)
+    stopped_at: str = ""  # the phase that stopped the rehearsal ("" when it ran through)
+    summary_path: Path | None = None
+    report_paths: tuple[Path, ...] = ()
+    elapsed_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """True only when every phase went well and the move is proven same-or-better."""
+        return not self.detections and not self.stopped_at and all(p.ok for p in self.phases)
+
+    @property
+    def faults(self) -> list[str]:
+        """The kinds of problem found, without repeats, in order of detection."""
+        return list(dict.fromkeys(d.fault for d in self.detections))
+
+    def to_json(self) -> dict[str, Any]:
+        """The result as JSON-able data."""
+        return {
+            "ok": self.ok,
+            "servers": self.options.servers,
+            "planted": list(self.options.plants),
+            "faults": self.faults,
+            "detections": [str(d) for d in self.detections],
+            "stopped_at": self.stopped_at or None,
+            "elapsed_s": round(self.elapsed_s, 1),
+            "phases": [p.to_json() for p in self.phases],
+            "summary": str(self.summary_path) if self.summary_path else None,
+            "reports": [str(p) for p in self.report_paths],
+        }
+
+
+class RehearsalStopped(Exception):
+    """A phase failed in a way that makes going on pointless or unsafe."""
+
+
+# -- the simulator in its own process -----------------------------------------------------
+
+
+@dataclass
+class SimProcess:
+    """``pacs-tui sim`` started by the rehearsal (and only ever stopped by it)."""
+
+    out: Path
+    process: asyncio.subprocess.Process
+    control_url: str
+    log_path: Path
+
+    def log_tail(self) -> str:
+        """The end of the simulator's log, for error messages."""
+        return _tail(self.log_path)
+
+
+def _tail(path: Path) -> str:
+    return path.read_text()[-2000:] if path.exists() else ""
+
+
+def _make_dir(path: Path) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+
+
+@contextlib.asynccontextmanager
+async def running_simulator(
+    out: Path, log_path: Path, args: Sequence[str], timeout_s: float
+) -> AsyncIterator[SimProcess]:
+    """Start the simulator, wait until it has written ``sim.json``, stop it on exit."""
+    _make_dir(out)
+    state_file = out / "sim.json"
+    with log_path.open("w") as log_file:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "pacs_tui", "sim", "--out", str(out), *args,
+            stdout=log_file, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + timeout_s
+        while not state_file.exists():
+            if process.returncode is not None:
+                raise RehearsalStopped(
+                    f"the simulator exited with {process.returncode}: {_tail(log_path)}"
+                )
+            if time.monotonic() > deadline:
+                raise RehearsalStopped(f"the simulator was not ready in {timeout_s:.0f} s")
+            await asyncio.sleep(0.1)
+        state = json.loads(state_file.read_text())
+        yield SimProcess(out, process, str(state["control_url"]), log_path)
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(process.wait(), 30)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+
+
+class SimControl:
+    """The simulator's control API (plant faults, swap boxes, drop replica days)."""
+
+    def __init__(self, url: str, http: aiohttp.ClientSession) -> None:
+        self.url = url
+        self.http = http
+
+    async def call(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
+        """One request; raise ``RehearsalStopped`` with the simulator's error."""
+        async with self.http.request(method, self.url + path, json=body) as answer:
+            data = await answer.json()
+            if answer.status >= 400:
+                raise RehearsalStopped(f"sim control {method} {path}: {data.get('error', data)}")
+            return data
+
+    async def set_faults(self, names: Iterable[str], changes: Mapping[str, Any]) -> None:
+        """Apply the same fault switches to many servers."""
+        gate = asyncio.Semaphore(32)
+
+        async def one(name: str) -> None:
+            async with gate:
+                await self.call("POST", f"/hosts/{name}/faults", changes)
+
+        await asyncio.gather(*(one(n) for n in names))
+
+
+# -- naming what the comparison found -----------------------------------------------------
+
+
+def _median_ms(value: Any) -> str:
+    median = getattr(value, "median", None)
+    return f"{median:.1f} ms" if isinstance(median, int | float) else str(value)
+
+
+def name_problems(comparison: Any, before: Any, after: Any) -> list[Detection]:
+    """Name the comparison's problems by what they look like.
+
+    - a role whose C-FIND latency got worse: ``slow-storage``;
+    - servers reporting another server's serial number or MACs, or a changed
+      one: ``swapped-server``;
+    - fewer studies in an archive: ``missing-studies``;
+    - a server that did not answer after the move: ``missing-server``;
+    - any other worse latency, changed fact or missing unit: ``regression``.
+    """
+    found: list[Detection] = []
+    problems = list(comparison.problems())
+    slow_roles = {f.name for f in problems if f.scope == "role" and f.metric == "find"}
+    swapped: dict[str, set[str]] = {}
+    serial_owner = {
+        s.hardware.get("serial_number"): name
+        for name, s in before.servers.items()
+        if s.hardware.get("serial_number")
+    }
+    for f in problems:
+        if f.scope == "role" and f.metric == "find":
+            found.append(
+                Detection(
+                    SLOW_STORAGE,
+                    f"{f.name} find latency worse: median {_median_ms(f.before)} → "
+                    f"{_median_ms(f.after)}",
+                )
+            )
+        elif f.metric in ("serial_number", "mac_addresses"):
+            swapped.setdefault(f.name, set()).add(f.metric)
+        elif f.metric == "study_count":
+            found.append(
+                Detection(MISSING_STUDIES, f"{f.scope} {f.name}: {f.before} → {f.after} studies")
+            )
+        elif f.metric == "presence" or (f.scope == "fleet" and f.metric == "servers"):
+            found.append(Detection("missing-server", f.detail))
+        elif f.scope == "server" and f.metric == "find":
+            role = before.servers[f.name].role if f.name in before.servers else ""
+            if role not in slow_roles:
+                found.append(Detection("regression", f"{f.name} find latency: {f.detail}"))
+        elif f.scope != "server" or f.metric not in ("echo", "redfish"):
+            found.append(Detection("regression", f"{f.scope} {f.name} {f.metric}: {f.detail}"))
+        elif f.scope == "server":
+            found.append(Detection("regression", f"{f.name} {f.metric}: {f.detail}"))
+    done: set[str] = set()
+    for name in swapped:
+        if name in done:
+            continue
+        now_serial = after.servers[name].hardware.get("serial_number")
+        other = serial_owner.get(now_serial)
+        if other and other != name:
+            done.update((name, other))
+            found.append(
+                Detection(
+                    SWAPPED_SERVER,
+                    f"{name} and {other} are racked in each other's place: {name} reports "
+                    f"{other}'s serial {now_serial} and MACs",
+                )
+            )
+        else:
+            done.add(name)
+            changed = " and ".join(sorted(swapped[name]))
+            found.append(Detection(SWAPPED_SERVER, f"{name}: {changed} changed (another box?)"))
+    return found
+
+
+# -- the rehearsal ----------------------------------------------------------------------------
+
+
+Progress = Callable[[str], None]
+
+
+class Rehearsal:
+    """One headless move weekend on a fresh simulated data center."""
+
+    def __init__(self, options: RehearsalOptions, progress: Progress | None = None) -> None:
+        self.options = options
+        self.progress = progress or (lambda line: None)
+        self.result = RehearsalResult(options)
+        self.octet = options.address_octet or random.randint(100, 250)
+        self._began = 0.0
+        self.inventory: Inventory | None = None
+        self.board: CustodyBoard | None = None
+        self.audit: AuditLog | None = None
+        self.control: SimControl | None = None
+        self.before: Any = None
+        self.after: Any = None
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def say(self, line: str) -> None:
+        """Report progress (the CLI prints it)."""
+        log.info("%s", line)
+        self.progress(line)
+
+    @contextlib.asynccontextmanager
+    async def phase(self, name: str, kind: str) -> AsyncIterator[PhaseOutcome]:
+        """Time one phase; a ``RehearsalStopped`` marks it failed and ends the run."""
+        outcome = PhaseOutcome(name, kind, time.monotonic() - self._began)
+        self.result.phases.append(outcome)
+        self.say(f"[{outcome.started_s:6.1f} s] {name} ...")
+        started = time.monotonic()
+        try:
+            yield outcome
+        except RehearsalStopped as exc:
+            outcome.ok = False
+            outcome.summary = outcome.summary or str(exc)
+            self.result.stopped_at = name
+            raise
+        finally:
+            outcome.duration_s = time.monotonic() - started
+            if self.board is not None and self.inventory is not None:
+                no_service = self.board.affected_sites(self.inventory)
+                outcome.no_service = sum(1 for a in no_service if str(a.level) == "no service")
+            mark = "ok" if outcome.ok else "FAILED"
+            self.say(f"         {name}: {mark} in {outcome.duration_s:.1f} s: {outcome.summary}")
+
+    @property
+    def moved(self) -> list[Server]:
+        """Every server that moves: all but the remote-backup site's."""
+        assert self.inventory is not None
+        kinds = {n: s.kind for n, s in self.inventory.sites.items()}
+        return [s for s in self.inventory.servers if kinds.get(s.site) != REMOTE_BACKUP_KIND]
+
+    def _sim_args(self) -> list[str]:
+        o = self.options
+        return [
+            "--servers", str(o.servers), "--seed", str(o.seed),
+            "--address-octet", str(self.octet), "--time-scale", str(o.time_scale),
+        ]  # fmt: skip
+
+    # -- the run ----------------------------------------------------------------------------
+
+    async def run(self) -> RehearsalResult:
+        """Rehearse the weekend; write the report; return the result (never raises for a
+        failed phase: the result says which one stopped it)."""
+        o = self.options
+        o.report_dir.mkdir(parents=True, exist_ok=True)
+        self._began = time.monotonic()
+        work = Path(tempfile.mkdtemp(prefix="pacs-tui-rehearsal-"))
+        self.audit = AuditLog()
+        try:
+            self.say(
+                f"rehearsal: {o.servers} simulated servers on 127.{self.octet}.x.y, "
+                f"time scale {o.time_scale:g}, plants: {', '.join(o.plants) or 'none'}"
+            )
+            async with contextlib.AsyncExitStack() as stack:
+                sim = await stack.enter_async_context(
+                    running_simulator(
+                        work / "dc", o.report_dir / "sim.log", self._sim_args(),
+                        o.sim_start_timeout_s,
+                    )
+                )  # fmt: skip
+                http = await stack.enter_async_context(aiohttp.ClientSession())
+                self.control = SimControl(sim.control_url, http)
+                self.inventory = load_inventory(sim.out / "inventory.yaml")
+                board_path = o.report_dir / "custody.json"
+                board_path.unlink(missing_ok=True)  # a fresh weekend: everything running
+                self.board = CustodyBoard.open(self.inventory, path=board_path, audit=self.audit)
+                with contextlib.suppress(RehearsalStopped):
+                    await self._weekend()
+        except RehearsalStopped as exc:  # the simulator itself failed to start
+            self.result.stopped_at = self.result.stopped_at or "simulator"
+            self.result.detections.append(Detection("rehearsal", str(exc)))
+        finally:
+            self.result.elapsed_s = time.monotonic() - self._began
+            self.result.summary_path = write_summary(self.result, self.board, self.inventory)
+            if self.board is not None:
+                self.board.close()
+            self.audit.close()
+            _remove_tree(work)
+        return self.result
+
+    async def _weekend(self) -> None:
+        await self._pre_checks()
+        if MISSING_STUDIES in self.options.plants:
+            await self._plant_missing_studies()
+        await self._replication()
+        self.before = await self._baseline("baseline before the move", "before")
+        await self._shutdown()
+        await self._transit()
+        await self._power_up()
+        self.after = await self._baseline("baseline at the new site", "after")
+        await self._compare()
+
+    # -- phases ---------------------------------------------------------------------------------
+
+    def _monitor(self, servers: Sequence[Server], probes: set[str]) -> FleetMonitor:
+        assert self.inventory is not None
+        loaded = load_probes(probes)
+        missing = probes - set(loaded.plugins)
+        if missing:
+            raise RehearsalStopped(f"probe plugin(s) not available: {', '.join(sorted(missing))}")
+        return FleetMonitor(
+            self.inventory,
+            probes=list(loaded.plugins.values()),
+            servers=list(servers),
+            caps=ConcurrencyCaps(total=512),
+        )
+
+    async def _power_states(self, servers: Sequence[Server]) -> dict[str, str]:
+        async with self._monitor(servers, {"power"}) as monitor:
+            facts = await power_facts(MonitorReadings(monitor), servers)
+        return {name: f.state for name, f in facts.items()}
+
+    async def _pre_checks(self) -> None:
+        assert self.inventory is not None
+        async with self.phase("Pre-checks", "pre-checks") as outcome:
+            states = await self._power_states(self.inventory.servers)
+            off = sorted(n for n, s in states.items() if s != PowerState.ON)
+            outcome.summary = f"{len(states) - len(off)} of {len(states)} servers On"
+            if off:
+                raise RehearsalStopped(f"not On before the move: {', '.join(off[:10])}")
+
+    async def _plant_missing_studies(self) -> None:
+        assert self.control is not None
+        pairs = await self.control.call("GET", "/replicas")
+        if not pairs:
+            raise RehearsalStopped("the simulated fleet has no replica archive")
+        replica = pairs[0]["replica"]
+        # Inside the replication window, whatever its length.
+        day = date.today() - timedelta(days=min(3, self.options.replication_days - 1))
+        answer = await self.control.call(
+            "POST", f"/hosts/{replica}/missing-days", {"days": [day.isoformat()]}
+        )
+        self.say(
+            f"  planted {MISSING_STUDIES}: {replica} lacks {day} ({answer['studies']} studies)"
+        )
+
+    async def _replication(self) -> None:
+        from pacs_tui.replication import check_replication
+
+        assert self.control is not None and self.inventory is not None
+        async with self.phase("Replication verified", "replication") as outcome:
+            pairs = await self.control.call("GET", "/replicas")
+            if not pairs:
+                raise RehearsalStopped("no primary/replica archive pair to check")
+            today = date.today()
+            date_from = today - timedelta(days=self.options.replication_days - 1)
+            unsafe: list[str] = []
+            for pair in pairs:
+                primary = self.inventory.server(pair["primary"])
+                replica = self.inventory.server(pair["replica"])
+                report = await check_replication(
+                    primary, replica, date_from=date_from, date_to=today
+                )
+                if report.safe_to_shutdown:
+                    continue
+                unsafe.append(primary.name)
+                if report.differences:
+                    spans = ", ".join(
+                        a.isoformat() if a == b else f"{a}..{b}" for a, b in report.ranges()
+                    )
+                    lacking = sum(
+                        d.primary - d.replica for d in report.differences if d.modality is None
+                    )
+                    self.result.detections.append(
+                        Detection(
+                            MISSING_STUDIES,
+                            f"replica {replica.name} lacks {lacking} studies of {primary.name} "
+                            f"on {spans}: NOT SAFE to shut down {primary.name}",
+                        )
+                    )
+                if report.errors:
+                    self.result.detections.append(
+                        Detection("replication-check", f"{report.verdict()}: {report.errors[0]}")
+                    )
+            outcome.summary = f"{len(pairs)} replica pair(s) over {date_from}..{today}: " + (
+                f"NOT safe to shut down ({', '.join(unsafe)})" if unsafe else "identical"
+            )
+            if unsafe:
+                raise RehearsalStopped(outcome.summary)
+
+    async def _baseline(self, title: str, label: str) -> Any:
+        from pacs_tui.baseline.capture import capture_baseline
+        from pacs_tui.baseline.model import save_baseline
+
+        assert self.inventory is not None
+        async with self.phase(title.capitalize(), "baseline") as outcome:
+            window = self.before.study_window if self.before is not None else None
+            settings: dict[str, Any] = {
+                "study_window_days": self.options.study_window_days,
+                "max_concurrency": self.options.capture_concurrency,
+            }
+            if window is not None:  # AFTER counts exactly the days BEFORE counted
+                settings["study_window"] = [window[0].isoformat(), window[1].isoformat()]
+            find_query = dict(self.before.find_query) if self.before is not None else None
+            baseline = await capture_baseline(
+                self.inventory,
+                samples=self.options.samples,
+                label=label,
+                settings=settings,
+                find_query=find_query,
+            )
+            path = self.options.report_dir / f"baseline-{label}.json"
+            save_baseline(baseline, path)
+            errors = sum(1 for s in baseline.servers.values() if s.errors)
+            outcome.summary = (
+                f"{len(baseline.servers)} servers, {self.options.samples} samples each"
+                + (f", {errors} with errors" if errors else "")
+                + f" → {path.name}"
+            )
+            return baseline
+
+    async def _power_batch(self, verb: str, servers: list[Server]) -> BatchResult:
+        assert self.inventory is not None and self.audit is not None
+        o = self.options
+        options = PlanOptions(
+            escalate_after_s=o.escalate_after_s if verb == "off" else None,
+            power_timeout_s=o.batch_timeout_s,
+            gate=GatePolicy(timeout_s=o.batch_timeout_s, poll_s=o.poll_s),
+        )
+        settings = {"redfish_task_poll_s": o.poll_s, "ssh_max_new_connections": 20}
+        async with self._monitor(servers, _GATE_PROBES) as monitor:
+            readings = MonitorReadings(monitor)
+            async with Session(self.inventory, audit=self.audit, settings=settings) as session:
+                plan, batch = await session.plan(
+                    servers, verb, readings, options, selection="rehearsal: moved servers"
+                )
+                if plan.refused:
+                    raise RehearsalStopped(f"{verb} plan refused: {'; '.join(plan.refusals)}")
+                confirmation = Confirmation.assumed(plan, "rehearsal")
+                session.record_confirmation(plan, batch, confirmation, True)
+                runner = session.runner(
+                    plan,
+                    readings,
+                    batch_id=batch,
+                    confirmation=confirmation,
+                    concurrency=o.concurrency,
+                    on_failure=FailurePolicy.LEAVE_OUT,
+                    poll_s=o.poll_s,
+                )
+                return await runner.run()
+
+    def _batch_summary(self, result: BatchResult) -> str:
+        counts = ", ".join(f"{v} {k}" for k, v in sorted(result.counts().items()))
+        return (
+            f"{counts} in {len(result.waves)} wave(s), critical path "
+            f"{result.critical_path_s:.1f} s (batch {result.batch})"
+        )
+
+    def _batch_failures(self, result: BatchResult) -> list[str]:
+        return [
+            f"{r.server}: {r.status}: {r.detail}"
+            for r in result.servers.values()
+            if r.status not in ("reached", "skipped")
+        ]
+
+    async def _shutdown(self) -> None:
+        assert self.board is not None
+        async with self.phase("Shutdown waves", "shutdown") as outcome:
+            result = await self._power_batch("off", self.moved)
+            down = [r.server for r in result.servers.values() if r.status in ("reached", "skipped")]
+            self.board.advance(down, CustodyState.SHUT_DOWN, reason="rehearsal: powered off")
+            outcome.summary = self._batch_summary(result)
+            failures = self._batch_failures(result)
+            if failures:
+                for failure in failures:
+                    self.result.detections.append(Detection("shutdown-failed", failure))
+                raise RehearsalStopped(f"{len(failures)} server(s) did not power off")
+
+    async def _transit(self) -> None:
+        assert self.board is not None and self.control is not None
+        names = [s.name for s in self.moved]
+        async with self.phase("Transit", "transit") as outcome:
+            self.board.advance(names, CustodyState.IN_TRANSIT, reason="rehearsal: on the truck")
+            await self.control.set_faults(names, {"bmc_unreachable": True})
+            states = await self._power_states(self.moved)
+            answering = sorted(n for n, s in states.items() if s in (PowerState.ON, PowerState.OFF))
+            if answering:
+                raise RehearsalStopped(f"BMCs still answering in transit: {', '.join(answering)}")
+            await asyncio.sleep(self.options.transit_s)  # the trucks: nothing to poll for
+            outcome.summary = (
+                f"{len(names)} BMCs unreachable for {self.options.transit_s:g} s "
+                f"(power probe: {len(states)} unreachable)"
+            )
+        async with self.phase("Rack and cable", "rack") as outcome:
+            await self._plant_in_new_site()
+            await self.control.set_faults(names, {"bmc_unreachable": False})
+            self.board.advance(names, CustodyState.RACKED, reason="rehearsal: racked")
+            outcome.summary = f"{len(names)} servers racked, BMCs reachable again"
+
+    async def _plant_in_new_site(self) -> None:
+        assert self.control is not None
+        plants = self.options.plants
+        if SLOW_STORAGE in plants:
+            role = self.options.slow_storage_role
+            victims = [s.name for s in self.moved if s.role == role and s.dicom is not None]
+            if not victims:
+                raise RehearsalStopped(f"no moved DICOM server of role {role} to slow down")
+            delay = self.options.slow_storage_delay_s
+            await self.control.set_faults(victims, {"dicom_find_delay_s": delay})
+            self.say(
+                f"  planted {SLOW_STORAGE}: {len(victims)} {role} server(s) +{delay * 1000:.0f} ms per C-FIND"
+            )
+        if SWAPPED_SERVER in plants:
+            a, b = self._swap_pair()
+            await self.control.call("POST", "/swap-hardware", {"a": a, "b": b})
+            self.say(f"  planted {SWAPPED_SERVER}: {a} and {b} racked in each other's place")
+
+    def _swap_pair(self) -> tuple[str, str]:
+        """Two moved servers of the same role, the kind that get confused on a cart."""
+        by_role: dict[str, list[str]] = {}
+        for server in self.moved:
+            if server.bmc is not None:
+                by_role.setdefault(server.role, []).append(server.name)
+        for role in ("web-viewer", "dicom-router", *sorted(by_role)):
+            names = by_role.get(role, [])
+            if len(names) >= 2:
+                return names[-2], names[-1]
+        raise RehearsalStopped("no two moved servers of one role to swap")
+
+    async def _power_up(self) -> None:
+        assert self.board is not None
+        async with self.phase("Power-up waves", "power-up") as outcome:
+            result = await self._power_batch("on", self.moved)
+            up = [r.server for r in result.servers.values() if r.status in ("reached", "skipped")]
+            self.board.advance(up, CustodyState.POWERED, reason="rehearsal: gate passed")
+            outcome.summary = self._batch_summary(result)
+            failures = self._batch_failures(result)
+            if failures:
+                for failure in failures:
+                    self.result.detections.append(Detection("power-up-failed", failure))
+                outcome.ok = False  # go on: the comparison tells what the failure costs
+
+    async def _compare(self) -> None:
+        from pacs_tui.baseline.compare import Tolerances, compare_baselines
+        from pacs_tui.baseline.report import write_report
+
+        assert self.board is not None
+        async with self.phase("Compare with the baseline", "compare") as outcome:
+            floor = self.options.noise_floor_ms
+            tolerances = Tolerances(latency_floor_ms=floor, p95_floor_ms=2.5 * floor)
+            comparison = compare_baselines(self.before, self.after, tolerances)
+            md, html = write_report(comparison, self.before, self.after, self.options.report_dir)
+            self.result.report_paths = (md, html)
+            detections = name_problems(comparison, self.before, self.after)
+            self.result.detections.extend(detections)
+            troubled = {f.name for f in comparison.problems() if f.scope == "server"}
+            roles_bad = {f.name for f in comparison.problems() if f.scope == "role"}
+            verified = [
+                s.name
+                for s in self.moved
+                if self.board.state(s.name) is CustodyState.POWERED
+                and s.name not in troubled
+                and s.role not in roles_bad
+            ]
+            self.board.advance(verified, CustodyState.VERIFIED, reason="rehearsal: same or better")
+            verdicts = ", ".join(f"{v} {k}" for k, v in sorted(comparison.verdicts().items()))
+            outcome.summary = f"{verdicts}; {len(verified)} of {len(self.moved)} verified"
+            outcome.ok = comparison.ok
+
+
+def _remove_tree(path: Path) -> None:
+    for root, dirs, files in os.walk(path, topdown=False):
+        for name in files:
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(root, name))
+        for name in dirs:
+            with contextlib.suppress(OSError):
+                os.rmdir(os.path.join(root, name))
+    with contextlib.suppress(OSError):
+        os.rmdir(path)
+
+
+# -- the summary ------------------------------------------------------------------------------
+
+
+def write_summary(
+    result: RehearsalResult, board: CustodyBoard | None, inventory: Inventory | None
+) -> Path:
+    """Write ``rehearsal.md``: the verdict, each phase's timing and outcome, what was found."""
+    o = result.options
+    path = o.report_dir / SUMMARY_FILE
+    verdict = (
+        "**PASSED**: the move is proven same-or-better."
+        if result.ok
+        else f"**FAILED**: {', '.join(result.faults) or 'a phase failed'}"
+        + (f" (stopped at: {result.stopped_at})" if result.stopped_at else "")
+    )
+    lines = [
+        "# Move-weekend rehearsal",
+        "",
+        f"- Fleet: {o.servers} simulated servers (seed {o.seed}), simulator time scale "
+        f"{o.time_scale:g}, {o.samples} latency samples per metric and server",
+        f"- Planted: {', '.join(o.plants) or 'nothing'}",
+        f"- Took: {result.elapsed_s:.1f} s",
+        f"- Verdict: {verdict}",
+        "",
+        "## Phases",
+        "",
+        "| # | phase | kind | start | took | outcome | sites without PACS | summary |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for i, p in enumerate(result.phases, 1):
+        summary = p.summary.replace("|", "\\|")
+        lines.append(
+            f"| {i} | {p.name} | {p.kind} | +{p.started_s:.1f} s | {p.duration_s:.1f} s | "
+            f"{'ok' if p.ok else 'FAILED'} | {p.no_service} | {summary} |"
+        )
+    lines += ["", "## Problems found", ""]
+    lines += [f"- **{d.fault}**: {d.message}" for d in result.detections] or ["- none"]
+    if board is not None:
+        counts = ", ".join(f"{state}: {n}" for state, n in board.counts().items() if n)
+        lines += ["", "## Custody at the end", "", f"- {counts}"]
+        if inventory is not None:
+            affected = board.affected_sites(inventory)
+            lines.append(
+                "- Hospitals/clinics without full PACS service: "
+                + (", ".join(f"{a.site} ({a.level})" for a in affected) or "none")
+            )
+    lines += ["", "## Files", ""]
+    for name in ("baseline-before.json", "baseline-after.json", "custody.json", "sim.log"):
+        if (o.report_dir / name).exists():
+            lines.append(f"- [{name}]({name})")
+    lines += [f"- [{p.name}]({p.name})" for p in result.report_paths]
+    path.write_text("\n".join(lines) + "\n")
+    return path
