@@ -42,6 +42,7 @@ from typing import Any
 
 import aiohttp
 
+from pacs_tui.baseline.model import HARDWARE_KEYS
 from pacs_tui.batch.audit import AuditLog
 from pacs_tui.batch.confirm import Confirmation
 from pacs_tui.batch.gates import GatePolicy
@@ -63,6 +64,10 @@ PLANTS = (SLOW_STORAGE, SWAPPED_SERVER, MISSING_STUDIES)
 REMOTE_BACKUP_KIND = "remote-backup"
 SUMMARY_FILE = "rehearsal.md"
 _GATE_PROBES = {"power", "ssh", "dicom"}
+# The sampled C-FIND: one study by StudyInstanceUID, the indexed lookup a viewer makes.
+# It measures how fast the archive answers, not how fast the simulator can invent
+# thousands of identifiers (a day's query on a small simulated fleet returns ~1 000).
+FIND_QUERY = {"StudyInstanceUID": "1.2.826.0.1.3680043.8.498.77.0.20000101.1.1"}
 
 
 @dataclass(frozen=True)
@@ -281,7 +286,8 @@ def name_problems(comparison: Any, before: Any, after: Any) -> list[Detection]:
 
     - a role whose C-FIND latency got worse: ``slow-storage``;
     - servers reporting another server's serial number or MACs, or a changed
-      one: ``swapped-server``;
+      one: ``swapped-server`` (their model, vendor and firmware differences are
+      part of the same finding);
     - fewer studies in an archive: ``missing-studies``;
     - a server that did not answer after the move: ``missing-server``;
     - any other worse latency, changed fact or missing unit: ``regression``.
@@ -304,7 +310,7 @@ def name_problems(comparison: Any, before: Any, after: Any) -> list[Detection]:
                     f"{_median_ms(f.after)}",
                 )
             )
-        elif f.metric in ("serial_number", "mac_addresses"):
+        elif f.metric in HARDWARE_KEYS or f.metric == "hardware":
             swapped.setdefault(f.name, set()).add(f.metric)
         elif f.metric == "study_count":
             found.append(
@@ -335,10 +341,14 @@ def name_problems(comparison: Any, before: Any, after: Any) -> list[Detection]:
                     f"{other}'s serial {now_serial} and MACs",
                 )
             )
-        else:
+        elif swapped[name] & {"serial_number", "mac_addresses"}:
             done.add(name)
-            changed = " and ".join(sorted(swapped[name]))
+            changed = ", ".join(sorted(swapped[name]))
             found.append(Detection(SWAPPED_SERVER, f"{name}: {changed} changed (another box?)"))
+        else:  # same box, other firmware or BIOS: not a swap, still not the same
+            done.add(name)
+            changed = ", ".join(sorted(swapped[name]))
+            found.append(Detection("regression", f"{name}: {changed} changed"))
     return found
 
 
@@ -435,6 +445,7 @@ class Rehearsal:
                 board_path = o.report_dir / "custody.json"
                 board_path.unlink(missing_ok=True)  # a fresh weekend: everything running
                 self.board = CustodyBoard.open(self.inventory, path=board_path, audit=self.audit)
+                self.board.save()
                 with contextlib.suppress(RehearsalStopped):
                     await self._weekend()
         except RehearsalStopped as exc:  # the simulator itself failed to start
@@ -562,7 +573,7 @@ class Rehearsal:
             }
             if window is not None:  # AFTER counts exactly the days BEFORE counted
                 settings["study_window"] = [window[0].isoformat(), window[1].isoformat()]
-            find_query = dict(self.before.find_query) if self.before is not None else None
+            find_query = dict(self.before.find_query) if self.before is not None else FIND_QUERY
             baseline = await capture_baseline(
                 self.inventory,
                 samples=self.options.samples,

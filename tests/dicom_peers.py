@@ -192,3 +192,16 @@ def storescp(
         yield RunningStorescp(address, port, aet)
     finally:
         _terminate(process)
+
+
+def orthanc_upload(peer: RunningOrthanc, data: bytes) -> dict[str, Any]:
+    """Store one DICOM file through Orthanc's REST API (``POST /instances``)."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{peer.http_port}/instances",
+        data=data,
+        method="POST",
+        headers={"Content-Type": "application/dicom"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        result: dict[str, Any] = json.load(answer)
+    return result

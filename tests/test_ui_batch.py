@@ -29,7 +29,7 @@ from pacs_tui_widgets.keymap import KeymapConfig
 from pacs_tui_widgets.plan_screen import PlanScreen
 from ui_pilot import notifications, screen_text, wait_for
 
-pytestmark = [pytest.mark.timeout(240), pytest.mark.slow]
+pytestmark = pytest.mark.timeout(240)
 
 SIZE = (160, 60)
 SETTINGS = {"batch_poll_s": 0.1, "redfish_task_poll_s": 0.05}

@@ -28,6 +28,8 @@ COMMAND_MODULES = (
     "pacs_tui.cli.power",
     "pacs_tui.cli.audit",
     "pacs_tui.cli.ui",
+    "pacs_tui.cli.baseline",
+    "pacs_tui.cli.replication",
 )
 
 EXIT_OK = 0

@@ -32,6 +32,7 @@ from typing import Any, ClassVar
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
+from textual.screen import Screen
 from textual.widgets import Footer, Header
 
 from pacs_tui.batch.audit import AuditLog, default_audit_path
@@ -70,7 +71,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_THEME = "dark"
 FALLBACK_THEME = "textual-dark"
-TICK_S = 0.25  # how often changes reach the screen
+TICK_S = 0.5  # how often state changes reach the screen (keys redraw at once)
 ROLLUP_S = 1.0  # ages, STALE, summary bar, event log, toasts
 THREAD_ROLLUP_ABOVE = 500  # servers; smaller fleets roll up in well under 10 ms
 QUIT_AGAIN_S = 5.0  # a second q within this time quits although a batch runs
@@ -190,29 +191,38 @@ class ControlRoomApp(App[int]):
         yield Footer()
 
     @property
+    def main_screen(self) -> Screen[Any]:
+        """The control room's own screen, also while a plan, help or prompt is on top.
+
+        ``App.query_one`` searches the screen on top; the timers that feed the
+        grid and the summary keep running under a modal and must find them.
+        """
+        return self.screen_stack[0]
+
+    @property
     def grid(self) -> FleetGrid:
         """The fleet grid."""
-        return self.query_one("#grid", FleetGrid)
+        return self.main_screen.query_one("#grid", FleetGrid)
 
     @property
     def detail(self) -> DetailPane:
         """The detail pane."""
-        return self.query_one("#detail", DetailPane)
+        return self.main_screen.query_one("#detail", DetailPane)
 
     @property
     def events(self) -> EventLog:
         """The event log."""
-        return self.query_one("#events", EventLog)
+        return self.main_screen.query_one("#events", EventLog)
 
     @property
     def batch_pane(self) -> BatchPane:
         """The live batch pane (writable sessions only)."""
-        return self.query_one("#batch", BatchPane)
+        return self.main_screen.query_one("#batch", BatchPane)
 
     @property
     def audit_pane(self) -> AuditPane:
         """The audit pane."""
-        return self.query_one("#audit", AuditPane)
+        return self.main_screen.query_one("#audit", AuditPane)
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
         return {**super().get_theme_variable_defaults(), **STATE_VARIABLE_DEFAULTS}
@@ -361,7 +371,7 @@ class ControlRoomApp(App[int]):
         else:
             rollup = compute()
         self.rollup = rollup
-        self.query_one(SummaryBar).show_rollup(rollup)
+        self.main_screen.query_one(SummaryBar).show_rollup(rollup)
         changes = self.health.absorb(rollup.health)
         if changes:
             self._health_changed(changes)
@@ -381,11 +391,11 @@ class ControlRoomApp(App[int]):
 
     def action_filter(self) -> None:
         """Open the filter input."""
-        self.query_one(FilterBar).open(self.grid.view.filter_text)
+        self.main_screen.query_one(FilterBar).open(self.grid.view.filter_text)
 
     def action_command_line(self) -> None:
         """Open the ``:`` command line."""
-        self.query_one(CommandLine).open()
+        self.main_screen.query_one(CommandLine).open()
 
     def action_help(self) -> None:
         """Show every binding."""
@@ -593,10 +603,10 @@ class ControlRoomApp(App[int]):
 
     def _set_filter(self, text: str) -> None:
         self.grid.set_filter(text)
-        self.query_one(FilterBar).clear_error()
+        self.main_screen.query_one(FilterBar).clear_error()
 
     def on_filter_bar_changed(self, message: FilterBar.Changed) -> None:
-        bar = self.query_one(FilterBar)
+        bar = self.main_screen.query_one(FilterBar)
         try:
             self._set_filter(message.text)
         except SelectorError as exc:
@@ -611,7 +621,7 @@ class ControlRoomApp(App[int]):
         self.grid.focus()
 
     def on_command_line_submitted(self, message: CommandLine.Submitted) -> None:
-        line = self.query_one(CommandLine)
+        line = self.main_screen.query_one(CommandLine)
         try:
             self.execute_command(message.text)
         except CommandError as exc:

@@ -65,6 +65,7 @@ class EventLog(RichLog):
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, max_lines=2000, markup=True, wrap=False, auto_scroll=True)
+        self._styles: dict[tuple[str, Health], Style] = {}
 
     def note(self, when: float, text: str, health: Health | None = None) -> None:
         """Log one line (``text`` is plain text, not markup)."""
@@ -78,6 +79,14 @@ class EventLog(RichLog):
         self.write(line)
 
     def _state_style(self, health: Health) -> Style:
+        # Resolving the theme's variables costs ~1 ms: once per theme and state.
+        key = (self.app.theme, health)
+        style = self._styles.get(key)
+        if style is None:
+            style = self._styles[key] = self._resolve_state_style(health)
+        return style
+
+    def _resolve_state_style(self, health: Health) -> Style:
         # RichLog writes Rich text, which cannot refer to theme variables: resolve now.
         value = self.app.get_css_variables().get(f"state-{health}")
         if value is None:
