@@ -28,8 +28,8 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import random
+import shutil
 import signal
 import sys
 import tempfile
@@ -42,6 +42,7 @@ from typing import Any
 
 import aiohttp
 
+from pacs_tui.baseline.compare import Tolerances
 from pacs_tui.baseline.model import HARDWARE_KEYS
 from pacs_tui.batch.audit import AuditLog
 from pacs_tui.batch.confirm import Confirmation
@@ -446,8 +447,17 @@ class Rehearsal:
                 board_path.unlink(missing_ok=True)  # a fresh weekend: everything running
                 self.board = CustodyBoard.open(self.inventory, path=board_path, audit=self.audit)
                 self.board.save()
-                with contextlib.suppress(RehearsalStopped):
+                try:
                     await self._weekend()
+                except RehearsalStopped:
+                    pass  # the phase recorded why
+                except Exception as exc:  # a bug or a broken peer: report it, never hide it
+                    log.exception("rehearsal failed")
+                    last = self.result.phases[-1].name if self.result.phases else "start"
+                    self.result.stopped_at = last
+                    self.result.detections.append(
+                        Detection("rehearsal-error", f"{type(exc).__name__}: {exc}")
+                    )
         except RehearsalStopped as exc:  # the simulator itself failed to start
             self.result.stopped_at = self.result.stopped_at or "simulator"
             self.result.detections.append(Detection("rehearsal", str(exc)))
@@ -457,7 +467,7 @@ class Rehearsal:
             if self.board is not None:
                 self.board.close()
             self.audit.close()
-            _remove_tree(work)
+            shutil.rmtree(work, ignore_errors=True)  # keys and credentials of the sim
         return self.result
 
     async def _weekend(self) -> None:
@@ -713,14 +723,12 @@ class Rehearsal:
                 outcome.ok = False  # go on: the comparison tells what the failure costs
 
     async def _compare(self) -> None:
-        from pacs_tui.baseline.compare import Tolerances, compare_baselines
+        from pacs_tui.baseline.compare import compare_baselines
         from pacs_tui.baseline.report import write_report
 
         assert self.board is not None
         async with self.phase("Compare with the baseline", "compare") as outcome:
-            floor = self.options.noise_floor_ms
-            tolerances = Tolerances(latency_floor_ms=floor, p95_floor_ms=2.5 * floor)
-            comparison = compare_baselines(self.before, self.after, tolerances)
+            comparison = compare_baselines(self.before, self.after, tolerances(self.options))
             md, html = write_report(comparison, self.before, self.after, self.options.report_dir)
             self.result.report_paths = (md, html)
             detections = name_problems(comparison, self.before, self.after)
@@ -740,16 +748,10 @@ class Rehearsal:
             outcome.ok = comparison.ok
 
 
-def _remove_tree(path: Path) -> None:
-    for root, dirs, files in os.walk(path, topdown=False):
-        for name in files:
-            with contextlib.suppress(OSError):
-                os.unlink(os.path.join(root, name))
-        for name in dirs:
-            with contextlib.suppress(OSError):
-                os.rmdir(os.path.join(root, name))
-    with contextlib.suppress(OSError):
-        os.rmdir(path)
+def tolerances(options: RehearsalOptions) -> Tolerances:
+    """The comparison's tolerances: the defaults, with the rehearsal's noise floor."""
+    floor = options.noise_floor_ms
+    return Tolerances(latency_floor_ms=floor, p95_floor_ms=2.5 * floor)
 
 
 # -- the summary ------------------------------------------------------------------------------
@@ -760,6 +762,7 @@ def write_summary(
 ) -> Path:
     """Write ``rehearsal.md``: the verdict, each phase's timing and outcome, what was found."""
     o = result.options
+    t = tolerances(o)
     path = o.report_dir / SUMMARY_FILE
     verdict = (
         "**PASSED**: the move is proven same-or-better."
@@ -773,6 +776,9 @@ def write_summary(
         f"- Fleet: {o.servers} simulated servers (seed {o.seed}), simulator time scale "
         f"{o.time_scale:g}, {o.samples} latency samples per metric and server",
         f"- Planted: {', '.join(o.plants) or 'nothing'}",
+        f"- Latency tolerance: median ×{t.latency_ratio:g} and +{t.latency_floor_ms:g} ms, "
+        f"p95 ×{t.p95_ratio:g} and +{t.p95_floor_ms:g} ms; C-FIND sampled as a "
+        "StudyInstanceUID lookup",
         f"- Took: {result.elapsed_s:.1f} s",
         f"- Verdict: {verdict}",
         "",

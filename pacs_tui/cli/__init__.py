@@ -30,6 +30,8 @@ COMMAND_MODULES = (
     "pacs_tui.cli.ui",
     "pacs_tui.cli.baseline",
     "pacs_tui.cli.replication",
+    "pacs_tui.cli.runbook",
+    "pacs_tui.cli.rehearse",
 )
 
 EXIT_OK = 0
