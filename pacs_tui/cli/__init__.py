@@ -13,8 +13,13 @@ import importlib
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pacs_tui import __version__
+
+if TYPE_CHECKING:
+    from pacs_tui.inventory import Inventory, Server
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -37,6 +42,38 @@ COMMAND_MODULES = (
 EXIT_OK = 0
 EXIT_UNHEALTHY = 1
 EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """Bad input: ``main`` prints the message (already printed when empty) and exits 2."""
+
+
+def load_fleet(path: Path) -> Inventory:
+    """Load an inventory, or print every problem (file:line: key: reason) and raise."""
+    from pacs_tui.inventory import InventoryError, load_inventory
+
+    try:
+        return load_inventory(path)
+    except InventoryError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        raise UsageError("") from None
+
+
+def select_servers(inventory: Inventory, expression: str | None) -> list[Server]:
+    """The servers ``--select EXPR`` names (all without one); a bad or empty one raises."""
+    from pacs_tui.selector import SelectorError, select
+
+    if not expression:
+        return list(inventory.servers)
+    kinds = {name: site.kind for name, site in inventory.sites.items()}
+    try:
+        servers = select(inventory.servers, expression, kinds)
+    except SelectorError as exc:
+        raise UsageError(f"--select: {exc}\n{exc.pointer()}") from None
+    if not servers:
+        raise UsageError(f"--select {expression!r} matches no server")
+    return servers
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,5 +111,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         return handler(args)
+    except UsageError as exc:
+        if str(exc):
+            print(f"pacs-tui {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         return 130

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pacs_tui.cli import EXIT_OK, EXIT_UNHEALTHY, EXIT_USAGE
+from pacs_tui.cli import EXIT_OK, EXIT_UNHEALTHY, EXIT_USAGE, load_fleet, select_servers
 
 
 def register(subparsers: Any) -> None:
@@ -71,26 +71,11 @@ def _error(message: str) -> int:
 def run_capture(args: argparse.Namespace) -> int:
     """Load, select, capture, save."""
     from pacs_tui.baseline import BaselineError, capture_baseline, load_baseline, save_baseline
-    from pacs_tui.inventory import InventoryError, load_inventory
-    from pacs_tui.selector import SelectorError, select
 
     if args.samples < 1:
         return _error("--samples must be at least 1")
-    try:
-        inventory = load_inventory(args.inventory)
-    except InventoryError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
-        return EXIT_USAGE
-    servers = list(inventory.servers)
-    if args.select:
-        kinds = {name: site.kind for name, site in inventory.sites.items()}
-        try:
-            servers = select(servers, args.select, kinds)
-        except SelectorError as exc:
-            return _error(f"--select: {exc}\n{exc.pointer()}")
-        if not servers:
-            return _error(f"--select {args.select!r} matches no server")
+    inventory = load_fleet(args.inventory)
+    servers = select_servers(inventory, args.select)
     settings: dict[str, Any] = {}
     find_query = None
     if args.like is not None:

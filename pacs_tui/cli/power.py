@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pacs_tui.cli import EXIT_OK, EXIT_UNHEALTHY, EXIT_USAGE
+from pacs_tui.cli import EXIT_OK, EXIT_UNHEALTHY, EXIT_USAGE, load_fleet, select_servers
 
 GATE_PROBES = {"power", "ssh", "dicom"}
 
@@ -91,8 +91,6 @@ def run_power(args: argparse.Namespace) -> int:
     """Check the input, then plan and run in an event loop."""
     from pacs_tui.batch.gates import GatePolicy, parse_gate_spec
     from pacs_tui.batch.plan import PlanOptions
-    from pacs_tui.inventory import InventoryError, load_inventory
-    from pacs_tui.selector import SelectorError, select
     from pacs_tui.session import Session
 
     for name in ("timeout", "gate_timeout", "poll"):
@@ -108,22 +106,11 @@ def run_power(args: argparse.Namespace) -> int:
         by_role = parse_gate_spec(args.gate)
     except ValueError as exc:
         return _error(f"--gate: {exc}")
-    try:
-        inventory = load_inventory(args.inventory)
-    except InventoryError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
-        return EXIT_USAGE
+    inventory = load_fleet(args.inventory)
     session = Session(inventory, read_only=args.read_only)
     if session.read_only:
         return _error(f"refused: {session.read_only_reason}; power commands are disabled")
-    kinds = {name: site.kind for name, site in inventory.sites.items()}
-    try:
-        servers = select(inventory.servers, args.select, kinds)
-    except SelectorError as exc:
-        return _error(f"--select: {exc}\n{exc.pointer()}")
-    if not servers:
-        return _error(f"--select {args.select!r} matches no server")
+    servers = select_servers(inventory, args.select)
     options = PlanOptions(
         escalate_after_s=args.escalate_after,
         override_dependents=args.override_dependents,

@@ -10,7 +10,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from pacs_tui.cli import EXIT_OK, EXIT_UNHEALTHY, EXIT_USAGE
+from pacs_tui.cli import EXIT_OK, EXIT_UNHEALTHY, EXIT_USAGE, load_fleet
 
 DEFAULT_DAYS = 30
 
@@ -70,15 +70,9 @@ def _error(message: str) -> int:
 
 def run_check(args: argparse.Namespace) -> int:
     """Resolve both servers, run the check, print the verdict."""
-    from pacs_tui.inventory import InventoryError, load_inventory
     from pacs_tui.replication import DEFAULT_MODALITIES, check_replication
 
-    try:
-        inventory = load_inventory(args.inventory)
-    except InventoryError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
-        return EXIT_USAGE
+    inventory = load_fleet(args.inventory)
     servers = []
     for option, name in (("--primary", args.primary), ("--replica", args.replica)):
         try:

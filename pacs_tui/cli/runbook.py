@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pacs_tui.cli import EXIT_OK, EXIT_UNHEALTHY, EXIT_USAGE
+from pacs_tui.cli import EXIT_OK, EXIT_UNHEALTHY, EXIT_USAGE, load_fleet, select_servers
 
 
 def register(subparsers: Any) -> None:
@@ -168,24 +168,9 @@ def run_mark(args: argparse.Namespace) -> int:
 def run_custody(args: argparse.Namespace) -> int:
     """``custody show|advance|correct``."""
     from pacs_tui.custody import CustodyBoard, CustodyError, parse_state
-    from pacs_tui.inventory import InventoryError, load_inventory
-    from pacs_tui.selector import SelectorError, select
 
-    try:
-        inventory = load_inventory(args.inventory)
-    except InventoryError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
-        return EXIT_USAGE
-    kinds = {name: site.kind for name, site in inventory.sites.items()}
-    servers = list(inventory.servers)
-    if args.select:
-        try:
-            servers = select(inventory.servers, args.select, kinds)
-        except SelectorError as exc:
-            return _error("custody", f"--select: {exc}\n{exc.pointer()}")
-        if not servers:
-            return _error("custody", f"--select {args.select!r} matches no server")
+    inventory = load_fleet(args.inventory)
+    servers = select_servers(inventory, args.select)
     names = [s.name for s in servers]
     if args.custody_action != "show":
         if args.to:

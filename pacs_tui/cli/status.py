@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pacs_tui.cli import EXIT_OK, EXIT_UNHEALTHY, EXIT_USAGE
+from pacs_tui.cli import EXIT_OK, EXIT_UNHEALTHY, EXIT_USAGE, load_fleet, select_servers
 
 
 def register(subparsers: Any) -> None:
@@ -39,24 +39,8 @@ def _error(message: str) -> int:
 
 def run_status(args: argparse.Namespace) -> int:
     """Load, select, sweep, print."""
-    from pacs_tui.inventory import InventoryError, load_inventory
-    from pacs_tui.selector import SelectorError, select
-
-    try:
-        inventory = load_inventory(args.inventory)
-    except InventoryError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
-        return EXIT_USAGE
-    servers = list(inventory.servers)
-    if args.select:
-        kinds = {name: site.kind for name, site in inventory.sites.items()}
-        try:
-            servers = select(servers, args.select, kinds)
-        except SelectorError as exc:
-            return _error(f"--select: {exc}\n{exc.pointer()}")
-        if not servers:
-            return _error(f"--select {args.select!r} matches no server")
+    inventory = load_fleet(args.inventory)
+    servers = select_servers(inventory, args.select)
     if args.interval <= 0:
         return _error("--interval must be > 0")
     return asyncio.run(_status(args, inventory, servers))

@@ -9,7 +9,7 @@ state and redraws once.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, ClassVar
 
 from rich.segment import Segment
@@ -26,7 +26,17 @@ from pacs_tui.inventory import Server
 from pacs_tui.plugin_api import Health
 from pacs_tui.state import FleetState
 from pacs_tui_widgets.fleet_health import FleetHealth
-from pacs_tui_widgets.fleet_rows import COLUMNS, STATE_COLUMNS, FleetRows, GroupHeader, Row
+from pacs_tui.custody import CustodyState
+from pacs_tui_widgets.fleet_rows import (
+    COLUMNS,
+    CUSTODY_COLUMN,
+    CUSTODY_COLUMNS,
+    STATE_COLUMNS,
+    FleetRows,
+    GroupHeader,
+    Row,
+)
+from pacs_tui_widgets.move_status import CUSTODY_GLYPH, CUSTODY_HEALTH_CLASS
 from pacs_tui_widgets.health_style import (
     NOT_APPLICABLE,
     format_age,
@@ -44,6 +54,7 @@ _FIXED_WIDTHS = {
     "network": 14,
     "dicom": 14,
     "ssh": 12,
+    "custody": 12,
     "age": 4,
 }
 _WITH_LATENCY = ("network", "dicom")
@@ -135,6 +146,7 @@ class FleetGrid(ScrollView, can_focus=True):
         applicable: Mapping[str, frozenset[str]],
         site_kinds: Mapping[str, str],
         *,
+        custody: Callable[[str], CustodyState | None] | None = None,
         name: str | None = None,
         id: str | None = None,
         classes: str | None = None,
@@ -143,12 +155,16 @@ class FleetGrid(ScrollView, can_focus=True):
         self.state = state
         self.health = health
         self.applicable = applicable
-        self.view = FleetRows(servers, site_kinds)
+        # A custody lookup adds the CUSTODY column; without one the grid is as before.
+        self.custody = custody
+        self.columns = CUSTODY_COLUMNS if custody is not None else COLUMNS
+        self.view = FleetRows(servers, site_kinds, self.columns)
         self.marks: set[str] = set()
         self.last_mark: str | None = None
         self._styles: dict[str, Style] = {}
         name_width = max((len(s.name) for s in servers), default=8)
-        self.widths = {"name": min(max(name_width, 8), 28), **_FIXED_WIDTHS}
+        widths = {"name": min(max(name_width, 8), 28), **_FIXED_WIDTHS}
+        self.widths = {column: widths[column] for column in self.columns}
         self.total_width = _LEAD + sum(w + 1 for w in self.widths.values())
         self._rebuild()
 
@@ -209,6 +225,12 @@ class FleetGrid(ScrollView, can_focus=True):
         self.last_mark = None
         self._marks_changed()
 
+    def custody_changed(self) -> None:
+        """Custody states changed: re-sort if sorted by them, and redraw."""
+        if self.view.sort_column == CUSTODY_COLUMN:
+            self._rebuild()
+        self.refresh()
+
     def move_to(self, server: str) -> bool:
         """Put the cursor on ``server`` if it is shown."""
         try:
@@ -226,6 +248,9 @@ class FleetGrid(ScrollView, can_focus=True):
             ages = [self.state.reading(server, p).age_s for p in applicable]
             known = [a for a in ages if a is not None]
             return -max(known) if known else 0.0
+        if column == CUSTODY_COLUMN:
+            state = self.custody(server) if self.custody is not None else None
+            return state.position if state is not None else -1
         if column not in applicable:
             return 1  # n/a sorts after every real state
         return -self.state.reading(server, column).health.rank
@@ -339,8 +364,8 @@ class FleetGrid(ScrollView, can_focus=True):
 
     def action_sort_next(self) -> None:
         """Sort by the next column."""
-        index = COLUMNS.index(self.view.sort_column)
-        self.set_sort(COLUMNS[(index + 1) % len(COLUMNS)])
+        index = self.columns.index(self.view.sort_column)
+        self.set_sort(self.columns[(index + 1) % len(self.columns)])
 
     def action_sort_reverse(self) -> None:
         """Reverse the sort order."""
@@ -391,7 +416,7 @@ class FleetGrid(ScrollView, can_focus=True):
     def _header_strip(self) -> Strip:
         style = self._style("header")
         parts = [" " * _LEAD]
-        for column in COLUMNS:
+        for column in self.columns:
             label = column.upper() if column != "ssh" else "SSH/SVC"
             if column == self.view.sort_column:
                 label += " ▼" if self.view.reverse else " ▲"
@@ -454,5 +479,13 @@ class FleetGrid(ScrollView, can_focus=True):
                 if reading.age_s is not None and (oldest is None or reading.age_s > oldest):
                     oldest = reading.age_s
             segments.append(Segment(_fit(cell, widths[probe]) + " ", row_style + style))
+        if self.custody is not None:
+            state = self.custody(server)
+            if state is None:
+                cell, style = "? unknown", self._style("unknown")
+            else:
+                cell = f"{CUSTODY_GLYPH[state]} {state}"
+                style = self._style(CUSTODY_HEALTH_CLASS[state])
+            segments.append(Segment(_fit(cell, widths[CUSTODY_COLUMN]) + " ", row_style + style))
         segments.append(Segment(_fit(format_age(oldest), widths["age"]) + " ", row_style))
         return Strip(segments, self.total_width)

@@ -16,6 +16,9 @@ from pacs_tui.inventory import Server
 from pacs_tui.selector import compile_selector
 
 COLUMNS = ("name", "site", "role", "rack", "power", "network", "dicom", "ssh", "age")
+CUSTODY_COLUMN = "custody"
+# With a custody board the grid shows where each server is in the move, before AGE.
+CUSTODY_COLUMNS = (*COLUMNS[:-1], CUSTODY_COLUMN, COLUMNS[-1])
 STATE_COLUMNS = ("power", "network", "dicom", "ssh")
 GROUP_KEYS = ("site", "role", "rack")
 # A filter containing one of these is a selector expression; otherwise plain text.
@@ -56,7 +59,13 @@ def group_value(server: Server, by: str) -> str:
 class FleetRows:
     """The grid's row list, derived from the inventory and the current view settings."""
 
-    def __init__(self, servers: Sequence[Server], site_kinds: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        servers: Sequence[Server],
+        site_kinds: Mapping[str, str],
+        columns: Sequence[str] = COLUMNS,
+    ) -> None:
+        self.columns = tuple(columns)
         self.servers = {s.name: s for s in servers}
         self.site_kinds = dict(site_kinds)
         self.filter_text = ""
@@ -97,9 +106,9 @@ class FleetRows:
         self.group_by = by
 
     def set_sort(self, column: str, reverse: bool = False) -> None:
-        """Sort by one of ``COLUMNS``."""
-        if column not in COLUMNS:
-            raise ValueError(f"no column {column!r}; columns: {', '.join(COLUMNS)}")
+        """Sort by one of ``columns``."""
+        if column not in self.columns:
+            raise ValueError(f"no column {column!r}; columns: {', '.join(self.columns)}")
         self.sort_column = column
         self.reverse = reverse
 
