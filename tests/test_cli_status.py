@@ -100,3 +100,36 @@ def test_a_powered_off_server_makes_status_exit_1(sim: RunningSim) -> None:
         assert view["healthy"] is False
     finally:
         control(sim, f"/hosts/{victim}/power", {"reset_type": "On"})
+
+
+def test_watch_keeps_printing_fresh_readings(sim: RunningSim) -> None:
+    process = subprocess.Popen(
+        [*PACS_TUI, "status", "--inventory", str(sim.out / "inventory.yaml"), "--select",
+         "role=archive", "--json", "--watch", "--interval", "0.5"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    decoder = json.JSONDecoder()
+    documents: list[list[dict]] = []
+    buffer = ""
+    try:
+        assert process.stdout is not None
+        while len(documents) < 3:
+            line = process.stdout.readline()
+            assert line, (
+                f"status --watch ended early: {process.stderr.read() if process.stderr else ''}"
+            )
+            buffer += line
+            try:
+                document, end = decoder.raw_decode(buffer.lstrip())
+            except json.JSONDecodeError:
+                continue
+            documents.append(document)
+            buffer = buffer.lstrip()[end:]
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    archives = {s["name"] for s in sim.servers("archive")}
+    assert all({v["name"] for v in doc} == archives for doc in documents)
+    # The monitor keeps polling: readings in the last document are younger than the watch.
+    last = documents[-1]
+    assert all(v["network"]["age_s"] is not None and v["network"]["age_s"] < 10 for v in last)
