@@ -362,8 +362,16 @@ Progress = Callable[[str], None]
 class Rehearsal:
     """One headless move weekend on a fresh simulated data center."""
 
-    def __init__(self, options: RehearsalOptions, progress: Progress | None = None) -> None:
+    def __init__(
+        self,
+        options: RehearsalOptions,
+        progress: Progress | None = None,
+        on_simulator: Callable[[Path, Path], None] | None = None,
+    ) -> None:
+        """``on_simulator(inventory_path, custody_path)`` is called once the simulator
+        is up and the custody board written (a live view opens on them)."""
         self.options = options
+        self.on_simulator = on_simulator
         self.progress = progress or (lambda line: None)
         self.result = RehearsalResult(options)
         self.octet = options.address_octet or random.randint(100, 250)
@@ -447,6 +455,8 @@ class Rehearsal:
                 board_path.unlink(missing_ok=True)  # a fresh weekend: everything running
                 self.board = CustodyBoard.open(self.inventory, path=board_path, audit=self.audit)
                 self.board.save()
+                if self.on_simulator is not None:
+                    self.on_simulator(sim.out / "inventory.yaml", board_path)
                 try:
                     await self._weekend()
                 except RehearsalStopped:

@@ -142,8 +142,15 @@ async def test_escape_sends_nothing_then_off_runs_in_waves(
         assert any("GracefulShutdown" in e.call for e in rows if e.server == "rtr-001")
         # The grid shows what the poller read back.
         assert app.state.latest("rtr-001", "power").state == "Off"  # type: ignore[union-attr]
-        row = next(line for line in screen_text(app).splitlines() if " rtr-001 " in line)
-        assert "Off" in row
+        # The grid redraws state changes at 2 Hz: wait for the row, do not race it.
+        await wait_for(
+            pilot,
+            lambda: any(
+                " rtr-001 " in line and "Off" in line for line in screen_text(app).splitlines()
+            ),
+            10,
+            "the grid row of rtr-001 to show Off",
+        )
         assert any("OK" in n and batch in n for n in notifications(app))
 
 

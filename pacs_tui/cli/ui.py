@@ -23,6 +23,21 @@ from typing import Any
 from pacs_tui.cli import EXIT_OK, EXIT_USAGE
 
 SIM_READY_TIMEOUT_S = 180.0
+MOVE_WEEKEND = "move-weekend"
+
+
+def _move_arguments(parser: Any) -> None:
+    parser.add_argument(
+        "--runbook", type=Path, help="runbook YAML: show the current phase and the clock"
+    )
+    parser.add_argument(
+        "--custody",
+        action="store_true",
+        help="show the custody board of the data directory (the control room can advance it)",
+    )
+    parser.add_argument(
+        "--board", type=Path, help="custody board file (default: $PACS_TUI_DATA_DIR/custody.json)"
+    )
 
 
 def register(subparsers: Any) -> None:
@@ -37,6 +52,7 @@ def register(subparsers: Any) -> None:
         "--read-only", action="store_true", help="a session that can change nothing (no runner)"
     )
     run.add_argument("--config", type=Path, help="config file with a keymap (default: ~/.config)")
+    _move_arguments(run)
     run.set_defaults(handler=run_control_room)
 
     wall = subparsers.add_parser(
@@ -52,6 +68,7 @@ def register(subparsers: Any) -> None:
     wall.add_argument(
         "--page-seconds", type=float, default=15.0, help="seconds per page (default 15)"
     )
+    _move_arguments(wall)
     wall.set_defaults(handler=run_wall)
 
     demo = subparsers.add_parser(
@@ -66,7 +83,15 @@ def register(subparsers: Any) -> None:
     demo.add_argument("--read-only", action="store_true", help="open a read-only session")
     demo.add_argument("--wall", action="store_true", help="open the wall display instead")
     demo.add_argument(
-        "--time-scale", type=float, default=1.0, help="simulator boot/shutdown delay factor"
+        "--time-scale",
+        type=float,
+        default=None,
+        help="simulator boot/shutdown delay factor (default 1, move-weekend 0.05)",
+    )
+    demo.add_argument(
+        "--scenario",
+        choices=(MOVE_WEEKEND,),
+        help="play a scenario live: move-weekend runs the whole rehearsal in the background",
     )
     demo.add_argument("--config", type=Path, help="config file with a keymap")
     demo.set_defaults(handler=run_demo)
@@ -83,18 +108,46 @@ def _load(path: Path) -> Any:
         return None
 
 
-def _open_ui(inventory: Any, *, read_only: bool, wall: bool, config: Path | None) -> int:
+def _open_ui(
+    inventory: Any, *, read_only: bool, wall: bool, config: Path | None, **move: Any
+) -> int:
+    """Run the wall or the control room; ``move`` holds custody/runbook/live_phases."""
     if wall:
-        wall_app = importlib.import_module("pacs_tui_widgets.wall").WallApp(inventory)
+        wall_app = importlib.import_module("pacs_tui_widgets.wall").WallApp(inventory, **move)
         wall_app.run()
         return EXIT_OK
     app_module = importlib.import_module("pacs_tui_widgets.app")
     keymap = importlib.import_module("pacs_tui_widgets.keymap").load_keymap(config)
     app = app_module.ControlRoomApp(
-        inventory, read_only=read_only or bool(inventory.read_only), keymap=keymap
+        inventory, read_only=read_only or bool(inventory.read_only), keymap=keymap, **move
     )
     result = app.run()
     return EXIT_OK if result is None else int(result)
+
+
+def _move_parts(args: argparse.Namespace, inventory: Any) -> dict[str, Any] | None:
+    """The runbook and custody board asked for on the command line (None: bad input)."""
+    from pacs_tui.custody import CustodyBoard, CustodyError
+    from pacs_tui.runbook import RunbookError, load_runbook
+
+    parts: dict[str, Any] = {}
+    if args.runbook is not None:
+        try:
+            parts["runbook"] = load_runbook(args.runbook)
+        except RunbookError as exc:
+            for problem in exc.problems:
+                print(problem, file=sys.stderr)
+            return None
+        except OSError as exc:
+            print(f"pacs-tui: error: {args.runbook}: {exc.strerror}", file=sys.stderr)
+            return None
+    if args.custody or args.board is not None:
+        try:
+            parts["custody"] = CustodyBoard.open(inventory, path=args.board)
+        except (OSError, ValueError, CustodyError) as exc:
+            print(f"pacs-tui: error: custody board: {exc}", file=sys.stderr)
+            return None
+    return parts
 
 
 def run_control_room(args: argparse.Namespace) -> int:
@@ -102,7 +155,14 @@ def run_control_room(args: argparse.Namespace) -> int:
     inventory = _load(args.inventory)
     if inventory is None:
         return EXIT_USAGE
-    return _open_ui(inventory, read_only=args.read_only, wall=False, config=args.config)
+    move = _move_parts(args, inventory)
+    if move is None:
+        return EXIT_USAGE
+    try:
+        return _open_ui(inventory, read_only=args.read_only, wall=False, config=args.config, **move)
+    finally:
+        if "custody" in move:
+            move["custody"].close()
 
 
 def run_wall(args: argparse.Namespace) -> int:
@@ -113,8 +173,11 @@ def run_wall(args: argparse.Namespace) -> int:
     inventory = _load(args.inventory)
     if inventory is None:
         return EXIT_USAGE
+    move = _move_parts(args, inventory)
+    if move is None:
+        return EXIT_USAGE
     wall_app = importlib.import_module("pacs_tui_widgets.wall").WallApp(
-        inventory, page_seconds=args.page_seconds
+        inventory, page_seconds=args.page_seconds, **move
     )
     wall_app.run()
     return EXIT_OK
@@ -125,13 +188,15 @@ def run_demo(args: argparse.Namespace) -> int:
     if args.servers < 7:
         print("pacs-tui demo: error: --servers must be at least 7", file=sys.stderr)
         return EXIT_USAGE
-    if args.time_scale <= 0:
+    if args.time_scale is not None and args.time_scale <= 0:
         print("pacs-tui demo: error: --time-scale must be > 0", file=sys.stderr)
         return EXIT_USAGE
+    if args.scenario == MOVE_WEEKEND:
+        return _play_move_weekend(args)
     # SIGTERM must unwind through _simulator's cleanup, not leave the simulator running.
     signal.signal(signal.SIGTERM, _exit_on_signal)
     out = Path(tempfile.mkdtemp(prefix="pacs-tui-demo-"))
-    with _simulator(out, args.servers, args.time_scale) as ready:
+    with _simulator(out, args.servers, args.time_scale or 1.0) as ready:
         if not ready:
             return 1  # the folder stays: its sim.log says why
         try:
@@ -207,3 +272,133 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         os.kill(process.pid, signal.SIGKILL)
         process.wait()
+
+
+def _play_move_weekend(args: argparse.Namespace) -> int:
+    """``pacs-tui demo --scenario move-weekend``: the rehearsal acts, a read-only UI watches.
+
+    The rehearsal runs in its own thread and event loop (its latency samples must
+    not queue behind screen redraws); it starts the simulator, and the UI opens on
+    the simulator's inventory and the rehearsal's custody board as soon as both
+    exist. Quitting the UI cancels the rehearsal, which stops its simulator.
+    """
+    from pacs_tui.rehearsal import RehearsalOptions
+
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    report = Path(tempfile.mkdtemp(prefix="pacs-tui-move-weekend-"))
+    options = RehearsalOptions(
+        report_dir=report, servers=args.servers, time_scale=args.time_scale or 0.05
+    )
+    live = LiveRehearsalThread(options)
+    print(f"pacs-tui demo: rehearsing the move weekend on {args.servers} simulated servers …")
+    live.start()
+    try:
+        opened = live.wait_for_simulator(SIM_READY_TIMEOUT_S)
+        if opened is None:
+            print(f"pacs-tui demo: the rehearsal did not start; see {report}", file=sys.stderr)
+            return 1
+        inventory_path, board_path = opened
+        inventory = _load(inventory_path)
+        if inventory is None:
+            return 1
+        from pacs_tui.custody import CustodyBoard
+
+        board = CustodyBoard.open(inventory, path=board_path)  # read by the UI only
+        code = _open_ui(
+            inventory, read_only=True, wall=args.wall, config=args.config,
+            custody=board, live_phases=live.drain,
+        )  # fmt: skip
+    finally:
+        live.stop()
+    result = live.result
+    if result is not None:
+        verdict = "PASSED" if result.ok else f"NOT PROVEN (stopped at {result.stopped_at})"
+        print(f"pacs-tui demo: rehearsal {verdict}; report in {report}")
+    else:
+        print(f"pacs-tui demo: rehearsal stopped before its end; report in {report}")
+    return code
+
+
+class LiveRehearsalThread:
+    """A ``Rehearsal`` run in a background thread, telling a UI its phases."""
+
+    def __init__(self, options: Any) -> None:
+        import queue
+        import threading
+
+        self.options = options
+        self.result: Any = None
+        self._phases: queue.SimpleQueue[tuple[str, str]] = queue.SimpleQueue()
+        self._opened: tuple[Path, Path] | None = None
+        self._ready = threading.Event()
+        self._loop: Any = None
+        self._task: Any = None
+        self._thread = threading.Thread(target=self._run, name="rehearsal", daemon=True)
+
+    def start(self) -> None:
+        """Start the rehearsal."""
+        self._thread.start()
+
+    def wait_for_simulator(self, timeout_s: float) -> tuple[Path, Path] | None:
+        """``(inventory path, custody board path)`` once the simulator is up, else None."""
+        self._ready.wait(timeout_s)
+        return self._opened
+
+    def drain(self) -> list[tuple[str, str]]:
+        """The ``(phase, log line)`` pairs since the last call."""
+        items = []
+        while not self._phases.empty():
+            items.append(self._phases.get_nowait())
+        return items
+
+    def stop(self) -> None:
+        """Cancel the rehearsal if it still runs (it stops its simulator), then wait."""
+        loop, task = self._loop, self._task
+        if loop is not None and task is not None and not task.done():
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(task.cancel)
+        self._thread.join(60)
+
+    def _run(self) -> None:
+        import asyncio
+
+        async def main() -> None:
+            self._loop = asyncio.get_running_loop()
+            self._task = asyncio.current_task()
+            rehearsal = _live_rehearsal(self.options, self._phases.put, self._simulator_up)
+            try:
+                self.result = await rehearsal.run()
+            finally:
+                self._ready.set()  # never leave the UI side waiting
+            verdict = "PASSED" if self.result.ok else "NOT PROVEN"
+            self._phases.put(("done", f"rehearsal {verdict} in {self.result.elapsed_s:.0f} s"))
+
+        with contextlib.suppress(BaseException):  # cancelled on quit; the result says why
+            asyncio.run(main())
+        self._ready.set()
+
+    def _simulator_up(self, inventory_path: Path, board_path: Path) -> None:
+        self._opened = (inventory_path, board_path)
+        self._ready.set()
+
+
+def _live_rehearsal(options: Any, put: Any, on_simulator: Any) -> Any:
+    """A ``Rehearsal`` that also reports each phase's start and end to ``put``."""
+    from collections.abc import AsyncIterator
+
+    from pacs_tui.rehearsal import PhaseOutcome, Rehearsal
+
+    class LiveRehearsal(Rehearsal):
+        @contextlib.asynccontextmanager
+        async def phase(self, name: str, kind: str) -> AsyncIterator[PhaseOutcome]:
+            put((name, f"rehearsal phase: {name} …"))
+            outcome: PhaseOutcome | None = None
+            try:
+                async with super().phase(name, kind) as outcome:
+                    yield outcome
+            finally:
+                if outcome is not None:
+                    mark = "ok" if outcome.ok else "FAILED"
+                    put((name, f"rehearsal phase: {name}: {mark}: {outcome.summary}"))
+
+    return LiveRehearsal(options, on_simulator=on_simulator)

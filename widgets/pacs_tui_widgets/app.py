@@ -26,6 +26,7 @@ import importlib
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -42,10 +43,12 @@ from pacs_tui.batch.plan import VERBS, BatchPlan, PlanError, PlanOptions
 from pacs_tui.batch.progress import BatchProgress
 from pacs_tui.batch.readings import MonitorReadings
 from pacs_tui.batch.runner import BatchResult, BatchRunner, PlanRefused
+from pacs_tui.custody import CustodyBoard, CustodyChange, CustodyError, parse_state
 from pacs_tui.inventory import Inventory, Server
 from pacs_tui.monitor import FleetMonitor
 from pacs_tui.plugin_api import Health, Probe
 from pacs_tui.rollup import FleetRollup, fleet_rollup
+from pacs_tui.runbook import Runbook
 from pacs_tui.selector import SelectorError, compile_selector
 from pacs_tui.session import ReadOnlySession, Session
 from pacs_tui.state import ChangeFeed
@@ -55,15 +58,23 @@ from pacs_tui_widgets.batch_desk import BATCH_BINDING_IDS, BatchDesk
 from pacs_tui_widgets.batch_pane import BatchPane
 from pacs_tui_widgets.command_line import CommandError, CommandLine, parse_command
 from pacs_tui_widgets.commands import ControlRoomCommands, PaletteCommand
+from pacs_tui_widgets.custody_desk import (
+    CUSTODY_BINDING_IDS,
+    CUSTODY_BINDINGS,
+    CustodyDesk,
+    CustodyPrompt,
+)
 from pacs_tui_widgets.detail_pane import DetailPane
 from pacs_tui_widgets.event_log import DownNotices, EventLog
 from pacs_tui_widgets.filter_bar import FilterBar
 from pacs_tui_widgets.fleet_grid import FleetGrid
 from pacs_tui_widgets.fleet_health import FleetHealth
-from pacs_tui_widgets.fleet_rows import COLUMNS, GROUP_KEYS
+from pacs_tui_widgets.fleet_rows import COLUMNS, CUSTODY_COLUMNS, GROUP_KEYS
 from pacs_tui_widgets.health_style import STATE_VARIABLE_DEFAULTS
 from pacs_tui_widgets.help_screen import BindingRow, HelpScreen, binding_rows
 from pacs_tui_widgets.keymap import KeymapConfig, load_keymap
+from pacs_tui_widgets.move_bar import MoveBar
+from pacs_tui_widgets.move_status import MoveStatus, wall_clock
 from pacs_tui_widgets.plan_screen import PlanDecision, PlanScreen
 from pacs_tui_widgets.summary_bar import SummaryBar
 
@@ -75,6 +86,7 @@ TICK_S = 0.5  # how often state changes reach the screen (keys redraw at once)
 ROLLUP_S = 1.0  # ages, STALE, summary bar, event log, toasts
 THREAD_ROLLUP_ABOVE = 500  # servers; smaller fleets roll up in well under 10 ms
 QUIT_AGAIN_S = 5.0  # a second q within this time quits although a batch runs
+CUSTODY_CONFIRM_ABOVE = 5  # servers; a larger custody change is asked about first
 
 
 class ControlRoomApp(App[int]):
@@ -106,6 +118,10 @@ class ControlRoomApp(App[int]):
         runner: BatchRunner | None = None,
         clock: Callable[[], float] | None = None,
         theme_dir: Path | None = None,
+        custody: CustodyBoard | None = None,
+        runbook: Runbook | None = None,
+        wall_time: Callable[[], datetime] | None = None,
+        live_phases: Callable[[], Sequence[tuple[str, str]]] | None = None,
     ) -> None:
         """Build the control room.
 
@@ -118,6 +134,15 @@ class ControlRoomApp(App[int]):
         runner built elsewhere to follow in the batch pane; refused when
         read-only. ``clock`` replaces the state's clock (tests use a fixed one);
         ``theme_dir`` the user theme folder.
+
+        ``custody`` adds the CUSTODY column and, in a writable room, the
+        custody key and ``:custody`` (a read-only room only reads the board,
+        and follows its file as others change it). ``runbook`` puts the
+        current phase and the clock against plan in the move line;
+        ``wall_time`` replaces the clock the runbook is read against.
+        ``live_phases()`` is drained every second: ``(phase, log line)`` pairs
+        of a rehearsal playing in this room (``pacs-tui demo --scenario
+        move-weekend``).
         """
         super().__init__()
         if session is None:
@@ -158,6 +183,11 @@ class ControlRoomApp(App[int]):
         self.rollup: FleetRollup | None = None
         self._monitor_open = False
         self._rollup_running = False
+        # Only a writable room holds the board as something it may change.
+        self.custody: CustodyBoard | None = None if self.read_only else custody
+        self.move = MoveStatus(board=custody, runbook=runbook, now=wall_time or wall_clock)
+        self.live_phases = live_phases
+        self.columns = CUSTODY_COLUMNS if custody is not None else COLUMNS
 
     # -- layout ------------------------------------------------------------------
 
@@ -165,14 +195,25 @@ class ControlRoomApp(App[int]):
         kinds = {name: site.kind for name, site in self.inventory.sites.items()}
         yield Header(show_clock=False, icon="▣")
         yield SummaryBar(id="summary")
-        # The batch keys exist only on BatchDesk: a read-only room never binds them.
-        with Horizontal(id="main") if self.read_only else BatchDesk(id="main"):
+        if self.move.active or self.live_phases is not None:
+            yield MoveBar(id="move")  # only in a move weekend: other rooms look as before
+        # The batch keys exist only on BatchDesk (the custody key on CustodyDesk):
+        # a read-only room never binds them.
+        main: Horizontal
+        if self.read_only:
+            main = Horizontal(id="main")
+        elif self.custody is not None:
+            main = CustodyDesk(id="main")
+        else:
+            main = BatchDesk(id="main")
+        with main:
             yield FleetGrid(
                 list(self.servers.values()),
                 self.state,
                 self.health,
                 self.applicable,
                 kinds,
+                custody=self.move.state if self.move.has_board else None,
                 id="grid",
             )
             yield DetailPane(
@@ -310,8 +351,13 @@ class ControlRoomApp(App[int]):
 
     def _apply_keymap(self) -> None:
         config = self.keymap_config if self.keymap_config is not None else load_keymap()
-        # Batch ids are known even read-only, where they are not bound: not a typo.
-        known = {row.binding_id for row in self.binding_rows({})} | set(BATCH_BINDING_IDS)
+        # Batch and custody ids are known even where they are not bound: not a typo.
+        known = (
+            {row.binding_id for row in self.binding_rows({})}
+            | set(BATCH_BINDING_IDS)
+            | set(CUSTODY_BINDING_IDS)
+            | {"custody.yes", "custody.no"}
+        )
         checked = config.checked(known)
         self.keymap_config = checked
         for problem in checked.problems:
@@ -348,6 +394,10 @@ class ControlRoomApp(App[int]):
             await self._refresh_rollup()
         finally:
             self._rollup_running = False
+        if self.live_phases is not None:
+            for phase, line in self.live_phases():
+                self.note_live_phase(phase, line)
+        self._refresh_move()
         self.grid.refresh()  # ages move on every second
         if self.detail.display:
             self.detail.refresh_content()
@@ -376,6 +426,24 @@ class ControlRoomApp(App[int]):
         if changes:
             self._health_changed(changes)
             self.grid.refresh()
+
+    def _refresh_move(self) -> None:
+        """Follow the custody board and runbook files; redraw the move line."""
+        try:
+            changed = self.move.reload()
+        except (OSError, ValueError, CustodyError) as exc:  # a half-written foreign file
+            log.warning("custody/runbook not re-read: %s", exc)
+            changed = False
+        if changed and self.move.has_board:
+            self.grid.custody_changed()
+        for bar in self.main_screen.query(MoveBar):
+            bar.show(self.move)
+
+    def note_live_phase(self, phase: str, line: str = "") -> None:
+        """A rehearsal playing in this room started ``phase``: log it, show it."""
+        self.move.live_phase = phase
+        self.events.note(self.state.clock(), line or f"rehearsal phase: {phase}")
+        self._refresh_move()
 
     # -- grid messages -----------------------------------------------------------
 
@@ -599,6 +667,97 @@ class ControlRoomApp(App[int]):
             return None
         return self.session.audit
 
+    # -- custody -----------------------------------------------------------------
+
+    def action_custody_advance(self) -> None:
+        """Advance the marked servers (or the cursor's) one custody step."""
+        self.change_custody("advance")
+
+    def change_custody(
+        self, how: str, to: str | None = None, reason: str = "", *, confirmed: bool = False
+    ) -> bool:
+        """``advance`` (to the next state, or ``to``) or ``correct`` (to ``to``, with a
+        reason) the marked servers, else the cursor's; more than
+        ``CUSTODY_CONFIRM_ABOVE`` are asked about first. False (with a toast) when
+        nothing changed or a question is pending.
+        """
+        board = self.custody
+        if board is None:
+            why = self.session.read_only_reason if self.read_only else "no custody board"
+            self.notify(f"refused: {why}", severity="error")
+            return False
+        names, selection = self._chosen_servers(None)
+        if not names:
+            self.notify("nothing to change: mark servers (space) or put the cursor on one")
+            return False
+        if len(names) > CUSTODY_CONFIRM_ABOVE and not confirmed:
+            target = to or "its next state"
+            question = f"{how.capitalize()} custody of {len(names)} servers to {target}?"
+
+            def answered(yes: bool | None) -> None:
+                if yes:
+                    self.change_custody(how, to, reason, confirmed=True)
+                else:
+                    self.events.note(self.state.clock(), f"custody {how} declined: nothing changed")
+
+            self.push_screen(CustodyPrompt(question, selection), answered)
+            return False
+        try:
+            if how == "correct":
+                assert to is not None
+                changes = board.correct(names, to, reason=reason)
+            else:
+                changes = board.advance(names, to, reason=reason)
+        except (CustodyError, KeyError) as exc:
+            self.notify(f"custody not changed: {exc}", severity="error", timeout=10)
+            return False
+        self.move.noted_own_change()
+        self._custody_changed(changes)
+        return True
+
+    def _custody_changed(self, changes: Sequence[CustodyChange]) -> None:
+        now = self.state.clock()
+        if not changes:
+            self.notify("custody unchanged: every server is already there")
+            return
+        moves = sorted({f"{c.before} → {c.after}" for c in changes})
+        text = f"custody: {len(changes)} server(s) {', '.join(moves)}" + (
+            f" (correction: {changes[0].reason})" if changes[0].correction else ""
+        )
+        self.events.note(now, text)
+        self.notify(text)
+        self.grid.custody_changed()
+        for bar in self.main_screen.query(MoveBar):
+            bar.show(self.move)
+
+    def _custody_command(self, text: str, arg: str, offset: int) -> None:
+        how, _, rest = arg.partition(" ")
+        if how not in ("advance", "correct"):
+            raise CommandError(
+                "try :custody advance [STATE] or :custody correct STATE REASON", text, offset
+            )
+        if self.read_only:
+            raise CommandError(
+                f"refused: {self.session.read_only_reason}; custody cannot change here", text
+            )
+        if self.custody is None:
+            raise CommandError("no custody board: start with pacs-tui run --custody", text)
+        state, _, reason = rest.strip().partition(" ")
+        where = offset + len(how) + 1
+        if state:
+            try:
+                parse_state(state)
+            except CustodyError as exc:
+                raise CommandError(str(exc), text, where) from exc
+        if how == "correct":
+            if not state or not reason.strip():
+                raise CommandError("a correction needs a state and a reason", text, where)
+            self.change_custody("correct", state, reason.strip())
+        else:
+            if reason.strip():
+                raise CommandError("advance takes at most a state", text, where)
+            self.change_custody("advance", state or None)
+
     # -- filter and command line -------------------------------------------------
 
     def _set_filter(self, text: str) -> None:
@@ -671,8 +830,9 @@ class ControlRoomApp(App[int]):
             column, _, order = arg.partition(" ")
             reverse = column.startswith("-") or order.strip() in ("desc", "reverse")
             column = column.lstrip("-")
-            if column not in COLUMNS:
-                raise CommandError(f"sort by one of {', '.join(COLUMNS)}", text, command.offset)
+            if column not in self.columns:
+                columns = ", ".join(self.columns)
+                raise CommandError(f"sort by one of {columns}", text, command.offset)
             self.grid.set_sort(column, reverse)
         elif command.name == "theme":
             if arg not in self.available_themes:
@@ -690,6 +850,8 @@ class ControlRoomApp(App[int]):
                 raise CommandError("try :marks clear or :marks down", text, command.offset)
         elif command.name == "power":
             self._power_command(text, arg, command.offset)
+        elif command.name == "custody":
+            self._custody_command(text, arg, command.offset)
         elif command.name == "audit":
             self.action_audit()
         elif command.name == "help":
@@ -724,7 +886,7 @@ class ControlRoomApp(App[int]):
         entries.append(PaletteCommand("Ungroup", "a flat list", "group none"))
         entries += [
             PaletteCommand(f"Sort by {column}", f"sort rows by {column}", f"sort {column}")
-            for column in COLUMNS
+            for column in self.columns
         ]
         entries += [
             PaletteCommand(f"Theme: {name}", f"switch to the {name} theme", f"theme {name}")
@@ -747,6 +909,12 @@ class ControlRoomApp(App[int]):
                     ("FORCE off marked servers", "force-off"),
                 )
             ]
+        if self.custody is not None:
+            entries.append(
+                PaletteCommand(
+                    "Advance custody", "one custody step for the marked servers", "custody advance"
+                )
+            )
         return entries
 
     # -- help --------------------------------------------------------------------
@@ -766,6 +934,8 @@ class ControlRoomApp(App[int]):
                 ("plan", PlanScreen.BINDINGS),
                 ("abort", AbortPrompt.BINDINGS),
             ]
+        if self.custody is not None:
+            scoped += [("custody", CUSTODY_BINDINGS), ("custody prompt", CustodyPrompt.BINDINGS)]
         return binding_rows(scoped, keymap)
 
 

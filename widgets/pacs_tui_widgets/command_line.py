@@ -39,6 +39,11 @@ COMMANDS: tuple[CommandSpec, ...] = (
         "off|on|restart|force-off [EXPR]",
         "plan a power batch on EXPR's servers, else the marked ones (plan screen first)",
     ),
+    CommandSpec(
+        "custody",
+        "advance [STATE] | correct STATE REASON",
+        "change the custody of the marked servers (audited; not in read-only)",
+    ),
     CommandSpec("audit", "", "show/hide the audit log pane"),
     CommandSpec("help", "", "list every key binding"),
     CommandSpec("quit", "", "leave the control room"),

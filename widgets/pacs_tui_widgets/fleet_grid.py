@@ -22,11 +22,11 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from pacs_tui.custody import CustodyState
 from pacs_tui.inventory import Server
 from pacs_tui.plugin_api import Health
 from pacs_tui.state import FleetState
 from pacs_tui_widgets.fleet_health import FleetHealth
-from pacs_tui.custody import CustodyState
 from pacs_tui_widgets.fleet_rows import (
     COLUMNS,
     CUSTODY_COLUMN,
@@ -36,7 +36,6 @@ from pacs_tui_widgets.fleet_rows import (
     GroupHeader,
     Row,
 )
-from pacs_tui_widgets.move_status import CUSTODY_GLYPH, CUSTODY_HEALTH_CLASS
 from pacs_tui_widgets.health_style import (
     NOT_APPLICABLE,
     format_age,
@@ -44,6 +43,7 @@ from pacs_tui_widgets.health_style import (
     glyph,
     state_class,
 )
+from pacs_tui_widgets.move_status import CUSTODY_GLYPH, CUSTODY_HEALTH_CLASS
 
 HEALTH_WORDS = tuple(str(h) for h in Health)
 _FIXED_WIDTHS = {

@@ -25,7 +25,8 @@ class MoveBar(Static):
     def show(self, move: MoveStatus) -> None:
         """Redraw from ``move`` (only when the text changed)."""
         markup = move.markup()
-        self.display = bool(markup)
+        if self.display != bool(markup):
+            self.display = bool(markup)
         if markup != self._shown:
             self._shown = markup
             self.update(markup)

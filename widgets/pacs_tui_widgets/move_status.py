@@ -11,7 +11,7 @@ through the board it alone holds (``ControlRoomApp.custody``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,6 +19,7 @@ from rich.markup import escape
 
 from pacs_tui.custody import CUSTODY_ORDER, CustodyBoard, CustodyState
 from pacs_tui.inventory import Inventory
+from pacs_tui.plugin_api import Health
 from pacs_tui.rollup import AffectedSite
 from pacs_tui.runbook import Clock, Runbook, RunbookProgress, default_progress_path
 
@@ -176,3 +177,16 @@ def _mtime(path: Path) -> int | None:
         return path.stat().st_mtime_ns
     except OSError:
         return None
+
+
+def service_health(
+    health: Mapping[str, Health], custody: Callable[[str], CustodyState | None]
+) -> dict[str, Health]:
+    """Each server's health for PACS service: what the probes say, but DOWN while its
+    custody says it cannot serve (shut down, in transit, racked)."""
+    combined = dict(health)
+    for name in combined:
+        state = custody(name)
+        if state is not None and not state.serving:
+            combined[name] = Health.DOWN
+    return combined

@@ -11,13 +11,16 @@ quit, and it has no command palette.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import dataclasses
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
 from typing import ClassVar
 
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 
+from pacs_tui.custody import CustodyBoard
 from pacs_tui.inventory import Inventory
 from pacs_tui.monitor import FleetMonitor
 from pacs_tui.plugin_api import Health, Probe
@@ -26,13 +29,17 @@ from pacs_tui.rollup import (
     FleetRollup,
     HealthCounts,
     ServiceLevel,
+    affected_sites,
     applicable_probes,
     count_health,
     fleet_rollup,
 )
+from pacs_tui.runbook import Runbook
 from pacs_tui_themes import ThemeSet, load_themes
+from pacs_tui_widgets.move_status import MoveStatus, service_health, wall_clock
 from pacs_tui_widgets.wall_affected_sites import WallAffectedSites
 from pacs_tui_widgets.wall_down_list import WallDownList
+from pacs_tui_widgets.wall_move import WallMove
 from pacs_tui_widgets.wall_pages import CLINICS_TITLE, WallPage, wall_pages
 from pacs_tui_widgets.wall_site_tiles import WallSiteTiles
 from pacs_tui_widgets.wall_stale_banner import WallStaleBanner
@@ -51,6 +58,13 @@ class WallApp(App[None]):
     installed probe plugins), opens and starts it on mount, and closes it on
     exit. Either way the wall only reads ``monitor.state``, once every
     ``refresh_seconds``; it never polls an endpoint itself.
+
+    With a ``custody`` board and/or a ``runbook`` it also shows the move
+    weekend: the phase, the clock against plan (read at ``wall_time()``),
+    custody counts, and counts a server that is shut down, in transit or
+    racked as giving no service. It only reads the board: its file is read
+    again when it changes. ``live_phases()`` is drained on every refresh:
+    ``(phase, log line)`` pairs of a rehearsal playing live.
     """
 
     CSS_PATH = "wall.tcss"
@@ -72,6 +86,10 @@ class WallApp(App[None]):
         refresh_seconds: float = 1.0,
         theme: str = WALL_THEME,
         themes: ThemeSet | None = None,
+        custody: CustodyBoard | None = None,
+        runbook: Runbook | None = None,
+        wall_time: Callable[[], datetime] | None = None,
+        live_phases: Callable[[], Sequence[tuple[str, str]]] | None = None,
     ) -> None:
         # Before App.__init__: it builds the stylesheet, which asks for the state defaults.
         self.themes = themes if themes is not None else load_themes()
@@ -97,6 +115,11 @@ class WallApp(App[None]):
         self._affected = WallAffectedSites(id="wall-affected")
         self._down = WallDownList(id="wall-down")
         self._status = WallStatusLine(id="wall-status")
+        self.move = MoveStatus(board=custody, runbook=runbook, now=wall_time or wall_clock)
+        self._move = WallMove(id="wall-move")
+        self.live_phases = live_phases  # (phase, line) of a rehearsal playing live
+        if live_phases is not None:
+            self.move.live_phase = "starting"
 
     # -- life cycle ---------------------------------------------------------------
 
@@ -106,6 +129,8 @@ class WallApp(App[None]):
             yield self._banner
             with Horizontal(id="wall-counts"):
                 yield from self._counts.values()
+            if self.move.active:
+                yield _section(self._move, "MOVE WEEKEND")
             yield _section(self._sites, "SITES")
             yield _section(self._affected, "HOSPITALS & CLINICS")
             yield _section(self._down, "SERVERS DOWN")
@@ -150,7 +175,22 @@ class WallApp(App[None]):
     def refresh_wall(self) -> None:
         """Read the state once and redraw the page on screen."""
         rollup = fleet_rollup(self.inventory, self.monitor.state, self._applicable)
+        if self.live_phases is not None:
+            for phase, _line in self.live_phases():
+                self.move.live_phase = phase
+        try:
+            self.move.reload()
+        except (OSError, ValueError) as exc:  # a foreign file caught mid-change: next second
+            self.log.warning(f"custody/runbook not re-read: {exc}")
+        if self.move.has_board:
+            # No PACS service from custody too: a server in transit serves nobody.
+            affected_now = affected_sites(
+                self.inventory, service_health(rollup.health, self.move.state)
+            )
+            rollup = dataclasses.replace(rollup, affected=affected_now)
         self.rollup = rollup
+        if self.move.active:
+            self._move.show(self.move)
         page = self.page
         counts = rollup.fleet if page.is_fleet else _sum(rollup.by_site[s] for s in page.sites)
         for health, widget in self._counts.items():
@@ -196,7 +236,9 @@ class WallApp(App[None]):
         return rows
 
 
-def _section(widget: WallSiteTiles | WallAffectedSites | WallDownList, title: str) -> Vertical:
+def _section(
+    widget: WallSiteTiles | WallAffectedSites | WallDownList | WallMove, title: str
+) -> Vertical:
     section = Vertical(widget, classes="wall-section")
     section.border_title = title
     return section
