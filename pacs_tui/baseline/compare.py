@@ -42,9 +42,10 @@ class Tolerances:
     """How much change is noise. Both the ratio and the absolute floor must be exceeded."""
 
     latency_ratio: float = 1.25  # median: after > before × ratio …
-    latency_floor_ms: float = 2.0  # … and after − before > floor
+    # A floor of 5 ms: scheduling jitter on a busy 2-core host moved medians ~2–3 ms.
+    latency_floor_ms: float = 5.0  # … and after − before > floor
     p95_ratio: float = 1.5
-    p95_floor_ms: float = 5.0
+    p95_floor_ms: float = 10.0
     # Below 20 samples the nearest-rank p95 is the maximum, i.e. one sample: not judged.
     p95_min_samples: int = 20
     study_count_loss: int = 0  # studies that may go missing before it is "worse"
@@ -487,3 +488,29 @@ def _plain(value: Any) -> Any:
             "p95_ms": round(value.p95, 3),
         }
     return value
+
+
+ROLE_METRICS = (*LATENCY_METRICS, "study_count")
+
+
+def findings_by_role(comparison: Comparison) -> dict[str, dict[str, Finding]]:
+    """Per role (sorted), its role-scope findings by metric (``presence`` for a role
+    that is only in one file): the rows of a role × metric verdict table."""
+    table: dict[str, dict[str, Finding]] = {}
+    for finding in comparison.findings:
+        if finding.scope == "role":
+            table.setdefault(finding.name, {})[finding.metric] = finding
+    return {role: table[role] for role in sorted(table)}
+
+
+def problem_line(finding: Finding) -> str:
+    """One problem as ``baseline compare`` prints it: verdict, scope, name, metric, detail."""
+    return (
+        f"{finding.verdict.upper():8} {finding.scope} {finding.name} {finding.metric}: "
+        f"{finding.detail}"
+    )
+
+
+def verdict_counts_text(comparison: Comparison) -> str:
+    """``2 better, 9 same, 1 worse``-style counts, as ``baseline compare`` prints them."""
+    return ", ".join(f"{n} {v}" for v, n in sorted(comparison.verdicts().items()))

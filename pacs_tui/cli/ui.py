@@ -52,6 +52,13 @@ def register(subparsers: Any) -> None:
         "--read-only", action="store_true", help="a session that can change nothing (no runner)"
     )
     run.add_argument("--config", type=Path, help="config file with a keymap (default: ~/.config)")
+    run.add_argument(
+        "--baseline-compare",
+        nargs=2,
+        type=Path,
+        metavar=("BEFORE", "AFTER"),
+        help="open the baseline view on two baseline files at start (as :baseline)",
+    )
     _move_arguments(run)
     run.set_defaults(handler=run_control_room)
 
@@ -155,11 +162,25 @@ def run_control_room(args: argparse.Namespace) -> int:
     inventory = _load(args.inventory)
     if inventory is None:
         return EXIT_USAGE
+    if args.baseline_compare is not None:
+        from pacs_tui.baseline.model import BaselineError, load_baseline
+
+        try:  # a bad file is reported here, named with its field, before any screen opens
+            for path in args.baseline_compare:
+                load_baseline(path)
+        except BaselineError as exc:
+            print(f"pacs-tui run: error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
     move = _move_parts(args, inventory)
     if move is None:
         return EXIT_USAGE
+    extra = (
+        {} if args.baseline_compare is None else {"baseline_compare": tuple(args.baseline_compare)}
+    )
     try:
-        return _open_ui(inventory, read_only=args.read_only, wall=False, config=args.config, **move)
+        return _open_ui(
+            inventory, read_only=args.read_only, wall=False, config=args.config, **move, **extra
+        )
     finally:
         if "custody" in move:
             move["custody"].close()

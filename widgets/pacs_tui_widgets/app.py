@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
+import shlex
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
@@ -36,6 +37,7 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import Footer, Header
 
+from pacs_tui.baseline.model import BaselineError
 from pacs_tui.batch.audit import AuditLog, default_audit_path
 from pacs_tui.batch.confirm import DEFAULT_THRESHOLD, ConfirmationRequired, ConfirmationRule
 from pacs_tui.batch.gates import GatePolicy
@@ -54,6 +56,7 @@ from pacs_tui.session import ReadOnlySession, Session
 from pacs_tui.state import ChangeFeed
 from pacs_tui_widgets.abort_prompt import AbortPrompt
 from pacs_tui_widgets.audit_pane import AuditPane
+from pacs_tui_widgets.baseline_screen import BaselineScreen, load_view
 from pacs_tui_widgets.batch_desk import BATCH_BINDING_IDS, BatchDesk
 from pacs_tui_widgets.batch_pane import BatchPane
 from pacs_tui_widgets.command_line import CommandError, CommandLine, parse_command
@@ -122,6 +125,7 @@ class ControlRoomApp(App[int]):
         runbook: Runbook | None = None,
         wall_time: Callable[[], datetime] | None = None,
         live_phases: Callable[[], Sequence[tuple[str, str]]] | None = None,
+        baseline_compare: tuple[Path, Path] | None = None,
     ) -> None:
         """Build the control room.
 
@@ -143,6 +147,9 @@ class ControlRoomApp(App[int]):
         ``live_phases()`` is drained every second: ``(phase, log line)`` pairs
         of a rehearsal playing in this room (``pacs-tui demo --scenario
         move-weekend``).
+
+        ``baseline_compare`` ``(BEFORE, AFTER)`` opens the baseline view at start
+        (as ``:baseline BEFORE AFTER``; it only reads the files, read-only or not).
         """
         super().__init__()
         if session is None:
@@ -188,6 +195,8 @@ class ControlRoomApp(App[int]):
         self.move = MoveStatus(board=custody, runbook=runbook, now=wall_time or wall_clock)
         self.live_phases = live_phases
         self.columns = CUSTODY_COLUMNS if custody is not None else COLUMNS
+        # The files of the last baseline view: ``:baseline`` alone re-reads them.
+        self.baseline_files: tuple[Path, Path] | None = baseline_compare
 
     # -- layout ------------------------------------------------------------------
 
@@ -285,6 +294,11 @@ class ControlRoomApp(App[int]):
         self.run_worker(self._start_monitor(), name="monitor")
         if self.runner is not None:
             self._follow(self.runner)
+        if self.baseline_files is not None:
+            try:
+                self.open_baseline(*self.baseline_files)
+            except BaselineError as exc:  # the file changed since the CLI checked it
+                self.notify(f"baseline not shown: {exc}", severity="error", timeout=15)
 
     async def _start_monitor(self) -> None:
         await self.monitor.open()
@@ -852,6 +866,8 @@ class ControlRoomApp(App[int]):
             self._power_command(text, arg, command.offset)
         elif command.name == "custody":
             self._custody_command(text, arg, command.offset)
+        elif command.name == "baseline":
+            self._baseline_command(text, arg, command.offset)
         elif command.name == "audit":
             self.action_audit()
         elif command.name == "help":
@@ -877,6 +893,44 @@ class ControlRoomApp(App[int]):
                 raise CommandError(exc.reason, text, where) from exc
         self.start_power(verb, selector or None)
 
+    def open_baseline(self, before: Path, after: Path) -> BaselineScreen:
+        """Load, compare and show two baseline files; ``BaselineError`` when one is bad."""
+        view = load_view(before, after)
+        self.baseline_files = (before, after)
+        screen = BaselineScreen(view)
+        self.push_screen(screen)
+        verdict = "same or better" if view.comparison.ok else "NOT PROVEN"
+        self.events.note(
+            self.state.clock(),
+            f"baseline {before.name} → {after.name}: {verdict} "
+            f"({len(view.comparison.problems())} problem(s))",
+            Health.OK if view.comparison.ok else Health.DEGRADED,
+        )
+        return screen
+
+    def _baseline_command(self, text: str, arg: str, offset: int) -> None:
+        usage = "try :baseline BEFORE.json AFTER.json"
+        if not arg:
+            if self.baseline_files is None:
+                raise CommandError(f"no baseline compared yet; {usage}", text, offset)
+            words, starts = [str(p) for p in self.baseline_files], [offset, offset]
+        else:
+            try:
+                words = shlex.split(arg)
+            except ValueError as exc:  # an unclosed quote
+                raise CommandError(f"{exc}; {usage}", text, offset) from exc
+            if len(words) != 2:
+                raise CommandError(f"two files are needed, got {len(words)}; {usage}", text, offset)
+            # Where each file was typed, so the caret points at the bad one.
+            second = arg.rfind(words[1])
+            starts = [offset, offset + second if second > 0 else offset]
+        paths = [Path(w).expanduser() for w in words]
+        try:
+            self.open_baseline(paths[0], paths[1])
+        except BaselineError as exc:
+            where = starts[1] if exc.path == paths[1] and exc.path != paths[0] else starts[0]
+            raise CommandError(str(exc), text, where) from exc
+
     def palette_commands(self) -> list[PaletteCommand]:
         """The commands the palette offers (each is a ``:`` command)."""
         entries = [
@@ -898,6 +952,13 @@ class ControlRoomApp(App[int]):
             PaletteCommand("Mark DOWN servers", "mark every server that is down now", "marks down"),
             PaletteCommand("Key bindings", "list every binding and command", "help"),
             PaletteCommand("Audit log", "show/hide the audit pane", "audit"),
+            PaletteCommand(
+                "Baseline comparison",
+                "re-read and show the last :baseline BEFORE AFTER"
+                if self.baseline_files is not None
+                else "type :baseline BEFORE.json AFTER.json to compare two captures",
+                "baseline",
+            ),
         ]
         if not self.read_only:
             entries += [
@@ -927,6 +988,7 @@ class ControlRoomApp(App[int]):
             ("filter", FilterBar.BINDINGS),
             ("command line", CommandLine.BINDINGS),
             ("help", HelpScreen.BINDINGS),
+            ("baseline", BaselineScreen.BINDINGS),
         ]
         if not self.read_only:  # a read-only room has none of these bound
             scoped += [

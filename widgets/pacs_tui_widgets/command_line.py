@@ -44,6 +44,11 @@ COMMANDS: tuple[CommandSpec, ...] = (
         "advance [STATE] | correct STATE REASON",
         "change the custody of the marked servers (audited; not in read-only)",
     ),
+    CommandSpec(
+        "baseline",
+        "[BEFORE AFTER]",
+        "compare two baseline files (none: the last two again); read-only rooms too",
+    ),
     CommandSpec("audit", "", "show/hide the audit log pane"),
     CommandSpec("help", "", "list every key binding"),
     CommandSpec("quit", "", "leave the control room"),
