@@ -138,15 +138,13 @@ def run_compare(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(comparison.to_json(), indent=2))
     else:
+        from pacs_tui.baseline.compare import problem_line, verdict_counts_text
+
         problems = comparison.problems()
         for finding in problems:
-            print(
-                f"{finding.verdict.upper():8} {finding.scope} {finding.name} {finding.metric}: "
-                f"{finding.detail}"
-            )
-        counts = ", ".join(f"{n} {v}" for v, n in sorted(comparison.verdicts().items()))
+            print(problem_line(finding))
         verdict = "same or better" if comparison.ok else f"{len(problems)} problem(s)"
-        print(f"{verdict} ({counts})")
+        print(f"{verdict} ({verdict_counts_text(comparison)})")
     if paths is not None:
         print(f"report: {paths[0]} and {paths[1]}", file=sys.stderr)
     return EXIT_OK if comparison.ok else EXIT_UNHEALTHY

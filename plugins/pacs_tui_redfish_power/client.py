@@ -33,8 +33,8 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from pacs_tui.credentials import REDACTOR, Credential, Secret
-from pacs_tui.inventory import BmcEndpoint
+from pacs_tui.credentials import REDACTOR, Credential, CredentialError, Secret, resolve
+from pacs_tui.inventory import BmcEndpoint, Inventory
 from pacs_tui_redfish_power.errors import (
     BmcAuthError,
     BmcBadAnswer,
@@ -63,6 +63,23 @@ AuthMode = Literal["session", "basic"]
 # Called at each login (not per poll): a secrets file is re-read, so a rotated
 # password is picked up. May raise ``pacs_tui.credentials.CredentialError``.
 CredentialSource = Callable[[], Credential]
+
+
+def bmc_credentials(inventory: Inventory, reference: str | None) -> CredentialSource:
+    """Resolve a BMC's credential reference at each login (never cached, never logged)."""
+
+    def credential() -> Credential:
+        if reference is None:
+            raise CredentialError("(none)", "", "the BMC has no credential reference")
+        found = resolve(inventory, reference)
+        if found.password is None:
+            raise CredentialError(reference, "", "has no password (a BMC needs one)")
+        if not found.username:
+            raise CredentialError(reference, "", "has no username (a BMC needs one)")
+        return found
+
+    return credential
+
 
 SERVICE_ROOT = "/redfish/v1/"
 DEFAULT_TIMEOUT_S = 5.0

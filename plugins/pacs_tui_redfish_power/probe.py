@@ -16,7 +16,7 @@ from typing import Any
 
 import aiohttp
 
-from pacs_tui.credentials import Credential, CredentialError, resolve
+from pacs_tui.credentials import CredentialError
 from pacs_tui.inventory import BmcEndpoint, Server
 from pacs_tui.plugin_api import Health, Probe, ProbeContext, ProbeResult
 from pacs_tui.power import PowerState
@@ -25,6 +25,7 @@ from pacs_tui_redfish_power.client import (
     BmcClient,
     CredentialSource,
     PowerReading,
+    bmc_credentials,
     open_http_session,
 )
 from pacs_tui_redfish_power.errors import (
@@ -147,20 +148,8 @@ class RedfishPowerProbe(Probe):
         return _result(reading, tls)
 
     def _credential_source(self, reference: str | None) -> CredentialSource:
-        context = self._context
-        assert context is not None
-
-        def credential() -> Credential:
-            if reference is None:
-                raise CredentialError("(none)", "", "the BMC has no credential reference")
-            found = resolve(context.inventory, reference)
-            if found.password is None:
-                raise CredentialError(reference, "", "has no password (a BMC needs one)")
-            if not found.username:
-                raise CredentialError(reference, "", "has no username (a BMC needs one)")
-            return found
-
-        return credential
+        assert self._context is not None
+        return bmc_credentials(self._context.inventory, reference)
 
 
 def _result(reading: PowerReading, tls: str) -> ProbeResult:

@@ -27,11 +27,17 @@ from typing import Any
 
 import aiohttp
 
-from pacs_tui.credentials import Credential, CredentialError, resolve
+from pacs_tui.credentials import CredentialError
 from pacs_tui.inventory import BmcEndpoint, Inventory, Server
 from pacs_tui.plugin_api import Action, ActionOutcome, ActionStep, ProbeContext
 from pacs_tui.power import ResetType
-from pacs_tui_redfish_power.client import AuthMode, BmcClient, CredentialSource, open_http_session
+from pacs_tui_redfish_power.client import (
+    AuthMode,
+    BmcClient,
+    CredentialSource,
+    bmc_credentials,
+    open_http_session,
+)
 from pacs_tui_redfish_power.errors import (
     BmcBusy,
     BmcError,
@@ -193,15 +199,8 @@ class RedfishResetAction(Action):
         return client
 
     def _credential_source(self, reference: str | None) -> CredentialSource:
-        inventory = self._inventory
-        assert inventory is not None
-
-        def credential() -> Credential:
-            if reference is None:
-                raise CredentialError("(none)", "", "the BMC has no credential reference")
-            return resolve(inventory, reference)
-
-        return credential
+        assert self._inventory is not None
+        return bmc_credentials(self._inventory, reference)
 
 
 def _rejection(exc: BmcHttpError) -> str:
