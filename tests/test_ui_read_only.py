@@ -103,7 +103,7 @@ async def test_every_binding_and_palette_command_in_read_only_changes_nothing(
                 what="a power reading of every server from the real BMCs",
             )
             assert "READ-ONLY" in app.sub_title
-            await press_every_binding(pilot, app)
+            await press_every_binding(pilot, app, tmp_path)
             await press_batch_keys(pilot, app)
             for entry in app.palette_commands():
                 app.run_command_text(entry.command)
@@ -121,7 +121,7 @@ async def test_every_binding_and_palette_command_in_read_only_changes_nothing(
     assert all(h.power_state is PowerState.ON for h in center.hosts.values())
 
 
-async def press_every_binding(pilot: Any, app: ControlRoomApp) -> None:
+async def press_every_binding(pilot: Any, app: ControlRoomApp, baseline_dir: Path) -> None:
     """Press the first key of every binding, opening whatever it needs first."""
     keys = {row.binding_id: row.keys.split(",")[0] for row in app.binding_rows({})}
     pressed: set[str] = set()
@@ -154,6 +154,15 @@ async def press_every_binding(pilot: Any, app: ControlRoomApp) -> None:
     await press("app.palette")
     await wait_for(pilot, lambda: app.screen.__class__.__name__ == "CommandPalette")
     await pilot.press("escape")
+    if "baseline.close" in keys:
+        # The baseline view only reads files: open one (a file against itself) and close it.
+        from test_ui_baseline import write_pair
+
+        before, _ = write_pair(baseline_dir)
+        app.open_baseline(before, before)
+        await wait_for(pilot, lambda: app.screen.__class__.__name__ == "BaselineScreen")
+        await press("baseline.close")
+        await wait_for(pilot, lambda: app.screen.__class__.__name__ != "BaselineScreen")
     pressed.add("app.quit")  # pressed last, by the test itself
     assert pressed == set(keys)
 

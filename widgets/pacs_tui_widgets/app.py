@@ -34,6 +34,7 @@ from typing import Any, ClassVar
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Footer, Header
 
@@ -383,8 +384,8 @@ class ControlRoomApp(App[int]):
 
     def _tick(self) -> None:
         """Apply every change since the last tick: one redraw, whatever the count."""
-        if self.feed is None:
-            return
+        if self.feed is None or not self.main_screen.query("#grid"):
+            return  # not composed yet, or being torn down
         keys = self.feed.drain()
         if not keys:
             return
@@ -401,6 +402,12 @@ class ControlRoomApp(App[int]):
                 self.down_notices.add(server)
 
     async def _second(self) -> None:
+        try:
+            await self._each_second()
+        except NoMatches:
+            return  # a timer that fires while the app tears its screens down
+
+    async def _each_second(self) -> None:
         if self._rollup_running:
             return  # the last one is still being computed: skip, never pile up
         self._rollup_running = True
