@@ -35,12 +35,10 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from pacs_tui.batch.audit import AuditLog, data_dir, utc_stamp
 from pacs_tui.custody import write_json_atomic
 from pacs_tui.inventory.problems import Problem
-from pacs_tui.inventory.yaml_source import LocatedList, LocatedMap, _LocatedLoader
+from pacs_tui.inventory.yaml_source import LocatedList, LocatedMap, _LocatedLoader, read_yaml
 from pacs_tui.selector import SelectorError, compile_selector
 
 PHASE_KINDS = (
@@ -253,27 +251,10 @@ def load_runbook(path: Path | str) -> Runbook:
     return parse_runbook(text, path)
 
 
-def _read(text: str, path: Path) -> tuple[Any, list[Problem]]:
-    loader = _RunbookLoader(text)
-    loader.file = path
-    loader.problems = []
-    try:
-        return loader.get_single_data(), loader.problems
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else 0
-        reason = ", ".join(str(p) for p in (exc.context, exc.problem) if p) or str(exc)
-        return None, [Problem(path, line, "", f"YAML syntax error: {reason}")]
-    except yaml.YAMLError as exc:
-        return None, [Problem(path, 0, "", f"YAML error: {exc}")]
-    finally:
-        loader.dispose()
-
-
 def parse_runbook(text: str, path: Path | str = Path("<runbook>")) -> Runbook:
     """Validate runbook ``text`` as if read from ``path``."""
     path = Path(path)
-    data, problems = _read(text, path)
+    data, problems = read_yaml(text, path, _RunbookLoader)
     if data is None and problems:
         raise RunbookError(problems)
     checker = _Checker(path, problems)

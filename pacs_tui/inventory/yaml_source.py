@@ -97,12 +97,15 @@ _LocatedLoader.add_constructor("tag:yaml.org,2002:map", _construct_map)
 _LocatedLoader.add_constructor("tag:yaml.org,2002:seq", _construct_seq)
 
 
-def read_yaml(text: str, file: Path) -> tuple[Any, list[Problem]]:
+def read_yaml(
+    text: str, file: Path, loader_class: type[_LocatedLoader] | None = None
+) -> tuple[Any, list[Problem]]:
     """Parse one YAML document; return the located data and key-level problems.
 
     A syntax error returns ``None`` and one problem on the parser's line.
+    ``loader_class`` lets another file format (the runbook) tune the resolvers.
     """
-    loader = _LocatedLoader(text)
+    loader = (loader_class or _LocatedLoader)(text)
     loader.file = file
     loader.problems = []
     try:
