@@ -25,11 +25,16 @@ from typing import Any
 
 import asyncssh
 
-from pacs_tui.credentials import CredentialError, resolve
+from pacs_tui.credentials import CredentialError
 from pacs_tui.inventory import Inventory, Server, SshEndpoint
 from pacs_tui.plugin_api import Action, ActionOutcome, ActionStep, ProbeContext
-from pacs_tui_ssh_services.connections import HostConnections, NoConnectSlot
-from pacs_tui_ssh_services.probe import known_hosts_source
+from pacs_tui_ssh_services.connections import (
+    HostConnections,
+    MissingKeyFile,
+    NoConnectSlot,
+    login_key,
+    strict_connect,
+)
 
 log = logging.getLogger(__name__)
 
@@ -189,32 +194,15 @@ class SshControlAction(Action):
     async def _connect(self, ssh: SshEndpoint) -> asyncssh.SSHClientConnection:
         """Log in with strict host key checking and the inventory's key."""
         where = login_text(ssh)
-        username = ssh.user
-        key_file = None
-        if ssh.credentials is not None:
-            assert self._inventory is not None
-            try:
-                credential = resolve(self._inventory, ssh.credentials)
-            except CredentialError as exc:
-                raise _Refused(str(exc)) from None
-            if credential.key_file is None:
-                raise _Refused(f"credential {ssh.credentials!r} has no key_file")
-            key_file = credential.key_file
-            username = username or credential.username or ""
+        assert self._inventory is not None
         try:
-            async with asyncio.timeout(self._step_s):
-                return await asyncssh.connect(
-                    ssh.host,
-                    ssh.port,
-                    username=username or None,
-                    known_hosts=known_hosts_source(ssh),  # never None: no "accept any key"
-                    config=None,
-                    client_keys=[str(key_file)] if key_file is not None else (),
-                    agent_path=None if key_file is not None else (),
-                    preferred_auth="publickey",
-                    connect_timeout=self._step_s,
-                    login_timeout=self._step_s,
-                )
+            username, key_file = login_key(self._inventory, ssh)
+        except CredentialError as exc:
+            raise _Refused(str(exc)) from None
+        except MissingKeyFile:
+            raise _Refused(f"credential {ssh.credentials!r} has no key_file") from None
+        try:
+            return await strict_connect(ssh, username, key_file, self._step_s)
         except asyncssh.HostKeyNotVerifiable:
             raise _Refused(
                 f"host key of {where} is not in known_hosts (or changed): NOT accepted, nothing run"

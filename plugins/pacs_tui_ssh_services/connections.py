@@ -14,10 +14,71 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import asyncssh
 
-from pacs_tui.inventory import SshEndpoint
+from pacs_tui.credentials import resolve
+from pacs_tui.inventory import Inventory, SshEndpoint
+
+_DEFAULT_KNOWN_HOSTS = Path("~/.ssh/known_hosts")
+
+
+class MissingKeyFile(Exception):
+    """The server's SSH credential names no key file (pacs-tui logs in with keys only)."""
+
+
+def known_hosts_source(ssh: SshEndpoint) -> str | bytes:
+    """The ``known_hosts`` the server's key is checked against.
+
+    The inventory's file, else the user's ``~/.ssh/known_hosts``; when that
+    does not exist, empty data, so that no host key is trusted. (asyncssh
+    treats ``None`` as "accept any key", which is never passed.)
+    """
+    if ssh.known_hosts is not None:
+        return str(ssh.known_hosts)
+    default = _DEFAULT_KNOWN_HOSTS.expanduser()
+    return str(default) if default.is_file() else b""
+
+
+def login_key(inventory: Inventory, ssh: SshEndpoint) -> tuple[str, Path | None]:
+    """(user name, key file) for ``ssh``; no key file means the SSH agent.
+
+    Raises ``CredentialError`` (never with the secret) or ``MissingKeyFile``.
+    """
+    if ssh.credentials is None:
+        return ssh.user, None
+    credential = resolve(inventory, ssh.credentials)
+    if credential.key_file is None:
+        raise MissingKeyFile(ssh.credentials)
+    return ssh.user or credential.username or "", credential.key_file
+
+
+async def strict_connect(
+    ssh: SshEndpoint, username: str, key_file: Path | None, timeout_s: float
+) -> asyncssh.SSHClientConnection:
+    """Log in with strict host key checking, keys only, bounded by ``timeout_s``.
+
+    asyncssh's exceptions (HostKeyNotVerifiable, PermissionDenied, ...) and
+    ``TimeoutError`` pass through for the caller to word.
+    """
+    async with asyncio.timeout(timeout_s):
+        return await asyncssh.connect(
+            ssh.host,
+            ssh.port,
+            username=username or None,
+            known_hosts=known_hosts_source(ssh),  # never None: no "accept any key"
+            # The inventory is the only source of truth: no ~/.ssh/config.
+            config=None,
+            # A key file: that key only (like IdentitiesOnly). None: the
+            # agent and the user's default keys.
+            client_keys=[str(key_file)] if key_file is not None else (),
+            agent_path=None if key_file is not None else (),
+            preferred_auth="publickey",
+            connect_timeout=timeout_s,
+            login_timeout=timeout_s,
+        )
+
 
 Connector = Callable[[SshEndpoint], Awaitable[asyncssh.SSHClientConnection]]
 

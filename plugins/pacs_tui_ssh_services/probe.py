@@ -19,18 +19,23 @@ import errno
 import logging
 import shlex
 import time
-from pathlib import Path
 
 import asyncssh
 
-from pacs_tui.credentials import CredentialError, resolve
+from pacs_tui.credentials import CredentialError
 from pacs_tui.inventory import Inventory, Server, SshEndpoint
 from pacs_tui.plugin_api import Health, Probe, ProbeContext, ProbeResult
-from pacs_tui_ssh_services.connections import HostConnections, NoConnectSlot
+from pacs_tui_ssh_services.connections import (
+    HostConnections,
+    MissingKeyFile,
+    NoConnectSlot,
+    known_hosts_source,
+    login_key,
+    strict_connect,
+)
 
 log = logging.getLogger(__name__)
 
-_DEFAULT_KNOWN_HOSTS = Path("~/.ssh/known_hosts")
 # Errors of a connection that was fine at the last poll: make a new one once.
 _STALE_CONNECTION_ERRORS = (
     asyncssh.ChannelOpenError,
@@ -39,19 +44,6 @@ _STALE_CONNECTION_ERRORS = (
     BrokenPipeError,
     ConnectionResetError,
 )
-
-
-def known_hosts_source(ssh: SshEndpoint) -> str | bytes:
-    """The ``known_hosts`` the server's key is checked against.
-
-    The inventory's file, else the user's ``~/.ssh/known_hosts``; when that
-    does not exist, empty data, so that no host key is trusted. (asyncssh
-    treats ``None`` as "accept any key", which is never passed.)
-    """
-    if ssh.known_hosts is not None:
-        return str(ssh.known_hosts)
-    default = _DEFAULT_KNOWN_HOSTS.expanduser()
-    return str(default) if default.is_file() else b""
 
 
 def systemctl_command(units: tuple[str, ...]) -> str:
@@ -171,42 +163,20 @@ class SshServiceProbe(Probe):
         """Log in to ``ssh`` with strict host key checking; raise ``_Failed`` saying why not."""
         where = f"{ssh.host}:{ssh.port}"
         known_hosts = known_hosts_source(ssh)
-        key_file: Path | None = None
-        username = ssh.user
-        if ssh.credentials is not None:
-            if self._inventory is None:
-                raise _down(
-                    "credential-error", "no inventory to resolve credentials", Health.UNKNOWN
-                )
-            try:
-                credential = resolve(self._inventory, ssh.credentials)
-            except CredentialError as exc:
-                raise _down("credential-error", str(exc), Health.UNKNOWN) from None
-            if credential.key_file is None:
-                raise _down(
-                    "credential-error",
-                    f"credential {ssh.credentials!r} has no key_file; the SSH probe logs in with keys",
-                    Health.UNKNOWN,
-                )
-            key_file = credential.key_file
-            username = username or credential.username or ""
+        if self._inventory is None:
+            raise _down("credential-error", "no inventory to resolve credentials", Health.UNKNOWN)
         try:
-            async with asyncio.timeout(self.timeout_s):
-                return await asyncssh.connect(
-                    ssh.host,
-                    ssh.port,
-                    username=username or None,
-                    known_hosts=known_hosts,
-                    # The inventory is the only source of truth: no ~/.ssh/config.
-                    config=None,
-                    # A key file: that key only (like IdentitiesOnly). None: the
-                    # agent and the user's default keys.
-                    client_keys=[str(key_file)] if key_file is not None else (),
-                    agent_path=None if key_file is not None else (),
-                    preferred_auth="publickey",
-                    connect_timeout=self.timeout_s,
-                    login_timeout=self.timeout_s,
-                )
+            username, key_file = login_key(self._inventory, ssh)
+        except CredentialError as exc:
+            raise _down("credential-error", str(exc), Health.UNKNOWN) from None
+        except MissingKeyFile:
+            raise _down(
+                "credential-error",
+                f"credential {ssh.credentials!r} has no key_file; the SSH probe logs in with keys",
+                Health.UNKNOWN,
+            ) from None
+        try:
+            return await strict_connect(ssh, username, key_file, self.timeout_s)
         except asyncssh.HostKeyNotVerifiable:
             raise _host_key_alarm(ssh, known_hosts) from None
         except asyncssh.PermissionDenied:
