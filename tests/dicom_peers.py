@@ -104,24 +104,19 @@ class RunningOrthanc:
 
 
 @contextmanager
-def orthanc(tmp_path: Path) -> Iterator[RunningOrthanc]:
+def orthanc(tmp_path: Path, *, open_to_all: bool = False) -> Iterator[RunningOrthanc]:
     """Start Orthanc with its own config: checks the called AE, knows one calling AE.
 
     ``DicomAlwaysAllow*`` are all false, else Orthanc accepts any calling AE at
-    association time (and only refuses the request inside it).
+    association time (and only refuses the request inside it). ``open_to_all``
+    is Orthanc as often deployed instead: any calling AE may echo and query.
     """
     binary = require_binary("Orthanc", "/usr/sbin/Orthanc")
     http_port, dicom_port = free_port(), free_port()
-    root = tmp_path / "orthanc"
+    root = tmp_path / ("orthanc-open" if open_to_all else "orthanc")
     (root / "storage").mkdir(parents=True)
     (root / "index").mkdir()
-    config = {
-        "Name": "pacs-tui-test",
-        "StorageDirectory": str(root / "storage"),
-        "IndexDirectory": str(root / "index"),
-        "HttpPort": http_port,
-        "DicomPort": dicom_port,
-        "DicomAet": ORTHANC_AET,
+    checks: dict[str, object] = {
         "DicomCheckCalledAet": True,
         "DicomAlwaysAllowEcho": False,
         "DicomAlwaysAllowStore": False,
@@ -130,6 +125,17 @@ def orthanc(tmp_path: Path) -> Iterator[RunningOrthanc]:
         "DicomAlwaysAllowGet": False,
         "DicomCheckModalityHost": False,
         "DicomModalities": {"known": [ORTHANC_KNOWN_AET, "127.0.0.1", 4242]},
+    }
+    if open_to_all:
+        checks = {"DicomAlwaysAllowFind": True}  # echo and store are allowed by default
+    config = {
+        "Name": "pacs-tui-open" if open_to_all else "pacs-tui-test",
+        "StorageDirectory": str(root / "storage"),
+        "IndexDirectory": str(root / "index"),
+        "HttpPort": http_port,
+        "DicomPort": dicom_port,
+        "DicomAet": ORTHANC_AET,
+        **checks,
         "RemoteAccessAllowed": False,
         "AuthenticationEnabled": False,
         "Plugins": [],
@@ -143,7 +149,8 @@ def orthanc(tmp_path: Path) -> Iterator[RunningOrthanc]:
         )
     try:
         deadline = time.monotonic() + 20
-        running = RunningOrthanc(dicom_port, http_port, ORTHANC_AET, ORTHANC_KNOWN_AET, log)
+        known = "" if open_to_all else ORTHANC_KNOWN_AET
+        running = RunningOrthanc(dicom_port, http_port, ORTHANC_AET, known, log)
         while True:
             if process.poll() is not None:
                 raise RuntimeError(f"Orthanc exited: {log.read_text()[-2000:]}")

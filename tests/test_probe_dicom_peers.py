@@ -2,30 +2,18 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import time
-import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from dicom_peers import (
-    ORTHANC_AET,
-    RunningOrthanc,
-    dcmtk_env,
-    free_port,
     orthanc,
     storescp,
-    wait_for_port,
 )
 from pacs_tui.inventory import DicomEndpoint, Inventory, Server
 from pacs_tui.plugin_api import Health, ProbeContext
 from pacs_tui_dicom_echo.probe import DicomProbe
-from peers import require_binary
 
 EMPTY_INVENTORY = Inventory(Path("/nonexistent/inventory.yaml"), {}, (), {})
 
@@ -40,62 +28,9 @@ def archive(host: str, port: int, ae_title: str, calling: str = "PACSTUI") -> Se
     return Server("arch-01", "dc", "archive", dicom=DicomEndpoint(host, port, ae_title, calling))
 
 
-@contextmanager
-def open_orthanc(tmp_path: Path) -> Iterator[RunningOrthanc]:
-    """Orthanc as often deployed: any calling AE may echo and query (the defaults, plus Find)."""
-    binary = require_binary("Orthanc", "/usr/sbin/Orthanc")
-    http_port, dicom_port = free_port(), free_port()
-    root = tmp_path / "orthanc-open"
-    (root / "storage").mkdir(parents=True)
-    (root / "index").mkdir()
-    config = {
-        "Name": "pacs-tui-open",
-        "StorageDirectory": str(root / "storage"),
-        "IndexDirectory": str(root / "index"),
-        "HttpPort": http_port,
-        "DicomPort": dicom_port,
-        "DicomAet": ORTHANC_AET,
-        "DicomAlwaysAllowFind": True,
-        "RemoteAccessAllowed": False,
-        "AuthenticationEnabled": False,
-        "Plugins": [],
-    }
-    (root / "config.json").write_text(json.dumps(config))
-    log = root / "orthanc.log"
-    with log.open("wb") as log_file:
-        process = subprocess.Popen(
-            [binary, str(root / "config.json")],
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            env=dcmtk_env(),
-        )
-    try:
-        running = RunningOrthanc(dicom_port, http_port, ORTHANC_AET, "", log)
-        deadline = time.monotonic() + 20
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"Orthanc exited: {log.read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/system", timeout=2):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"Orthanc not ready: {log.read_text()[-2000:]}") from None
-                time.sleep(0.05)
-        wait_for_port("127.0.0.1", dicom_port)
-        yield running
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
-
-
 @pytest.mark.peer("orthanc")
 async def test_open_orthanc_echoes_and_counts_an_empty_archive(tmp_path: Path) -> None:
-    with open_orthanc(tmp_path) as peer:
+    with orthanc(tmp_path, open_to_all=True) as peer:
         assert peer.rest("/statistics")["CountStudies"] == 0  # type: ignore[index]
         result = await (await opened()).probe(archive(peer.address, peer.dicom_port, peer.aet))
     assert (result.state, result.health) == ("ok", Health.OK), result.detail
