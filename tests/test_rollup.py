@@ -26,7 +26,7 @@ PROBES = ("power", "network", "dicom")
 INTERVALS = {"power": 5.0, "network": 2.0, "dicom": 10.0}
 
 
-def hand_inventory() -> Inventory:
+def hand_inventory(path: Path = Path("/hand.yaml")) -> Inventory:
     """A tiny group: one data center, a hospital with two gateways, two clinics."""
     sites = {
         "dc": Site("dc", "datacenter"),
@@ -45,7 +45,7 @@ def hand_inventory() -> Inventory:
         Server("gw-b-1", "clinic-b", "edge-gateway", depends_on=("rtr-2",)),
         Server("gw-c-1", "clinic-c", "edge-gateway", depends_on=("rtr-1",)),
     )
-    return Inventory(Path("/hand.yaml"), sites, servers, {})
+    return Inventory(path, sites, servers, {})
 
 
 def all_probes(server: Server) -> tuple[str, ...]:

@@ -15,7 +15,7 @@ from textual.color import Color
 from textual.pilot import Pilot
 from textual.widgets import Digits
 
-from pacs_tui.inventory import Inventory, Server, Site
+from pacs_tui.inventory import Inventory, Server
 from pacs_tui.monitor import FleetMonitor
 from pacs_tui.plugin_api import Action, Health, Probe, ProbeContext, ProbeResult
 from pacs_tui_themes import load_themes
@@ -25,6 +25,7 @@ from pacs_tui_widgets.wall_down_list import WallDownList
 from pacs_tui_widgets.wall_stale_banner import WallStaleBanner
 from pacs_tui_widgets.wall_state_count import WallStateCount
 from pacs_tui_widgets.wall_title import WallTitle
+from test_rollup import hand_inventory
 
 NOW = 1_700_000_000.0
 SIZE = (120, 36)
@@ -38,24 +39,7 @@ def no_user_themes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def group_inventory() -> Inventory:
     """A data center with a router chain, one hospital (two gateways), two clinics."""
-    sites = {
-        "dc": Site("dc", "datacenter"),
-        "hosp-a": Site("hosp-a", "hospital"),
-        "clinic-b": Site("clinic-b", "clinic"),
-        "clinic-c": Site("clinic-c", "clinic"),
-    }
-    servers = (
-        Server("stor-1", "dc", "storage"),
-        Server("db-1", "dc", "database", depends_on=("stor-1",)),
-        Server("img-1", "dc", "image-manager", depends_on=("db-1",)),
-        Server("rtr-1", "dc", "dicom-router", depends_on=("img-1",)),
-        Server("rtr-2", "dc", "dicom-router", depends_on=("img-1",)),
-        Server("gw-a-1", "hosp-a", "edge-gateway", depends_on=("rtr-1",)),
-        Server("gw-a-2", "hosp-a", "edge-gateway", depends_on=("rtr-2",)),
-        Server("gw-b-1", "clinic-b", "edge-gateway", depends_on=("rtr-2",)),
-        Server("gw-c-1", "clinic-c", "edge-gateway", depends_on=("rtr-1",)),
-    )
-    return Inventory(Path("/wall.yaml"), sites, servers, {})
+    return hand_inventory(Path("/wall.yaml"))
 
 
 class ScriptedProbe(Probe):
