@@ -7,7 +7,6 @@ import inspect
 import json
 import logging
 import random
-import socket
 import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -23,20 +22,9 @@ from pacs_tui.sim.bmc import BmcFlavour, BmcService
 from pacs_tui.sim.host import HardwareFacts, HostTimings, SimulatedHost
 from pacs_tui.sim.pki import FleetPki
 from peers import require_module
+from redfish_peers import FAST, free_port, net
 
 USER, PASSWORD = "root", "calvin-not-really"
-FAST = HostTimings(power_transition_s=0.05, boot_s=0.05, service_start_s=0.02, shutdown_s=0.05)
-
-
-def net() -> str:
-    """A random 127.A.B prefix, so parallel tests never share an address."""
-    return f"127.{random.randint(100, 250)}.{random.randint(0, 255)}"
-
-
-def free_port(address: str) -> int:
-    with socket.socket() as sock:
-        sock.bind((address, 0))
-        return int(sock.getsockname()[1])
 
 
 def make_host(
