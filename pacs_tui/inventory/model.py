@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,6 +18,9 @@ SITE_KINDS = ("datacenter", "hospital", "clinic", "remote-backup")
 DEFAULT_CALLING_AE_TITLE = "PACSTUI"
 
 HttpScheme = Literal["https", "http"]
+BmcAuth = Literal["auto", "session", "basic"]
+DEFAULT_BMC_TIMEOUT_S = 10.0  # one request; a BMC answering in 3 s is normal
+DEFAULT_BMC_LOGIN_TIMEOUT_S = 60.0  # a login we abandon may still open a session
 
 
 def host_for_url(address: str) -> str:
@@ -48,11 +51,23 @@ class BmcEndpoint:
     verify_tls: bool = True
     ca_file: Path | None = None  # CA that signed the BMC's certificate (absolute)
     credentials: str | None = None  # name of a credential reference
+    # Which ComputerSystem of the BMC this server is: a member Id ("Blade2") or
+    # path; required when the BMC's Systems collection has several members.
+    system: str | None = None
+    auth: BmcAuth = "auto"  # auto: a Redfish session, HTTP Basic when sessions fail
+    timeout_s: float = DEFAULT_BMC_TIMEOUT_S  # each request
+    login_timeout_s: float = DEFAULT_BMC_LOGIN_TIMEOUT_S  # a session login
+    tls_legacy: bool = False  # allow TLS 1.0/1.1 and legacy ciphers (old BMC firmware)
 
     @property
     def url(self) -> str:
         """Base URL, e.g. ``https://127.42.0.5:443``."""
         return f"{self.scheme}://{host_for_url(self.address)}:{self.port}"
+
+    @property
+    def controller(self) -> BmcEndpoint:
+        """The endpoint without ``system``: servers of one enclosure share its client."""
+        return replace(self, system=None) if self.system is not None else self
 
 
 @dataclass(frozen=True)

@@ -126,6 +126,32 @@ def _scheme(value: Any) -> str:
     return text
 
 
+def _bmc_auth(value: Any) -> str:
+    text = _text(value)
+    if text not in ("auto", "session", "basic"):
+        raise _Invalid(f"expected auto, session or basic, got {text!r}")
+    return text
+
+
+def _seconds(value: Any) -> float:
+    """A positive time in seconds, at most an hour."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _Invalid(f"expected a number of seconds, got {describe(value)}")
+    if not 0 < value <= 3600:
+        raise _Invalid(f"{value!r} s is out of range (0, 3600]")
+    return float(value)
+
+
+def _system_id(value: Any) -> str:
+    """A Redfish ComputerSystem member Id (``Blade2``) or its path."""
+    text = _text(value)
+    if any(c.isspace() for c in text) or "?" in text or "#" in text:
+        raise _Invalid(f"{text!r} is not a ComputerSystem Id or /redfish/v1/Systems/... path")
+    if "/" in text and not text.startswith("/redfish/v1/Systems/"):
+        raise _Invalid(f"a system path must start with /redfish/v1/Systems/, got {text!r}")
+    return text
+
+
 def _ae_title(value: Any) -> str:
     """A DICOM AE title: 1-16 characters of the default repertoire, no backslash."""
     if not isinstance(value, str):
@@ -245,6 +271,11 @@ def _specs(check: _Check) -> dict[str, dict[str, Converter]]:
             "verify_tls": _flag,
             "ca_file": check.existing_path,
             "credentials": _text,
+            "system": _system_id,
+            "auth": _bmc_auth,
+            "timeout_s": _seconds,
+            "login_timeout_s": _seconds,
+            "tls_legacy": _flag,
         },
         "dicom": {
             "host": _host,
@@ -585,6 +616,44 @@ def _cross_check(
                     "declare it under 'credentials:'",
                 )
     _check_cycles(check, servers)
+    _check_shared_bmcs(check, servers)
+
+
+def _check_shared_bmcs(check: _Check, servers: list[tuple[Server, str]]) -> None:
+    """Servers behind one BMC (a blade enclosure) must each name their own system.
+
+    Without it a reset would go to whichever system the BMC lists first: the
+    wrong server powered off.
+    """
+    by_bmc: dict[tuple[str, int], list[tuple[Server, str]]] = {}
+    for server, key_path in servers:
+        if server.bmc is not None:
+            by_bmc.setdefault((server.bmc.address, server.bmc.port), []).append((server, key_path))
+    for (address, port), group in by_bmc.items():
+        if len(group) < 2:
+            continue
+        names = ", ".join(s.name for s, _ in group)
+        seen: dict[str, str] = {}
+        for server, key_path in group:
+            assert server.bmc is not None
+            system = server.bmc.system
+            if system is None:
+                check.problem(
+                    server.line,
+                    f"{key_path}.bmc.system",
+                    f"BMC {address}:{port} is shared by {names}; "
+                    "name this server's ComputerSystem (member Id or path)",
+                )
+                continue
+            member = system.rstrip("/").rsplit("/", 1)[-1]
+            if member in seen:
+                check.problem(
+                    server.line,
+                    f"{key_path}.bmc.system",
+                    f"system {member!r} of BMC {address}:{port} is already {seen[member]}",
+                )
+            else:
+                seen[member] = server.name
 
 
 def _check_cycles(check: _Check, servers: list[tuple[Server, str]]) -> None:
