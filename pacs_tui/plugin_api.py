@@ -176,10 +176,13 @@ class ActionStep:
 class ActionOutcome:
     """What happened when a step ran.
 
-    ``transient`` marks a failure worth retrying (503, connection refused or
-    dropped, timeout); the batch runner retries it with backoff, waiting at
-    least ``retry_after_s`` when the device named a delay (``Retry-After``).
-    A rejection (409, 400, a refused host key) is never transient.
+    ``transient`` marks a failure that certainly did nothing and is worth
+    retrying (503, a connection that could not be opened); the batch runner
+    retries it with backoff, waiting at least ``retry_after_s`` when the
+    device named a delay (``Retry-After``). ``unknown`` marks a call that was
+    sent but not answered (timeout, dropped connection): the device may have
+    carried it out, so the runner never sends it again blindly and reads the
+    state back instead. A rejection (409, 400, a refused host key) is neither.
     """
 
     ok: bool
@@ -187,6 +190,7 @@ class ActionOutcome:
     facts: Mapping[str, Any] = field(default_factory=dict)
     transient: bool = False
     retry_after_s: float | None = None
+    unknown: bool = False
 
 
 class Action(abc.ABC):
@@ -199,9 +203,10 @@ class Action(abc.ABC):
     The batch planner asks ``steps`` for the calls of each operation, passing
     ``facts`` read by the probes (for Redfish: ``reset_types``,
     ``reset_target``, ``system_path``), so plans and dry runs show exact
-    URLs. The runner calls ``run`` once per step (again for a transient
-    failure) and never trusts its answer alone: it re-reads the state the
-    step aims at through the probes.
+    URLs. The runner calls ``run`` once per step (again only for a
+    ``transient`` failure, never for an ``unknown`` outcome) and never trusts
+    its answer alone: it re-reads the state the step aims at through the
+    probes.
 
     Writing an action::
 

@@ -178,6 +178,16 @@ class Session:
             self.audit.record(
                 batch, "override", verb=plan.verb, outcome="overridden", detail=reason
             )
+        for reason in plan.included_unknown:
+            self.audit.record(
+                batch, "include-unknown", verb=plan.verb, outcome="included", detail=reason
+            )
+        for sp in plan.servers:
+            if sp.left_out:
+                self.audit.record(
+                    batch, "left-out", verb=plan.verb, server=sp.server.name,
+                    outcome="left out", detail=sp.skip_reason,
+                )  # fmt: skip
 
     def record_confirmation(
         self, plan: BatchPlan, batch: str, confirmation: Confirmation | None, accepted: bool

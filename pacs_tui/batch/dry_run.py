@@ -16,11 +16,18 @@ def dry_run_lines(plan: BatchPlan) -> list[str]:
         lines.append(f"selection: {plan.selection}")
     for reason in plan.refusals:
         lines.append(f"REFUSED: {reason}")
+    for hint in plan.hints:
+        lines.append(f"  hint: {hint}")
     for reason in plan.overridden:
         lines.append(f"OVERRIDDEN: {reason}")
+    for reason in plan.included_unknown:
+        lines.append(f"INCLUDED DESPITE UNKNOWN STATE: {reason}")
     for wave in plan.waves:
         lines.append(f"wave {wave.index} ({len(wave.servers)} server(s)):")
         for sp in wave.servers:
+            if sp.left_out:
+                lines.append(f"  {sp.server.name}: LEFT OUT — {sp.skip_reason}")
+                continue
             if sp.skipped:
                 lines.append(f"  {sp.server.name}: skip — {sp.skip_reason}")
                 continue

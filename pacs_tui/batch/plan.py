@@ -105,6 +105,7 @@ class ServerPlan:
     steps: tuple[PlannedStep, ...] = ()
     skip_reason: str = ""
     note: str = ""  # e.g. "already On: gate only"
+    left_out: bool = False  # skipped although not at the target (e.g. state unknown)
 
     @property
     def skipped(self) -> bool:
@@ -121,7 +122,9 @@ class ServerPlan:
         data: dict[str, Any] = {"server": self.server.name, "power_state": self.power_state}
         if self.note:
             data["note"] = self.note
-        if self.skipped:
+        if self.left_out:
+            data["left_out"] = self.skip_reason
+        elif self.skipped:
             data["skipped"] = self.skip_reason
         else:
             data["steps"] = [s.to_json() for s in self.steps]
@@ -145,6 +148,13 @@ class PlanOptions:
     power_timeout_s: float = 300.0  # waiting for PowerState after a reset
     gate: GatePolicy = field(default_factory=GatePolicy)
     stop_units: bool = True  # stop the PACS units over SSH before an OS shutdown
+    # Servers whose PowerState is unknown (unreadable, null, a vendor word) that
+    # the operator chose to act on anyway ("*": all of them); audited.
+    include_unknown: frozenset[str] = frozenset()
+
+    def includes_unknown(self, name: str) -> bool:
+        """Whether the operator included ``name`` despite its unknown PowerState."""
+        return name in self.include_unknown or "*" in self.include_unknown
 
     def __post_init__(self) -> None:
         if self.escalate_after_s is not None and self.escalate_after_s <= 0:
@@ -163,6 +173,8 @@ class BatchPlan:
     selection: str = ""  # the selector expression or "marked servers", for the audit log
     refusals: tuple[str, ...] = ()  # non-empty: the plan must not run
     overridden: tuple[str, ...] = ()  # dependents the operator chose to ignore
+    hints: tuple[str, ...] = ()  # what the operator can do about the refusals, one per kind
+    included_unknown: tuple[str, ...] = ()  # acted on although their state is unknown
 
     @property
     def refused(self) -> bool:
@@ -190,6 +202,11 @@ class BatchPlan:
             text += f", ForceOff after {self.options.escalate_after_s:g} s"
         if self.overridden:
             text += f", dependents overridden: {len(self.overridden)}"
+        left_out = sum(1 for sp in self.servers if sp.left_out)
+        if left_out:
+            text += f", {left_out} left out (state unknown)"
+        if self.included_unknown:
+            text += f", {len(self.included_unknown)} included despite unknown state"
         return text
 
     def to_json(self) -> dict[str, Any]:
@@ -198,7 +215,9 @@ class BatchPlan:
             "verb": self.verb,
             "selection": self.selection,
             "refusals": list(self.refusals),
+            "hints": list(self.hints),
             "overridden": list(self.overridden),
+            "included_unknown": list(self.included_unknown),
             "escalate_after_s": self.options.escalate_after_s,
             "waves": [
                 {"wave": w.index, "servers": [sp.to_json() for sp in w.servers]} for w in self.waves
@@ -229,10 +248,13 @@ def build_plan(
     servers = [inventory.server(s) if isinstance(s, str) else s for s in selected]
     names = {s.name for s in servers}
     refusals: list[str] = []
+    hints: dict[str, None] = {}
     overridden: list[str] = []
     if verb in POWERING_OFF_VERBS:
         for reason in _unselected_dependents(inventory, servers, names, facts):
             (overridden if opts.override_dependents else refusals).append(reason)
+            if not opts.override_dependents:
+                hints[HINT_DEPENDENTS] = None
     waves = (
         inventory.shutdown_waves(servers)
         if verb in POWERING_OFF_VERBS
@@ -240,16 +262,30 @@ def build_plan(
     )
     planner = _ServerPlanner(verb, actions, opts)
     planned: list[WavePlan] = []
+    included: list[str] = []
     for index, wave in enumerate(waves, start=1):
         plans = []
         for server in wave:
-            sp = planner.plan(server, facts.get(server.name, PowerFacts()))
-            if isinstance(sp, str):
-                refusals.append(sp)
-                sp = ServerPlan(server, facts.get(server.name, PowerFacts()).state)
+            power = facts.get(server.name, PowerFacts())
+            sp = planner.plan(server, power)
+            if isinstance(sp, Refusal):
+                refusals.append(sp.reason)
+                hints[sp.hint] = None
+                sp = ServerPlan(server, power.state)
+            elif sp.sends and power.state not in KNOWN_STATES:
+                included.append(f"{server.name}: PowerState {power.state} ({power.detail})")
             plans.append(sp)
         planned.append(WavePlan(index, tuple(plans)))
-    return BatchPlan(verb, tuple(planned), opts, selection, tuple(refusals), tuple(overridden))
+    return BatchPlan(
+        verb,
+        tuple(planned),
+        opts,
+        selection,
+        tuple(refusals),
+        tuple(overridden),
+        tuple(hints),
+        tuple(included),
+    )
 
 
 def _unselected_dependents(
@@ -272,6 +308,35 @@ def _unselected_dependents(
     return reasons
 
 
+# PowerStates a plan may act on; anything else (unreadable, null, a vendor word)
+# is left out unless the operator includes the server explicitly.
+KNOWN_STATES = frozenset(
+    str(s)
+    for s in (
+        PowerState.ON,
+        PowerState.OFF,
+        PowerState.POWERING_ON,
+        PowerState.POWERING_OFF,
+        PowerState.PAUSED,
+    )
+)
+
+HINT_DEPENDENTS = "select the dependents too, or --override-dependents"
+HINT_NO_BMC = "give the server a bmc block in the inventory"
+HINT_NO_GRACEFUL = "use force-off, or give the server an ssh block so it can shut down"
+HINT_NO_ESCALATION = "run without --escalate-after (its BMC cannot force it off)"
+HINT_BMC_CANNOT = "its BMC does not offer this ResetType: power it by hand"
+HINT_SYSTEM = "name the server's ComputerSystem with bmc.system in the inventory"
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why one server's plan cannot be made, and what the operator can do."""
+
+    reason: str
+    hint: str
+
+
 class _ServerPlanner:
     """Builds one server's steps for one verb."""
 
@@ -281,10 +346,23 @@ class _ServerPlanner:
         self.ssh = actions.get(SSH_ACTION)
         self.options = options
 
-    def plan(self, server: Server, facts: PowerFacts) -> ServerPlan | str:
-        """The server's plan, or a refusal reason."""
+    def plan(self, server: Server, facts: PowerFacts) -> ServerPlan | Refusal:
+        """The server's plan, or a refusal with its hint."""
         if server.bmc is None:
-            return f"{server.name}: has no BMC, so its PowerState cannot be verified"
+            return Refusal(
+                f"{server.name}: has no BMC, so its PowerState cannot be verified", HINT_NO_BMC
+            )
+        if facts.facts.get("system_unknown"):
+            # Several systems behind one BMC and none named: a reset could hit another server.
+            return Refusal(f"{server.name}: {facts.detail}", HINT_SYSTEM)
+        if facts.state not in KNOWN_STATES and not self.options.includes_unknown(server.name):
+            why = f"state unknown (PowerState {facts.state}: {facts.detail or 'not read'})"
+            return ServerPlan(
+                server,
+                facts.state,
+                skip_reason=f"{why}; left out — include it explicitly to act on it",
+                left_out=True,
+            )
         target = TARGET_STATE.get(self.verb)
         if self.verb == ON and facts.state == PowerState.ON:
             # Nothing to send, but its dependents must still wait for it to be healthy.
@@ -296,7 +374,7 @@ class _ServerPlanner:
             return ServerPlan(server, facts.state, skip_reason="is Off (use 'on')")
         build = {OFF: self._off, ON: self._on, RESTART: self._restart, FORCE_OFF: self._force_off}
         steps = build[self.verb](server, facts)
-        if isinstance(steps, str):
+        if isinstance(steps, Refusal):
             return steps
         return ServerPlan(server, facts.state, tuple(steps))
 
@@ -354,16 +432,17 @@ class _ServerPlanner:
 
     # -- verbs ------------------------------------------------------------------------
 
-    def _off(self, server: Server, facts: PowerFacts) -> list[PlannedStep] | str:
+    def _off(self, server: Server, facts: PowerFacts) -> list[PlannedStep] | Refusal:
         steps = self._stop_units(server)
         if facts.allows(ResetType.GRACEFUL_SHUTDOWN):
             steps.append(self._reset(server, facts, ResetType.GRACEFUL_SHUTDOWN))
         else:
             ssh = self._ssh(server, "shutdown")
             if ssh is None:
-                return (
+                return Refusal(
                     f"{server.name}: its BMC lacks GracefulShutdown and it has no SSH: "
-                    "no graceful way down (use force-off)"
+                    "no graceful way down",
+                    HINT_NO_GRACEFUL,
                 )
             steps.append(ssh)
         first_wait, escalate = self._first_wait_s()
@@ -372,7 +451,10 @@ class _ServerPlanner:
         )
         if escalate:
             if not facts.allows(ResetType.FORCE_OFF):
-                return f"{server.name}: escalation asked, but its BMC lacks ForceOff"
+                return Refusal(
+                    f"{server.name}: escalation asked, but its BMC lacks ForceOff",
+                    HINT_NO_ESCALATION,
+                )
             steps.append(self._reset(server, facts, ResetType.FORCE_OFF, escalation=True))
             steps.append(
                 self._wait(
@@ -381,24 +463,24 @@ class _ServerPlanner:
             )
         return steps
 
-    def _force_off(self, server: Server, facts: PowerFacts) -> list[PlannedStep] | str:
+    def _force_off(self, server: Server, facts: PowerFacts) -> list[PlannedStep] | Refusal:
         if not facts.allows(ResetType.FORCE_OFF):
-            return f"{server.name}: its BMC does not allow ForceOff"
+            return Refusal(f"{server.name}: its BMC does not allow ForceOff", HINT_BMC_CANNOT)
         return [
             self._reset(server, facts, ResetType.FORCE_OFF),
             self._wait(server, facts, WaitFor.OFF, self.options.power_timeout_s),
         ]
 
-    def _on(self, server: Server, facts: PowerFacts) -> list[PlannedStep] | str:
+    def _on(self, server: Server, facts: PowerFacts) -> list[PlannedStep] | Refusal:
         if not facts.allows(ResetType.ON):
-            return f"{server.name}: its BMC does not allow On"
+            return Refusal(f"{server.name}: its BMC does not allow On", HINT_BMC_CANNOT)
         return [
             self._reset(server, facts, ResetType.ON),
             self._wait(server, facts, WaitFor.ON, self.options.power_timeout_s),
             self._gate(server),
         ]
 
-    def _restart(self, server: Server, facts: PowerFacts) -> list[PlannedStep] | str:
+    def _restart(self, server: Server, facts: PowerFacts) -> list[PlannedStep] | Refusal:
         steps = self._stop_units(server)
         first_wait, escalate = self._first_wait_s()
         if facts.allows(ResetType.GRACEFUL_RESTART):
@@ -418,10 +500,16 @@ class _ServerPlanner:
             )
             force = ResetType.FORCE_OFF
         else:
-            return f"{server.name}: its BMC allows neither GracefulRestart nor GracefulShutdown"
+            return Refusal(
+                f"{server.name}: its BMC allows neither GracefulRestart nor GracefulShutdown",
+                HINT_NO_GRACEFUL,
+            )
         if escalate:
             if not facts.allows(force):
-                return f"{server.name}: escalation asked, but its BMC lacks {force}"
+                return Refusal(
+                    f"{server.name}: escalation asked, but its BMC lacks {force}",
+                    HINT_NO_ESCALATION,
+                )
             steps.append(self._reset(server, facts, force, escalation=True))
             steps.append(
                 self._wait(
@@ -429,7 +517,7 @@ class _ServerPlanner:
                 )
             )
         if not facts.allows(ResetType.ON):
-            return f"{server.name}: its BMC does not allow On"
+            return Refusal(f"{server.name}: its BMC does not allow On", HINT_BMC_CANNOT)
         steps.append(self._reset(server, facts, ResetType.ON, only_if_off=True))
         steps.append(self._wait(server, facts, WaitFor.ON, self.options.power_timeout_s))
         steps.append(self._gate(server))

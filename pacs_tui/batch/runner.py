@@ -6,8 +6,12 @@
   health gate holds.
 - Every reset is verified by re-reading PowerState through the fleet's
   power probe; a BMC that answers 204 and does nothing is caught.
-- A call that fails transiently (503, refused/dropped connection, timeout)
-  is retried with exponential backoff, honouring ``Retry-After``.
+- A call that certainly did nothing (503, a connection that could not be
+  opened) is retried with exponential backoff, honouring ``Retry-After``.
+- A call whose outcome is unknown (sent, then a timeout or a dropped
+  connection) is never sent again: the next step reads PowerState back.
+- A rejected reset (400/409, a failed task) is followed by a read of
+  PowerState: a server already at the reset's target is not a failure.
 - A failed server either halts the batch (no new server starts, in-flight
   ones finish: ``FailurePolicy.HALT``) or is left out together with the
   servers that need it (``FailurePolicy.LEAVE_OUT``).
@@ -55,6 +59,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _SSH_GONE = ("down", "refused", "timeout", "unreachable")
+# The PowerState a call leaves a server in, for reading back after a refusal.
+_CALL_TARGET = {
+    "On": PowerState.ON,
+    "ForceOn": PowerState.ON,
+    "ForceOff": PowerState.OFF,
+    "GracefulShutdown": PowerState.OFF,
+    "shutdown": PowerState.OFF,
+}
 _LEFT_ON = (PowerState.OFF, PowerState.POWERING_OFF, PowerState.POWERING_ON)
 
 
@@ -359,6 +371,9 @@ class BatchRunner:
             if self._halted:
                 self._finish(sp, wave, ServerStatus.NOT_RUN, "batch halted", record=True)
                 return
+            if sp.left_out:
+                self._finish(sp, wave, ServerStatus.LEFT_OUT, sp.skip_reason, record=True)
+                return
             if sp.skipped:
                 self._finish(sp, wave, ServerStatus.SKIPPED, sp.skip_reason, record=True)
                 return
@@ -386,6 +401,7 @@ class BatchRunner:
                     return ServerStatus.SKIPPED, why
         escalating = False
         detail = ""
+        unknown = ""
         for step in steps:
             if step.escalation and not escalating:
                 continue
@@ -401,14 +417,29 @@ class BatchRunner:
                                      outcome="not needed", detail=f"PowerState is {state}")  # fmt: skip
                         continue
                 outcome = await self._call(server, step)
+                if outcome.unknown:
+                    # It may have been carried out: verify by reading, never re-send.
+                    unknown = outcome.detail
+                    self._record("step", server=server.name, call=step.call,
+                                 outcome="unknown", detail=f"{unknown}; reading PowerState back")  # fmt: skip
+                    detail = outcome.detail
+                    continue
                 label = "ok" if outcome.ok else ("failed (ignored)" if step.optional else "failed")
                 self._record("step", server=server.name, call=step.call, outcome=label,
                              detail=outcome.detail)  # fmt: skip
                 if not outcome.ok and not step.optional:
-                    return ServerStatus.FAILED, f"{step.call}: {outcome.detail}"
+                    there = await self._already_there(server, step)
+                    if there is None:
+                        return ServerStatus.FAILED, f"{step.call}: {outcome.detail}"
+                    detail = f"already {there} (the BMC answered: {outcome.detail})"
+                    self._record("step", server=server.name, call="read PowerState",
+                                 outcome="ok", detail=detail)  # fmt: skip
+                    continue
                 detail = outcome.detail
             elif step.kind is StepKind.WAIT:
                 label, detail = await self._wait(server, step)
+                if label == "timeout" and unknown:
+                    detail += f"; the last call's outcome was unknown ({unknown})"
                 self._record(
                     "step", server=server.name, call=step.call, outcome=label, detail=detail
                 )
@@ -460,6 +491,18 @@ class BatchRunner:
             await asyncio.sleep(delay)
             attempt += 1
 
+    async def _already_there(self, server: Server, step: PlannedStep) -> str | None:
+        """After a refused call: the PowerState it aimed at, if the server is there now."""
+        assert step.action_step is not None
+        params = step.action_step.params
+        target = _CALL_TARGET.get(params.get("reset_type", step.action_step.verb))
+        if target is None:
+            return None
+        reading = await self.readings.read(server, POWER_PROBE)
+        if reading is not None and reading.state == target:
+            return str(target)
+        return None
+
     async def _wait(self, server: Server, step: PlannedStep) -> tuple[str, str]:
         """Re-read PowerState until the step's condition, a timeout or an abort."""
         wanted = step.wait_for
@@ -471,10 +514,16 @@ class BatchRunner:
             wanted is WaitFor.DOWN and server.ssh is not None and self.readings.has(SSH_PROBE)
         )
         state = str(PowerState.UNKNOWN)
+        answered_at: float | None = None  # when the BMC last gave a usable answer
+        lost = ""
         while True:
             reading = await self.readings.read(server, POWER_PROBE)
             state = reading.state if reading is not None else str(PowerState.UNKNOWN)
             elapsed = time.monotonic() - started
+            if reading is not None and reading.endpoint_failed:
+                lost = reading.detail
+            else:
+                answered_at, lost = elapsed, ""
             if wanted is WaitFor.DOWN:
                 if state in _LEFT_ON:
                     return "ok", f"went down (PowerState={state}) after {elapsed:.1f} s"
@@ -489,6 +538,14 @@ class BatchRunner:
             now = time.monotonic()
             if now >= deadline:
                 what = "did not go down" if wanted is WaitFor.DOWN else f"not {wanted}"
+                if lost:
+                    since = (
+                        f"after {answered_at:.0f} s" if answered_at is not None else "throughout"
+                    )
+                    return "timeout", (
+                        f"{what} after {step.timeout_s:g} s: BMC lost — it stopped answering "
+                        f"{since} ({lost})"
+                    )
                 return "timeout", f"{what} after {step.timeout_s:g} s (PowerState={state})"
             await asyncio.sleep(min(interval, deadline - now))
 

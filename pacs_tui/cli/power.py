@@ -50,6 +50,11 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="power off even though unselected dependents are on (audited)",
     )
+    p.add_argument(
+        "--include-unknown", action="append", default=[], metavar="SERVER",
+        help="act on SERVER although its PowerState is unknown (repeatable; 'all' for every "
+        "such server; audited). Without it such servers are left out",
+    )  # fmt: skip
     p.add_argument("--json", action="store_true", help="JSON lines: events, then the result")
     p.add_argument("--read-only", action="store_true", help="read-only session: refuse to act")
     p.add_argument(
@@ -117,7 +122,11 @@ def run_power(args: argparse.Namespace) -> int:
         power_timeout_s=args.timeout,
         gate=GatePolicy(by_role=by_role, timeout_s=args.gate_timeout, poll_s=args.poll),
         stop_units=not args.no_stop_units,
+        include_unknown=frozenset("*" if n == "all" else n for n in args.include_unknown),
     )
+    unknown_names = set(args.include_unknown) - {"all"} - {s.name for s in servers}
+    if unknown_names:
+        return _error(f"--include-unknown: not selected: {', '.join(sorted(unknown_names))}")
     return asyncio.run(_power(args, session, servers, options))
 
 
@@ -172,11 +181,9 @@ async def _plan_and_run(
             print(json.dumps({"kind": "refused", "batch": batch, "reasons": list(plan.refusals)}))
         for reason in plan.refusals:
             print(f"pacs-tui power: refused: {reason}", file=sys.stderr)
-        print(
-            "pacs-tui power: nothing was sent (select the dependents too, or "
-            "--override-dependents)",
-            file=sys.stderr,
-        )
+        for hint in plan.hints:
+            print(f"pacs-tui power: hint: {hint}", file=sys.stderr)
+        print("pacs-tui power: nothing was sent", file=sys.stderr)
         return EXIT_USAGE
     rule = ConfirmationRule(args.confirm_threshold)
     confirmation = None

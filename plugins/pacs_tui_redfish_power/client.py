@@ -1,18 +1,32 @@
 """A Redfish client for one BMC, over a shared keep-alive aiohttp session.
 
-The power probe holds one ``BmcClient`` per BMC and the power actions reuse
-the class for resets. What a client learns once is cached: the service root
-(where ``Systems`` and the session collection live), the ComputerSystem path
-(read from the ``Systems`` collection, never assumed to be ``Systems/1``) and
-the ResetTypes the BMC allows. A warm poll is then one GET.
+The power probe holds one ``BmcClient`` per BMC (servers of one blade
+enclosure share it) and the power actions reuse the class for resets. What
+a client learns once is cached and never eats a poll's deadline: the service
+root (``Systems``, the session collection), the members of the ``Systems``
+collection (never assumed to be ``Systems/1``), and each system's Reset
+target and allowed ResetTypes. A warm poll is then one GET.
 
-Authentication is a Redfish session by default: one login per client, its
-``X-Auth-Token`` reused for every request, one re-login when the BMC says
-401, and a DELETE of the session in ``close()``. Logins are serialised, so
-one client never holds more than one session. BMCs without a
-SessionService, and logins refused because the session table is full, fall
-back to HTTP Basic, and the reading says so. Secrets never appear in
-exception text, logs or readings.
+Which system: a BMC may front several ComputerSystems (a blade enclosure).
+Every method takes ``system`` (a member Id or path; default: the endpoint's
+``bmc.system``); with several members and none named, the client raises
+``BmcAmbiguousSystem`` and never guesses.
+
+Authentication (``auth``, DSP0266 §13.3): ``session`` logs in once (the
+service root's ``Links.Sessions`` first, following same-host redirects) and
+reuses the ``X-Auth-Token``; ``basic`` sends HTTP Basic; ``auto`` (default)
+is a session that falls back to Basic when session creation is refused
+(404/405/501) or the session table is full, and the reading says so. Any
+401 — whatever its body, even one cut off before the first byte — means one
+new login and the request again. Refused logins are counted per BMC
+(``login_guard``): after 3 in 15 minutes no login is tried until the oldest
+leaves the window. A login runs on its own with ``login_timeout_s``: a
+caller that gives up does not abandon it, so a slow BMC never collects
+sessions we do not know of. Credentials only ever go to the inventory's
+address. Secrets never appear in exception text, logs or readings.
+
+Answers are bounded: at most ``MAX_BODY`` bytes, JSON nested at most as
+deep as the parser's recursion limit, each request within ``timeout_s``.
 """
 
 from __future__ import annotations
@@ -20,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import asyncio.sslproto
 import base64
+import contextlib
 import email.utils
 import errno
 import json
@@ -36,30 +51,39 @@ import aiohttp
 from pacs_tui.credentials import REDACTOR, Credential, CredentialError, Secret, resolve
 from pacs_tui.inventory import BmcEndpoint, Inventory
 from pacs_tui_redfish_power.errors import (
+    BmcAmbiguousSystem,
     BmcAuthError,
     BmcBadAnswer,
     BmcBusy,
+    BmcConnectFailed,
     BmcError,
     BmcHttpError,
+    BmcLoginHeld,
+    BmcOutcomeUnknown,
+    BmcSystemNotFound,
     BmcTimeout,
     BmcTlsError,
     BmcUnreachable,
 )
-from pacs_tui_redfish_power.trust import TlsTrust
+from pacs_tui_redfish_power.login_guard import LOGIN_GUARD, LoginGuard
+from pacs_tui_redfish_power.messages import redfish_message
+from pacs_tui_redfish_power.trust import TlsTrust, handshake_failure
 
 __all__ = [
+    "MAX_BODY",
     "AuthMode",
     "BmcClient",
     "CredentialSource",
     "PowerReading",
     "ResetAccepted",
     "ResetInfo",
+    "TaskPoll",
     "open_http_session",
 ]
 
 log = logging.getLogger(__name__)
 
-AuthMode = Literal["session", "basic"]
+AuthMode = Literal["auto", "session", "basic"]
 # Called at each login (not per poll): a secrets file is re-read, so a rotated
 # password is picked up. May raise ``pacs_tui.credentials.CredentialError``.
 CredentialSource = Callable[[], Credential]
@@ -82,10 +106,12 @@ def bmc_credentials(inventory: Inventory, reference: str | None) -> CredentialSo
 
 
 SERVICE_ROOT = "/redfish/v1/"
-DEFAULT_TIMEOUT_S = 5.0
-_DEFAULT_HEADERS = {"Accept": "application/json", "OData-Version": "4.0"}
-_MAX_MESSAGE = 200  # a BMC's own error text is shown, but never a page of it
+MAX_BODY = 2 * 1024 * 1024  # Redfish resources are kilobytes; a runaway body is cut here
+_REDIRECTS = (301, 302, 307, 308)
+_MAX_REDIRECTS = 3
+_NO_SESSIONS = (404, 405, 501)  # the BMC does not create sessions: Basic is the way
 _MAX_ORPHANS = 4
+_LOGIN_CLOSE_WAIT_S = 5.0
 
 
 # asyncio gives every TLS connection a 256 KiB read buffer; with thousands of
@@ -118,7 +144,7 @@ def open_http_session(
     return aiohttp.ClientSession(
         connector=connector,
         cookie_jar=aiohttp.DummyCookieJar(),
-        headers=_DEFAULT_HEADERS,
+        headers={"Accept": "application/json", "OData-Version": "4.0"},
         trust_env=False,
     )
 
@@ -135,12 +161,14 @@ class ResetInfo:
 class PowerReading:
     """One read of a ComputerSystem's power state."""
 
-    power_state: str  # the Redfish word as the BMC sent it; "" when absent
+    power_state: str  # the Redfish word as the BMC sent it; "" when absent or null
+    power_state_raw: str  # for the detail: the word, "null" or "absent"
     health: str | None  # Status.Health (OK, Warning, Critical), when present
     system_path: str
+    members: tuple[str, ...]  # member Ids of the BMC's Systems collection
     reset: ResetInfo
     latency_ms: float  # the PowerState GET alone
-    auth: AuthMode  # what this read actually used
+    auth: Literal["session", "basic"]  # what this read actually used
     auth_note: str = ""  # why it is not the configured mode, if it is not
 
 
@@ -150,6 +178,16 @@ class ResetAccepted:
 
     status: int
     task_monitor: str | None  # path to poll (202 answers), else None
+    retry_after_s: float | None = None  # the 202's Retry-After, when given
+
+
+@dataclass(frozen=True)
+class TaskPoll:
+    """One GET of a task monitor (DSP0266 §12.2)."""
+
+    status: int  # 202: still running; any other 2xx: done
+    body: dict[str, Any]  # the Task (or the operation's answer); {} when empty
+    retry_after_s: float | None
 
 
 @dataclass(frozen=True)
@@ -164,16 +202,24 @@ class _Answer:
     headers: Mapping[str, str]
     body: bytes
     elapsed_ms: float
+    cut: bool = False  # the connection ended before the body did
 
 
-class _AuthUse:
-    """Which authentication one call (a poll, a reset) ended up using."""
+class _Use:
+    """What one call (a poll, a reset) ended up doing."""
 
-    __slots__ = ("basic", "note")
+    __slots__ = ("basic", "mutation", "note", "sent")
 
-    def __init__(self) -> None:
+    def __init__(self, mutation: str | None = None) -> None:
         self.basic = False
         self.note = ""
+        self.mutation = mutation  # the path of a state-changing POST, if any
+        self.sent = False  # that POST left this process (its outcome may be unknown)
+
+
+def member_id(path: str) -> str:
+    """``Blade2`` for ``/redfish/v1/Systems/Blade2`` (the last path segment)."""
+    return path.rstrip("/").rsplit("/", 1)[-1]
 
 
 class BmcClient:
@@ -181,7 +227,8 @@ class BmcClient:
 
     ``http`` is shared with other clients and owned by the caller. Methods
     raise ``BmcError`` subclasses (and ``CredentialError`` from
-    ``credentials``), never aiohttp's exceptions.
+    ``credentials``), never aiohttp's exceptions. ``auth``, ``timeout_s`` and
+    ``login_timeout_s`` default to the endpoint's inventory settings.
     """
 
     def __init__(
@@ -190,38 +237,50 @@ class BmcClient:
         bmc: BmcEndpoint,
         credentials: CredentialSource,
         *,
-        auth: AuthMode = "session",
-        timeout_s: float = DEFAULT_TIMEOUT_S,
+        auth: AuthMode | None = None,
+        timeout_s: float | None = None,
+        login_timeout_s: float | None = None,
         trust: TlsTrust | None = None,
+        guard: LoginGuard = LOGIN_GUARD,
     ) -> None:
         self.bmc = bmc
-        self.auth = auth
-        self.timeout_s = timeout_s
+        self.auth: AuthMode = auth or bmc.auth
+        self.timeout_s = timeout_s if timeout_s is not None else bmc.timeout_s
+        self.login_timeout_s = (
+            login_timeout_s if login_timeout_s is not None else bmc.login_timeout_s
+        )
         self._http = http
         self._credentials = credentials
         self._trust = trust or TlsTrust()
-        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._guard = guard
+        self._timeout = _client_timeout(self.timeout_s)
+        self._login_timeout = _client_timeout(self.login_timeout_s)
         self._base = bmc.url
         self._where = bmc.url.split("://", 1)[1]
         self._ssl: ssl.SSLContext | bool | None = None  # True for plain HTTP; set on first use
         self._root: _ServiceRoot | None = None
-        self._system_path: str | None = None
-        self._reset: ResetInfo | None = None
+        self._members: tuple[str, ...] | None = None
+        self._resets: dict[str, ResetInfo] = {}
         self._token: Secret | None = None
         self._session_path: str | None = None
+        self._login_task: asyncio.Task[None] | None = None
         self._basic: Secret | None = None  # the encoded Authorization header
+        self._user = ""
+        self._basic_reason = ""  # why this BMC is spoken to with Basic in auto mode
+        self._basic_since: float | None = None  # monotonic; None: for good
         # Sessions the BMC refused once (a 401) but may still count against its
         # limit; deleted after the next login so they cannot pile up.
         self._orphans: list[str] = []
-        self._login_lock = asyncio.Lock()
         self._discovery_lock = asyncio.Lock()
+        # After a full session table, Basic is used this long before a session is tried again.
+        self.session_retry_s = 60.0
 
     def __repr__(self) -> str:
         return f"BmcClient({self._base}, auth={self.auth})"
 
     @property
     def tls(self) -> str:
-        """``verified``, ``UNVERIFIED`` or ``PLAINTEXT``, for display."""
+        """``verified``, ``UNVERIFIED``, ``LEGACY`` or ``PLAINTEXT``, for display."""
         return TlsTrust.mode(self.bmc)
 
     @property
@@ -231,10 +290,10 @@ class BmcClient:
 
     # -- what callers use -----------------------------------------------------------
 
-    async def power(self) -> PowerReading:
+    async def power(self, system: str | None = None) -> PowerReading:
         """Read PowerState and Status.Health of the ComputerSystem (one GET when warm)."""
-        use = _AuthUse()
-        path = await self._system(use)
+        use = _Use()
+        path = await self._system(system, use)
         try:
             answer = await self._call("GET", path, use)
         except BmcHttpError as exc:
@@ -242,36 +301,53 @@ class BmcClient:
                 raise
             # The BMC was replaced or re-flashed: learn its resources again, once.
             self._forget_discovery()
-            path = await self._system(use)
+            path = await self._system(system, use)
             answer = await self._call("GET", path, use)
         body = _json_object(answer, "GET", path)
         status = body.get("Status")
         health = status.get("Health") if isinstance(status, dict) else None
-        state = body.get("PowerState")
-        reset = await self._learn_reset(body, use)
+        raw = body.get("PowerState", ...)
+        if raw is ...:
+            state, shown = "", "absent"
+        elif raw is None:
+            state, shown = "", "null"
+        else:
+            state = raw if isinstance(raw, str) else ""
+            shown = raw if isinstance(raw, str) else json.dumps(raw)[:40]
+        reset = await self._learn_reset(path, body, use)
         return PowerReading(
-            power_state=state if isinstance(state, str) else "",
+            power_state=state,
+            power_state_raw=shown,
             health=health if isinstance(health, str) else None,
             system_path=path,
+            members=tuple(member_id(m) for m in self._members or ()),
             reset=reset,
             latency_ms=answer.elapsed_ms,
             auth="basic" if use.basic or self.auth == "basic" else "session",
             auth_note=use.note,
         )
 
-    async def system_path(self) -> str:
+    async def system_path(self, system: str | None = None) -> str:
         """The ComputerSystem's URI path, from the ``Systems`` collection (cached)."""
-        return await self._system(_AuthUse())
+        return await self._system(system, _Use())
 
-    async def reset_info(self) -> ResetInfo:
+    async def reset_info(self, system: str | None = None) -> ResetInfo:
         """The Reset target and allowed ResetTypes (read once, then cached)."""
-        if self._reset is None:
-            return (await self.power()).reset
-        return self._reset
+        path = await self._system(system, _Use())
+        cached = self._resets.get(path)
+        if cached is None:
+            return (await self.power(system)).reset
+        return cached
 
-    async def reset(self, reset_type: str) -> ResetAccepted:
-        """POST ``ComputerSystem.Reset``; refuse a ResetType the BMC does not list."""
-        info = await self.reset_info()
+    async def reset(self, reset_type: str, system: str | None = None) -> ResetAccepted:
+        """POST ``ComputerSystem.Reset`` once; refuse a ResetType the BMC does not list.
+
+        Raises ``BmcOutcomeUnknown`` when the POST was sent but no answer came
+        (timeout, dropped connection): the caller must read PowerState back
+        and must not send it again blindly. ``BmcConnectFailed`` means nothing
+        was sent.
+        """
+        info = await self.reset_info(system)
         if info.target is None:
             raise BmcBadAnswer(f"BMC {self._where} offers no ComputerSystem.Reset action")
         if info.allowed and reset_type not in info.allowed:
@@ -279,24 +355,51 @@ class BmcClient:
                 f"ResetType {reset_type} is not allowed by this BMC "
                 f"(allowed: {', '.join(info.allowed)})"
             )
-        answer = await self._call("POST", info.target, _AuthUse(), body={"ResetType": reset_type})
+        use = _Use(mutation=info.target)
+        try:
+            answer = await self._call("POST", info.target, use, body={"ResetType": reset_type})
+        except (BmcTimeout, BmcUnreachable) as exc:
+            if use.sent and not isinstance(exc, BmcConnectFailed):
+                raise BmcOutcomeUnknown(
+                    f"{exc}; the {reset_type} request was sent, so the BMC may have carried it out"
+                ) from None
+            raise
         monitor = answer.headers.get("Location") if answer.status == 202 else None
-        return ResetAccepted(answer.status, _path_of(monitor) if monitor else None)
+        return ResetAccepted(
+            answer.status,
+            _path_of(monitor) if monitor else None,
+            _retry_after(answer.headers.get("Retry-After")),
+        )
+
+    async def task_monitor(self, path: str) -> TaskPoll:
+        """GET a task monitor: 202 while the task runs, another 2xx once it is done."""
+        answer = await self._call("GET", _path_of(path), _Use())
+        body: dict[str, Any] = {}
+        if answer.body.strip() and answer.status != 204:
+            body = _json_object(answer, "GET", path)
+        return TaskPoll(answer.status, body, _retry_after(answer.headers.get("Retry-After")))
 
     async def get(self, path: str) -> tuple[int, dict[str, Any]]:
-        """Authenticated GET of any resource (e.g. a task monitor): (status, JSON object)."""
-        answer = await self._call("GET", _path_of(path), _AuthUse())
+        """Authenticated GET of any resource: (status, JSON object; {} when empty)."""
+        answer = await self._call("GET", _path_of(path), _Use())
         return answer.status, _json_object(answer, "GET", path) if answer.body else {}
 
     async def close(self) -> None:
-        """Log out: DELETE the Redfish session, if one is open. Never raises."""
+        """Log out: DELETE the Redfish session, if one is open (or still opening). Never raises."""
+        task, self._login_task = self._login_task, None
+        if task is not None and not task.done():
+            # A login in flight may still open a session: let it, then end it.
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(asyncio.shield(task), _LOGIN_CLOSE_WAIT_S)
+            if not task.done():
+                task.cancel()
         token, path = self._token, self._session_path
         self._token = self._session_path = None
         if token is None or path is None:
             return
         await self._delete_orphans(token)
         try:
-            answer = await self._send("DELETE", path, {"X-Auth-Token": token.reveal()})
+            answer = await self._send("DELETE", path, {"X-Auth-Token": token.reveal()}, _Use())
         except BmcError as exc:
             log.debug("logout from %s failed: %s", self._where, exc)
             return
@@ -309,10 +412,11 @@ class BmcClient:
 
     async def _service_root(self) -> _ServiceRoot:
         if self._root is None:
-            answer = await self._send("GET", SERVICE_ROOT, {})
+            answer = await self._send("GET", SERVICE_ROOT, {}, _Use())
             if answer.status == 401:
                 # DSP0266 makes the root public, but some firmware wants credentials.
-                answer = await self._send("GET", SERVICE_ROOT, self._basic_header())
+                answer = await self._send("GET", SERVICE_ROOT, self._basic_header(), _Use())
+                self._note_basic_answer(answer)
             _raise_for_status(answer, "GET", SERVICE_ROOT)
             body = _json_object(answer, "GET", SERVICE_ROOT)
             systems = _link(body.get("Systems"))
@@ -327,29 +431,30 @@ class BmcClient:
             self._root = _ServiceRoot(systems, sessions)
         return self._root
 
-    async def _system(self, use: _AuthUse) -> str:
-        if self._system_path is not None:
-            return self._system_path
-        async with self._discovery_lock:
-            if self._system_path is None:
-                root = await self._service_root()
-                answer = await self._call("GET", root.systems, use)
-                members = _json_object(answer, "GET", root.systems).get("Members")
-                first = members[0] if isinstance(members, list) and members else None
-                path = _link(first)
-                if path is None:
-                    raise BmcBadAnswer(f"the Systems collection of {self._where} is empty")
-                self._system_path = path
-            return self._system_path
+    async def _system(self, system: str | None, use: _Use) -> str:
+        wanted = system if system is not None else self.bmc.system
+        if self._members is None:
+            async with self._discovery_lock:
+                if self._members is None:
+                    root = await self._service_root()
+                    answer = await self._call("GET", root.systems, use)
+                    members = _json_object(answer, "GET", root.systems).get("Members")
+                    paths = [_link(m) for m in members] if isinstance(members, list) else []
+                    found = tuple(p for p in paths if p is not None)
+                    if not found:
+                        raise BmcBadAnswer(f"the Systems collection of {self._where} is empty")
+                    self._members = found
+        return _choose_system(self._members, wanted, self._where)
 
-    async def _learn_reset(self, system: dict[str, Any], use: _AuthUse) -> ResetInfo:
-        if self._reset is not None:
-            return self._reset
+    async def _learn_reset(self, path: str, system: dict[str, Any], use: _Use) -> ResetInfo:
+        cached = self._resets.get(path)
+        if cached is not None:
+            return cached
         actions = system.get("Actions")
         action = actions.get("#ComputerSystem.Reset") if isinstance(actions, dict) else None
         if not isinstance(action, dict):
-            self._reset = ResetInfo(None, ())
-            return self._reset
+            self._resets[path] = ResetInfo(None, ())
+            return self._resets[path]
         target = action.get("target")
         target = _path_of(target) if isinstance(target, str) else None
         allowed: tuple[str, ...] | None = None
@@ -359,7 +464,7 @@ class BmcClient:
             try:
                 answer = await self._call("GET", _path_of(info_path), use)
                 allowed = _allowable_from_info(_json_object(answer, "GET", info_path))
-            except (BmcHttpError, BmcBadAnswer) as exc:
+            except (BmcHttpError, BmcBadAnswer, BmcTimeout) as exc:
                 # An ActionInfo that fails is not the poll's failure; the inline list may do.
                 log.debug("ActionInfo of %s unreadable: %s", self._where, exc)
                 learned = False
@@ -370,66 +475,133 @@ class BmcClient:
                 learned = True
         info = ResetInfo(target, allowed or ())
         if learned:
-            self._reset = info  # a transient ActionInfo failure is retried next poll
+            self._resets[path] = info  # a transient ActionInfo failure is retried next poll
         return info
 
     def _forget_discovery(self) -> None:
         self._root = None
-        self._system_path = None
-        self._reset = None
+        self._members = None
+        self._resets.clear()
 
     # -- authentication ---------------------------------------------------------------
 
-    async def _authorization(self, use: _AuthUse) -> dict[str, str]:
+    def _use_basic(self, use: _Use, note: str) -> dict[str, str]:
+        use.basic = True
+        use.note = note
+        return self._basic_header()
+
+    async def _authorization(self, use: _Use) -> dict[str, str]:
         if self.auth == "basic" or use.basic:
             return self._basic_header()
+        if self._basic_reason:
+            since = self._basic_since
+            if since is None or time.monotonic() - since < self.session_retry_s:
+                return self._use_basic(use, self._basic_reason)
+            self._basic_reason = ""  # the hold is over: try a session again
         root = await self._service_root()
         if root.sessions is None:
-            use.basic = True
-            use.note = "BMC has no SessionService: basic auth"
-            return self._basic_header()
+            if self.auth == "session":
+                raise BmcBadAnswer(f"BMC {self._where} has no SessionService (set bmc.auth: basic)")
+            return self._use_basic(use, "BMC has no SessionService: basic auth")
+        if self._token is None:
+            try:
+                await self._logged_in(root.sessions)
+            except BmcHttpError as exc:
+                if self.auth == "session" or isinstance(exc, BmcAuthError):
+                    raise
+                if exc.status in _NO_SESSIONS:
+                    self._basic_reason = (
+                        f"session login refused (HTTP {exc.status}): basic auth for this BMC"
+                    )
+                    self._basic_since = None
+                elif exc.session_limit:
+                    self._basic_reason = (
+                        f"session limit reached: basic auth for {self.session_retry_s:g} s"
+                    )
+                    self._basic_since = time.monotonic()
+                else:
+                    raise
+                log.info("%s: %s", self._where, self._basic_reason)
+                return self._use_basic(use, self._basic_reason)
         token = self._token
         if token is None:
-            async with self._login_lock:
-                if self._token is None:
-                    try:
-                        await self._login(root.sessions)
-                    except BmcAuthError:
-                        raise
-                    except BmcHttpError as exc:
-                        if not exc.session_limit:
-                            raise
-                        log.info("%s: session limit reached; basic auth this poll", self._where)
-                        use.basic = True
-                        use.note = "session limit reached: basic auth for this poll"
-                        return self._basic_header()
-                token = self._token
-            assert token is not None
+            raise BmcBadAnswer(f"login to {self._where} ended without a session")
         return {"X-Auth-Token": token.reveal()}
+
+    async def _logged_in(self, sessions: str) -> None:
+        """Wait for the one login in flight (starting it if needed).
+
+        The login is shielded: a poll that gives up leaves it running, so the
+        session the BMC creates is ours and is used (and logged out) later.
+        """
+        task = self._login_task
+        if task is None or task.done():
+            task = asyncio.ensure_future(self._login(sessions))
+            task.add_done_callback(_consume_exception)
+            self._login_task = task
+        await asyncio.shield(task)
 
     async def _login(self, sessions: str) -> None:
         credential = self._credentials()
         if credential.password is None:
             raise BmcError("the BMC credential has no password")
-        body = {"UserName": credential.username or "", "Password": credential.password.reveal()}
-        answer = await self._send("POST", sessions, {}, body=body)
+        self._user = credential.username or ""
+        self._check_guard()
+        body = {"UserName": self._user, "Password": credential.password.reveal()}
+        path = sessions
+        for _ in range(_MAX_REDIRECTS + 1):
+            answer = await self._send("POST", path, {}, _Use(), body=body, login=True)
+            if answer.status not in _REDIRECTS:
+                break
+            target = self._same_host(answer.headers.get("Location"))
+            if target is None:
+                raise BmcBadAnswer(
+                    f"login to {self._where} was redirected to another host; "
+                    "credentials are only sent to the inventory's address"
+                )
+            log.debug("login to %s redirected to %s", self._where, target)
+            path = target
+        else:
+            raise BmcBadAnswer(
+                f"login to {self._where} redirected more than {_MAX_REDIRECTS} times"
+            )
         if answer.status == 401:
-            raise _http_error(answer, "POST", sessions, summary="login refused (401)")
-        _raise_for_status(answer, "POST", sessions)
+            self._guard.failed(self._base, self._user)
+            raise _http_error(answer, "POST", path, summary="login refused (401)")
+        _raise_for_status(answer, "POST", path)
         token = answer.headers.get("X-Auth-Token")
         if not token:
             raise BmcBadAnswer(f"login to {self._where} answered without an X-Auth-Token")
+        self._guard.succeeded(self._base, self._user)
         location = answer.headers.get("Location")
         if location is None:
             try:
                 location = _link(json.loads(answer.body))
-            except ValueError:
+            except (ValueError, RecursionError):
                 location = None
         self._token = Secret(token)
         REDACTOR.add(self._token)  # a token is a password for as long as it lives
         self._session_path = _path_of(location) if location else None
         log.debug("logged in to %s", self._where)
         await self._delete_orphans(self._token)
+
+    def _check_guard(self) -> None:
+        until = self._guard.held_until(self._base, self._user)
+        if until is not None:
+            shown = time.strftime("%H:%M", time.localtime(until))
+            raise BmcLoginHeld(self._where, self._guard.failures(self._base, self._user), shown)
+
+    def _same_host(self, location: str | None) -> str | None:
+        """The path of a redirect that stays on the inventory's scheme, host and port."""
+        if not location:
+            return None
+        parts = urlsplit(location)
+        if parts.scheme or parts.netloc:
+            base = urlsplit(self._base)
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+            if (parts.scheme, parts.hostname, port) != (base.scheme, base.hostname, base.port):
+                return None
+        return _path_of(location)
 
     async def _delete_orphans(self, token: Secret) -> None:
         """Best effort: end sessions that an earlier 401 made us abandon."""
@@ -438,7 +610,7 @@ class BmcClient:
             if path == self._session_path:
                 continue
             try:
-                await self._send("DELETE", path, {"X-Auth-Token": token.reveal()})
+                await self._send("DELETE", path, {"X-Auth-Token": token.reveal()}, _Use())
             except BmcError as exc:
                 log.debug("could not end an old session on %s: %s", self._where, exc)
 
@@ -447,48 +619,58 @@ class BmcClient:
             credential = self._credentials()
             if credential.password is None:
                 raise BmcError("the BMC credential has no password")
-            pair = f"{credential.username or ''}:{credential.password.reveal()}"
+            self._user = credential.username or ""
+            pair = f"{self._user}:{credential.password.reveal()}"
             self._basic = Secret("Basic " + base64.b64encode(pair.encode()).decode("ascii"))
+            REDACTOR.add(self._basic)
+        self._check_guard()
         return {"Authorization": self._basic.reveal()}
 
-    async def _renew(self, headers: Mapping[str, str]) -> None:
-        """After a 401: drop the token (or cached basic credential) that was refused."""
-        used_token = headers.get("X-Auth-Token")
-        if used_token is None:
-            self._basic = None  # re-read the credential: it may have been rotated
-            return
-        async with self._login_lock:
-            # Another call may already have logged in again; only drop our stale token.
-            if self._token is not None and self._token.reveal() == used_token:
-                if self._session_path and len(self._orphans) < _MAX_ORPHANS:
-                    self._orphans.append(self._session_path)
-                self._token = None
-                self._session_path = None
+    def _note_basic_answer(self, answer: _Answer) -> None:
+        if answer.status == 401:
+            self._guard.failed(self._base, self._user)
+            self._basic = None  # re-read the credential next time: it may have been rotated
+
+    def _drop_token(self, used: str) -> None:
+        """After a 401: forget the token that was refused (unless already replaced)."""
+        if self._token is not None and self._token.reveal() == used:
+            if self._session_path and len(self._orphans) < _MAX_ORPHANS:
+                self._orphans.append(self._session_path)
+            self._token = None
+            self._session_path = None
 
     # -- requests ---------------------------------------------------------------------
 
     async def _call(
-        self, method: str, path: str, use: _AuthUse, *, body: dict[str, Any] | None = None
+        self, method: str, path: str, use: _Use, *, body: dict[str, Any] | None = None
     ) -> _Answer:
-        """An authenticated request; one re-login (or credential re-read) on 401."""
+        """An authenticated request; any 401 means one new login and one more try."""
         headers = await self._authorization(use)
-        answer = await self._send(method, path, headers, body=body)
+        answer = await self._send(method, path, headers, use, body=body)
         if answer.status == 401:
-            await self._renew(headers)
+            use.sent = False  # refused unread: the BMC did not act on it
+            used = headers.get("X-Auth-Token")
+            if used is None:
+                self._note_basic_answer(answer)
+                raise _http_error(
+                    answer,
+                    method,
+                    path,
+                    summary="401 with basic auth: user name or password refused",
+                )
+            self._drop_token(used)
             try:
                 headers = await self._authorization(use)
             except BmcAuthError as exc:
                 raise _http_error(
                     answer, method, path, summary=f"401 after re-login ({exc.summary})"
                 ) from None
-            answer = await self._send(method, path, headers, body=body)
+            answer = await self._send(method, path, headers, use, body=body)
             if answer.status == 401:
-                summary = (
-                    "401 with basic auth: user name or password refused"
-                    if "Authorization" in headers
-                    else "401 after re-login"
-                )
-                raise _http_error(answer, method, path, summary=summary)
+                use.sent = False
+                if "Authorization" in headers:
+                    self._note_basic_answer(answer)
+                raise _http_error(answer, method, path, summary="401 after re-login")
         _raise_for_status(answer, method, path)
         return answer
 
@@ -497,12 +679,18 @@ class BmcClient:
         method: str,
         path: str,
         headers: Mapping[str, str],
+        use: _Use,
         *,
         body: dict[str, Any] | None = None,
+        login: bool = False,
     ) -> _Answer:
         """One HTTP exchange, every failure turned into a ``BmcError``."""
         ssl_context = self._ssl_context()
+        timeout = self._login_timeout if login else self._timeout
+        seconds = self.login_timeout_s if login else self.timeout_s
         started = time.perf_counter()
+        if method == "POST" and path == use.mutation:
+            use.sent = True  # from here on an unanswered POST has an unknown outcome
         try:
             async with self._http.request(
                 method,
@@ -510,30 +698,37 @@ class BmcClient:
                 headers=headers,
                 json=body,
                 ssl=ssl_context,
-                timeout=self._timeout,
+                timeout=timeout,
                 allow_redirects=False,  # never follow a BMC to another host
             ) as response:
-                raw = await response.read()
+                raw, cut = await _read_bounded(response, method, path)
                 elapsed = (time.perf_counter() - started) * 1000
-                return _Answer(response.status, response.headers, raw, elapsed)
+                return _Answer(response.status, response.headers, raw, elapsed, cut)
         # ``from None`` everywhere: aiohttp's exceptions carry request headers.
         except aiohttp.ClientConnectorCertificateError as exc:
-            reason = getattr(exc.certificate_error, "verify_message", "") or "not trusted"
-            raise BmcTlsError(
-                f"TLS certificate of BMC {self._where} rejected: {reason} "
-                f"(CA file {self.bmc.ca_file or 'system store'})"
-            ) from None
+            cause = handshake_failure(exc.certificate_error, self.bmc)
+            raise BmcTlsError(f"TLS with BMC {self._where}: {cause}") from None
         except aiohttp.ClientSSLError as exc:
-            reason = getattr(exc.os_error, "reason", None) or type(exc.os_error).__name__
-            raise BmcTlsError(f"TLS handshake with BMC {self._where} failed: {reason}") from None
+            cause = handshake_failure(exc.os_error, self.bmc)
+            raise BmcTlsError(f"TLS handshake with BMC {self._where} failed: {cause}") from None
         except aiohttp.ClientConnectorDNSError:
-            raise BmcUnreachable(f"cannot resolve BMC address {self.bmc.address}") from None
+            raise BmcConnectFailed(f"cannot resolve BMC address {self.bmc.address}") from None
         except aiohttp.ClientConnectorError as exc:
-            raise BmcUnreachable(_connect_failure(exc.os_error, self._where)) from None
-        except TimeoutError:
-            raise BmcTimeout(
-                f"no answer from BMC {self._where} within {self.timeout_s:g} s ({method} {path})"
+            if self.bmc.scheme == "https" and isinstance(exc.os_error, ConnectionResetError):
+                cause = handshake_failure(exc.os_error, self.bmc)
+                raise BmcTlsError(f"TLS handshake with BMC {self._where} failed: {cause}") from None
+            raise BmcConnectFailed(_connect_failure(exc.os_error, self._where)) from None
+        except aiohttp.ConnectionTimeoutError:
+            raise BmcConnectFailed(
+                f"no connection to BMC {self._where} within {seconds:g} s"
             ) from None
+        except TimeoutError:
+            what = "login" if login else f"{method} {path}"
+            raise BmcTimeout(
+                f"no answer from BMC {self._where} within {seconds:g} s ({what})"
+            ) from None
+        except aiohttp.ClientResponseError as exc:
+            raise BmcBadAnswer(_unreadable_http(exc, self._where)) from None
         except aiohttp.ClientOSError as exc:
             reason = exc.strerror or type(exc).__name__
             raise BmcUnreachable(f"connection to BMC {self._where} failed: {reason}") from None
@@ -557,6 +752,60 @@ class BmcClient:
 # -- answers ------------------------------------------------------------------------
 
 
+def _client_timeout(seconds: float) -> aiohttp.ClientTimeout:
+    # The connect bound fires first, so a BMC we never reached is told apart
+    # from one that got the request and did not answer.
+    return aiohttp.ClientTimeout(total=seconds, sock_connect=seconds * 0.8)
+
+
+def _consume_exception(task: asyncio.Task[None]) -> None:
+    """A login nobody waits for any more must not log "exception never retrieved"."""
+    if not task.cancelled():
+        task.exception()
+
+
+def _choose_system(members: tuple[str, ...], wanted: str | None, where: str) -> str:
+    ids = tuple(member_id(m) for m in members)
+    if wanted is None:
+        if len(members) == 1:
+            return members[0]
+        raise BmcAmbiguousSystem(where, ids)
+    wanted_path = wanted.rstrip("/")
+    for path, member in zip(members, ids, strict=True):
+        if path.rstrip("/") == wanted_path or member == wanted:
+            return path
+    raise BmcSystemNotFound(where, wanted, ids)
+
+
+async def _read_bounded(
+    response: aiohttp.ClientResponse, method: str, path: str
+) -> tuple[bytes, bool]:
+    """The body, at most ``MAX_BODY`` bytes; (body so far, True) when the peer cut it."""
+    too_large = f"answer too large (over {MAX_BODY // 1024 // 1024} MiB) from {method} {path}"
+    if response.content_length is not None and response.content_length > MAX_BODY:
+        raise BmcBadAnswer(too_large)
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async for chunk in response.content.iter_chunked(64 * 1024):
+            size += len(chunk)
+            if size > MAX_BODY:
+                raise BmcBadAnswer(too_large)
+            chunks.append(chunk)
+    except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError, ConnectionError):
+        # The status line came; the body did not (e.g. a 401 whose connection
+        # closed before the first chunk). The status still counts.
+        return b"".join(chunks), True
+    return b"".join(chunks), False
+
+
+def _unreadable_http(exc: aiohttp.ClientResponseError, where: str) -> str:
+    text = str(exc.message or "").lower()
+    if "too long" in text or "more than" in text or "too large" in text:
+        return f"BMC {where} sent a header too large to read (over 8 KiB)"
+    return f"BMC {where} sent an answer that is not valid HTTP"
+
+
 def _raise_for_status(answer: _Answer, method: str, path: str) -> None:
     if answer.status < 300:
         return
@@ -564,7 +813,7 @@ def _raise_for_status(answer: _Answer, method: str, path: str) -> None:
 
 
 def _http_error(answer: _Answer, method: str, path: str, *, summary: str = "") -> BmcHttpError:
-    message_id, message = _redfish_message(answer.body)
+    message_id, message = _error_message(answer.body)
     if answer.status == 503:
         return BmcBusy(
             method,
@@ -581,35 +830,25 @@ def _http_error(answer: _Answer, method: str, path: str, *, summary: str = "") -
     )
 
 
+def _error_message(raw: bytes) -> tuple[str, str]:
+    try:
+        return redfish_message(json.loads(raw))
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return "", ""
+
+
 def _json_object(answer: _Answer, method: str, path: str) -> dict[str, Any]:
+    if answer.cut:
+        raise BmcBadAnswer(f"BMC cut its answer off ({method} {path})")
     try:
         body = json.loads(answer.body)
+    except RecursionError:
+        raise BmcBadAnswer(f"malformed JSON from BMC: nested too deep ({method} {path})") from None
     except (ValueError, UnicodeDecodeError):
         raise BmcBadAnswer(f"malformed JSON from BMC ({method} {path})") from None
     if not isinstance(body, dict):
         raise BmcBadAnswer(f"BMC answered {method} {path} with JSON that is not an object")
     return body
-
-
-def _redfish_message(raw: bytes) -> tuple[str, str]:
-    """(MessageId, Message) of a Redfish error body; blanks when it has none."""
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        return "", ""
-    error = body.get("error") if isinstance(body, dict) else None
-    if not isinstance(error, dict):
-        return "", ""
-    info = error.get("@Message.ExtendedInfo")
-    first = info[0] if isinstance(info, list) and info and isinstance(info[0], dict) else {}
-    message_id = first.get("MessageId") or error.get("code") or ""
-    message = first.get("Message") or error.get("message") or ""
-    if not isinstance(message_id, str) or not isinstance(message, str):
-        return "", ""
-    message = " ".join(message.split())
-    if len(message) > _MAX_MESSAGE:
-        message = message[: _MAX_MESSAGE - 1] + "…"
-    return message_id, message
 
 
 def _retry_after(value: str | None) -> float | None:

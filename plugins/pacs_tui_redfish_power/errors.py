@@ -16,8 +16,41 @@ class BmcUnreachable(BmcError):
     """No HTTP answer at all: connection refused, dropped, or no route."""
 
 
+class BmcConnectFailed(BmcUnreachable):
+    """No connection could be opened, so nothing was sent: safe to send again."""
+
+
 class BmcTimeout(BmcError):
     """The BMC did not answer within the time allowed."""
+
+
+class BmcOutcomeUnknown(BmcError):
+    """A state-changing request was sent but no answer came back (timeout, dropped).
+
+    The BMC may have carried it out: read the state back before anything
+    else, and never send it again blindly.
+    """
+
+
+class BmcAmbiguousSystem(BmcError):
+    """The BMC has several ComputerSystems and the inventory names none of them."""
+
+    def __init__(self, where: str, members: tuple[str, ...]) -> None:
+        self.members = members
+        super().__init__(
+            f"ambiguous: BMC {where} has {len(members)} systems ({', '.join(members)}); "
+            "name this server's system with bmc.system in the inventory"
+        )
+
+
+class BmcSystemNotFound(BmcError):
+    """The system named by the inventory is not in the BMC's Systems collection."""
+
+    def __init__(self, where: str, system: str, members: tuple[str, ...]) -> None:
+        self.members = members
+        super().__init__(
+            f"BMC {where} has no system {system!r} (its systems: {', '.join(members) or 'none'})"
+        )
 
 
 class BmcTlsError(BmcError):
@@ -67,6 +100,17 @@ class BmcHttpError(BmcError):
 
 class BmcAuthError(BmcHttpError):
     """401: the BMC refused the credentials (or the session, after one re-login)."""
+
+
+class BmcLoginHeld(BmcError):
+    """Logins to this BMC are held back after repeated refusals (account lockout risk)."""
+
+    def __init__(self, where: str, failures: int, until: str) -> None:
+        self.until = until
+        super().__init__(
+            f"credentials refused by BMC {where} ({failures} failed logins) — "
+            f"not retrying until {until}"
+        )
 
 
 class BmcBusy(BmcHttpError):

@@ -1,10 +1,13 @@
 """The built-in ``power`` probe: each server's PowerState, read from its BMC.
 
-One ``BmcClient`` per BMC over one shared keep-alive HTTP session, so a
-warm poll is a single GET on an open connection (no TLS handshake, no
-login). Settings read from ``ProbeContext.settings``:
+One ``BmcClient`` per BMC (servers of a blade enclosure share theirs) over
+one shared keep-alive HTTP session, so a warm poll is a single GET on an
+open connection (no TLS handshake, no login). Each BMC's ``auth``,
+``timeout_s``, ``login_timeout_s``, ``system`` and ``tls_legacy`` come from
+the inventory. Settings read from ``ProbeContext.settings``:
 
-- ``redfish_auth``: ``"session"`` (default) or ``"basic"``;
+- ``redfish_auth``: ``auto``, ``session`` or ``basic`` for every BMC,
+  overriding the inventory (absent: each BMC's own ``bmc.auth``);
 - ``redfish_max_connections``: the pool's total connection cap (default 256).
 """
 
@@ -29,8 +32,10 @@ from pacs_tui_redfish_power.client import (
     open_http_session,
 )
 from pacs_tui_redfish_power.errors import (
+    BmcAmbiguousSystem,
     BmcBusy,
     BmcError,
+    BmcSystemNotFound,
     BmcTimeout,
     BmcUnreachable,
 )
@@ -53,27 +58,29 @@ class RedfishPowerProbe(Probe):
     ``state`` is the Redfish word (On, Off, PoweringOn, PoweringOff, Paused)
     or ``Unknown``. Off is DOWN: the server does not serve, though its BMC
     answers; the detail says "powered off". ``facts`` carry ``reset_types``,
-    ``reset_target``, ``system_path``, ``health``, ``auth`` and ``tls``.
+    ``reset_target``, ``system_path``, ``system_members``, ``health``,
+    ``auth`` and ``tls``; an ambiguous system adds ``system_ambiguous``.
+    A PowerState that is null or not a Redfish word is ``Unknown`` with the
+    BMC's word in the detail (and ``facts["power_state_raw"]``).
     """
 
     name = "power"
     interval_s = 5.0
-    timeout_s = 5.0
+    # The whole poll's budget (a cold one logs in and discovers); each request
+    # is bounded by the BMC's own ``timeout_s`` from the inventory.
+    timeout_s = 45.0
 
     def __init__(self) -> None:
         self._context: ProbeContext | None = None
         self._http: aiohttp.ClientSession | None = None
         self._clients: dict[BmcEndpoint, BmcClient] = {}
         self._trust = TlsTrust()
-        self._auth: AuthMode = "session"
+        self._auth: AuthMode | None = None
 
     async def open(self, context: ProbeContext) -> None:
         """Check the settings and open the shared HTTP session."""
-        auth = context.settings.get("redfish_auth", "session")
-        if auth not in ("session", "basic"):
-            raise ValueError(f"redfish_auth must be 'session' or 'basic', not {auth!r}")
+        self._auth = auth_setting(context.settings)
         limit = int(context.settings.get("redfish_max_connections", 256))
-        self._auth = "basic" if auth == "basic" else "session"
         self._context = context
         if self._http is None:
             self._http = open_http_session(limit=limit)
@@ -98,9 +105,9 @@ class RedfishPowerProbe(Probe):
 
     def client(self, server: Server) -> BmcClient:
         """The client of ``server``'s BMC (created on first use; needs ``open``)."""
-        bmc = server.bmc
-        if bmc is None:
+        if server.bmc is None:
             raise ValueError(f"{server.name} has no BMC")
+        bmc = server.bmc.controller
         client = self._clients.get(bmc)
         if client is None:
             if self._http is None or self._context is None:
@@ -110,7 +117,6 @@ class RedfishPowerProbe(Probe):
                 bmc,
                 self._credential_source(bmc.credentials),
                 auth=self._auth,
-                timeout_s=self.timeout_s,
                 trust=self._trust,
             )
             self._clients[bmc] = client
@@ -130,29 +136,39 @@ class RedfishPowerProbe(Probe):
             return ProbeResult.make(_UNKNOWN, Health.UNKNOWN, detail="power probe is not open")
         client = self.client(server)
         try:
-            # Each request is bounded by timeout_s; a first poll makes a few.
+            # Each request is bounded by the BMC's timeout_s; this bounds the lot.
             async with asyncio.timeout(self.timeout_s * 2):
-                reading = await client.power()
+                reading = await client.power(bmc.system)
         except CredentialError as exc:
             return ProbeResult.make(_UNKNOWN, Health.UNKNOWN, detail=str(exc), tls=tls)
         except BmcError as exc:
-            return _failure(exc, tls, self._auth)
+            return _failure(exc, tls, client.auth)
         except TimeoutError:
             return ProbeResult.make(
                 _UNKNOWN,
                 Health.DOWN,
                 detail=f"no answer from BMC within {self.timeout_s * 2:g} s",
                 tls=tls,
-                auth=self._auth,
+                auth=client.auth,
             )
-        return _result(reading, tls)
+        return _result(reading, tls, client)
 
     def _credential_source(self, reference: str | None) -> CredentialSource:
         assert self._context is not None
         return bmc_credentials(self._context.inventory, reference)
 
 
-def _result(reading: PowerReading, tls: str) -> ProbeResult:
+def auth_setting(settings: Any) -> AuthMode | None:
+    """``redfish_auth`` from the settings (None: each BMC's inventory ``auth``)."""
+    auth = settings.get("redfish_auth")
+    if auth is None:
+        return None
+    if auth not in ("auto", "session", "basic"):
+        raise ValueError(f"redfish_auth must be 'auto', 'session' or 'basic', not {auth!r}")
+    return "auto" if auth == "auto" else "session" if auth == "session" else "basic"
+
+
+def _result(reading: PowerReading, tls: str, client: BmcClient) -> ProbeResult:
     state = reading.power_state
     if state == PowerState.ON:
         if reading.health in _BAD_HEALTH:
@@ -164,19 +180,25 @@ def _result(reading: PowerReading, tls: str) -> ProbeResult:
     elif state in _IN_TRANSITION:
         health, detail = Health.DEGRADED, _IN_TRANSITION[state]
     else:
-        detail = f"unrecognised PowerState {state!r}" if state else "BMC reported no PowerState"
+        raw = reading.power_state_raw
+        detail = (
+            f"BMC reported PowerState {raw} (not a Redfish power state)"
+            if raw not in ("absent",)
+            else "BMC reported no PowerState"
+        )
         health, state = Health.UNKNOWN, _UNKNOWN
     notes = [detail]
     if reading.auth_note:
         notes.append(reading.auth_note)
-    if tls == "UNVERIFIED":
-        notes.append("TLS NOT VERIFIED")
-    elif tls == "PLAINTEXT":
-        notes.append("plain HTTP, no TLS")
+    notes.extend(_tls_notes(tls))
     facts = {
         "reset_types": list(reading.reset.allowed),
         "reset_target": reading.reset.target,
         "system_path": reading.system_path,
+        "system_members": list(reading.members),
+        "power_state_raw": reading.power_state_raw,
+        "timeout_s": client.timeout_s,  # shown in the detail pane: slow BMCs need more
+        "login_timeout_s": client.login_timeout_s,
         "health": reading.health,  # Redfish Status.Health, not the reading's health
         "auth": reading.auth,
         "tls": tls,
@@ -191,6 +213,17 @@ def _result(reading: PowerReading, tls: str) -> ProbeResult:
     )
 
 
+def _tls_notes(tls: str) -> list[str]:
+    notes = []
+    if "LEGACY" in tls:
+        notes.append("TLS LEGACY (old protocols and ciphers allowed)")
+    if "UNVERIFIED" in tls:
+        notes.append("TLS NOT VERIFIED")
+    elif tls == "PLAINTEXT":
+        notes.append("plain HTTP, no TLS")
+    return notes
+
+
 def _failure(exc: BmcError, tls: str, auth: AuthMode) -> ProbeResult:
     # Unreachable or silent: the BMC is DOWN. It answered but we cannot read
     # the state (401, 503, bad JSON, TLS refused): the reading is UNKNOWN.
@@ -198,7 +231,10 @@ def _failure(exc: BmcError, tls: str, auth: AuthMode) -> ProbeResult:
     facts: dict[str, Any] = {"tls": tls, "auth": auth}
     if isinstance(exc, BmcBusy) and exc.retry_after_s is not None:
         facts["retry_after_s"] = exc.retry_after_s
-    detail = str(exc)
-    if tls == "UNVERIFIED":
-        detail += "; TLS NOT VERIFIED"
+    if isinstance(exc, BmcAmbiguousSystem | BmcSystemNotFound):
+        facts["system_members"] = list(exc.members)
+        facts["system_ambiguous"] = isinstance(exc, BmcAmbiguousSystem)
+        facts["system_unknown"] = True
+        facts["endpoint_answered"] = True  # a configuration fault: backing off won't help
+    detail = "; ".join([str(exc), *_tls_notes(tls)])
     return ProbeResult.make(_UNKNOWN, health, detail=detail, **facts)

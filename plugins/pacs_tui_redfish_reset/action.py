@@ -1,20 +1,30 @@
 """The built-in ``redfish-reset`` action: ``ComputerSystem.Reset`` through the BMC.
 
-It reuses the power probe's ``BmcClient`` (session login, token reuse,
-system path discovery, the ResetTypes the BMC allows) over its own
-keep-alive HTTP session. What it adds is the reset itself as real BMCs
-answer it:
+It reuses the power probe's ``BmcClient`` (login paths, token reuse, the
+named system of a blade enclosure, the ResetTypes the BMC allows) over its
+own keep-alive HTTP session. What it adds is the reset itself as real BMCs
+answer it — and one rule: a reset is POSTed once per step; it is never sent
+again when its outcome is unknown.
 
 - ``204``/``200``: accepted; the batch runner then re-reads PowerState.
-- ``202`` + ``Location``: a task monitor, polled until the task ends (or
-  ``redfish_task_wait_s`` passes; PowerState decides in the end anyway).
-- ``409``/``400``: rejected, with the BMC's own Redfish message (e.g. a
-  strict BMC refusing ``On`` while On); never retried.
-- ``503`` (with ``Retry-After``), refused or dropped connections and
-  timeouts: transient, so the runner retries with backoff.
+- ``202`` + ``Location``: a task monitor (DSP0266 §12.2), polled while it
+  answers ``202`` (honouring ``Retry-After``); any other ``2xx`` (200, 201,
+  204) ends it, and a Task body's ``TaskState`` (Completed; Exception,
+  Killed, Cancelled) and its Messages decide. A monitor that answers ``503``
+  is asked again later; one that stops answering leaves the verdict to
+  PowerState — the reset was accepted, so it is never re-sent.
+- ``409``/``400``: rejected, with the BMC's most specific Redfish message;
+  the runner then reads PowerState (a server already at its target is not a
+  failure).
+- ``503`` on the POST, or a connection that could not be opened: nothing was
+  done, so the runner may retry (``transient``).
+- A timeout or a dropped connection after the POST was sent: ``unknown``;
+  the runner reads PowerState back and never re-sends blindly.
+- A BMC with several systems and none named: refused, with the member ids.
 
-Settings (``ProbeContext.settings``): ``redfish_auth`` (``session``/``basic``),
-``redfish_timeout_s`` (5), ``redfish_task_wait_s`` (120), ``redfish_task_poll_s`` (0.5).
+Settings (``ProbeContext.settings``): ``redfish_auth`` (overrides each BMC's
+``bmc.auth``), ``redfish_task_wait_s`` (120), ``redfish_task_poll_s`` (0.5);
+per-request timeouts come from the inventory's ``bmc.timeout_s``.
 """
 
 from __future__ import annotations
@@ -35,22 +45,27 @@ from pacs_tui_redfish_power.client import (
     AuthMode,
     BmcClient,
     CredentialSource,
+    ResetAccepted,
     bmc_credentials,
     open_http_session,
 )
 from pacs_tui_redfish_power.errors import (
     BmcBusy,
+    BmcConnectFailed,
     BmcError,
     BmcHttpError,
+    BmcOutcomeUnknown,
     BmcTimeout,
     BmcUnreachable,
 )
+from pacs_tui_redfish_power.messages import task_message
+from pacs_tui_redfish_power.probe import auth_setting
 from pacs_tui_redfish_power.trust import TlsTrust
 
 log = logging.getLogger(__name__)
 
-_TASK_DONE = {"Completed", "Exception", "Killed", "Cancelled", "Interrupted"}
 _TASK_FAILED = {"Exception", "Killed", "Cancelled", "Interrupted"}
+_MAX_TASK_POLL_S = 10.0  # a Retry-After longer than this is not waited out in one go
 
 
 def reset_url(server: Server, facts: Mapping[str, Any] | None) -> str:
@@ -78,18 +93,13 @@ class RedfishResetAction(Action):
         self._http: aiohttp.ClientSession | None = None
         self._clients: dict[BmcEndpoint, BmcClient] = {}
         self._trust = TlsTrust()
-        self._auth: AuthMode = "session"
-        self._timeout_s = 5.0
+        self._auth: AuthMode | None = None
         self.task_wait_s = 120.0
         self.task_poll_s = 0.5
 
     async def open(self, context: ProbeContext) -> None:
         """Read settings and open the shared keep-alive HTTP session."""
-        auth = context.settings.get("redfish_auth", "session")
-        if auth not in ("session", "basic"):
-            raise ValueError(f"redfish_auth must be 'session' or 'basic', not {auth!r}")
-        self._auth = "basic" if auth == "basic" else "session"
-        self._timeout_s = float(context.settings.get("redfish_timeout_s", 5.0))
+        self._auth = auth_setting(context.settings)
         self.task_wait_s = float(context.settings.get("redfish_task_wait_s", 120.0))
         self.task_poll_s = float(context.settings.get("redfish_task_poll_s", 0.5))
         self._inventory = context.inventory
@@ -127,64 +137,87 @@ class RedfishResetAction(Action):
         ]
 
     async def run(self, step: ActionStep) -> ActionOutcome:
-        """POST the reset; follow a task monitor; classify every failure."""
+        """POST the reset once; follow a task monitor; classify every failure."""
         reset_type = step.params.get("reset_type", step.verb)
         try:
-            client = self._client(step.server)
-            accepted = await client.reset(reset_type)
+            client, system = self._client(step.server)
+            accepted = await client.reset(reset_type, system)
             if accepted.task_monitor is None:
                 return ActionOutcome(True, f"HTTP {accepted.status}: {reset_type} accepted")
-            return await self._follow_task(client, accepted.task_monitor, reset_type)
+            return await self._follow_task(client, accepted, reset_type)
         except CredentialError as exc:
             return ActionOutcome(False, str(exc))
+        except BmcOutcomeUnknown as exc:
+            return ActionOutcome(False, str(exc), unknown=True)
         except BmcBusy as exc:
             return ActionOutcome(False, str(exc), transient=True, retry_after_s=exc.retry_after_s)
         except BmcHttpError as exc:
             return ActionOutcome(False, _rejection(exc), facts={"status": exc.status})
-        except (BmcUnreachable, BmcTimeout) as exc:
-            return ActionOutcome(False, str(exc), transient=True)
+        except (BmcConnectFailed, BmcUnreachable, BmcTimeout) as exc:
+            # Raised before the POST left (discovery, login): nothing was reset.
+            return ActionOutcome(False, f"{exc} (nothing sent)", transient=True)
         except BmcError as exc:
             return ActionOutcome(False, str(exc))
 
-    async def _follow_task(self, client: BmcClient, monitor: str, reset_type: str) -> ActionOutcome:
-        """Poll a 202's task monitor until the task ends or ``task_wait_s`` passes."""
+    async def _follow_task(
+        self, client: BmcClient, accepted: ResetAccepted, reset_type: str
+    ) -> ActionOutcome:
+        """Poll a 202's task monitor until it answers anything but 202, or ``task_wait_s``."""
+        monitor = accepted.task_monitor
+        assert monitor is not None
+        facts = {"task_monitor": monitor}
         deadline = time.monotonic() + self.task_wait_s
+        wait = accepted.retry_after_s
         state = "Running"
         while True:
+            await asyncio.sleep(min(wait or self.task_poll_s, _MAX_TASK_POLL_S))
             try:
-                status, body = await client.get(monitor)
+                poll = await client.task_monitor(monitor)
+            except BmcBusy as exc:
+                # A busy monitor says nothing about the reset, which was accepted.
+                wait = exc.retry_after_s
+                if time.monotonic() >= deadline:
+                    return _accepted_unfollowed(reset_type, monitor, str(exc))
+                continue
             except BmcHttpError as exc:
-                if exc.status == 404:
+                if exc.status in (404, 410):
                     # Some BMCs drop a finished task's monitor at once.
-                    return ActionOutcome(True, f"202: task monitor {monitor} gone (task ended)")
-                raise
-            value = body.get("TaskState")
+                    return ActionOutcome(
+                        True, f"202: task monitor {monitor} gone (task ended)", facts=facts
+                    )
+                return _accepted_unfollowed(reset_type, monitor, str(exc))
+            except (BmcError, CredentialError) as exc:
+                return _accepted_unfollowed(reset_type, monitor, str(exc))
+            value = poll.body.get("TaskState")
             state = value if isinstance(value, str) else state
-            if status != 202 and (state in _TASK_DONE or status == 200):
+            if poll.status != 202:
                 break
             if time.monotonic() >= deadline:
                 return ActionOutcome(
                     True,
                     f"202: task {monitor} still {state} after {self.task_wait_s:g} s "
                     "(PowerState decides)",
-                    facts={"task_monitor": monitor},
+                    facts=facts,
                 )
-            await asyncio.sleep(self.task_poll_s)
+            wait = poll.retry_after_s
+        message = task_message(poll.body)
         if state in _TASK_FAILED:
+            words = f"202: task {monitor} ended {state}"
+            return ActionOutcome(False, f"{words}: {message}" if message else words, facts=facts)
+        if "TaskState" not in poll.body:
+            # DSP0266: once done, the monitor answers as the request itself would have.
             return ActionOutcome(
-                False, f"202: task {monitor} ended {state}: {_task_message(body)}".rstrip(": ")
+                True, f"202: {reset_type} done (task monitor answered {poll.status})", facts=facts
             )
-        return ActionOutcome(
-            True, f"202: {reset_type} task {state}", facts={"task_monitor": monitor}
-        )
+        return ActionOutcome(True, f"202: {reset_type} task {state}", facts=facts)
 
-    def _client(self, name: str) -> BmcClient:
+    def _client(self, name: str) -> tuple[BmcClient, str | None]:
         if self._inventory is None or self._http is None:
             raise RuntimeError("the redfish-reset action was not opened")
         server = self._inventory.server(name)
-        bmc = server.bmc
-        if bmc is None:
+        if server.bmc is None:
             raise BmcError(f"{name} has no BMC in the inventory")
+        bmc = server.bmc.controller
         client = self._clients.get(bmc)
         if client is None:
             client = BmcClient(
@@ -192,15 +225,23 @@ class RedfishResetAction(Action):
                 bmc,
                 self._credential_source(bmc.credentials),
                 auth=self._auth,
-                timeout_s=self._timeout_s,
                 trust=self._trust,
             )
             self._clients[bmc] = client
-        return client
+        return client, server.bmc.system
 
     def _credential_source(self, reference: str | None) -> CredentialSource:
         assert self._inventory is not None
         return bmc_credentials(self._inventory, reference)
+
+
+def _accepted_unfollowed(reset_type: str, monitor: str, why: str) -> ActionOutcome:
+    """The reset was accepted (202) but its task could not be followed: PowerState decides."""
+    return ActionOutcome(
+        True,
+        f"202: {reset_type} accepted; task monitor unreadable ({why}); PowerState decides",
+        facts={"task_monitor": monitor, "task_unfollowed": True},
+    )
 
 
 def _rejection(exc: BmcHttpError) -> str:
@@ -208,15 +249,6 @@ def _rejection(exc: BmcHttpError) -> str:
     words = f"HTTP {exc.status} rejected"
     if exc.message:
         words += f": {exc.message}"
-    if exc.message_id:
+    if exc.message_id and exc.message_id not in exc.message:
         words += f" ({exc.message_id})"
     return words
-
-
-def _task_message(body: Mapping[str, Any]) -> str:
-    messages = body.get("Messages")
-    if isinstance(messages, list) and messages and isinstance(messages[0], dict):
-        text = messages[0].get("Message")
-        if isinstance(text, str):
-            return text[:200]
-    return ""

@@ -23,6 +23,17 @@ from pacs_tui_widgets.health_style import (
 # Fact keys that might carry a secret are never shown, whatever a plugin puts there.
 _SECRET_WORDS = ("password", "secret", "token", "private", "credential", "passphrase")
 TLS_UNVERIFIED = "TLS UNVERIFIED"
+TLS_LEGACY = "TLS LEGACY"
+
+
+def _tls_warning(mode: str) -> str:
+    """The banner for a BMC whose TLS is weakened on purpose (inventory settings)."""
+    parts = []
+    if "UNVERIFIED" in mode:
+        parts.append(f"⚠ {TLS_UNVERIFIED}: the BMC certificate is not checked")
+    if "LEGACY" in mode:
+        parts.append(f"⚠ {TLS_LEGACY}: old TLS protocols and ciphers are allowed for this BMC")
+    return "\n".join(parts)
 
 
 def visible_facts(facts: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -120,6 +131,7 @@ class DetailPane(VerticalScroll):
         now = self.state.clock()
         applicable = self.applicable.get(server, frozenset())
         unverified = False
+        warning = ""
         for probe in self.probes:
             body = self.query_one(f"#detail-{probe}", Static)
             spark = self.query_one(f"#spark-{probe}", Sparkline)
@@ -141,11 +153,14 @@ class DetailPane(VerticalScroll):
                     lines.append(f"  {escape(result.detail)}")
                 for key, value in visible_facts(result.facts):
                     lines.append(f"  [dim]{escape(key)}:[/dim] {escape(value)}")
-                if probe == "power" and result.facts.get("tls") == "UNVERIFIED":
-                    unverified = True
+                if probe == "power":
+                    mode = str(result.facts.get("tls", ""))
+                    if "UNVERIFIED" in mode or "LEGACY" in mode:
+                        unverified = True
+                        warning = _tls_warning(mode)
             body.update("\n".join(lines))
             body.set_classes(f"detail-probe state-{state_class(health)}")
             spark.data = sparkline_data(self.state.history(server, probe))
             spark.display = True
-        tls.update(f"⚠ {TLS_UNVERIFIED}: the BMC certificate is not checked")
+        tls.update(warning)
         tls.display = unverified
