@@ -131,8 +131,9 @@ async def test_service_root_is_public_and_links_everything() -> None:
         assert status == 200
         assert headers["OData-Version"] == "4.0"
         assert headers["Content-Type"].startswith("application/json")
-        for link in ("Systems", "Managers", "Chassis", "SessionService", "TaskService"):
+        for link in ("Systems", "Managers", "Chassis", "SessionService"):
             assert root[link]["@odata.id"] == f"/redfish/v1/{link}"
+        assert root["Tasks"]["@odata.id"] == "/redfish/v1/TaskService"
         assert root["Links"]["Sessions"]["@odata.id"] == "/redfish/v1/SessionService/Sessions"
         assert {"@odata.id", "@odata.type", "Id", "Name"} <= set(root)
         status, _, versions = await fetch(client, "GET", f"{base}/redfish")

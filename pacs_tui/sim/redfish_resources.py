@@ -65,18 +65,26 @@ def service_root(host: SimulatedHost, p: FlavourProfile) -> Body:
         "Managers": _ref(MANAGERS),
         "Chassis": _ref(CHASSIS),
         "SessionService": _ref(SESSION_SERVICE),
-        "TaskService": _ref(TASK_SERVICE),
+        # ServiceRoot names the TaskService link "Tasks" (DSP8010); "TaskService" is not a property.
+        "Tasks": _ref(TASK_SERVICE),
         "Links": {"Sessions": _ref(SESSIONS)},
     }
 
 
 def odata_document() -> Body:
     """``GET /redfish/v1/odata``: the OData service document."""
-    names = ("Systems", "Managers", "Chassis", "SessionService", "TaskService")
+    # Each entry is named after its ServiceRoot property, so the TaskService is "Tasks".
+    entries = {
+        "Service": f"{V1}/",
+        "Systems": SYSTEMS,
+        "Managers": MANAGERS,
+        "Chassis": CHASSIS,
+        "SessionService": SESSION_SERVICE,
+        "Tasks": TASK_SERVICE,
+    }
     return {
         "@odata.context": f"{V1}/$metadata",
-        "value": [{"name": "Service", "kind": "Singleton", "url": f"{V1}/"}]
-        + [{"name": n, "kind": "Singleton", "url": f"{V1}/{n}"} for n in names],
+        "value": [{"name": n, "kind": "Singleton", "url": u} for n, u in entries.items()],
     }
 
 
@@ -235,7 +243,9 @@ def session_service(limit: int, timeout_s: float) -> Body:
         "Name": "Session Service",
         "ServiceEnabled": True,
         "SessionTimeout": round(timeout_s),
-        "Oem": {"Simulator": {"MaxSessions": limit}},
+        # The limit goes in Description: no standard property holds it, and an Oem
+        # object would need its own @odata.type and CSDL schema to validate.
+        "Description": f"Session service (at most {limit} simultaneous sessions)",
         "Sessions": _ref(SESSIONS),
         "Status": {"State": "Enabled", "Health": "OK"},
     }

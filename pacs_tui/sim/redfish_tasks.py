@@ -72,7 +72,7 @@ class ResetTask:
                 {
                     "MessageId": "Base.1.12.Success",
                     "Message": "The request completed successfully.",
-                    "Severity": "OK",
+                    # Message v1_1_0 deprecated "Severity" for "MessageSeverity".
                     "MessageSeverity": "OK",
                 }
             ]
