@@ -21,10 +21,13 @@ from pacs_tui.power import PowerState
 from pacs_tui.sim.bmc import BmcFlavour, BmcService
 from pacs_tui.sim.host import HardwareFacts, HostTimings, SimulatedHost
 from pacs_tui.sim.pki import FleetPki
+from pacs_tui.sim.redfish_flavour import FlavourTimings
 from peers import require_module
 from redfish_peers import FAST, free_port, net
 
 USER, PASSWORD = "root", "calvin-not-really"
+# The slow flavours' delays, scaled down: these tests need their behaviour, not the wait.
+QUICK = FlavourTimings(login_delay_s=0.05, answer_delay_s=0.05, html_401_session_timeout_s=3.0)
 
 
 def make_host(
@@ -62,7 +65,7 @@ async def serving(hosts: Sequence[SimulatedHost], **options: Any) -> AsyncIterat
         port=free_port(hosts[0].address),
         username=USER,
         password=PASSWORD,
-        **options,
+        **{"timings": QUICK, **options},
     )
     await service.start()
     try:

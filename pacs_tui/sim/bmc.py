@@ -5,23 +5,30 @@ HTTPS with a per-address certificate from ``FleetPki``, or plain HTTP); the
 service finds which BMC a request is for from the socket's local address.
 One application and one runner keep 300 BMCs to 300 listening sockets and a
 session table each. The resources themselves live in ``redfish_routes``.
+A blade enclosure is one BMC on its first blade's address in front of every
+blade's host (``enclosures``).
 
-Faults are read from ``host.faults`` on every request: delay, 503, 401,
-truncated JSON, full session table; ``bmc_unreachable`` closes the BMC's
-listener through ``set_reachable`` and drops anything that still arrives.
+Faults are read from ``host.faults`` on every request: delay before acting,
+delay of the answer only, 503, 401, truncated JSON, full session table;
+``bmc_unreachable`` closes the BMC's listener through ``set_reachable`` and
+drops anything that still arrives. A request is carried out once it has
+arrived, even when its client has gone away meanwhile, as on a real BMC; what
+arrived is counted (``requests``, ``resets``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Mapping, Sequence
 
 from aiohttp import web
 
 from pacs_tui.sim.host import SimulatedHost
 from pacs_tui.sim.pki import FleetPki
-from pacs_tui.sim.redfish_flavour import BmcFlavour, profile
+from pacs_tui.sim.redfish_error_styles import restyle
+from pacs_tui.sim.redfish_flavour import BmcFlavour, FlavourTimings, profile
 from pacs_tui.sim.redfish_messages import (
     BASE,
     error_response,
@@ -55,31 +62,57 @@ class BmcService:
         flavours: Mapping[str, BmcFlavour] | None = None,
         session_limit: int = 8,
         session_timeout_s: float = 600.0,
+        enclosures: Sequence[Sequence[str]] = (),
+        timings: FlavourTimings | None = None,
     ) -> None:
+        """Build one BMC per host, or per enclosure: each list in ``enclosures``
+        names the hosts behind one blade-enclosure BMC (on the first one's address).
+
+        A blade-enclosure host in no list gets an enclosure of its own.
+        """
         self.port = port
         self._pki = pki
         self._bmcs: dict[str, SimulatedBmc] = {}
         self._by_address: dict[str, SimulatedBmc] = {}
         credentials = Credentials(username, password)
         flavours = flavours or {}
-        unknown = set(flavours) - {h.name for h in hosts}
+        by_name = {h.name: h for h in hosts}
+        unknown = set(flavours) - set(by_name)
+        unknown |= {name for group in enclosures for name in group} - set(by_name)
         if unknown:
             raise ValueError(f"flavours for unknown hosts: {', '.join(sorted(unknown))}")
+        groups = [[by_name[n] for n in group] for group in enclosures if group]
+        grouped = {h.name for group in groups for h in group}
         for host in hosts:
-            if host.address in self._by_address or host.name in self._bmcs:
-                raise ValueError(f"two BMCs for {host.name} / {host.address}")
-            flavour = BmcFlavour(flavours.get(host.name, BmcFlavour.GENERIC))
+            if host.name not in grouped:
+                groups.append([host])
+        for group in sorted(groups, key=lambda g: hosts.index(g[0])):
+            names = [h.name for h in group]
+            flavour = BmcFlavour(flavours.get(names[0], BmcFlavour.GENERIC))
+            if len(group) > 1:
+                others = {BmcFlavour(flavours.get(n, BmcFlavour.BLADE_ENCLOSURE)) for n in names}
+                if others != {BmcFlavour.BLADE_ENCLOSURE}:
+                    raise ValueError(
+                        f"enclosure {', '.join(names)}: every blade is blade-enclosure"
+                    )
+                flavour = BmcFlavour.BLADE_ENCLOSURE
+            address = group[0].address
+            if address in self._by_address or any(n in self._bmcs for n in names):
+                raise ValueError(f"two BMCs for {names[0]} / {address}")
             prof = profile(flavour)
             bmc = SimulatedBmc(
-                host=host,
-                flavour=flavour,
-                profile=prof,
+                hosts=list(group),
+                base_flavour=flavour,
                 credentials=credentials,
                 sessions=SessionTable(session_limit, session_timeout_s),
                 tasks=TaskList(prof.task_id_prefix),
+                timings=timings or FlavourTimings(),
+                session_timeout_s=session_timeout_s,
             )
-            self._bmcs[host.name] = bmc
-            self._by_address[host.address] = bmc
+            bmc.sync_session_timeout()
+            for name in names:
+                self._bmcs[name] = bmc
+            self._by_address[address] = bmc
         self._runner: web.AppRunner | None = None
 
     # -- lifecycle ----------------------------------------------------------------
@@ -94,18 +127,19 @@ class BmcService:
         await runner.setup()
         self._runner = runner
         try:
-            for bmc in self._bmcs.values():
-                if bmc.reachable and not bmc.host.faults.bmc_unreachable:
+            for bmc in self._by_address.values():
+                if bmc.reachable and not bmc.faults.bmc_unreachable:
                     await self._open(bmc)
         except BaseException:
             await self.stop()
             raise
         scheme = "https" if self._pki else "http"
-        log.info("serving %d simulated BMCs on port %d (%s)", len(self._bmcs), self.port, scheme)
+        count = len(self._by_address)
+        log.info("serving %d simulated BMCs on port %d (%s)", count, self.port, scheme)
 
     async def stop(self) -> None:
         """Close every listener and connection; sessions and tasks are kept."""
-        for bmc in self._bmcs.values():
+        for bmc in self._by_address.values():
             await bmc.tasks.stop()
             bmc.site = None
         if self._runner is not None:
@@ -116,7 +150,8 @@ class BmcService:
         """Open or close one BMC's listener (``bmc_unreachable``, a server in transit).
 
         Closing also drops the BMC's open connections; sessions survive, as
-        they do on a BMC that merely lost its network.
+        they do on a BMC that merely lost its network. For a blade, this is the
+        whole enclosure's BMC.
         """
         bmc = self._bmc(host_name)
         bmc.reachable = reachable
@@ -125,17 +160,33 @@ class BmcService:
         if reachable and bmc.site is None:
             await self._open(bmc)
         elif not reachable and bmc.site is not None:
-            site, bmc.site = bmc.site, None
-            await site.stop()
-            for transport in list(bmc.connections):
-                transport.abort()
+            await self._close(bmc)
+
+    async def reopen(self, host_name: str) -> None:
+        """Restart an open listener, e.g. after a ``bmc_flavour`` fault changed its TLS."""
+        bmc = self._bmc(host_name)
+        if self._runner is not None and bmc.site is not None:
+            await self._close(bmc)
+            await self._open(bmc)
 
     async def _open(self, bmc: SimulatedBmc) -> None:
         assert self._runner is not None
-        context = self._pki.server_ssl_context(bmc.host.address) if self._pki else None
-        site = web.TCPSite(self._runner, bmc.host.address, self.port, ssl_context=context)
+        address = bmc.host.address
+        context = None
+        if self._pki is not None and bmc.profile.legacy_tls:
+            context = self._pki.legacy_server_ssl_context(address)
+        elif self._pki is not None:
+            context = self._pki.server_ssl_context(address)
+        site = web.TCPSite(self._runner, address, self.port, ssl_context=context)
         await site.start()
         bmc.site = site
+
+    async def _close(self, bmc: SimulatedBmc) -> None:
+        site, bmc.site = bmc.site, None
+        if site is not None:
+            await site.stop()
+        for transport in list(bmc.connections):
+            transport.abort()
 
     # -- accessors ----------------------------------------------------------------
 
@@ -152,6 +203,24 @@ class BmcService:
         scheme = "https" if self._pki else "http"
         return f"{scheme}://{self._bmc(host_name).host.address}:{self.port}"
 
+    def system_id(self, host_name: str) -> str:
+        """The Id of that host's ComputerSystem on its BMC (``BladeN`` in an enclosure)."""
+        bmc = self._bmc(host_name)
+        return bmc.system_ids()[[h.name for h in bmc.hosts].index(host_name)]
+
+    def enclosure(self, host_name: str) -> list[str]:
+        """The hosts behind that host's BMC, in slot order (just itself unless a blade)."""
+        return [h.name for h in self._bmc(host_name).hosts]
+
+    def requests(self, host_name: str) -> Counter[tuple[str, str]]:
+        """(method, path) -> how many arrived at that host's BMC (a whole enclosure's),
+        counted on arrival, including ones whose client had gone before the answer."""
+        return Counter(self._bmc(host_name).received)
+
+    def resets(self, host_name: str) -> list[str]:
+        """Every ResetType POSTed to that host's own system, in order, whatever the answer."""
+        return list(self._bmc(host_name).resets.get(host_name, []))
+
     def _bmc(self, host_name: str) -> SimulatedBmc:
         try:
             return self._bmcs[host_name]
@@ -164,23 +233,33 @@ class BmcService:
         transport = request.transport
         sockname = transport.get_extra_info("sockname") if transport else None
         bmc = self._by_address.get(sockname[0]) if sockname else None
-        if transport is None or bmc is None or not bmc.reachable or bmc.host.faults.bmc_unreachable:
+        if transport is None or bmc is None or not bmc.reachable or bmc.faults.bmc_unreachable:
             # Fail closed: a BMC off the network answers nothing at all. The
             # response below is never sent; aiohttp drops it quietly.
             if transport is not None:
                 transport.abort()
             return web.Response(status=503)
         bmc.connections.add(transport)
-        faults = bmc.host.faults
+        bmc.received[(request.method, request.path)] += 1
+        # Read the whole request now: a client that gives up during a delay must
+        # not stop the BMC from carrying out what it already sent.
+        await request.read()
+        faults = bmc.faults
         if faults.bmc_delay_s > 0:
             await asyncio.sleep(faults.bmc_delay_s)
+        bmc.sync_session_timeout()
         response = await self._answer(bmc, request)
+        p = bmc.profile
+        response = restyle(response, p.error_style)
         if faults.bmc_malformed_json and isinstance(response, web.Response):
             response = truncated(response)
+        late = faults.bmc_answer_delay_s + (bmc.timings.answer_delay_s if p.slow_answers else 0)
+        if late > 0 and not response.prepared:
+            await asyncio.sleep(late)
         return response
 
     async def _answer(self, bmc: SimulatedBmc, request: web.Request) -> web.StreamResponse:
-        if bmc.host.faults.bmc_503:
+        if bmc.faults.bmc_503:
             return error_response(
                 503,
                 f"{BASE}.ServiceTemporarilyUnavailable",
@@ -198,6 +277,19 @@ class BmcService:
             if handler is None:
                 return method_not_allowed(path, sorted(route.methods))
             if request.method not in route.public and not bmc.authorised(request):
+                if bmc.profile.html_401 and "X-Auth-Token" in request.headers:
+                    return await cut_off_html_401(request)
                 return unauthorized(REALM)
             return await handler(bmc, request, match)
         return not_found(request.path)
+
+
+async def cut_off_html_401(request: web.Request) -> web.StreamResponse:
+    """401 as some BMC web servers answer a stale token: ``text/html``, chunked, and
+    the connection closed before the first chunk (a client must not expect JSON)."""
+    response = web.StreamResponse(status=401, headers={"Content-Type": "text/html"})
+    response.enable_chunked_encoding()
+    await response.prepare(request)  # sends the status line and headers at once
+    if request.transport is not None:
+        request.transport.close()  # flushes the headers, then ends the connection
+    return response

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from pacs_tui.sim.redfish_flavour import PLANTABLE
 
 
 @dataclass
@@ -19,11 +22,14 @@ class HostFaults:
     """
 
     bmc_unreachable: bool = False  # the BMC's listener is closed (connection refused)
-    bmc_delay_s: float = 0.0  # every BMC answer is delayed this long
+    bmc_delay_s: float = 0.0  # every BMC request waits this long before it is carried out
+    bmc_answer_delay_s: float = 0.0  # carried out at once; only the answer waits this long
     bmc_503: bool = False  # every BMC request gets 503 Service Unavailable + Retry-After
     bmc_401: bool = False  # every BMC login / authenticated request gets 401
     bmc_malformed_json: bool = False  # BMC bodies are truncated JSON
     bmc_sessions_exhausted: bool = False  # new Redfish sessions fail as when the limit is hit
+    bmc_power_state_word: str = ""  # replaces ComputerSystem.PowerState ("null": JSON null)
+    bmc_flavour: str = ""  # this server's BMC behaves as that flavour (not blade-enclosure)
     dicom_reject: str = ""  # "" or a reason: calling-ae, called-ae, busy, no-reason
     dicom_abort: bool = False  # associations are accepted, then aborted (A-ABORT)
     dicom_never_ready: bool = False  # after a power-on, the DICOM service never starts
@@ -58,7 +64,27 @@ class HostFaults:
                     raise ValueError(f"fault {key!r} takes a whole number >= 0, got {value!r}")
             elif not isinstance(value, str):
                 raise ValueError(f"fault {key!r} takes a string, got {value!r}")
+            elif key == "bmc_flavour" and value and value not in PLANTABLE:
+                raise ValueError(
+                    f"fault 'bmc_flavour' takes one of {', '.join(PLANTABLE)}, got {value!r}"
+                )
             setattr(self, key, value)
+
+    @classmethod
+    def merged(cls, many: Iterable[HostFaults]) -> HostFaults:
+        """One view of several servers' faults (the blades behind one BMC): a switch
+        is on when any has it on, a delay is the longest, a string the first set."""
+        result = cls()
+        for faults in many:
+            for name in cls.names():
+                mine, theirs = getattr(result, name), getattr(faults, name)
+                if isinstance(mine, bool):
+                    setattr(result, name, mine or theirs)
+                elif isinstance(mine, int | float):
+                    setattr(result, name, max(mine, theirs))
+                elif not mine:
+                    setattr(result, name, theirs)
+        return result
 
     def active(self) -> dict[str, Any]:
         """The switches that differ from the default."""

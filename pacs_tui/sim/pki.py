@@ -3,7 +3,8 @@
 Every simulated BMC answers HTTPS with its own leaf certificate for its own
 IP address, signed by one fleet CA, so clients can verify TLS the way they
 would against a hospital's internal CA. EC P-256 keys keep the cost of a few
-hundred leaves to a few milliseconds each.
+hundred leaves to a few milliseconds each; a legacy-TLS BMC gets an RSA leaf,
+since its only cipher (``AES256-SHA``) uses RSA key exchange.
 """
 
 from __future__ import annotations
@@ -18,12 +19,13 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 _CA_NAME = "pacs-tui simulated fleet CA"
 _VALIDITY = datetime.timedelta(days=3650)
 _BACKDATE = datetime.timedelta(days=1)  # tolerate clock skew between processes
+LEGACY_CIPHER = "AES256-SHA"  # TLS_RSA_WITH_AES_256_CBC_SHA, as old BMC firmware offers
 
 
 @dataclass
@@ -33,6 +35,7 @@ class FleetPki:
     _ca_key: ec.EllipticCurvePrivateKey
     _ca_cert: x509.Certificate
     _contexts: dict[str, ssl.SSLContext] = field(default_factory=dict)
+    _legacy_contexts: dict[str, ssl.SSLContext] = field(default_factory=dict)
 
     @classmethod
     def create(cls) -> FleetPki:
@@ -89,12 +92,31 @@ class FleetPki:
             self._contexts[address] = context
         return context
 
-    def _new_context(self, address: str) -> ssl.SSLContext:
+    def legacy_server_ssl_context(self, address: str) -> ssl.SSLContext:
+        """A server context offering only TLS 1.2 with ``AES256-SHA`` (old BMC firmware).
+
+        Python's default client context refuses it (no forward secrecy, SHA-1 MAC);
+        ``openssl s_client -tls1_2 -cipher AES256-SHA`` connects.
+        """
+        context = self._legacy_contexts.get(address)
+        if context is None:
+            context = self._new_context(address, legacy=True)
+            self._legacy_contexts[address] = context
+        return context
+
+    def _new_context(self, address: str, *, legacy: bool = False) -> ssl.SSLContext:
         ip = ipaddress.ip_address(address)  # ValueError for a host name: BMCs are addressed by IP
-        key = ec.generate_private_key(ec.SECP256R1())
+        key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+        if legacy:
+            key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        else:
+            key = ec.generate_private_key(ec.SECP256R1())
         cert = self._issue(key.public_key(), address, ip)
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
+        if legacy:
+            context.maximum_version = ssl.TLSVersion.TLSv1_2
+            context.set_ciphers(f"{LEGACY_CIPHER}:@SECLEVEL=0")
         # The ssl module loads keys only from files: write a private 0600 file
         # and remove it at once, so the key never lingers on disk.
         fd, name = tempfile.mkstemp(prefix="pacs-sim-bmc-", suffix=".pem")
@@ -115,7 +137,7 @@ class FleetPki:
 
     def _issue(
         self,
-        public: ec.EllipticCurvePublicKey,
+        public: ec.EllipticCurvePublicKey | rsa.RSAPublicKey,
         address: str,
         ip: ipaddress.IPv4Address | ipaddress.IPv6Address,
     ) -> x509.Certificate:
@@ -134,7 +156,8 @@ class FleetPki:
                 x509.KeyUsage(
                     digital_signature=True,
                     content_commitment=False,
-                    key_encipherment=False,
+                    # RSA key exchange encrypts the premaster secret with this key.
+                    key_encipherment=isinstance(public, rsa.RSAPublicKey),
                     data_encipherment=False,
                     key_agreement=False,
                     key_cert_sign=False,

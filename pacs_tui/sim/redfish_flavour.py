@@ -7,12 +7,45 @@ Each flavour is a profile of those behaviours plus plausible resource ids and
 vendor strings (fictional vendors, matching ``fleet``'s hardware; the
 behaviours and ids follow OpenBMC-, Supermicro-, iLO- and iDRAC-like BMCs),
 so a client that hard-codes ``Systems/1`` fails here as it would in the field.
+
+Every flavour, one line each (knobs in ``FlavourTimings``, defaults in brackets):
+
+- ``generic``: every common ResetType; a no-op reset is accepted.
+- ``no-graceful-restart``: GracefulRestart is neither listed nor accepted.
+- ``strict-state``: 409 for a reset that makes no sense in the power state.
+- ``task-monitor``: a reset answers 202 + a task monitor, 200 once done (iDRAC-like ids).
+- ``blade-enclosure``: one BMC in front of several ComputerSystems ``Blade1``..``BladeN``
+  (one host each), an ``Enclosure`` chassis plus a ``BladeN`` chassis per system.
+- ``session-redirect``: POST ``.../Sessions`` answers 308 to ``.../Sessions/``; only
+  the POST to the trailing-slash path logs in.
+- ``session-redirect-301``: the same with 301 (clients turn the POST into a GET).
+- ``no-session-post``: no ``Links.Sessions`` in the service root; POST ``.../Sessions``
+  answers 405 with a Redfish error; HTTP Basic works everywhere.
+- ``html-401``: sessions idle out fast [``html_401_session_timeout_s`` = 3 s]; a stale or
+  unknown token gets 401 ``text/html`` chunked, the connection closed before any chunk.
+- ``extended-info-only``: errors say only "See @Message.ExtendedInfo for more
+  information."; the ExtendedInfo entries carry MessageId + MessageArgs, no Message.
+- ``extended-info-vendor``: the same, vendor-spelled: ``@Message.ExtendedInfo`` at the
+  top level (beside ``error``), entries keyed ``MessageID`` and ``MessageArguments``.
+- ``task-204``: like task-monitor, but a finished task's monitor answers 204 No Content.
+- ``task-503-once``: like task-monitor, but each task's first monitor poll gets 503 +
+  ``Retry-After: 1``.
+- ``slow-login``: the session is created on arrival; the answer takes
+  [``login_delay_s`` = 6 s].
+- ``slow-answers``: every request is carried out at once; its answer takes
+  [``answer_delay_s`` = 3 s].
+- ``legacy-tls``: the TLS listener offers only TLS 1.2 with ``AES256-SHA`` (an RSA cert).
+- ``null-power-state``: the ComputerSystem's ``PowerState`` is JSON null.
+
+All but blade-enclosure can also be planted per server with the ``bmc_flavour`` fault.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 from enum import StrEnum
+from typing import Any
 
 from pacs_tui.power import PowerState, ResetType
 
@@ -26,6 +59,36 @@ class BmcFlavour(StrEnum):
     NO_GRACEFUL_RESTART = "no-graceful-restart"  # GracefulRestart missing and refused
     STRICT_STATE = "strict-state"  # refuses resets that make no sense in the power state
     TASK_MONITOR = "task-monitor"  # Reset answers 202 + a task monitor (iDRAC-like ids)
+    BLADE_ENCLOSURE = "blade-enclosure"  # one BMC, several ComputerSystems Blade1..N
+    SESSION_REDIRECT = "session-redirect"  # POST .../Sessions -> 308 to .../Sessions/
+    SESSION_REDIRECT_301 = "session-redirect-301"  # the same with 301
+    NO_SESSION_POST = "no-session-post"  # no Links.Sessions; session POST is 405
+    HTML_401 = "html-401"  # short sessions; stale token -> 401 text/html, cut off
+    EXTENDED_INFO_ONLY = "extended-info-only"  # errors explained only in ExtendedInfo
+    EXTENDED_INFO_VENDOR = "extended-info-vendor"  # the same, vendor-spelled keys
+    TASK_204 = "task-204"  # a finished task monitor answers 204 No Content
+    TASK_503_ONCE = "task-503-once"  # each task monitor's first poll is 503
+    SLOW_LOGIN = "slow-login"  # the session POST answers after login_delay_s
+    SLOW_ANSWERS = "slow-answers"  # every answer after answer_delay_s
+    LEGACY_TLS = "legacy-tls"  # TLS 1.2 with AES256-SHA only
+    NULL_POWER_STATE = "null-power-state"  # ComputerSystem.PowerState is null
+
+
+class ErrorStyle(StrEnum):
+    """How a BMC spells its error bodies."""
+
+    STANDARD = "standard"  # DSP0266: error.message and every ExtendedInfo field
+    EXTENDED_ONLY = "extended-info-only"  # the reason only in ExtendedInfo MessageId/Args
+    VENDOR = "extended-info-vendor"  # top-level ExtendedInfo, MessageID/MessageArguments
+
+
+@dataclass(frozen=True)
+class FlavourTimings:
+    """The delays of the slow flavours; tests scale them down, the defaults are real."""
+
+    login_delay_s: float = 6.0  # slow-login: until the session POST answers
+    answer_delay_s: float = 3.0  # slow-answers: until every answer
+    html_401_session_timeout_s: float = 3.0  # html-401: session idle timeout
 
 
 @dataclass(frozen=True)
@@ -48,6 +111,17 @@ class FlavourProfile:
     session_limit_message_id: str
     session_limit_message: str
     task_id_prefix: str
+    enclosure: bool = False  # ComputerSystems Blade1..N (``system_id`` is the prefix)
+    session_redirect: int = 0  # 301 / 308: POST .../Sessions redirects to .../Sessions/
+    session_post: bool = True  # False: no Links.Sessions, POST .../Sessions is 405
+    html_401: bool = False
+    error_style: ErrorStyle = ErrorStyle.STANDARD
+    task_done_status: int = 200  # what a finished task's monitor answers (200 or 204)
+    task_503_once: bool = False
+    slow_login: bool = False
+    slow_answers: bool = False
+    legacy_tls: bool = False
+    null_power_state: bool = False
 
 
 _BASE = "Base.1.12"
@@ -170,6 +244,60 @@ PROFILES: dict[BmcFlavour, FlavourProfile] = {
 }
 
 
+_F = BmcFlavour
+
+# Each behaviour flavour shows one misbehaviour on top of a plain flavour, whose
+# vendor (and so the fleet's hardware facts) it keeps.
+BASE_FLAVOUR: dict[BmcFlavour, BmcFlavour] = {
+    _F.SESSION_REDIRECT: _F.GENERIC,
+    _F.SESSION_REDIRECT_301: _F.GENERIC,
+    _F.NO_SESSION_POST: _F.GENERIC,
+    _F.HTML_401: _F.GENERIC,
+    _F.EXTENDED_INFO_ONLY: _F.GENERIC,
+    _F.EXTENDED_INFO_VENDOR: _F.GENERIC,
+    _F.TASK_204: _F.TASK_MONITOR,
+    _F.TASK_503_ONCE: _F.TASK_MONITOR,
+    _F.SLOW_LOGIN: _F.GENERIC,
+    _F.SLOW_ANSWERS: _F.GENERIC,
+    _F.LEGACY_TLS: _F.GENERIC,
+    _F.NULL_POWER_STATE: _F.GENERIC,
+}
+_KNOBS: dict[BmcFlavour, dict[str, Any]] = {
+    _F.SESSION_REDIRECT: {"session_redirect": 308},
+    _F.SESSION_REDIRECT_301: {"session_redirect": 301},
+    _F.NO_SESSION_POST: {"session_post": False},
+    _F.HTML_401: {"html_401": True},
+    _F.EXTENDED_INFO_ONLY: {"error_style": ErrorStyle.EXTENDED_ONLY},
+    _F.EXTENDED_INFO_VENDOR: {"error_style": ErrorStyle.VENDOR},
+    _F.TASK_204: {"task_done_status": 204},
+    _F.TASK_503_ONCE: {"task_503_once": True},
+    _F.SLOW_LOGIN: {"slow_login": True},
+    _F.SLOW_ANSWERS: {"slow_answers": True},
+    _F.LEGACY_TLS: {"legacy_tls": True},
+    _F.NULL_POWER_STATE: {"null_power_state": True},
+}
+for _flavour, _base in BASE_FLAVOUR.items():
+    PROFILES[_flavour] = replace(PROFILES[_base], **_KNOBS[_flavour])
+
+PROFILES[_F.BLADE_ENCLOSURE] = replace(
+    PROFILES[_F.GENERIC],
+    vendor="Stellan Blade Systems",
+    product="Stellan Enclosure Manager",
+    redfish_version="1.14.0",
+    system_id="Blade",
+    manager_id="CMM",
+    chassis_id="Enclosure",
+    nic_ids=("1", "2", "3", "4"),
+    manager_model="SB-CMM 2",
+    enclosure=True,
+)
+BASE_FLAVOUR[_F.BLADE_ENCLOSURE] = _F.BLADE_ENCLOSURE
+
+# Flavours the faults file may plant on one server: an enclosure changes addressing.
+PLANTABLE = tuple(f for f in BmcFlavour if f is not _F.BLADE_ENCLOSURE)
+ENCLOSURE_SIZE = 4  # blades per enclosure in a generated fleet
+
+
 def profile(flavour: BmcFlavour) -> FlavourProfile:
     """The behaviour profile of ``flavour``."""
     return PROFILES[flavour]
@@ -194,3 +322,62 @@ def state_conflict(kind: ResetType, power: PowerState) -> bool:
     if kind is ResetType.PUSH_POWER_BUTTON:
         return False
     return not powered
+
+
+def system_id(p: FlavourProfile, index: int) -> str:
+    """Id of the ``index``-th ComputerSystem (0-based): ``BladeN`` in an enclosure."""
+    return f"{p.system_id}{index + 1}" if p.enclosure else p.system_id
+
+
+def system_view(p: FlavourProfile, index: int) -> FlavourProfile:
+    """``p`` as the ``index``-th system sees it: in an enclosure, its own system and
+    blade chassis ids, so every per-system resource body stays one function."""
+    if not p.enclosure:
+        return p
+    blade = system_id(p, index)
+    return replace(p, system_id=blade, chassis_id=blade)
+
+
+def group_blades(
+    servers: Iterable[tuple[str, BmcFlavour]], size: int = ENCLOSURE_SIZE
+) -> list[list[str]]:
+    """Enclosures of up to ``size`` consecutive blade-enclosure servers, in order."""
+    groups: list[list[str]] = []
+    current: list[str] = []
+    for name, flavour in servers:
+        if flavour is not _F.BLADE_ENCLOSURE:
+            continue
+        if len(current) == size:
+            groups.append(current)
+            current = []
+        current.append(name)
+    if current:
+        groups.append(current)
+    return groups
+
+
+def parse_mix(text: str) -> tuple[tuple[BmcFlavour, float], ...]:
+    """``FLAVOUR=WEIGHT,...`` as (flavour, weight) pairs; ``ValueError`` says what is wrong."""
+    mix: dict[BmcFlavour, float] = {}
+    for item in (part.strip() for part in text.split(",")):
+        name, sep, weight = item.partition("=")
+        try:
+            flavour = BmcFlavour(name.strip())
+        except ValueError:
+            known = ", ".join(BmcFlavour)
+            raise ValueError(f"unknown BMC flavour {name.strip()!r} (known: {known})") from None
+        try:
+            value = float(weight) if sep else float("nan")
+        except ValueError:
+            value = float("nan")
+        if not value > 0 or value == float("inf"):
+            raise ValueError(f"{item!r}: expected FLAVOUR=WEIGHT with a weight > 0")
+        if flavour in mix:
+            raise ValueError(f"BMC flavour {flavour} given twice")
+        mix[flavour] = value
+    return tuple(mix.items())
+
+
+def known_mix(mix: Sequence[tuple[BmcFlavour, float]]) -> str:
+    """A mix written back as ``FLAVOUR=WEIGHT,...`` (for the demo's child simulator)."""
+    return ",".join(f"{f}={w:g}" for f, w in mix)

@@ -8,81 +8,38 @@ the sockets stays small and every handler reads the host's state afresh.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import logging
 import re
-import weakref
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from aiohttp import BasicAuth, web
+from aiohttp import web
 
 from pacs_tui.power import ResetType
+from pacs_tui.sim import redfish_enclosure as enclosure
 from pacs_tui.sim import redfish_resources as res
-from pacs_tui.sim.host import ResetRejected, SimulatedHost
-from pacs_tui.sim.redfish_flavour import BmcFlavour, FlavourProfile, state_conflict
+from pacs_tui.sim.bmc_state import Credentials, SimulatedBmc
+from pacs_tui.sim.host import ResetRejected
+from pacs_tui.sim.redfish_flavour import state_conflict
 from pacs_tui.sim.redfish_messages import (
     BASE,
     error_response,
     json_response,
     malformed_json,
+    method_not_allowed,
     no_content,
     not_found,
 )
-from pacs_tui.sim.redfish_sessions import SessionTable
-from pacs_tui.sim.redfish_tasks import MONITORS, TASKS, TaskList
+from pacs_tui.sim.redfish_tasks import MONITORS, TASKS
+
+__all__ = ["REALM", "ROUTES", "Credentials", "Route", "SimulatedBmc"]
 
 log = logging.getLogger(__name__)
 
 REALM = "Redfish"
-
-
-@dataclass(frozen=True)
-class Credentials:
-    """The one account every simulated BMC accepts."""
-
-    username: str
-    password: str = field(repr=False)
-
-    def matches(self, username: str, password: str) -> bool:
-        """True for the right user name and password (constant-time compare)."""
-        user_ok = hmac.compare_digest(username.encode(), self.username.encode())
-        password_ok = hmac.compare_digest(password.encode(), self.password.encode())
-        return user_ok and password_ok
-
-
-@dataclass
-class SimulatedBmc:
-    """The per-host state of one BMC: sessions, tasks and its listener."""
-
-    host: SimulatedHost
-    flavour: BmcFlavour
-    profile: FlavourProfile
-    credentials: Credentials
-    sessions: SessionTable
-    tasks: TaskList
-    reachable: bool = True
-    site: web.TCPSite | None = None
-    # Open connections, so an unreachable BMC can drop its keep-alive clients.
-    connections: weakref.WeakSet[asyncio.Transport] = field(default_factory=weakref.WeakSet)
-
-    def authorised(self, request: web.Request) -> bool:
-        """True when the request carries a live session token or valid basic auth."""
-        if self.host.faults.bmc_401:
-            return False
-        token = request.headers.get("X-Auth-Token")
-        if token is not None:
-            return self.sessions.authenticate(token) is not None
-        header = request.headers.get("Authorization")
-        if header is None:
-            return False
-        try:
-            basic = BasicAuth.decode(header)
-        except ValueError:
-            return False
-        return self.credentials.matches(basic.login, basic.password)
+TASK_RETRY_AFTER_S = 1  # what a task-503-once monitor asks the client to wait
 
 
 Match = re.Match[str]
@@ -107,7 +64,10 @@ async def _get_versions(bmc: SimulatedBmc, request: web.Request, m: Match) -> Re
 
 
 async def _get_root(bmc: SimulatedBmc, request: web.Request, m: Match) -> Resp:
-    return json_response(res.service_root(bmc.host, bmc.profile))
+    body = res.service_root(bmc.host, bmc.profile)
+    if not bmc.profile.session_post:
+        body.get("Links", {}).pop("Sessions", None)  # as BMCs without session login do
+    return json_response(body)
 
 
 async def _get_odata(bmc: SimulatedBmc, request: web.Request, m: Match) -> Resp:
@@ -121,24 +81,36 @@ async def _get_metadata(bmc: SimulatedBmc, request: web.Request, m: Match) -> Re
 
 
 async def _get_systems(bmc: SimulatedBmc, request: web.Request, m: Match) -> Resp:
-    uri = res.system_uri(bmc.profile)
     body = res.collection(
-        res.SYSTEMS, "ComputerSystemCollection", "Computer System Collection", [uri]
+        res.SYSTEMS,
+        "ComputerSystemCollection",
+        "Computer System Collection",
+        enclosure.system_uris(bmc),
     )
     return json_response(body)
 
 
 async def _get_system(bmc: SimulatedBmc, request: web.Request, m: Match) -> Resp:
-    if m["sid"] != bmc.profile.system_id:
+    found = bmc.system(m["sid"])
+    if found is None:
         return not_found(request.path)
-    return json_response(res.system(bmc.host, bmc.profile))
+    host, view = found
+    body = res.system(host, view)
+    word = host.faults.bmc_power_state_word
+    if word:
+        body["PowerState"] = None if word == "null" else word
+    elif view.null_power_state:
+        body["PowerState"] = None  # the schema allows null; some BMCs send it mid-transition
+    return json_response(body)
 
 
 async def _get_nics(bmc: SimulatedBmc, request: web.Request, m: Match) -> Resp:
-    if m["sid"] != bmc.profile.system_id:
+    found = bmc.system(m["sid"])
+    if found is None:
         return not_found(request.path)
-    uri = f"{res.system_uri(bmc.profile)}/EthernetInterfaces"
-    members = res.nic_uris(bmc.host, bmc.profile)
+    host, view = found
+    uri = f"{res.system_uri(view)}/EthernetInterfaces"
+    members = res.nic_uris(host, view)
     body = res.collection(
         uri, "EthernetInterfaceCollection", "Ethernet Interface Collection", members
     )
@@ -146,16 +118,18 @@ async def _get_nics(bmc: SimulatedBmc, request: web.Request, m: Match) -> Resp:
 
 
 async def _get_nic(bmc: SimulatedBmc, request: web.Request, m: Match) -> Resp:
-    body = res.ethernet_interface(bmc.host, bmc.profile, m["id"])
-    if m["sid"] != bmc.profile.system_id or body is None:
+    found = bmc.system(m["sid"])
+    body = res.ethernet_interface(found[0], found[1], m["id"]) if found else None
+    if body is None:
         return not_found(request.path)
     return json_response(body)
 
 
 async def _get_action_info(bmc: SimulatedBmc, request: web.Request, m: Match) -> Resp:
-    if m["sid"] != bmc.profile.system_id:
+    found = bmc.system(m["sid"])
+    if found is None:
         return not_found(request.path)
-    return json_response(res.action_info(bmc.profile))
+    return json_response(res.action_info(found[1]))
 
 
 async def _get_managers(bmc: SimulatedBmc, request: web.Request, m: Match) -> Resp:
@@ -168,32 +142,37 @@ async def _get_managers(bmc: SimulatedBmc, request: web.Request, m: Match) -> Re
 async def _get_manager(bmc: SimulatedBmc, request: web.Request, m: Match) -> Resp:
     if m["id"] != bmc.profile.manager_id:
         return not_found(request.path)
-    return json_response(res.manager(bmc.host, bmc.profile))
+    return json_response(enclosure.manager(bmc))
 
 
 async def _get_chassis_collection(bmc: SimulatedBmc, request: web.Request, m: Match) -> Resp:
-    uri = f"{res.CHASSIS}/{bmc.profile.chassis_id}"
+    members = [f"{res.CHASSIS}/{c}" for c in enclosure.chassis_ids(bmc)]
     return json_response(
-        res.collection(res.CHASSIS, "ChassisCollection", "Chassis Collection", [uri])
+        res.collection(res.CHASSIS, "ChassisCollection", "Chassis Collection", members)
     )
 
 
 async def _get_chassis(bmc: SimulatedBmc, request: web.Request, m: Match) -> Resp:
-    if m["id"] != bmc.profile.chassis_id:
+    body = enclosure.chassis(bmc, m["id"])
+    if body is None:
         return not_found(request.path)
-    return json_response(res.chassis(bmc.host, bmc.profile))
+    return json_response(body)
 
 
 # -- handlers: reset and tasks ------------------------------------------------
 
 
 async def _post_reset(bmc: SimulatedBmc, request: web.Request, m: Match) -> Resp:
-    if m["sid"] != bmc.profile.system_id:
+    found = bmc.system(m["sid"])
+    if found is None:
         return not_found(request.path)
+    host, view = found
     body = await _json_object(request)
     if body is None:
         return malformed_json()
     value = body.get("ResetType")
+    if isinstance(value, str):
+        bmc.record_reset(host, value)
     if value is None:
         return error_response(
             400,
@@ -201,7 +180,7 @@ async def _post_reset(bmc: SimulatedBmc, request: web.Request, m: Match) -> Resp
             "The action ComputerSystem.Reset requires the parameter ResetType to be present in the request body.",
             args=["ComputerSystem.Reset", "ResetType"],
         )
-    allowed = [str(t) for t in bmc.profile.reset_types]
+    allowed = [str(t) for t in view.reset_types]
     if not isinstance(value, str) or value not in allowed:
         return error_response(
             400,
@@ -213,16 +192,16 @@ async def _post_reset(bmc: SimulatedBmc, request: web.Request, m: Match) -> Resp
             resolution="Choose a value from the AllowableValues of the action's ActionInfo.",
         )
     kind = ResetType(value)
-    power = str(bmc.host.power_state)
-    if bmc.profile.strict_state and state_conflict(kind, bmc.host.power_state):
+    power = str(host.power_state)
+    if view.strict_state and state_conflict(kind, host.power_state):
         return _state_conflict(kind, power, f"the system is already {power}")
     try:
-        bmc.host.reset(kind)
+        host.reset(kind)
     except ResetRejected as exc:
         return _state_conflict(kind, power, str(exc))
-    log.debug("%s: ComputerSystem.Reset %s", bmc.host.name, kind)
-    if bmc.profile.reset_via_task:
-        task = bmc.tasks.start(bmc.host, res.reset_target(bmc.profile), value)
+    log.debug("%s: ComputerSystem.Reset %s", host.name, kind)
+    if view.reset_via_task:
+        task = bmc.tasks.start(host, res.reset_target(view), value)
         return json_response(task.body(), 202, headers={"Location": task.monitor_uri})
     return no_content()
 
@@ -247,8 +226,20 @@ async def _get_task_monitor(bmc: SimulatedBmc, request: web.Request, m: Match) -
     task = bmc.tasks.get(m["id"])
     if task is None:
         return not_found(request.path)
+    task.polls += 1
+    p = bmc.profile
+    if p.task_503_once and task.polls == 1:
+        return error_response(
+            503,
+            f"{BASE}.ServiceTemporarilyUnavailable",
+            f"The service is temporarily unavailable. Retry in {TASK_RETRY_AFTER_S} seconds.",
+            args=[str(TASK_RETRY_AFTER_S)],
+            resolution="Wait for the indicated retry duration and retry the operation.",
+            headers={"Retry-After": str(TASK_RETRY_AFTER_S)},
+        )
     if task.done:
-        return json_response(task.body())
+        # DSP0266: a finished monitor answers as the synchronous request would have.
+        return no_content() if p.task_done_status == 204 else json_response(task.body())
     return json_response(task.body(), 202, headers={"Location": task.monitor_uri})
 
 
@@ -267,6 +258,23 @@ async def _get_sessions(bmc: SimulatedBmc, request: web.Request, m: Match) -> Re
 
 
 async def _post_login(bmc: SimulatedBmc, request: web.Request, m: Match) -> Resp:
+    p = bmc.profile
+    if not p.session_post:
+        return method_not_allowed(request.path, ["GET"])
+    if p.session_redirect and not request.path.endswith("/"):
+        location = f"{res.SESSIONS}/"
+        return web.Response(
+            status=p.session_redirect,
+            headers={"Location": location, "OData-Version": "4.0"},
+        )
+    answer = await _log_in(bmc, request)
+    if p.slow_login:
+        # The session exists already: a client that gives up still leaves it behind.
+        await asyncio.sleep(bmc.timings.login_delay_s)
+    return answer
+
+
+async def _log_in(bmc: SimulatedBmc, request: web.Request) -> Resp:
     body = await _json_object(request)
     if body is None:
         return malformed_json()
@@ -279,7 +287,7 @@ async def _post_login(bmc: SimulatedBmc, request: web.Request, m: Match) -> Resp
             f"The property {missing} is a required property and must be included in the request.",
             args=[missing],
         )
-    if bmc.host.faults.bmc_401 or not bmc.credentials.matches(username, password):
+    if bmc.faults.bmc_401 or not bmc.credentials.matches(username, password):
         log.info("%s: Redfish login refused (bad credentials)", bmc.host.name)
         return error_response(
             401,
@@ -289,7 +297,7 @@ async def _post_login(bmc: SimulatedBmc, request: web.Request, m: Match) -> Resp
             args=[res.SESSIONS, "Unauthorized"],
             headers={"WWW-Authenticate": f'Basic realm="{REALM}"'},
         )
-    session = None if bmc.host.faults.bmc_sessions_exhausted else bmc.sessions.open(username)
+    session = None if bmc.faults.bmc_sessions_exhausted else bmc.sessions.open(username)
     if session is None:
         p = bmc.profile
         log.info("%s: Redfish session limit reached", bmc.host.name)

@@ -2,7 +2,8 @@
 
 Such a BMC returns a task monitor URI in ``Location``; the monitor answers
 ``202`` while the power transition runs and ``200`` with ``TaskState:
-Completed`` afterwards. The task follows the host's real transition.
+Completed`` afterwards (``204`` on task-204 BMCs). The task follows the host's
+real transition.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class ResetTask:
     reset_type: str
     start_time: str = field(default_factory=_now)
     end_time: str | None = None
+    polls: int = 0  # monitor polls so far (task-503-once fails the first)
     watcher: asyncio.Task[None] | None = field(default=None, repr=False)
 
     @property
