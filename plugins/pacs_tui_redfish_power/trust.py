@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import ssl
+import warnings
 from pathlib import Path
 from typing import Literal
 
@@ -70,7 +71,10 @@ class TlsTrust:
                 context.verify_mode = ssl.CERT_NONE
             if bmc.tls_legacy:
                 # Old BMC firmware: TLS 1.0-1.2 with RSA key exchange and SHA-1 MACs.
-                context.minimum_version = ssl.TLSVersion.TLSv1
+                with warnings.catch_warnings():
+                    # Deprecated on purpose: it is what the inventory asked for.
+                    warnings.simplefilter("ignore", DeprecationWarning)
+                    context.minimum_version = ssl.TLSVersion.TLSv1
                 context.set_ciphers("DEFAULT:@SECLEVEL=0")
             else:
                 context.minimum_version = ssl.TLSVersion.TLSv1_2
