@@ -4,6 +4,8 @@
   (fake driver, bcrypt htpasswd, its own state dir), on 127.x and a free port.
 - ``bmc_lab(tmp, flavours)``: the simulator's BMCs in-process over HTTPS with
   a fresh ``FleetPki``, an inventory pointing at them, and an opened probe.
+  Any flavour works; consecutive ``blade-enclosure`` names share one enclosure
+  BMC (up to ``enclosure_size``), each with its ``bmc.system`` in the inventory.
 - ``python tests/redfish_peers.py serve-bmcs OUT N``: N simulated BMCs in a
   separate process (for sweeps that measure the client's CPU alone).
 
@@ -38,6 +40,7 @@ from pacs_tui.power import PowerState
 from pacs_tui.sim.bmc import BmcFlavour, BmcService
 from pacs_tui.sim.host import HardwareFacts, HostTimings, SimulatedHost
 from pacs_tui.sim.pki import FleetPki
+from pacs_tui.sim.redfish_flavour import ENCLOSURE_SIZE, FlavourTimings, group_blades, profile
 from pacs_tui_redfish_power.probe import RedfishPowerProbe
 
 USER = "root"
@@ -143,11 +146,17 @@ async def bmc_lab(
     session_timeout_s: float = 600.0,
     session_limit: int = 8,
     credentials: Mapping[str, Any] | None = None,
+    enclosure_size: int = ENCLOSURE_SIZE,
+    timings: FlavourTimings | None = None,
 ) -> AsyncIterator[BmcLab]:
     """Serve one HTTPS BMC per name in ``flavours`` and open ``probe`` on them.
 
     ``bmc_options`` is merged into every inventory ``bmc`` block (e.g.
-    ``verify_tls: false`` or another ``ca_file``).
+    ``verify_tls: false`` or another ``ca_file``). Names flavoured
+    ``blade-enclosure`` are blades: up to ``enclosure_size`` consecutive ones
+    share one BMC on the first one's address, and each inventory entry names its
+    ``system`` (``Blade1``..). A ``legacy-tls`` BMC's entry gets ``tls_legacy:
+    true``. ``timings`` scales the slow flavours' delays (defaults: the real ones).
     """
     prefix = net()
     hosts = {
@@ -158,6 +167,7 @@ async def bmc_lab(
     ca_file = folder / "fleet-ca.pem"
     pki.write_ca(ca_file)
     first = next(iter(hosts.values()))
+    enclosures = group_blades(flavours.items(), enclosure_size)
     service = BmcService(
         list(hosts.values()),
         port=free_port(first.address),
@@ -167,17 +177,22 @@ async def bmc_lab(
         flavours=dict(flavours),
         session_limit=session_limit,
         session_timeout_s=session_timeout_s,
+        enclosures=enclosures,
+        timings=timings,
     )
-    bmcs = {
-        name: {
-            "address": host.address,
+    bmcs: dict[str, dict[str, Any]] = {}
+    for name in hosts:
+        bmc: dict[str, Any] = {
+            "address": hosts[service.enclosure(name)[0]].address,
             "port": service.port,
             "ca_file": ca_file.name,
             "credentials": "bmc-admin",
-            **(bmc_options or {}),
         }
-        for name, host in hosts.items()
-    }
+        if len(service.enclosure(name)) > 1 or profile(flavours[name]).enclosure:
+            bmc["system"] = service.system_id(name)
+        if profile(flavours[name]).legacy_tls:
+            bmc["tls_legacy"] = True
+        bmcs[name] = {**bmc, **(bmc_options or {})}
     inventory = write_inventory(folder, bmcs, credentials=credentials)
     probe = probe or RedfishPowerProbe()
     await service.start()

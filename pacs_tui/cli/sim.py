@@ -45,6 +45,15 @@ def register(subparsers: Any) -> None:
     p.add_argument("--control-port", type=int, default=0, help="control API port (0: any free)")
     p.add_argument("--no-tls", action="store_true", help="serve Redfish over plain HTTP")
     p.add_argument(
+        "--bmc-mix",
+        metavar="FLAVOUR=WEIGHT,...",
+        help=(
+            "BMC flavours and their weights in the fleet, e.g. generic=4,blade-enclosure=1,"
+            "slow-login=1 (default: generic=0.4,no-graceful-restart=0.2,strict-state=0.2,"
+            "task-monitor=0.2)"
+        ),
+    )
+    p.add_argument(
         "--time-scale", type=float, default=1.0, help="multiply boot/shutdown delays (default 1)"
     )
     p.set_defaults(handler=run_sim)
@@ -58,6 +67,7 @@ def _usage_error(message: str) -> int:
 def run_sim(args: argparse.Namespace) -> int:
     """Validate arguments, then serve until SIGINT/SIGTERM."""
     from pacs_tui.sim.faults import FaultFileError, load_fault_plan
+    from pacs_tui.sim.redfish_flavour import parse_mix
 
     if args.servers < 7:
         return _usage_error("--servers must be at least 7")
@@ -68,6 +78,11 @@ def run_sim(args: argparse.Namespace) -> int:
     for name in ("bmc_port", "dicom_port", "ssh_port"):
         if not 1 <= getattr(args, name) <= 65535:
             return _usage_error(f"--{name.replace('_', '-')} must be 1..65535")
+    if args.bmc_mix is not None:
+        try:
+            args.bmc_mix = parse_mix(args.bmc_mix)
+        except ValueError as exc:
+            return _usage_error(f"--bmc-mix: {exc}")
     plan = []
     if args.faults is not None:
         try:
@@ -104,6 +119,8 @@ async def _serve(args: argparse.Namespace, out: Path, plan: list[Any]) -> int:
         bmc_username=args.bmc_username,
         time_scale=args.time_scale,
     )
+    if args.bmc_mix is not None:
+        options.bmc_mix = args.bmc_mix
     password = args.bmc_password or os.environ.get("PACS_TUI_SIM_BMC_PASSWORD")
     if password:
         options.bmc_password = password
@@ -118,6 +135,11 @@ async def _serve(args: argparse.Namespace, out: Path, plan: list[Any]) -> int:
             )
             return EXIT_USAGE
         for name in matches:
+            try:
+                center.check_faults(name, planned.changes)
+            except ValueError as exc:
+                print(f"pacs-tui sim: error: {args.faults}:{planned.line}: {exc}", file=sys.stderr)
+                return EXIT_USAGE
             center.hosts[name].faults.update(planned.changes)
     paths = center.write_client_files(out)
     control = ControlApi(center, args.control_port)

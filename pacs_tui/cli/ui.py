@@ -101,6 +101,11 @@ def register(subparsers: Any) -> None:
         help="play a scenario live: move-weekend runs the whole rehearsal in the background",
     )
     demo.add_argument("--config", type=Path, help="config file with a keymap")
+    demo.add_argument(
+        "--bmc-mix",
+        metavar="FLAVOUR=WEIGHT,...",
+        help="BMC flavours and weights of the simulated fleet (see `pacs-tui sim --help`)",
+    )
     demo.set_defaults(handler=run_demo)
 
 
@@ -212,12 +217,20 @@ def run_demo(args: argparse.Namespace) -> int:
     if args.time_scale is not None and args.time_scale <= 0:
         print("pacs-tui demo: error: --time-scale must be > 0", file=sys.stderr)
         return EXIT_USAGE
+    if args.bmc_mix is not None:
+        from pacs_tui.sim.redfish_flavour import parse_mix
+
+        try:
+            parse_mix(args.bmc_mix)  # fail here, not in the child simulator
+        except ValueError as exc:
+            print(f"pacs-tui demo: error: --bmc-mix: {exc}", file=sys.stderr)
+            return EXIT_USAGE
     if args.scenario == MOVE_WEEKEND:
         return _play_move_weekend(args)
     # SIGTERM must unwind through _simulator's cleanup, not leave the simulator running.
     signal.signal(signal.SIGTERM, _exit_on_signal)
     out = Path(tempfile.mkdtemp(prefix="pacs-tui-demo-"))
-    with _simulator(out, args.servers, args.time_scale or 1.0) as ready:
+    with _simulator(out, args.servers, args.time_scale or 1.0, args.bmc_mix) as ready:
         if not ready:
             return 1  # the folder stays: its sim.log says why
         try:
@@ -231,7 +244,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
 
 @contextlib.contextmanager
-def _simulator(out: Path, servers: int, time_scale: float) -> Any:
+def _simulator(out: Path, servers: int, time_scale: float, bmc_mix: str | None = None) -> Any:
     """Run ``pacs-tui sim`` in a child process; yield whether it became ready."""
     octet = random.randint(100, 250)  # a random 127.N.0.0/16 so two demos do not collide
     command = [
@@ -240,6 +253,7 @@ def _simulator(out: Path, servers: int, time_scale: float) -> Any:
         "--out", str(out),
         "--address-octet", str(octet),
         "--time-scale", str(time_scale),
+        *(("--bmc-mix", bmc_mix) if bmc_mix else ()),
     ]  # fmt: skip
     log_path = out / "sim.log"
     print(f"pacs-tui demo: starting {servers} simulated servers on 127.{octet}.x.y …")

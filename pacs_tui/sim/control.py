@@ -57,6 +57,30 @@ async def get_host(request: web.Request) -> web.Response:
     return web.json_response(host.snapshot())
 
 
+async def get_bmc(request: web.Request) -> web.Response:
+    """GET /hosts/{name}/bmc: the BMC's flavour and what it received (requests, resets)."""
+    center = _center(request)
+    name = request.match_info["name"]
+    try:
+        center.host(name)
+    except KeyError as exc:
+        return _error(404, str(exc.args[0]))
+    bmc = center.bmc
+    if bmc is None:
+        return _error(503, "the BMCs are not running")
+    received = sorted(bmc.requests(name).items())
+    return web.json_response(
+        {
+            "flavour": str(bmc.flavour(name)),
+            "base_url": bmc.base_url(name),
+            "system": bmc.system_id(name),
+            "enclosure": bmc.enclosure(name),
+            "requests": [{"method": m, "path": p, "count": n} for (m, p), n in received],
+            "resets": bmc.resets(name),
+        }
+    )
+
+
 async def set_faults(request: web.Request) -> web.Response:
     """POST /hosts/{name}/faults {"bmc_503": true, ...}: switch faults on or off."""
     body = await _json_body(request)
@@ -144,6 +168,7 @@ def control_app(center: SimulatedDataCenter) -> web.Application:
     app[CENTER_KEY] = center
     app.router.add_get("/hosts", list_hosts)
     app.router.add_get("/hosts/{name}", get_host)
+    app.router.add_get("/hosts/{name}/bmc", get_bmc)
     app.router.add_post("/hosts/{name}/faults", set_faults)
     app.router.add_delete("/hosts/{name}/faults", clear_faults)
     app.router.add_post("/hosts/{name}/power", press_power)

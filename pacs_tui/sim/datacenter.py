@@ -23,9 +23,10 @@ import yaml
 from pacs_tui.sim.bmc import BmcService
 from pacs_tui.sim.dicom_node import DicomNode
 from pacs_tui.sim.faults import HostFaults
-from pacs_tui.sim.fleet import REMOTE_BACKUP, SimFleet, SimServer, build_fleet
+from pacs_tui.sim.fleet import DEFAULT_MIX, REMOTE_BACKUP, SimFleet, SimServer, build_fleet
 from pacs_tui.sim.host import HostTimings, SimulatedHost
 from pacs_tui.sim.pki import FleetPki
+from pacs_tui.sim.redfish_flavour import BmcFlavour, profile
 from pacs_tui.sim.ssh_keys import FleetSshKeys
 from pacs_tui.sim.ssh_os import SshOs
 from pacs_tui.sim.studies import StudyIndex
@@ -56,6 +57,7 @@ class SimOptions:
     time_scale: float = 1.0  # multiplies every power/boot delay (tests use ~0.02)
     session_limit: int = 8
     today: date = field(default_factory=date.today)
+    bmc_mix: tuple[tuple[BmcFlavour, float], ...] = DEFAULT_MIX  # BMC flavours and weights
 
 
 class SimulatedDataCenter:
@@ -64,7 +66,10 @@ class SimulatedDataCenter:
     def __init__(self, options: SimOptions, fleet: SimFleet | None = None) -> None:
         self.options = options
         self.fleet = fleet or build_fleet(
-            options.servers, seed=options.seed, address_octet=options.address_octet
+            options.servers,
+            seed=options.seed,
+            address_octet=options.address_octet,
+            bmc_mix=options.bmc_mix,
         )
         self.hosts: dict[str, SimulatedHost] = {}
         self.studies: dict[str, StudyIndex] = {}
@@ -151,6 +156,7 @@ class SimulatedDataCenter:
             pki=self.pki,
             flavours=flavours,
             session_limit=self.options.session_limit,
+            enclosures=self.fleet.enclosures(),
         )
         await self.bmc.start()
         await asyncio.gather(*(s.start() for s in self.ssh_servers.values()))
@@ -177,8 +183,18 @@ class SimulatedDataCenter:
         except KeyError:
             raise KeyError(f"no simulated server named {name!r}") from None
 
+    def check_faults(self, name: str, changes: dict[str, Any]) -> None:
+        """``ValueError`` for changes this server cannot take (beyond ``HostFaults``'s own
+        checks): a blade's BMC is its enclosure's, so it cannot change flavour alone."""
+        self.host(name)
+        if changes.get("bmc_flavour") and self.fleet.server(name).bmc_system is not None:
+            raise ValueError(
+                f"{name} is a blade: its enclosure BMC's flavour cannot change (bmc_flavour)"
+            )
+
     async def set_faults(self, name: str, changes: dict[str, Any]) -> dict[str, Any]:
         """Apply fault switches to one server and restart the listeners they affect."""
+        self.check_faults(name, changes)
         host = self.host(name)
         before = HostFaults(**vars(host.faults))
         host.faults.update(changes)
@@ -199,6 +215,8 @@ class SimulatedDataCenter:
             node.sync_find_latency()
         if now.bmc_unreachable != before.bmc_unreachable and self.bmc is not None:
             await self.bmc.set_reachable(host.name, not now.bmc_unreachable)
+        if now.bmc_flavour != before.bmc_flavour and self.bmc is not None:
+            await self.bmc.reopen(host.name)  # a legacy-TLS flavour needs another TLS setup
         ssh = self.ssh_servers[host.name]
         if now.ssh_host_key_changed != before.ssh_host_key_changed and host.os_state != "down":
             await ssh.stop()
@@ -272,7 +290,7 @@ def replica_pairs(fleet: SimFleet) -> list[tuple[str, str]]:
     return [(primaries[i % len(primaries)], name) for i, name in enumerate(replicas)]
 
 
-def _server_entry(spec: SimServer, options: SimOptions) -> dict[str, Any]:
+def _server_entry(spec: SimServer, flavour: BmcFlavour) -> dict[str, Any]:
     entry: dict[str, Any] = {"name": spec.name, "site": spec.site, "role": spec.role}
     if spec.rack:
         entry["rack"] = spec.rack
@@ -280,11 +298,22 @@ def _server_entry(spec: SimServer, options: SimOptions) -> dict[str, Any]:
         entry["tags"] = list(spec.tags)
     if spec.depends_on:
         entry["depends_on"] = list(spec.depends_on)
-    entry["bmc"] = {"address": spec.address}
+    bmc: dict[str, Any] = {"address": spec.bmc_host}
+    if spec.bmc_system is not None:
+        bmc["system"] = spec.bmc_system  # several servers behind one enclosure BMC
+    if profile(flavour).legacy_tls:
+        bmc["tls_legacy"] = True  # what an operator sets for such old firmware
+    entry["bmc"] = bmc
     if spec.ae_title:
         entry["dicom"] = {"host": spec.address, "ae_title": spec.ae_title}
     entry["ssh"] = {"host": spec.address}
     return entry
+
+
+def _flavour_now(center: SimulatedDataCenter, spec: SimServer) -> BmcFlavour:
+    """The server's BMC flavour, as a planted ``bmc_flavour`` fault may have changed it."""
+    planted = center.hosts[spec.name].faults.bmc_flavour
+    return BmcFlavour(planted) if planted and spec.bmc_system is None else spec.flavour
 
 
 def render_inventory(center: SimulatedDataCenter) -> str:
@@ -314,7 +343,7 @@ def render_inventory(center: SimulatedDataCenter) -> str:
                 "known_hosts": "known_hosts",
             },
         },
-        "servers": [_server_entry(s, opts) for s in center.fleet.servers],
+        "servers": [_server_entry(s, _flavour_now(center, s)) for s in center.fleet.servers],
     }
     header = (
         "# pacs-tui inventory of a simulated data center "

@@ -1,7 +1,9 @@
 """The shape of a simulated PACS data center: sites, servers, roles, dependencies.
 
-A pure function of (size, seed, address octet), so the same fleet comes back
-for the same arguments: a test, the demo and a rehearsal can all rebuild it.
+A pure function of (size, seed, address octet, BMC mix), so the same fleet
+comes back for the same arguments: a test, the demo and a rehearsal can all
+rebuild it. Servers drawn as ``blade-enclosure`` share one enclosure BMC with
+up to three rack neighbours of that flavour, on the first blade's address.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from dataclasses import dataclass
 
 from pacs_tui.roles import ROLES
 from pacs_tui.sim.host import HardwareFacts
-from pacs_tui.sim.redfish_flavour import BmcFlavour
+from pacs_tui.sim.redfish_flavour import BASE_FLAVOUR, ENCLOSURE_SIZE, BmcFlavour
 
 HOSPITALS = (
     "hosp-northgate",
@@ -62,14 +64,23 @@ NAME_PREFIX = {
 }
 
 
-# Each flavour belongs to one (fictional) vendor, so hardware facts stay consistent.
+# Each plain flavour belongs to one (fictional) vendor, so hardware facts stay
+# consistent; a behaviour flavour keeps its base flavour's vendor (BASE_FLAVOUR).
 VENDORS = {
     BmcFlavour.GENERIC: ("Meridian Compute", "MC-R640", "2.14.1"),
     BmcFlavour.NO_GRACEFUL_RESTART: ("Halvard Systems", "HS-2U-88", "4.02"),
     BmcFlavour.STRICT_STATE: ("Quillon Servers", "Q-Rack 7", "1.9.7"),
     BmcFlavour.TASK_MONITOR: ("Torvik Data", "TD-740xd", "6.10.30.00"),
+    BmcFlavour.BLADE_ENCLOSURE: ("Stellan Blade Systems", "SB-480 Blade", "3.2.1"),
 }
-FLAVOUR_WEIGHTS = (0.4, 0.2, 0.2, 0.2)
+# Today's fleet: the four plain flavours only (``--bmc-mix`` adds the others).
+DEFAULT_MIX: tuple[tuple[BmcFlavour, float], ...] = (
+    (BmcFlavour.GENERIC, 0.4),
+    (BmcFlavour.NO_GRACEFUL_RESTART, 0.2),
+    (BmcFlavour.STRICT_STATE, 0.2),
+    (BmcFlavour.TASK_MONITOR, 0.2),
+)
+FLAVOUR_WEIGHTS = tuple(w for _, w in DEFAULT_MIX)
 
 
 @dataclass(frozen=True)
@@ -86,6 +97,13 @@ class SimServer:
     ae_title: str | None
     flavour: BmcFlavour
     hardware: HardwareFacts
+    bmc_address: str = ""  # "" : the server's own address; a blade: its enclosure's
+    bmc_system: str | None = None  # a blade's ComputerSystem Id (Blade1..) on that BMC
+
+    @property
+    def bmc_host(self) -> str:
+        """Where this server's BMC answers."""
+        return self.bmc_address or self.address
 
     @property
     def units(self) -> tuple[str, ...]:
@@ -113,6 +131,14 @@ class SimFleet:
                 return server
         raise KeyError(name)
 
+    def enclosures(self) -> list[list[str]]:
+        """Names of the servers sharing each blade-enclosure BMC, in slot order."""
+        groups: dict[str, list[str]] = {}
+        for server in self.servers:
+            if server.bmc_system is not None:
+                groups.setdefault(server.bmc_host, []).append(server.name)
+        return list(groups.values())
+
 
 def server_address(octet: int, index: int) -> str:
     """Loopback address of the ``index``-th server: 127.OCTET.x.y (up to 62 500 servers)."""
@@ -134,7 +160,7 @@ def _split(total: int, weights: Sequence[tuple[str, float]]) -> dict[str, int]:
 
 
 def _hardware(rng: random.Random, flavour: BmcFlavour, index: int) -> HardwareFacts:
-    manufacturer, model, firmware = VENDORS[flavour]
+    manufacturer, model, firmware = VENDORS[BASE_FLAVOUR.get(flavour, flavour)]
     serial = f"{manufacturer[:2].upper()}{rng.randrange(16**6):06X}{index:05d}"
     base = 0x02_50_AC_00_00_00 + index * 4  # locally administered MACs, unique per server
     macs = tuple(
@@ -155,8 +181,18 @@ def _ae_title(name: str) -> str:
     return name.upper().replace("-", "")[:16]
 
 
-def build_fleet(size: int = 300, *, seed: int = 7, address_octet: int = 42) -> SimFleet:
+def build_fleet(
+    size: int = 300,
+    *,
+    seed: int = 7,
+    address_octet: int = 42,
+    bmc_mix: Sequence[tuple[BmcFlavour, float]] = DEFAULT_MIX,
+) -> SimFleet:
     """A realistic PACS fleet of ``size`` servers (at least 7).
+
+    Each server's BMC flavour is drawn from ``bmc_mix`` (flavour, weight); the
+    default mix draws exactly as before the behaviour flavours existed, so a
+    seed keeps giving the same fleet.
 
     The data center holds storage, databases, archives, image managers, DICOM
     routers, web viewers and RIS integration; a remote-backup site holds a
@@ -217,7 +253,10 @@ def build_fleet(size: int = 300, *, seed: int = 7, address_octet: int = 42) -> S
         "edge-gateway": (("dicom-router", 1),),
     }
     index_in_role: dict[tuple[str, str], int] = {}
-    flavours = list(BmcFlavour)
+    flavours = [f for f, _ in bmc_mix]
+    weights = [w for _, w in bmc_mix]
+    # (site, rack) -> the open enclosure's BMC address and how many blades it holds
+    open_enclosures: dict[tuple[str, str | None], tuple[str, int]] = {}
     servers = []
     for index, (server_name, site, role, server_rack) in enumerate(plan):
         tier = "backup" if site == REMOTE_BACKUP else "main"
@@ -226,7 +265,15 @@ def build_fleet(size: int = 300, *, seed: int = 7, address_octet: int = 42) -> S
         deps: list[str] = []
         for dep_role, k in upstream[role]:
             deps.extend(pick(tier, dep_role, i, k))
-        flavour = rng.choices(flavours, FLAVOUR_WEIGHTS)[0]
+        flavour = rng.choices(flavours, weights)[0]
+        address = server_address(address_octet, index)
+        bmc_address, bmc_system = "", None
+        if flavour is BmcFlavour.BLADE_ENCLOSURE:
+            first, blades = open_enclosures.get((site, server_rack), (address, ENCLOSURE_SIZE))
+            if blades == ENCLOSURE_SIZE:
+                first, blades = address, 0
+            open_enclosures[(site, server_rack)] = (first, blades + 1)
+            bmc_address, bmc_system = first, f"Blade{blades + 1}"
         tags = ["tier1"] if role in ("database", "archive", "image-manager") else []
         if site == REMOTE_BACKUP:
             tags.append("replica")
@@ -236,12 +283,14 @@ def build_fleet(size: int = 300, *, seed: int = 7, address_octet: int = 42) -> S
                 site=site,
                 role=role,
                 rack=server_rack,
-                address=server_address(address_octet, index),
+                address=address,
                 depends_on=tuple(deps),
                 tags=tuple(tags),
                 ae_title=_ae_title(server_name) if ROLES[role].speaks_dicom else None,
                 flavour=flavour,
                 hardware=_hardware(rng, flavour, index),
+                bmc_address=bmc_address,
+                bmc_system=bmc_system,
             )
         )
     sites = (

@@ -42,7 +42,7 @@ All but blade-enclosure can also be planted per server with the ``bmc_flavour`` 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
@@ -376,8 +376,3 @@ def parse_mix(text: str) -> tuple[tuple[BmcFlavour, float], ...]:
             raise ValueError(f"BMC flavour {flavour} given twice")
         mix[flavour] = value
     return tuple(mix.items())
-
-
-def known_mix(mix: Sequence[tuple[BmcFlavour, float]]) -> str:
-    """A mix written back as ``FLAVOUR=WEIGHT,...`` (for the demo's child simulator)."""
-    return ",".join(f"{f}={w:g}" for f, w in mix)
