@@ -174,7 +174,34 @@ async def test_system_manager_and_chassis_report_the_host() -> None:
         status, headers, _ = await fetch(
             client, "DELETE", f"{base}/redfish/v1/Systems", headers=BASIC
         )
-        assert status == 405 and headers["Allow"] == "GET"
+        assert status == 405 and headers["Allow"] == "GET, HEAD"
+
+
+async def test_protocol_details_the_dmtf_protocol_validator_checks() -> None:
+    host = make_host("pacs-a", f"{net()}.1")
+    async with serving([host]) as service, aiohttp.ClientSession() as client:
+        base = service.base_url("pacs-a")
+        status, headers, root = await fetch(client, "GET", f"{base}/redfish/v1/")
+        assert status == 200 and headers["Allow"] == "GET, HEAD"
+        schema = "https://redfish.dmtf.org/schemas/v1/ServiceRoot.v1_15_0.json"
+        assert headers["Link"] == f"<{schema}>; rel=describedby"
+        assert root["@odata.type"] == "#ServiceRoot.v1_15_0.ServiceRoot"
+        status, headers, body = await fetch(client, "HEAD", f"{base}/redfish/v1/Systems")
+        assert (status, body) == (401, None)  # HEAD reads as GET, login included
+        status, headers, body = await fetch(
+            client, "HEAD", f"{base}/redfish/v1/Systems", headers=BASIC
+        )
+        assert (status, body, headers["Allow"]) == (200, None, "GET, HEAD")
+        assert headers["Link"].endswith("/ComputerSystemCollection.json>; rel=describedby")
+        status, _, refused = await fetch(
+            client, "GET", f"{base}/redfish/v1/", headers={"OData-Version": "4.1"}
+        )
+        assert status == 412 and message_id(refused).endswith("HeaderInvalid")
+        login = {"UserName": USER, "Password": PASSWORD}
+        members = f"{base}/redfish/v1/SessionService/Sessions/Members"
+        status, headers, session = await fetch(client, "POST", members, body=login)
+        assert status == 201 and headers["Location"] == session["@odata.id"]
+        assert service.active_sessions("pacs-a") == 1
 
 
 async def test_two_hosts_on_two_addresses_answer_for_themselves() -> None:

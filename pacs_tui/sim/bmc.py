@@ -25,6 +25,7 @@ from collections.abc import Mapping, Sequence
 
 from aiohttp import web
 
+from pacs_tui.sim import redfish_protocol as protocol
 from pacs_tui.sim.host import SimulatedHost
 from pacs_tui.sim.pki import FleetPki
 from pacs_tui.sim.redfish_error_styles import restyle
@@ -268,19 +269,23 @@ class BmcService:
                 resolution="Wait for the indicated retry duration and retry the operation.",
                 headers={"Retry-After": str(RETRY_AFTER_S)},
             )
-        path = request.path.rstrip("/") or "/"
+        refused = protocol.unsupported_version(request)
+        if refused is not None:
+            return refused
+        method, path = protocol.target(request, request.path.rstrip("/") or "/")
         for route in ROUTES:
             match = route.pattern.fullmatch(path)
             if match is None:
                 continue
-            handler = route.methods.get(request.method)
+            handler = route.methods.get(method)
             if handler is None:
-                return method_not_allowed(path, sorted(route.methods))
-            if request.method not in route.public and not bmc.authorised(request):
+                return method_not_allowed(path, protocol.allowed(route.methods))
+            if method not in route.public and not bmc.authorised(request):
                 if bmc.profile.html_401 and "X-Auth-Token" in request.headers:
                     return await cut_off_html_401(request)
                 return unauthorized(REALM)
-            return await handler(bmc, request, match)
+            response = await handler(bmc, request, match)
+            return protocol.with_allow(response, request, route.methods)
         return not_found(request.path)
 
 

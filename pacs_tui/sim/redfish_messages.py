@@ -17,18 +17,33 @@ BASE = "Base.1.12"
 ODATA_HEADERS = {"OData-Version": "4.0", "Cache-Control": "no-cache"}
 
 
+SCHEMAS = "https://redfish.dmtf.org/schemas/v1"
+
+
+def described_by(odata_type: object) -> dict[str, str]:
+    """The ``Link: <schema>; rel=describedby`` header of a resource (DSP0266 §8.2).
+
+    ``#ServiceRoot.v1_15_0.ServiceRoot`` links ``ServiceRoot.v1_15_0.json`` and
+    an unversioned ``#ChassisCollection.ChassisCollection`` ``ChassisCollection.json``.
+    """
+    if not isinstance(odata_type, str):
+        return {}
+    namespace = odata_type.lstrip("#").rsplit(".", 1)[0]
+    return {"Link": f"<{SCHEMAS}/{namespace}.json>; rel=describedby"}
+
+
 def json_response(
     body: Mapping[str, Any],
     status: int = 200,
     headers: Mapping[str, str] | None = None,
 ) -> web.Response:
-    """A Redfish JSON answer with the OData-Version header."""
+    """A Redfish JSON answer with the OData-Version header (and Link for a resource)."""
     return web.Response(
         status=status,
         body=json.dumps(body, separators=(",", ":")).encode(),
         content_type="application/json",
         charset="utf-8",
-        headers={**ODATA_HEADERS, **(headers or {})},
+        headers={**ODATA_HEADERS, **described_by(body.get("@odata.type")), **(headers or {})},
     )
 
 
