@@ -207,9 +207,12 @@ class RedfishResetAction(Action):
         if "TaskState" not in poll.body:
             # DSP0266: once done, the monitor answers as the request itself would have.
             return ActionOutcome(
-                True, f"202: {reset_type} done (task monitor answered {poll.status})", facts=facts
+                True,
+                f"202: {reset_type} done (task monitor answered {poll.status})",
+                facts={**facts, "task_completed": True},
             )
-        return ActionOutcome(True, f"202: {reset_type} task {state}", facts=facts)
+        done = {"task_completed": state == "Completed"}
+        return ActionOutcome(True, f"202: {reset_type} task {state}", facts={**facts, **done})
 
     def _client(self, name: str) -> tuple[BmcClient, str | None]:
         if self._inventory is None or self._http is None:
