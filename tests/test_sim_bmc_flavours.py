@@ -20,7 +20,7 @@ from pacs_tui.sim.bmc import BmcFlavour, BmcService
 from pacs_tui.sim.host import HardwareFacts, HostTimings, SimulatedHost
 from pacs_tui.sim.pki import FleetPki
 from pacs_tui.sim.redfish_flavour import FlavourTimings
-from redfish_peers import FAST, free_port, net
+from redfish_peers import FAST, bmc_lab, free_port, net
 
 USER, PASSWORD = "root", "not-calvin-either"
 BASIC = {"Authorization": aiohttp.encode_basic_auth(USER, PASSWORD)}
@@ -594,3 +594,25 @@ async def test_legacy_tls_offers_only_tls12_with_aes256_sha(tmp_path: Path) -> N
             legacy.maximum_version = ssl.TLSVersion.TLSv1_2
             legacy.set_ciphers("AES256-SHA:@SECLEVEL=0")
             assert (await fetch(client, "GET", url, ssl=legacy))[0] == 200
+
+
+# -- the lab other tests start ---------------------------------------------------------
+
+
+async def test_bmc_lab_starts_blade_enclosures_and_slow_flavours(tmp_path: Path) -> None:
+    flavours = {
+        "b1": F.BLADE_ENCLOSURE,
+        "b2": F.BLADE_ENCLOSURE,
+        "b3": F.BLADE_ENCLOSURE,
+        "old": F.LEGACY_TLS,
+    }
+    async with bmc_lab(tmp_path, flavours, enclosure_size=2, timings=QUICK) as lab:
+        bmcs = {name: lab.server(name).bmc for name in flavours}
+        assert all(b is not None for b in bmcs.values())
+        b1, b2, b3, old = (bmcs[n] for n in ("b1", "b2", "b3", "old"))
+        assert b1 and b2 and b3 and old
+        assert (b1.address, b1.system) == (lab.hosts["b1"].address, "Blade1")
+        assert (b2.address, b2.system) == (lab.hosts["b1"].address, "Blade2")
+        assert (b3.address, b3.system) == (lab.hosts["b3"].address, "Blade1")
+        assert old.system is None and old.tls_legacy
+        assert lab.service.enclosure("b2") == ["b1", "b2"]

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from pacs_tui.power import PowerState, ResetType
 from pacs_tui.sim.pki import FleetPki
-from pacs_tui.sim.redfish_flavour import PROFILES, BmcFlavour, state_conflict
+from pacs_tui.sim.redfish_flavour import BASE_FLAVOUR, PROFILES, BmcFlavour, state_conflict
 from pacs_tui.sim.redfish_sessions import SessionTable
 
 
@@ -79,7 +79,10 @@ def test_flavours_differ_where_clients_must_cope() -> None:
     assert ResetType.GRACEFUL_RESTART not in PROFILES[BmcFlavour.NO_GRACEFUL_RESTART].reset_types
     assert PROFILES[BmcFlavour.STRICT_STATE].strict_state
     assert PROFILES[BmcFlavour.TASK_MONITOR].reset_via_task
-    assert len({p.vendor for p in PROFILES.values()}) == len(PROFILES)
+    plain = [f for f in PROFILES if BASE_FLAVOUR.get(f, f) is f]
+    assert len({PROFILES[f].vendor for f in plain}) == len(plain)
+    for flavour, base in BASE_FLAVOUR.items():  # a behaviour flavour keeps its base's vendor
+        assert PROFILES[flavour].vendor == PROFILES[base].vendor
 
 
 def _handshake(pki: FleetPki, served: str, expected: str) -> x509.Certificate:
