@@ -255,6 +255,8 @@ class BmcService:
         if faults.bmc_malformed_json and isinstance(response, web.Response):
             response = truncated(response)
         late = faults.bmc_answer_delay_s + (bmc.timings.answer_delay_s if p.slow_answers else 0)
+        if request.method == "POST":
+            late += faults.bmc_post_answer_delay_s
         if late > 0 and not response.prepared:
             await asyncio.sleep(late)
         return response

@@ -24,6 +24,8 @@ class HostFaults:
     bmc_unreachable: bool = False  # the BMC's listener is closed (connection refused)
     bmc_delay_s: float = 0.0  # every BMC request waits this long before it is carried out
     bmc_answer_delay_s: float = 0.0  # carried out at once; only the answer waits this long
+    # The same for POSTs only (a reset acted on at once, answered late), so reads stay quick.
+    bmc_post_answer_delay_s: float = 0.0
     bmc_503: bool = False  # every BMC request gets 503 Service Unavailable + Retry-After
     bmc_401: bool = False  # every BMC login / authenticated request gets 401
     bmc_malformed_json: bool = False  # BMC bodies are truncated JSON
