@@ -15,7 +15,16 @@ from pacs_tui.batch.audit import AuditLog
 from pacs_tui.batch.confirm import Confirmation, ConfirmationRequired, ConfirmationRule
 from pacs_tui.batch.dry_run import dry_run_lines
 from pacs_tui.batch.gates import GatePolicy, judge, parse_gate_spec
-from pacs_tui.batch.plan import PlanError, PlanOptions, StepKind, build_plan
+from pacs_tui.batch.plan import (
+    HINT_DEPENDENTS,
+    HINT_NO_BMC,
+    HINT_NO_ESCALATION,
+    HINT_NO_GRACEFUL,
+    PlanError,
+    PlanOptions,
+    StepKind,
+    build_plan,
+)
 from pacs_tui.batch.readings import PowerFacts
 from pacs_tui.batch.runner import BatchRunner, PlanRefused
 from pacs_tui.inventory import Inventory, load_inventory_text
@@ -130,6 +139,41 @@ def test_bmc_without_graceful_shutdown_uses_ssh_shutdown(tmp_path: Path) -> None
     # view-1 has no SSH either: there is no graceful way down, and the plan says so.
     refused = build_plan(inventory(tmp_path), ["view-1"], "off", facts(resets=resets), ACTIONS)
     assert refused.refused and "no graceful way down" in refused.refusals[0]
+    # The hint fits this refusal, not the one for unselected dependents.
+    assert refused.hints == (HINT_NO_GRACEFUL,)
+    assert "override-dependents" not in "\n".join(dry_run_lines(refused))
+
+
+def test_each_refusal_kind_has_its_own_hint(tmp_path: Path) -> None:
+    inv = inventory(tmp_path)
+    both = build_plan(
+        inv, ["arch", "view-1"], "off", facts(view_2="On", resets=("On", "ForceOff")), ACTIONS
+    )
+    assert set(both.hints) == {HINT_DEPENDENTS, HINT_NO_GRACEFUL}
+    lone = build_plan(inv, ["lone"], "on", facts("Off"), ACTIONS)
+    assert lone.hints == (HINT_NO_BMC,)
+    escalate = PlanOptions(escalate_after_s=5)
+    no_force = build_plan(
+        inv, ["view-2"], "off", facts(resets=("GracefulShutdown",)), ACTIONS, escalate
+    )
+    assert no_force.hints == (HINT_NO_ESCALATION,)
+
+
+def test_unknown_power_states_are_left_out_unless_included(tmp_path: Path) -> None:
+    inv = inventory(tmp_path)
+    for word in ("Unknown", "Starting"):
+        plan = build_plan(inv, ["view-1", "view-2"], "force-off", facts(view_1=word), ACTIONS)
+        by_name = {sp.server.name: sp for sp in plan.servers}
+        assert by_name["view-1"].left_out and not by_name["view-1"].steps
+        assert "state unknown" in by_name["view-1"].skip_reason
+        assert [sp.server.name for sp in plan.touched] == ["view-2"]
+        assert "1 left out (state unknown)" in plan.summary()
+        assert any("LEFT OUT" in line for line in dry_run_lines(plan))
+        included = build_plan(
+            inv, ["view-1"], "force-off", facts(view_1=word), ACTIONS,
+            PlanOptions(include_unknown=frozenset({"view-1"})),
+        )  # fmt: skip
+        assert included.touched and included.included_unknown[0].startswith("view-1: PowerState")
 
 
 def test_unselected_dependents_that_are_on_refuse_the_plan(tmp_path: Path) -> None:
