@@ -25,6 +25,13 @@ from pacs_tui_redfish_power.probe import RedfishPowerProbe
 from redfish_peers import PASSWORD, USER, BmcLab, bmc_lab, write_inventory
 
 GENERIC = {"bmc-a": BmcFlavour.GENERIC}
+# The vendor profiles; each misbehaviour flavour has its own test in test_redfish_quirks.
+VENDOR_FLAVOURS = [
+    BmcFlavour.GENERIC,
+    BmcFlavour.NO_GRACEFUL_RESTART,
+    BmcFlavour.STRICT_STATE,
+    BmcFlavour.TASK_MONITOR,
+]
 
 
 async def wait_for(condition: Callable[[], bool | Awaitable[bool]], within_s: float = 5.0) -> None:
@@ -76,7 +83,7 @@ async def test_powering_on_is_degraded(tmp_path: Path) -> None:
         )
 
 
-@pytest.mark.parametrize("flavour", list(BmcFlavour))
+@pytest.mark.parametrize("flavour", VENDOR_FLAVOURS)
 async def test_each_flavours_reset_types_and_system_are_discovered(
     tmp_path: Path, flavour: BmcFlavour
 ) -> None:
@@ -216,7 +223,7 @@ async def test_malformed_json_is_reported(tmp_path: Path) -> None:
         assert result.detail == "malformed JSON from BMC (GET /redfish/v1/Systems/1)"
 
 
-@pytest.mark.parametrize("flavour", list(BmcFlavour))
+@pytest.mark.parametrize("flavour", VENDOR_FLAVOURS)
 async def test_full_session_table_falls_back_to_basic_auth(
     tmp_path: Path, flavour: BmcFlavour
 ) -> None:

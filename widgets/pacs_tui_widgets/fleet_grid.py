@@ -471,6 +471,8 @@ class FleetGrid(ScrollView, can_focus=True):
                 reading = self.state.reading(server, probe, now)
                 health = reading.health
                 cell = f"{glyph(health)} {reading.state}"
+                if probe == "power" and reading.result is not None:
+                    cell += _tls_mark(str(reading.result.facts.get("tls", "")))
                 if probe in _WITH_LATENCY and reading.result is not None and not reading.stale:
                     latency = format_latency(reading.result.latency_ms)
                     if latency:
@@ -489,3 +491,12 @@ class FleetGrid(ScrollView, can_focus=True):
             segments.append(Segment(_fit(cell, widths[CUSTODY_COLUMN]) + " ", row_style + style))
         segments.append(Segment(_fit(format_age(oldest), widths["age"]) + " ", row_style))
         return Strip(segments, self.total_width)
+
+
+def _tls_mark(mode: str) -> str:
+    """A short flag in the power cell for a BMC whose TLS is weakened on purpose."""
+    if "LEGACY" in mode:
+        return " ⚠TLS-LEGACY"
+    if "UNVERIFIED" in mode:
+        return " ⚠TLS-UNVERIFIED"
+    return ""
