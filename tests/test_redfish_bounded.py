@@ -35,9 +35,19 @@ class HostilePeer:
     def __init__(self) -> None:
         self.mode = "ok"
         self.sent_bytes = 0
+        self.logins = 0
 
     async def root(self, request: web.Request) -> web.Response:
+        if self.mode == "redirect-away":
+            sessions = {"@odata.id": "/redfish/v1/SessionService/Sessions"}
+            return web.json_response({**ROOT, "Links": {"Sessions": sessions}})
         return web.json_response(ROOT)
+
+    async def login(self, request: web.Request) -> web.Response:
+        self.logins += 1
+        # Elsewhere: another host (never contacted; the name does not resolve here).
+        location = "https://bmc.elsewhere.invalid/redfish/v1/SessionService/Sessions"
+        return web.Response(status=307, headers={"Location": location})
 
     async def systems(self, request: web.Request) -> web.Response:
         return web.json_response(SYSTEMS)
@@ -96,6 +106,7 @@ async def hostile(tmp_path: Path) -> AsyncIterator[tuple[HostilePeer, RedfishPow
     app.router.add_get("/redfish/v1/", peer.root)
     app.router.add_get("/redfish/v1/Systems", peer.systems)
     app.router.add_get(SYSTEM, peer.system)
+    app.router.add_post("/redfish/v1/SessionService/Sessions", peer.login)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     address = f"{net()}.1"
@@ -183,3 +194,13 @@ async def test_an_oversized_header_is_named(tmp_path: Path) -> None:
         result = await read(probe, server)
         assert result.health is Health.UNKNOWN
         assert "header too large" in result.detail
+
+
+async def test_a_login_redirected_to_another_host_is_not_followed(tmp_path: Path) -> None:
+    async with hostile(tmp_path) as (peer, probe, server):
+        peer.mode = "redirect-away"
+        result = await read(probe, server)
+        assert (result.state, result.health) == ("Unknown", Health.UNKNOWN)
+        assert "redirected to another host" in result.detail
+        assert "credentials are only sent to the inventory's address" in result.detail
+        assert peer.logins == 1
