@@ -36,7 +36,7 @@ VERB_TITLES = {
     "force-off": "FORCE OFF (cut power, no OS shutdown)",
 }
 
-_SHOWN_ABOVE = ("selection:", "REFUSED:", "OVERRIDDEN:")
+_SHOWN_ABOVE = ("selection:", "REFUSED:", "OVERRIDDEN:", "  hint:")
 
 Replan = Callable[[PlanOptions], Awaitable[tuple[BatchPlan, str]]]
 RecordConfirmation = Callable[[BatchPlan, str, Confirmation | None, bool], None]
@@ -173,6 +173,7 @@ class PlanScreen(ModalScreen[PlanDecision | None]):
             escape(
                 "REFUSED — nothing can run:\n"
                 + "\n".join(f"  ✖ {reason}" for reason in plan.refusals)
+                + "".join(f"\n  → {hint}" for hint in plan.hints)
             )
         )
         overridden = self.query_one("#plan-overridden", Static)
