@@ -28,12 +28,13 @@ from pacs_tui.monitor import FleetMonitor
 from pacs_tui.plugin_api import ProbeResult
 from pacs_tui.power import PowerState
 from pacs_tui.session import Session
-from pacs_tui.sim.redfish_flavour import BmcFlavour
+from pacs_tui.sim.redfish_flavour import BmcFlavour, FlavourTimings
 from pacs_tui_redfish_power.login_guard import LOGIN_GUARD
 from pacs_tui_redfish_power.probe import RedfishPowerProbe
 from redfish_peers import BmcLab, bmc_lab, write_inventory
 
 SETTINGS = {"redfish_task_poll_s": 0.05}
+QUICK_401 = FlavourTimings(html_401_session_timeout_s=3.0)  # sessions idle out in 3 s
 
 
 @pytest.fixture(autouse=True)
@@ -196,7 +197,7 @@ async def test_a_bmc_lost_after_the_reset_is_named_in_the_result(tmp_path: Path)
 async def test_an_expired_session_with_a_broken_401_does_not_stall_the_batch(
     tmp_path: Path,
 ) -> None:
-    async with engine(tmp_path, {"bmc-a": BmcFlavour.HTML_401}) as e:
+    async with engine(tmp_path, {"bmc-a": BmcFlavour.HTML_401}, timings=QUICK_401) as e:
         plan, batch = await e.plan(["bmc-a"], "force-off", PlanOptions(power_timeout_s=15))
         await asyncio.sleep(3.3)  # the flavour's sessions idle out after 3 s
         runner = e.session.runner(

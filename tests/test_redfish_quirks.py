@@ -16,13 +16,14 @@ from pathlib import Path
 import pytest
 
 from pacs_tui.plugin_api import Health, ProbeResult
-from pacs_tui.sim.redfish_flavour import BmcFlavour
+from pacs_tui.sim.redfish_flavour import BmcFlavour, FlavourTimings
 from pacs_tui_redfish_power.client import BmcClient
 from pacs_tui_redfish_power.errors import BmcHttpError
 from pacs_tui_redfish_power.login_guard import LOGIN_GUARD
 from redfish_peers import PASSWORD, BmcLab, bmc_lab
 
 SESSIONS = "/redfish/v1/SessionService/Sessions"
+QUICK_401 = FlavourTimings(html_401_session_timeout_s=3.0)  # sessions idle out in 3 s
 
 
 async def poll(lab: BmcLab, name: str = "bmc-a") -> ProbeResult:
@@ -78,7 +79,7 @@ async def test_auth_session_never_falls_back(tmp_path: Path) -> None:
 
 
 async def test_an_html_401_cut_before_its_body_means_one_new_login(tmp_path: Path) -> None:
-    async with bmc_lab(tmp_path, {"bmc-a": BmcFlavour.HTML_401}) as lab:
+    async with bmc_lab(tmp_path, {"bmc-a": BmcFlavour.HTML_401}, timings=QUICK_401) as lab:
         assert (await poll(lab)).state == "On"
         # The flavour's sessions idle out after 3 s: the next poll meets the broken 401.
         await asyncio.sleep(3.3)

@@ -21,7 +21,7 @@ Every flavour, one line each (knobs in ``FlavourTimings``, defaults in brackets)
 - ``session-redirect-301``: the same with 301 (clients turn the POST into a GET).
 - ``no-session-post``: no ``Links.Sessions`` in the service root; POST ``.../Sessions``
   answers 405 with a Redfish error; HTTP Basic works everywhere.
-- ``html-401``: sessions idle out fast [``html_401_session_timeout_s`` = 3 s]; a stale or
+- ``html-401``: sessions idle out fast [``html_401_session_timeout_s`` = 30 s]; a stale or
   unknown token gets 401 ``text/html`` chunked, the connection closed before any chunk.
 - ``extended-info-only``: errors say only "See @Message.ExtendedInfo for more
   information."; the ExtendedInfo entries carry MessageId + MessageArgs, no Message.
@@ -88,7 +88,7 @@ class FlavourTimings:
 
     login_delay_s: float = 6.0  # slow-login: until the session POST answers
     answer_delay_s: float = 3.0  # slow-answers: until every answer
-    html_401_session_timeout_s: float = 3.0  # html-401: session idle timeout
+    html_401_session_timeout_s: float = 30.0  # html-401: idle timeout (the schema's minimum)
 
 
 @dataclass(frozen=True)
