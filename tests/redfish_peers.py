@@ -92,8 +92,10 @@ def write_inventory(
 # -- simulated BMCs in-process ------------------------------------------------------
 
 
-def make_host(name: str, address: str, power: PowerState = PowerState.ON) -> SimulatedHost:
-    """A simulated server with tiny timings."""
+def make_host(
+    name: str, address: str, power: PowerState = PowerState.ON, *, timings: HostTimings = FAST
+) -> SimulatedHost:
+    """A simulated server with tiny timings (by default)."""
     hardware = HardwareFacts(
         manufacturer="Torvik Data",
         model="TD-740xd",
@@ -109,7 +111,7 @@ def make_host(name: str, address: str, power: PowerState = PowerState.ON) -> Sim
         address=address,
         units=("pacs",),
         hardware=hardware,
-        timings=FAST,
+        timings=timings,
         power_state=power,
         os_state="up" if power is PowerState.ON else "down",
     )

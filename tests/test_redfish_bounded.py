@@ -49,6 +49,31 @@ class HostilePeer:
         location = "https://bmc.elsewhere.invalid/redfish/v1/SessionService/Sessions"
         return web.Response(status=307, headers={"Location": location})
 
+    async def stream(
+        self,
+        request: web.Request,
+        length: int | None,
+        chunks: int,
+        size: int,
+        *,
+        prefix: bytes = b"",
+        pause_s: float = 0.0,
+    ) -> web.StreamResponse:
+        """Send ``chunks`` blanks of ``size`` bytes until done or the client hangs up."""
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        response.content_length = length
+        await response.prepare(request)
+        await response.write(prefix)
+        for _ in range(chunks):
+            try:
+                await response.write(b" " * size)
+            except (ConnectionError, RuntimeError):
+                break
+            self.sent_bytes += size
+            if pause_s:
+                await asyncio.sleep(pause_s)
+        return response
+
     async def systems(self, request: web.Request) -> web.Response:
         return web.json_response(SYSTEMS)
 
@@ -56,41 +81,15 @@ class HostilePeer:
         if self.mode == "ok":
             return web.json_response(ON)
         if self.mode == "endless":
-            response = web.StreamResponse(headers={"Content-Type": "application/json"})
-            await response.prepare(request)
-            chunk = b" " * 65536
-            await response.write(b'{"PowerState": "On", "Pad": "')
-            # Bounded on our side too: stop after 256 MiB even if nobody hangs up.
-            for _ in range(4096):
-                try:
-                    await response.write(chunk)
-                except (ConnectionError, RuntimeError):
-                    break
-                self.sent_bytes += len(chunk)
-            return response
+            # Chunked, no length; bounded on our side too (256 MiB) if nobody hangs up.
+            return await self.stream(
+                request, None, 4096, 65536, prefix=b'{"PowerState": "On", "P": "'
+            )
         if self.mode == "trickle":
-            response = web.StreamResponse(headers={"Content-Type": "application/json"})
-            await response.prepare(request)
-            for _ in range(600):
-                try:
-                    await response.write(b" ")
-                except (ConnectionError, RuntimeError):
-                    break
-                await asyncio.sleep(0.05)
-            return response
+            return await self.stream(request, None, 600, 1, pause_s=0.05)
         if self.mode == "huge":
             # A declared 100 MB JSON body, streamed as a BMC would send it.
-            response = web.StreamResponse(headers={"Content-Type": "application/json"})
-            response.content_length = 100 * 1024 * 1024
-            await response.prepare(request)
-            chunk = b" " * 65536
-            for _ in range(response.content_length // len(chunk)):
-                try:
-                    await response.write(chunk)
-                except (ConnectionError, RuntimeError):
-                    break
-                self.sent_bytes += len(chunk)
-            return response
+            return await self.stream(request, 100 * 1024 * 1024, 1600, 65536)
         if self.mode == "deep":
             body = b'{"PowerState": ' + b"[" * 200_000 + b"]" * 200_000 + b"}"
             return web.Response(body=body, content_type="application/json")

@@ -17,10 +17,10 @@ import pytest
 
 from pacs_tui.power import PowerState
 from pacs_tui.sim.bmc import BmcFlavour, BmcService
-from pacs_tui.sim.host import HardwareFacts, HostTimings, SimulatedHost
+from pacs_tui.sim.host import HostTimings, SimulatedHost
 from pacs_tui.sim.pki import FleetPki
 from pacs_tui.sim.redfish_flavour import FlavourTimings
-from redfish_peers import FAST, bmc_lab, free_port, net
+from redfish_peers import bmc_lab, free_port, make_host, net
 
 USER, PASSWORD = "root", "not-calvin-either"
 BASIC = {"Authorization": aiohttp.encode_basic_auth(USER, PASSWORD)}
@@ -29,30 +29,6 @@ CREDENTIALS = {"UserName": USER, "Password": PASSWORD}
 QUICK = FlavourTimings(login_delay_s=0.6, answer_delay_s=0.4, html_401_session_timeout_s=0.3)
 SLOW = HostTimings(power_transition_s=0.4, boot_s=0.1, service_start_s=0.05, shutdown_s=0.05)
 F = BmcFlavour
-
-
-def make_host(
-    name: str, address: str, *, power: PowerState = PowerState.ON, timings: HostTimings = FAST
-) -> SimulatedHost:
-    hardware = HardwareFacts(
-        manufacturer="Stellan Blade Systems",
-        model="SB-480 Blade",
-        serial_number=f"SN-{name}",
-        mac_addresses=("02:50:ac:00:00:01",),
-        bios_version="2.1.0",
-        bmc_firmware="3.2.1",
-    )
-    return SimulatedHost(
-        name=name,
-        role="archive",
-        site="dc",
-        address=address,
-        units=("pacs",),
-        hardware=hardware,
-        timings=timings,
-        power_state=power,
-        os_state="up" if power is PowerState.ON else "down",
-    )
 
 
 @asynccontextmanager

@@ -494,9 +494,8 @@ class FleetGrid(ScrollView, can_focus=True):
 
 
 def _tls_mark(mode: str) -> str:
-    """A short flag in the power cell for a BMC whose TLS is weakened on purpose."""
-    if "LEGACY" in mode:
-        return " ⚠TLS-LEGACY"
-    if "UNVERIFIED" in mode:
-        return " ⚠TLS-UNVERIFIED"
-    return ""
+    """A short flag in the power cell for a BMC whose TLS is weakened on purpose.
+
+    The cell is narrow; the detail pane's banner says which (UNVERIFIED, LEGACY).
+    """
+    return " ⚠TLS" if "LEGACY" in mode or "UNVERIFIED" in mode else ""
