@@ -48,7 +48,7 @@ from pacs_tui.dicom.pdu_stream import (
     write_pdus,
 )
 
-DicomState = Literal["ok", "rejected", "aborted", "refused", "timeout", "error"]
+DicomState = Literal["ok", "incomplete", "rejected", "aborted", "refused", "timeout", "error"]
 
 # Return keys asked for in every study-level C-FIND (the query may add more).
 STUDY_RETURN_KEYS = (
@@ -79,10 +79,18 @@ class DicomOutcome:
 
 @dataclass(frozen=True)
 class FindOutcome(DicomOutcome):
-    """A C-FIND result: how many studies matched and (up to ``limit``) which."""
+    """A C-FIND result: how many studies matched and (up to ``limit``) which.
+
+    ``complete`` is True only when the peer ended with Success (0x0000)
+    after its pending answers (PS3.4 C.4.1.1.4). A final Cancel (0xFE00) that
+    we never asked for — what an archive with a result limit sends — a
+    failure status, a timeout or an abort leaves it False: ``count`` is then
+    a lower bound, never a number to compare.
+    """
 
     count: int = 0
     studies: tuple[dict[str, str], ...] = ()
+    complete: bool = False
 
 
 class _Failed(Exception):
@@ -344,11 +352,15 @@ async def c_find_studies(
                 continue
             break
         note = await session.release(association)
-        if status in (0x0000, _CANCELLED):
-            word = "study" if count == 1 else "studies"
+        word = "study" if count == 1 else "studies"
+        if status == 0x0000:
             return FindOutcome(
-                "ok", session.elapsed_ms(), f"{count} {word}{note}", count, tuple(studies)
+                "ok", session.elapsed_ms(), f"{count} {word}{note}", count, tuple(studies), True
             )
+        if status == _CANCELLED:
+            # We never send C-CANCEL: the peer stopped on its own (a result limit).
+            detail = f"C-FIND incomplete: peer stopped after {count} {word} (status 0xFE00){note}"
+            return FindOutcome("incomplete", session.elapsed_ms(), detail, count, tuple(studies))
         comment = str(response.command_set.get("ErrorComment", "") or "").strip()
         detail = f"C-FIND failed: status 0x{status:04X}" + (f": {comment}" if comment else "")
         return FindOutcome("error", session.elapsed_ms(), detail + note, count, tuple(studies))
