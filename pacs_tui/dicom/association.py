@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from io import BytesIO
@@ -438,6 +439,10 @@ class Association:
         # Peers count the max PDU as the body; allow the header and some slack.
         self.receive_limit = max(max_pdu, DEFAULT_MAX_PDU) + 1024
         self._partial: DIMSEMessage | None = None
+        self._partial_context: int | None = None
+        self._expect_data_set = False
+        # One P-DATA-TF may complete several messages; the extra ones wait here.
+        self._ready: deque[DIMSEMessage] = deque()
 
     def context_for(self, abstract_syntax: str) -> AcceptedContext | None:
         """The accepted context for ``abstract_syntax``, if any."""
@@ -457,40 +462,56 @@ class Association:
     async def receive(self) -> DIMSEMessage | A_RELEASE_RQ | A_RELEASE_RP:
         """The next complete DIMSE message, or a release request/response.
 
-        Raises ``PeerAborted``, ``PeerClosed`` or ``PduError`` (unexpected or
-        malformed PDU, or data on a context that was never accepted).
+        A P-DATA-TF may carry any number of PDVs, complete several messages
+        and end inside the next one; a message's command or data set may be
+        cut across any number of PDUs (PS3.8 §9.3.5, Annex E). Messages come
+        back one per call, in order. Raises ``PeerAborted``, ``PeerClosed``
+        or ``PduError`` (unexpected or malformed PDU, data on a context that
+        was never accepted, or fragments that do not form a message).
         """
-        while True:
+        while not self._ready:
             pdu_type, raw = await read_pdu(self.reader, max_length=self.receive_limit)
             pdu = decode_pdu(pdu_type, raw)
             if isinstance(pdu, A_ABORT_RQ):
                 raise PeerAborted(describe_abort(pdu.source, pdu.reason_diagnostic))
             if isinstance(pdu, A_RELEASE_RQ | A_RELEASE_RP):
+                if self._partial is not None:
+                    raise PduError(
+                        f"{type(pdu).__name__} in the middle of a DIMSE message",
+                        ABORT_UNEXPECTED_PDU,
+                    )
                 return pdu
             if not isinstance(pdu, P_DATA_TF):
                 raise PduError(f"unexpected {type(pdu).__name__}", ABORT_UNEXPECTED_PDU)
-            message = self._feed(pdu)
-            if message is not None:
-                return message
+            for item in pdu.presentation_data_value_items:
+                self._feed(item.presentation_context_id, item.presentation_data_value)
+        return self._ready.popleft()
 
-    def _feed(self, pdu: P_DATA_TF) -> DIMSEMessage | None:
-        primitive = P_DATA()
-        for item in pdu.presentation_data_value_items:
-            context_id = item.presentation_context_id
-            data = item.presentation_data_value
-            if context_id not in self.contexts or not data:
-                raise PduError(f"P-DATA on unknown presentation context {context_id}")
-            primitive.presentation_data_value_list.append((context_id, data))
+    def _feed(self, context_id: int | None, data: bytes | None) -> None:
+        """Add one PDV (control header + fragment, PS3.8 E.2) to the message being built."""
+        if context_id not in self.contexts or not data:
+            raise PduError(f"P-DATA on unknown presentation context {context_id}")
+        is_command = bool(data[0] & 0x01)
         if self._partial is None:
-            self._partial = DIMSEMessage()
+            self._partial, self._partial_context = DIMSEMessage(), context_id
+        elif context_id != self._partial_context:
+            raise PduError(
+                f"PDV on context {context_id} inside a message on context {self._partial_context}"
+            )
+        if is_command == self._expect_data_set:
+            part = "command" if is_command else "data set"
+            raise PduError(f"unexpected {part} fragment (PS3.8 E.2)")
+        primitive = P_DATA()
+        primitive.presentation_data_value_list.append((context_id, data))
         try:
             complete = self._partial.decode_msg(primitive)
         except Exception as exc:  # pydicom/pynetdicom raise assorted errors on garbage
             raise PduError(f"malformed DIMSE message: {exc}") from exc
-        if not complete:
-            return None
-        message, self._partial = self._partial, None
-        return message
+        if complete:
+            self._ready.append(self._partial)
+            self._partial, self._partial_context, self._expect_data_set = None, None, False
+        elif is_command and data[0] & 0x02:
+            self._expect_data_set = True  # the last command fragment announced a data set
 
     async def abort(self, source: int = 0, reason: int = 0) -> None:
         """Send an A-ABORT (best effort) and close the connection."""
