@@ -49,6 +49,8 @@ from pacs_tui.dicom.pdu_stream import (
     abort_pdu,
     decode_pdu,
     read_pdu,
+    release_rp_pdu,
+    release_rq_pdu,
     write_pdus,
 )
 
@@ -512,6 +514,23 @@ class Association:
             self._partial, self._partial_context, self._expect_data_set = None, None, False
         elif is_command and data[0] & 0x02:
             self._expect_data_set = True  # the last command fragment announced a data set
+
+    async def release(self) -> None:
+        """Send A-RELEASE-RQ and return once the peer confirms (PS3.8 §7.2, §9.2 Sta7-Sta11).
+
+        DIMSE messages still arriving are dropped (AR-6). A release collision
+        (the peer's own A-RELEASE-RQ crosses ours) is resolved as the
+        requestor must: answer A-RELEASE-RP first, then wait for the peer's
+        (AR-8, AR-9). Callers bound the wait with ``asyncio.timeout``; raises
+        ``PeerAborted``, ``PeerClosed``, ``PduError`` or ``OSError``.
+        """
+        await write_pdus(self.writer, release_rq_pdu())
+        while True:
+            answer = await self.receive()
+            if isinstance(answer, A_RELEASE_RP):
+                return
+            if isinstance(answer, A_RELEASE_RQ):
+                await write_pdus(self.writer, release_rp_pdu())
 
     async def abort(self, source: int = 0, reason: int = 0) -> None:
         """Send an A-ABORT (best effort) and close the connection."""

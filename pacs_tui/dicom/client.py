@@ -2,9 +2,10 @@
 
 Each call opens one association, does one thing, releases, and returns an
 outcome; network and protocol failures become outcome states, never
-exceptions. One deadline bounds every phase (connect, association, DIMSE,
-release), so a dropped SYN costs ``timeout`` seconds, not the kernel's two
-minutes.
+exceptions. One overall deadline bounds connect, association and DIMSE (so a
+dropped SYN costs ``timeout`` seconds, not the kernel's two minutes); a
+C-FIND also has an idle deadline per response, and the release has its own
+short deadline, outside the measured latency.
 """
 
 from __future__ import annotations
@@ -14,14 +15,14 @@ import functools
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pynetdicom.dimse_messages import C_ECHO_RQ, C_ECHO_RSP, C_FIND_RQ, C_FIND_RSP, DIMSEMessage
 from pynetdicom.dimse_primitives import C_ECHO, C_FIND
-from pynetdicom.pdu import A_ABORT_RQ, A_ASSOCIATE_RJ, A_RELEASE_RP
+from pynetdicom.pdu import A_ABORT_RQ, A_ASSOCIATE_RJ
 
 from pacs_tui.dicom.association import (
     DEFAULT_MAX_PDU,
@@ -44,7 +45,6 @@ from pacs_tui.dicom.pdu_stream import (
     PeerClosed,
     decode_pdu,
     read_pdu,
-    release_rq_pdu,
     write_pdus,
 )
 
@@ -59,7 +59,11 @@ STUDY_RETURN_KEYS = (
     "AccessionNumber",
 )
 
+_M = TypeVar("_M", bound=DIMSEMessage)
+
 _PENDING = (0xFF00, 0xFF01)
+# Each association carries one request, so its message id is always 1.
+_MESSAGE_ID = 1
 _CANCELLED = 0xFE00
 
 
@@ -100,21 +104,48 @@ class _Failed(Exception):
         self.detail = detail
 
 
-class _Session:
-    """One association attempt under one deadline, remembering the current phase."""
+# A release the peer never confirms must not hold up a status call (PS3.8 ARTIM).
+DEFAULT_RELEASE_TIMEOUT_S = 1.0
+# A C-FIND that keeps streaming is healthy; one that stalls this long is not.
+DEFAULT_FIND_IDLE_TIMEOUT_S = 10.0
+DEFAULT_FIND_TIMEOUT_S = 120.0
 
-    def __init__(self, timeout: float) -> None:
+
+class _Session:
+    """One association attempt: an overall deadline, an optional idle one, the current phase."""
+
+    def __init__(
+        self,
+        timeout: float,
+        *,
+        idle_timeout: float | None = None,
+        release_timeout: float = DEFAULT_RELEASE_TIMEOUT_S,
+    ) -> None:
         self.timeout = timeout
+        self.idle_timeout = timeout if idle_timeout is None else min(idle_timeout, timeout)
+        self.release_timeout = release_timeout
         self.started = time.perf_counter()
         self.deadline = asyncio.get_running_loop().time() + timeout
         self.phase = "connect"
+        self.idle_bound = False  # True when the current wait ends at the idle deadline
 
     def elapsed_ms(self) -> float:
         return (time.perf_counter() - self.started) * 1000.0
 
     def bounded(self, phase: str) -> asyncio.Timeout:
+        """A timeout for one wait: the idle deadline or the overall one, whichever is first."""
         self.phase = phase
-        return asyncio.timeout_at(self.deadline)
+        idle_end = asyncio.get_running_loop().time() + self.idle_timeout
+        self.idle_bound = idle_end < self.deadline
+        return asyncio.timeout_at(min(idle_end, self.deadline))
+
+    def timed_out(self) -> str:
+        """What a ``TimeoutError`` in the current phase means, as text."""
+        if self.idle_bound:
+            return f"no answer within {self.idle_timeout:g} s during {self.phase} (idle deadline)"
+        if self.idle_timeout < self.timeout:
+            return f"not done within {self.timeout:g} s, during {self.phase} (overall deadline)"
+        return f"no answer within {self.timeout:g} s during {self.phase}"
 
     async def associate(
         self,
@@ -156,25 +187,20 @@ class _Session:
             raise
 
     async def release(self, association: Association) -> str:
-        """Release politely; return a note when the peer did not confirm."""
+        """Release politely under its own short deadline; a note when the peer did not confirm."""
+        self.phase = "release"
         try:
-            async with self.bounded("release"):
-                await write_pdus(association.writer, release_rq_pdu())
-                while True:
-                    answer = await association.receive()
-                    if isinstance(answer, A_RELEASE_RP):
-                        return ""
-        except (TimeoutError, PeerClosed, PeerAborted, PduError, OSError) as exc:
+            async with asyncio.timeout(self.release_timeout):
+                await association.release()
+            return ""
+        except TimeoutError:
             await association.abort()
-            return f" (release not confirmed: {_reason(exc, self)})"
+            return f" (release not confirmed within {self.release_timeout:g} s)"
+        except (PeerClosed, PeerAborted, PduError, OSError) as exc:
+            await association.abort()
+            return f" (release not confirmed: {str(exc) or type(exc).__name__})"
         finally:
             await association.close()
-
-
-def _reason(exc: BaseException, session: _Session) -> str:
-    if isinstance(exc, TimeoutError):
-        return f"no answer within {session.timeout:g} s during {session.phase}"
-    return str(exc) or type(exc).__name__
 
 
 def _failure_from(exc: BaseException, session: _Session) -> _Failed:
@@ -182,7 +208,7 @@ def _failure_from(exc: BaseException, session: _Session) -> _Failed:
     if isinstance(exc, _Failed):
         return exc
     if isinstance(exc, TimeoutError):
-        return _Failed("timeout", f"no answer within {session.timeout:g} s during {session.phase}")
+        return _Failed("timeout", session.timed_out())
     if isinstance(exc, ConnectionRefusedError):
         return _Failed("refused", "connection refused")
     if isinstance(exc, PeerAborted):
@@ -196,11 +222,23 @@ def _failure_from(exc: BaseException, session: _Session) -> _Failed:
     return _Failed("error", f"{type(exc).__name__} during {session.phase}: {exc}")
 
 
-async def _await_response(session: _Session, association: Association, phase: str) -> DIMSEMessage:
+async def _await_response(
+    session: _Session, association: Association, phase: str, expected: type[_M]
+) -> _M:
+    """The next DIMSE message: an ``expected`` answering our request (PS3.7 §9.3.2.2, §9.3.5.2).
+
+    Raises ``PduError`` for anything else, including a response to another
+    message id (MessageIDBeingRespondedTo), which is a protocol error.
+    """
     async with session.bounded(phase):
         message = await association.receive()
-    if not isinstance(message, DIMSEMessage):
-        raise PduError(f"unexpected {type(message).__name__} while waiting for {phase}")
+    if not isinstance(message, expected):
+        raise PduError(f"unexpected {type(message).__name__} in answer to {phase}")
+    answered = message.command_set.get("MessageIDBeingRespondedTo")
+    if answered != _MESSAGE_ID:
+        raise PduError(
+            f"{phase} response answers message {answered}, we sent message {_MESSAGE_ID}"
+        )
     return message
 
 
@@ -208,7 +246,7 @@ async def _await_response(session: _Session, association: Association, phase: st
 def _echo_request(context_id: int, peer_max_pdu: int) -> bytes:
     # Memoised: every echo sends message 1 on context 1.
     primitive = C_ECHO()
-    primitive.MessageID = 1
+    primitive.MessageID = _MESSAGE_ID
     primitive.AffectedSOPClassUID = VERIFICATION
     request = C_ECHO_RQ()
     request.primitive_to_message(primitive)
@@ -222,9 +260,16 @@ async def c_echo(
     called_ae: str,
     calling_ae: str = "PACSTUI",
     timeout: float = 5.0,
+    release_timeout: float = DEFAULT_RELEASE_TIMEOUT_S,
 ) -> DicomOutcome:
-    """Associate, send one C-ECHO, release; never raises for network or protocol failures."""
-    session = _Session(timeout)
+    """Associate, send one C-ECHO (PS3.7 §9.3.5), release; never raises for network failures.
+
+    ``timeout`` (s) bounds connect, association and the C-ECHO; ``latency_ms``
+    is the time from the start to the C-ECHO response. The release then gets
+    its own ``release_timeout`` (s): a peer that never confirms it costs that
+    long at most and adds ``(release not confirmed within N s)`` to ``detail``.
+    """
+    session = _Session(timeout, release_timeout=release_timeout)
     association: Association | None = None
     try:
         association = await session.associate(
@@ -242,16 +287,13 @@ async def c_echo(
             await association.send_encoded(
                 _echo_request(context.context_id, association.peer_max_pdu)
             )
-        response = await _await_response(session, association, "C-ECHO")
-        if not isinstance(response, C_ECHO_RSP):
-            raise PduError(f"unexpected {type(response).__name__} in answer to C-ECHO")
+        response = await _await_response(session, association, "C-ECHO", C_ECHO_RSP)
+        latency_ms = session.elapsed_ms()  # the release is not part of the echo's latency
         status = int(response.command_set.Status)
         note = await session.release(association)
         if status != 0:
-            return DicomOutcome(
-                "error", session.elapsed_ms(), f"C-ECHO status 0x{status:04X}{note}"
-            )
-        return DicomOutcome("ok", session.elapsed_ms(), f"echo ok{note}")
+            return DicomOutcome("error", latency_ms, f"C-ECHO status 0x{status:04X}{note}")
+        return DicomOutcome("ok", latency_ms, f"echo ok{note}")
     except asyncio.CancelledError:
         if association is not None:
             association.writer.close()  # the caller gave up; do not leak the socket
@@ -304,18 +346,28 @@ async def c_find_studies(
     called_ae: str,
     query: Mapping[str, str],
     calling_ae: str = "PACSTUI",
-    timeout: float = 10.0,
+    timeout: float = DEFAULT_FIND_TIMEOUT_S,
+    idle_timeout: float = DEFAULT_FIND_IDLE_TIMEOUT_S,
+    release_timeout: float = DEFAULT_RELEASE_TIMEOUT_S,
     limit: int | None = None,
 ) -> FindOutcome:
-    """A Study Root C-FIND at STUDY level; ``count`` is every match the peer sent.
+    """A Study Root C-FIND at STUDY level (PS3.4 C.4.1); ``count`` is every match the peer sent.
 
     ``query`` maps keywords to matching values, e.g. ``{"StudyDate":
     "20260101-20260131", "ModalitiesInStudy": "CT"}``. Only the first
-    ``limit`` identifiers are decoded and kept (all are counted). Never raises
-    for network or protocol failures; raises ``ValueError`` for a bad keyword.
+    ``limit`` identifiers are decoded and kept (all are counted).
+
+    Deadlines, in seconds: ``timeout`` bounds the whole query (connect to
+    final response); ``idle_timeout`` bounds each wait (connect, association,
+    every response), so an archive that keeps streaming matches is never cut
+    short while one that stalls is. Either deadline gives state ``timeout``,
+    ``complete=False`` and a detail naming the deadline and the matches so
+    far. ``latency_ms`` ends at the final response; the release has its own
+    ``release_timeout``. Never raises for network or protocol failures;
+    raises ``ValueError`` for a bad keyword.
     """
     identifier = study_query(query)
-    session = _Session(timeout)
+    session = _Session(timeout, idle_timeout=idle_timeout, release_timeout=release_timeout)
     association: Association | None = None
     count = 0
     studies: list[dict[str, str]] = []
@@ -332,7 +384,7 @@ async def c_find_studies(
             await association.abort()
             return FindOutcome("error", session.elapsed_ms(), "Study Root FIND was not accepted")
         primitive = C_FIND()
-        primitive.MessageID = 1
+        primitive.MessageID = _MESSAGE_ID
         primitive.AffectedSOPClassUID = STUDY_ROOT_FIND
         primitive.Priority = 2  # low: a probe must not compete with clinical queries
         primitive.Identifier = encode_identifier(identifier, context)
@@ -341,9 +393,7 @@ async def c_find_studies(
         async with session.bounded("C-FIND"):
             await association.send(request, context.context_id)
         while True:
-            response = await _await_response(session, association, "C-FIND")
-            if not isinstance(response, C_FIND_RSP):
-                raise PduError(f"unexpected {type(response).__name__} in answer to C-FIND")
+            response = await _await_response(session, association, "C-FIND", C_FIND_RSP)
             status = int(response.command_set.Status)
             if status in _PENDING:
                 count += 1
@@ -351,27 +401,30 @@ async def c_find_studies(
                     studies.append(identifier_fields(decode_identifier(response.data_set, context)))
                 continue
             break
+        latency_ms = session.elapsed_ms()  # the release is not part of the query's latency
         note = await session.release(association)
         word = "study" if count == 1 else "studies"
         if status == 0x0000:
             return FindOutcome(
-                "ok", session.elapsed_ms(), f"{count} {word}{note}", count, tuple(studies), True
+                "ok", latency_ms, f"{count} {word}{note}", count, tuple(studies), True
             )
         if status == _CANCELLED:
             # We never send C-CANCEL: the peer stopped on its own (a result limit).
             detail = f"C-FIND incomplete: peer stopped after {count} {word} (status 0xFE00){note}"
-            return FindOutcome("incomplete", session.elapsed_ms(), detail, count, tuple(studies))
+            return FindOutcome("incomplete", latency_ms, detail, count, tuple(studies))
         comment = str(response.command_set.get("ErrorComment", "") or "").strip()
         detail = f"C-FIND failed: status 0x{status:04X}" + (f": {comment}" if comment else "")
-        return FindOutcome("error", session.elapsed_ms(), detail + note, count, tuple(studies))
+        return FindOutcome("error", latency_ms, detail + note, count, tuple(studies))
     except asyncio.CancelledError:
         if association is not None:
             association.writer.close()  # the caller gave up; do not leak the socket
         raise
     except Exception as exc:
         failure = _failure_from(exc, session)
+        detail = failure.detail
+        if isinstance(exc, TimeoutError) and session.phase == "C-FIND":
+            word = "match" if count == 1 else "matches"
+            detail = f"C-FIND incomplete after {count} {word}: {detail}"
         if association is not None:
             await association.abort()
-        return FindOutcome(
-            failure.state, session.elapsed_ms(), failure.detail, count, tuple(studies)
-        )
+        return FindOutcome(failure.state, session.elapsed_ms(), detail, count, tuple(studies))
