@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import ssl
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ from pacs_tui.dicom.association import (
     encode_identifier,
     encode_message,
 )
+from pacs_tui.dicom.charset import check_query_value, query_character_set
 from pacs_tui.dicom.pdu_stream import (
     PduError,
     PeerClosed,
@@ -47,6 +49,7 @@ from pacs_tui.dicom.pdu_stream import (
     read_pdu,
     write_pdus,
 )
+from pacs_tui.dicom.tls import handshake_failure
 
 DicomState = Literal["ok", "incomplete", "rejected", "aborted", "refused", "timeout", "error"]
 
@@ -155,10 +158,15 @@ class _Session:
         called_ae: str,
         calling_ae: str,
         abstract_syntaxes: tuple[str, ...],
+        tls: ssl.SSLContext | None = None,
     ) -> Association:
         async with self.bounded("connect"):
             reader, writer = await asyncio.open_connection(host, port)
         try:
+            if tls is not None:
+                # TCP first, then TLS, so a timeout or failure names the phase it hit.
+                async with self.bounded("TLS handshake"):
+                    await writer.start_tls(tls, server_hostname=host)
             async with self.bounded("association"):
                 await write_pdus(
                     writer,
@@ -207,6 +215,9 @@ def _failure_from(exc: BaseException, session: _Session) -> _Failed:
     """Map an exception raised during a check to an outcome state."""
     if isinstance(exc, _Failed):
         return exc
+    tls_cause = handshake_failure(exc, session.phase)
+    if tls_cause is not None:
+        return _Failed("error", tls_cause)
     if isinstance(exc, TimeoutError):
         return _Failed("timeout", session.timed_out())
     if isinstance(exc, ConnectionRefusedError):
@@ -259,6 +270,7 @@ async def c_echo(
     *,
     called_ae: str,
     calling_ae: str = "PACSTUI",
+    tls: ssl.SSLContext | None = None,
     timeout: float = 5.0,
     release_timeout: float = DEFAULT_RELEASE_TIMEOUT_S,
 ) -> DicomOutcome:
@@ -278,6 +290,7 @@ async def c_echo(
             called_ae=called_ae,
             calling_ae=calling_ae,
             abstract_syntaxes=(VERIFICATION,),
+            tls=tls,
         )
         context = association.context_for(VERIFICATION)
         if context is None:
@@ -308,16 +321,23 @@ async def c_echo(
 def study_query(query: Mapping[str, str]) -> Dataset:
     """The study-level identifier for ``query`` plus the standard return keys.
 
-    Raises ``ValueError`` for a key that is not a DICOM keyword (a caller's bug,
-    not a network failure).
+    A value outside ASCII makes the identifier UTF-8 with Specific Character
+    Set ``ISO_IR 192`` (PS3.5 §6.1, PS3.3 C.12.1.1.2). Raises ``ValueError``
+    for a key that is not a DICOM keyword, or a value that cannot be sent
+    as it is (non-ASCII in a DA/CS/UI key, text UTF-8 cannot encode): a
+    caller's bug, not a network failure, and never a value sent with ``?``.
     """
     identifier = Dataset()
+    charset = query_character_set(query)
+    if charset is not None:
+        identifier.SpecificCharacterSet = charset
     identifier.QueryRetrieveLevel = "STUDY"
     for keyword in STUDY_RETURN_KEYS:
         setattr(identifier, keyword, "")
     for keyword, value in query.items():
         if tag_for_keyword(keyword) is None:
             raise ValueError(f"{keyword!r} is not a DICOM keyword")
+        check_query_value(keyword, value)
         setattr(identifier, keyword, value)
     return identifier
 
@@ -346,6 +366,7 @@ async def c_find_studies(
     called_ae: str,
     query: Mapping[str, str],
     calling_ae: str = "PACSTUI",
+    tls: ssl.SSLContext | None = None,
     timeout: float = DEFAULT_FIND_TIMEOUT_S,
     idle_timeout: float = DEFAULT_FIND_IDLE_TIMEOUT_S,
     release_timeout: float = DEFAULT_RELEASE_TIMEOUT_S,
@@ -378,6 +399,7 @@ async def c_find_studies(
             called_ae=called_ae,
             calling_ae=calling_ae,
             abstract_syntaxes=(STUDY_ROOT_FIND,),
+            tls=tls,
         )
         context = association.context_for(STUDY_ROOT_FIND)
         if context is None:

@@ -70,14 +70,34 @@ class BmcEndpoint:
         return replace(self, system=None) if self.system is not None else self
 
 
+DICOM_PORT = 104
+DICOM_TLS_PORT = 2762  # the well-known port of DICOM over TLS (PS3.15 Annex B.1)
+
+
+@dataclass(frozen=True)
+class DicomTls:
+    """How pacs-tui secures a DICOM association (PS3.15 Annex B.1, Basic TLS Profile).
+
+    Paths are absolute. ``ca_file`` None: the system trust store.
+    ``cert_file`` and ``key_file`` (mode 0600) are set together or not at
+    all; they are the client certificate for peers that require one.
+    """
+
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    verify: bool = True  # False: any certificate is accepted (shown as UNVERIFIED)
+
+
 @dataclass(frozen=True)
 class DicomEndpoint:
-    """The DICOM application entity a server offers."""
+    """The DICOM application entity a server offers; ``tls`` None means plain TCP."""
 
     host: str
-    port: int = 104
+    port: int = DICOM_PORT
     ae_title: str = ""
     calling_ae_title: str = DEFAULT_CALLING_AE_TITLE  # the AE title pacs-tui calls from
+    tls: DicomTls | None = None
 
 
 @dataclass(frozen=True)
@@ -135,6 +155,7 @@ class Server:
                 "port": dicom.port,
                 "ae_title": dicom.ae_title,
                 "calling_ae_title": dicom.calling_ae_title,
+                "tls": None if dicom.tls is None else _tls_json(dicom.tls),
             },
             "ssh": None
             if ssh is None
@@ -146,6 +167,18 @@ class Server:
                 "known_hosts": None if ssh.known_hosts is None else str(ssh.known_hosts),
             },
         }
+
+
+def _tls_json(tls: DicomTls) -> dict[str, Any]:
+    def text(path: Path | None) -> str | None:
+        return None if path is None else str(path)
+
+    return {
+        "ca_file": text(tls.ca_file),
+        "cert_file": text(tls.cert_file),
+        "key_file": text(tls.key_file),
+        "verify": tls.verify,
+    }
 
 
 @dataclass(frozen=True)

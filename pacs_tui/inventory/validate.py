@@ -20,10 +20,12 @@ from typing import Any
 
 from pacs_tui.inventory.model import (
     DEFAULT_CALLING_AE_TITLE,
+    DICOM_TLS_PORT,
     SITE_KINDS,
     BmcEndpoint,
     CredentialRef,
     DicomEndpoint,
+    DicomTls,
     Inventory,
     Server,
     Site,
@@ -182,6 +184,38 @@ def _site_kind(value: Any) -> str:
 Converter = Callable[[Any], Any]
 
 
+@dataclass(frozen=True)
+class _Nested:
+    """A block inside a block (``dicom.tls``): each of its keys is reported at its own line.
+
+    ``build`` turns the converted keys into the value and raises ``_Invalid``
+    for a combination of keys that is wrong (reported at the block's line).
+    """
+
+    spec: Mapping[str, Converter]
+    build: Callable[[dict[str, Any]], Any]
+
+    def __call__(self, value: Any) -> Any:
+        """Convert without locating problems (a default block applied to a server)."""
+        if not isinstance(value, Mapping):
+            raise _Invalid(f"expected a mapping, got {describe(value)}")
+        values: dict[str, Any] = {}
+        for key, item in value.items():
+            if key not in self.spec:
+                raise _Invalid(f"unknown key {key!r}")
+            if item is not None:
+                values[key] = self.spec[key](item)
+        return self.build(values)
+
+
+def _dicom_tls(values: dict[str, Any]) -> DicomTls:
+    if ("cert_file" in values) != ("key_file" in values):
+        raise _Invalid(
+            "cert_file and key_file go together (the client certificate and its private key)"
+        )
+    return DicomTls(**values)
+
+
 @dataclass
 class _Check:
     """Shared state of one validation run."""
@@ -236,11 +270,33 @@ def _read(
             continue
         if value is None:
             continue  # `rack: null` means absent, so `show --json` output loads back
+        convert = spec[key]
+        if isinstance(convert, _Nested):
+            nested = _read_nested(check, convert, value, line, here)
+            if nested is not None:
+                out[key] = nested
+            continue
         try:
-            out[key] = spec[key](value)
+            out[key] = convert(value)
         except _Invalid as exc:
             check.problem(line, here, str(exc))
     return out
+
+
+def _read_nested(check: _Check, nested: _Nested, value: Any, line: int, key_path: str) -> Any:
+    """A nested block's value, or None after reporting its problems."""
+    body = _mapping(check, value, line, key_path)
+    if body is None:
+        return None
+    before = len(check.problems)
+    values = _read(check, body, nested.spec, key_path)
+    if len(check.problems) > before:
+        return None
+    try:
+        return nested.build(values)
+    except _Invalid as exc:
+        check.problem(body.line or line, key_path, str(exc))
+        return None
 
 
 def _mapping(check: _Check, value: Any, line: int, key_path: str) -> LocatedMap | None:
@@ -282,6 +338,15 @@ def _specs(check: _Check) -> dict[str, dict[str, Converter]]:
             "port": _port,
             "ae_title": _ae_title,
             "calling_ae_title": _ae_title,
+            "tls": _Nested(
+                {
+                    "ca_file": check.existing_path,
+                    "cert_file": check.existing_path,
+                    "key_file": check.private_path,
+                    "verify": _flag,
+                },
+                _dicom_tls,
+            ),
         },
         "ssh": {
             "host": _host,
@@ -553,6 +618,8 @@ def _server(
     dicom = blocks["dicom"]
     if dicom is not None:
         dicom.setdefault("calling_ae_title", DEFAULT_CALLING_AE_TITLE)
+        if dicom.get("tls") is not None:
+            dicom.setdefault("port", DICOM_TLS_PORT)
     return Server(
         name=values["name"],
         site=values["site"],

@@ -2,7 +2,9 @@
 
 Every simulated BMC answers HTTPS with its own leaf certificate for its own
 IP address, signed by one fleet CA, so clients can verify TLS the way they
-would against a hospital's internal CA. EC P-256 keys keep the cost of a few
+would against a hospital's internal CA. DICOM nodes can serve TLS from the
+same CA (PS3.15 Annex B.1), and tests write identities to files for real
+peers (Orthanc, dcmtk) that only load certificates from disk. EC P-256 keys keep the cost of a few
 hundred leaves to a few milliseconds each; a legacy-TLS BMC gets an RSA leaf,
 since its only cipher (``AES256-SHA``) uses RSA key exchange.
 """
@@ -14,13 +16,14 @@ import ipaddress
 import os
 import ssl
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
 
 _CA_NAME = "pacs-tui simulated fleet CA"
 _VALIDITY = datetime.timedelta(days=3650)
@@ -36,6 +39,7 @@ class FleetPki:
     _ca_cert: x509.Certificate
     _contexts: dict[str, ssl.SSLContext] = field(default_factory=dict)
     _legacy_contexts: dict[str, ssl.SSLContext] = field(default_factory=dict)
+    _dicom_contexts: dict[tuple[str, bool], ssl.SSLContext] = field(default_factory=dict)
 
     @classmethod
     def create(cls) -> FleetPki:
@@ -104,6 +108,45 @@ class FleetPki:
             self._legacy_contexts[address] = context
         return context
 
+    def dicom_server_ssl_context(
+        self, address: str, *, require_client_cert: bool = False
+    ) -> ssl.SSLContext:
+        """A DICOM TLS server context (PS3.15 Annex B.1) for IP ``address``.
+
+        With ``require_client_cert`` the handshake fails unless the client
+        presents a certificate issued by this CA, as a PACS configured for
+        mutual authentication does. Cached per (address, requirement).
+        """
+        key = (address, require_client_cert)
+        context = self._dicom_contexts.get(key)
+        if context is None:
+            context = self._new_context(address)
+            if require_client_cert:
+                context.verify_mode = ssl.CERT_REQUIRED
+                context.load_verify_locations(cadata=self.ca_pem().decode())
+            self._dicom_contexts[key] = context
+        return context
+
+    def write_server_identity(self, address: str, cert_file: Path, key_file: Path) -> None:
+        """Write a certificate for IP ``address`` and its RSA key (mode 0600) as PEM.
+
+        For peers that read their identity from disk (Orthanc's
+        ``DicomTlsCertificate``, dcmtk's ``+tls``); RSA, because some of them
+        offer only ECDHE-RSA suites on TLS 1.2. The certificate allows both
+        server and client authentication, as Orthanc uses one for both.
+        """
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        ip = ipaddress.ip_address(address)
+        usages = [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+        cert = self._issue(key.public_key(), address, [x509.IPAddress(ip)], usages)
+        _write_identity(cert, key, cert_file, key_file)
+
+    def write_client_identity(self, name: str, cert_file: Path, key_file: Path) -> None:
+        """Write a client certificate (CN ``name``) and its RSA key (mode 0600) as PEM."""
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        cert = self._issue(key.public_key(), name, [], [ExtendedKeyUsageOID.CLIENT_AUTH])
+        _write_identity(cert, key, cert_file, key_file)
+
     def _new_context(self, address: str, *, legacy: bool = False) -> ssl.SSLContext:
         ip = ipaddress.ip_address(address)  # ValueError for a host name: BMCs are addressed by IP
         key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
@@ -111,7 +154,8 @@ class FleetPki:
             key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         else:
             key = ec.generate_private_key(ec.SECP256R1())
-        cert = self._issue(key.public_key(), address, ip)
+        san = [x509.IPAddress(ip)]
+        cert = self._issue(key.public_key(), address, san, [ExtendedKeyUsageOID.SERVER_AUTH])
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
         if legacy:
@@ -138,14 +182,15 @@ class FleetPki:
     def _issue(
         self,
         public: ec.EllipticCurvePublicKey | rsa.RSAPublicKey,
-        address: str,
-        ip: ipaddress.IPv4Address | ipaddress.IPv6Address,
+        common_name: str,
+        san: Sequence[x509.GeneralName],
+        usages: Sequence[ObjectIdentifier],
     ) -> x509.Certificate:
         now = datetime.datetime.now(datetime.UTC)
         ca_ski = self._ca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-        return (
+        builder = (
             x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, address)]))
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
             .issuer_name(self._ca_cert.subject)
             .public_key(public)
             .serial_number(x509.random_serial_number())
@@ -167,12 +212,30 @@ class FleetPki:
                 ),
                 critical=True,
             )
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ip)]), critical=False)
+            .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
             .add_extension(
                 x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski),
                 critical=False,
             )
-            .sign(self._ca_key, hashes.SHA256())
         )
+        if san:
+            builder = builder.add_extension(x509.SubjectAlternativeName(san), critical=False)
+        return builder.sign(self._ca_key, hashes.SHA256())
+
+
+def _write_identity(
+    cert: x509.Certificate, key: rsa.RSAPrivateKey, cert_file: Path, key_file: Path
+) -> None:
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    # Created 0600 from the start, so the key is never readable by others.
+    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.TraditionalOpenSSL,
+                serialization.NoEncryption(),
+            )
+        )
+    os.chmod(key_file, 0o600)  # an existing file keeps its mode through O_CREAT
