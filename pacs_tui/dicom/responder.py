@@ -1,4 +1,4 @@
-"""An asyncio DICOM SCP: Verification and Study Root C-FIND.
+"""An asyncio DICOM SCP: Verification, Study Root C-FIND, and optionally C-MOVE and C-STORE.
 
 One task per connection, no threads. The responder checks the called and
 calling AE titles the way Orthanc does with ``DicomCheckCalledAet`` and a
@@ -14,13 +14,24 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from io import BytesIO
 
 from pydicom.dataset import Dataset
-from pynetdicom.dimse_messages import C_CANCEL_RQ, C_ECHO_RQ, C_ECHO_RSP, C_FIND_RQ, C_FIND_RSP
-from pynetdicom.dimse_primitives import C_ECHO, C_FIND
+from pynetdicom.dimse_messages import (
+    C_CANCEL_RQ,
+    C_ECHO_RQ,
+    C_ECHO_RSP,
+    C_FIND_RQ,
+    C_FIND_RSP,
+    C_MOVE_RQ,
+    C_MOVE_RSP,
+    C_STORE_RQ,
+    C_STORE_RSP,
+    DIMSEMessage,
+)
+from pynetdicom.dimse_primitives import C_ECHO, C_FIND, C_MOVE, C_STORE
 from pynetdicom.pdu import A_RELEASE_RQ
 
 from pacs_tui.dicom.association import (
@@ -63,6 +74,9 @@ STATUS_IDENTIFIER_MISMATCH = 0xA900
 STATUS_SOP_CLASS_NOT_SUPPORTED = 0x0122
 
 FIND_MODELS = (STUDY_ROOT_FIND, PATIENT_ROOT_FIND)
+STUDY_ROOT_MOVE = "1.2.840.10008.5.1.4.1.2.2.2"
+STATUS_MOVE_DESTINATION_UNKNOWN = 0xA801
+STATUS_STORE_CANNOT_UNDERSTAND = 0xC000
 
 
 @dataclass(frozen=True)
@@ -84,6 +98,23 @@ ADMIT = Admission()
 AdmissionPolicy = Callable[[AssociationRequest], Admission]
 # Receives the query identifier, returns the matching identifiers (lazily).
 FindHandler = Callable[[Dataset], Iterable[Dataset]]
+
+
+@dataclass(frozen=True)
+class MoveResult:
+    """What a ``MoveHandler`` did: instances stored, instances failed, the final status
+    (0x0000, 0xB000 with failures, 0xA801 for an unknown destination, ...) and a comment."""
+
+    completed: int = 0
+    failed: int = 0
+    status: int = STATUS_SUCCESS
+    comment: str | None = None
+
+
+# (identifier, move destination AE, calling AE) -> what was sent (PS3.4 C.4.2).
+MoveHandler = Callable[[Dataset, str, str], Awaitable[MoveResult]]
+# (received dataset, calling AE) -> C-STORE status (0x0000 stored) (PS3.4 B.2).
+StoreHandler = Callable[[Dataset, str], int]
 
 
 class FindFailure(Exception):
@@ -112,9 +143,15 @@ class DicomResponder:
         find_latency_s: float = 0.0,
         idle_timeout_s: float = 30.0,
         max_pdu: int = DEFAULT_MAX_PDU,
+        move: MoveHandler | None = None,
+        store: StoreHandler | None = None,
+        store_sop_classes: tuple[str, ...] = (),
     ) -> None:
         self.ae_title = ae_title
         self.find = find
+        self.move = move
+        self.store = store
+        self.store_sop_classes = store_sop_classes
         self.admit = admit
         self.allowed_calling_aes = allowed_calling_aes
         self.find_latency_s = find_latency_s
@@ -139,8 +176,16 @@ class DicomResponder:
 
     @property
     def supported_abstract_syntaxes(self) -> tuple[str, ...]:
-        """Verification always; the Q/R FIND models when there is a find handler."""
-        return (VERIFICATION, *FIND_MODELS) if self.find is not None else (VERIFICATION,)
+        """Verification always; the Q/R FIND models with a find handler, Study Root MOVE
+        with a move handler, the storage classes with a store handler."""
+        syntaxes = [VERIFICATION]
+        if self.find is not None:
+            syntaxes.extend(FIND_MODELS)
+        if self.move is not None:
+            syntaxes.append(STUDY_ROOT_MOVE)
+        if self.store is not None:
+            syntaxes.extend(self.store_sop_classes)
+        return tuple(syntaxes)
 
     async def start(self, host: str, port: int) -> None:
         """Listen on ``host:port``; does nothing when already listening."""
@@ -240,6 +285,10 @@ class DicomResponder:
                 await self._echo(association, message)
             elif isinstance(message, C_FIND_RQ):
                 await self._find(association, message, admission)
+            elif isinstance(message, C_MOVE_RQ):
+                await self._move(association, message, request.calling_ae)
+            elif isinstance(message, C_STORE_RQ):
+                await self._store(association, message, request.calling_ae)
             elif isinstance(message, C_CANCEL_RQ):
                 pass  # C-FINDs are answered in one go; nothing left to cancel
             else:
@@ -309,8 +358,51 @@ class DicomResponder:
             return
         await _send_find_status(association, context, message_id, STATUS_SUCCESS, None)
 
+    async def _move(self, association: Association, request: C_MOVE_RQ, calling_ae: str) -> None:
+        context = association.contexts[_context_id(request)]
+        primitive = C_MOVE()
+        primitive.MessageIDBeingRespondedTo = request.command_set.MessageID
+        primitive.AffectedSOPClassUID = context.abstract_syntax
+        if self.move is None or context.abstract_syntax != STUDY_ROOT_MOVE:
+            result = MoveResult(status=STATUS_SOP_CLASS_NOT_SUPPORTED, comment="not a move model")
+        else:
+            try:
+                identifier = decode_identifier(request.data_set or BytesIO(), context)
+                destination = str(request.command_set.MoveDestination or "").strip()
+                result = await self.move(identifier, destination, calling_ae)
+            except (PduError, OSError, asyncio.CancelledError):
+                raise
+            except Exception as exc:  # a broken identifier must not kill the server
+                result = MoveResult(status=STATUS_UNABLE_TO_PROCESS, comment=str(exc))
+        primitive.Status = result.status
+        primitive.NumberOfCompletedSuboperations = result.completed
+        primitive.NumberOfFailedSuboperations = result.failed
+        primitive.NumberOfWarningSuboperations = 0
+        if result.comment:
+            primitive.ErrorComment = result.comment[:64]  # type: ignore[assignment]
+        response = C_MOVE_RSP()
+        response.primitive_to_message(primitive)
+        await association.send(response, context.context_id)
 
-def _context_id(message: C_ECHO_RQ | C_FIND_RQ) -> int:
+    async def _store(self, association: Association, request: C_STORE_RQ, calling_ae: str) -> None:
+        context = association.contexts[_context_id(request)]
+        primitive = C_STORE()
+        primitive.MessageIDBeingRespondedTo = request.command_set.MessageID
+        primitive.AffectedSOPClassUID = request.command_set.AffectedSOPClassUID
+        primitive.AffectedSOPInstanceUID = request.command_set.AffectedSOPInstanceUID
+        try:
+            dataset = decode_identifier(request.data_set or BytesIO(), context)
+            status = self.store(dataset, calling_ae) if self.store is not None else 0x0122
+        except Exception as exc:  # an undecodable instance is refused, the server goes on
+            log.debug("C-STORE refused: %s", exc)
+            status = STATUS_STORE_CANNOT_UNDERSTAND
+        primitive.Status = status
+        response = C_STORE_RSP()
+        response.primitive_to_message(primitive)
+        await association.send(response, context.context_id)
+
+
+def _context_id(message: DIMSEMessage) -> int:
     context_id = message.context_id
     if context_id is None:  # decode_msg always sets it; guard for the type checker
         raise PduError("DIMSE message without presentation context")

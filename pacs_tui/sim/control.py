@@ -157,6 +157,29 @@ async def drop_days(request: web.Request) -> web.Response:
     return web.json_response({"missing_days": [d.isoformat() for d in days], "studies": lost})
 
 
+async def plant_studies(request: web.Request) -> web.Response:
+    """POST /hosts/{name}/study-plants {"day": "YYYY-MM-DD", "missing": N, "partial": N,
+    "swapped": N}: the archive differs from its primary study by study on that day."""
+    body = await _json_body(request)
+    try:
+        day = date.fromisoformat(str(body.get("day")))
+    except ValueError:
+        return _error(400, 'day: expected "YYYY-MM-DD"')
+    counts: dict[str, int] = {}
+    for kind in ("missing", "partial", "swapped"):
+        value = body.get(kind, 0)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            return _error(400, f"{kind}: expected a whole number >= 0, got {value!r}")
+        counts[kind] = value
+    try:
+        planted = _center(request).plant_studies(request.match_info["name"], day, **counts)
+    except KeyError as exc:
+        return _error(404, str(exc.args[0]))
+    except ValueError as exc:
+        return _error(400, str(exc))
+    return web.json_response({"day": day.isoformat(), **planted})
+
+
 async def list_faults(request: web.Request) -> web.Response:
     """GET /faults: the fault switches and their defaults."""
     return web.json_response(vars(HostFaults()))
@@ -174,6 +197,7 @@ def control_app(center: SimulatedDataCenter) -> web.Application:
     app.router.add_post("/hosts/{name}/power", press_power)
     app.router.add_get("/faults", list_faults)
     app.router.add_post("/hosts/{name}/missing-days", drop_days)
+    app.router.add_post("/hosts/{name}/study-plants", plant_studies)
     app.router.add_post("/swap-hardware", swap_hardware)
     app.router.add_get("/replicas", list_replicas)
     return app

@@ -13,7 +13,7 @@ import os
 import secrets
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ from pacs_tui.sim.pki import FleetPki
 from pacs_tui.sim.redfish_flavour import BmcFlavour, profile
 from pacs_tui.sim.ssh_keys import FleetSshKeys
 from pacs_tui.sim.ssh_os import SshOs
-from pacs_tui.sim.studies import StudyIndex
+from pacs_tui.sim.studies import UID_ROOT, StudyIndex
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +74,8 @@ class SimulatedDataCenter:
         self.hosts: dict[str, SimulatedHost] = {}
         self.studies: dict[str, StudyIndex] = {}
         self.dicom_nodes: dict[str, DicomNode] = {}
+        # Every node's AE table for C-MOVE: AE title -> (address, port); tests may add peers.
+        self.ae_table: dict[str, tuple[str, int]] = {}
         self.ssh_servers: dict[str, SshOs] = {}
         self.pki = FleetPki.create() if options.tls else None
         self.ssh_keys = FleetSshKeys.create(s.name for s in self.fleet.servers)
@@ -115,7 +117,9 @@ class SimulatedDataCenter:
                     port=self.options.dicom_port,
                     ae_title=spec.ae_title,
                     studies=self.studies.get(spec.name),
+                    known_aes=self.ae_table,
                 )
+                self.ae_table[spec.ae_title] = (spec.address, self.options.dicom_port)
 
     def _build_studies(self) -> None:
         """Primary archives split the group's studies; each backup archive replicates one;
@@ -247,6 +251,48 @@ class SimulatedDataCenter:
         lost = sum(index.count(d, d) for d in wanted)
         self.studies[name] = node.studies = index.replica(wanted)
         return lost
+
+    def plant_studies(
+        self, name: str, day: date, *, missing: int = 0, partial: int = 0, swapped: int = 0
+    ) -> dict[str, list[str]]:
+        """Make the archive ``name`` differ from its primary study by study on ``day``.
+
+        ``missing`` studies are removed, ``partial`` ones keep half their
+        instances, ``swapped`` ones are replaced by a study with another UID
+        (same day, time, modality and size: the day's count is unchanged).
+        Returns the affected study UIDs per kind (for swapped, the UIDs the
+        archive lacks); ``ValueError`` when ``name`` holds no studies or the
+        day has too few.
+        """
+        host = self.host(name)
+        index = self.studies.get(name)
+        if index is None or name not in self.dicom_nodes or host.role != "archive":
+            raise ValueError(f"{name!r} is not an archive with studies")
+        plants = index.plants
+        taken = plants.removed | set(plants.instances)
+        # Spread the picks over the day's modalities, studies of 2+ instances only.
+        pool = [s for s in index.studies(day, day) if s.study_uid not in taken and s.instances > 1]
+        wanted = missing + partial + swapped
+        if len(pool) < wanted:
+            raise ValueError(f"{name} holds only {len(pool)} plantable studies on {day}")
+        step = max(len(pool) // max(wanted, 1), 1)
+        picks = iter(pool[::step][:wanted])
+        planted: dict[str, list[str]] = {"missing": [], "partial": [], "swapped": []}
+        for _ in range(missing):
+            study = next(picks)
+            plants.removed.add(study.study_uid)
+            planted["missing"].append(study.study_uid)
+        for _ in range(partial):
+            study = next(picks)
+            plants.instances[study.study_uid] = study.instances // 2
+            planted["partial"].append(study.study_uid)
+        for _ in range(swapped):
+            study = next(picks)
+            plants.removed.add(study.study_uid)
+            other = study.study_uid.replace(f"{UID_ROOT}.", f"{UID_ROOT}.9", 1)
+            plants.add_extra(replace(study, study_uid=other))
+            planted["swapped"].append(study.study_uid)
+        return planted
 
     # -- files for clients ------------------------------------------------------
 

@@ -3,13 +3,17 @@
 A thin front-end over ``DicomResponder``: it binds the host's own loopback
 address, maps the host's planted faults to association rejections and
 aborts, and answers C-FIND from a ``StudyIndex`` while the server's
-dependencies (its database) are up. The host starts and stops it with the
-``pacs`` unit, so a powered-off server refuses connections.
+dependencies (its database) are up. An archive also answers C-MOVE by
+C-STOREing the study's synthetic instances to the destination AE (looked up
+in the simulator's AE table, as a real archive's modality list), and accepts
+C-STORE into its index. The host starts and stops it with the ``pacs`` unit,
+so a powered-off server refuses connections.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, MutableMapping
+from datetime import date
 
 from pydicom.dataset import Dataset
 
@@ -21,9 +25,18 @@ from pacs_tui.dicom.association import (
     AssociationRequest,
     Rejection,
 )
-from pacs_tui.dicom.responder import Admission, DicomResponder, FindFailure
+from pacs_tui.dicom.responder import (
+    STATUS_MOVE_DESTINATION_UNKNOWN,
+    STATUS_UNABLE_TO_PROCESS,
+    Admission,
+    DicomResponder,
+    FindFailure,
+    MoveResult,
+)
+from pacs_tui.dicom.store import STORAGE_SOP_CLASSES, store_instances
 from pacs_tui.sim.host import SimulatedHost
-from pacs_tui.sim.studies import QueryError, StudyIndex
+from pacs_tui.sim.studies import QueryError, Study, StudyIndex
+from pacs_tui.sim.study_instances import synthetic_instances
 
 # HostFaults.dicom_reject words and the A-ASSOCIATE-RJ each one plants.
 REJECTIONS: dict[str, Rejection] = {
@@ -36,6 +49,8 @@ DEPENDENCY_DOWN_COMMENT = "archive database unavailable"
 # Upper bound of identifiers per C-FIND; a real archive caps answers too
 # (Orthanc's LimitFindResults), and it keeps one query from eating the CPU.
 MAX_FIND_RESULTS = 100_000
+STATUS_CANCEL = 0xFE00  # what an archive with a result limit ends an answer with
+STATUS_WARNING = 0xB000
 
 
 class DicomNode:
@@ -55,11 +70,17 @@ class DicomNode:
         studies: StudyIndex | None = None,
         allowed_calling_aes: frozenset[str] | None = None,
         find_latency_s: float = 0.0,
+        known_aes: MutableMapping[str, tuple[str, int]] | None = None,
     ) -> None:
         self.host = host
         self.port = port
         self.ae_title = ae_title
         self.studies = studies
+        # The AE table C-MOVE destinations are looked up in: AE title -> (address, port).
+        self.known_aes: MutableMapping[str, tuple[str, int]] = (
+            known_aes if known_aes is not None else {}
+        )
+        self.moves = 0  # C-MOVE requests answered, for tests and the sim's stats
         self._base_latency_s = max(0.0, find_latency_s)
         self.responder = DicomResponder(
             ae_title,
@@ -67,6 +88,9 @@ class DicomNode:
             admit=self._admit,
             allowed_calling_aes=allowed_calling_aes,
             find_latency_s=find_latency_s,
+            move=self._move if studies is not None else None,
+            store=self._store if studies is not None else None,
+            store_sop_classes=STORAGE_SOP_CLASSES,
         )
 
     @property
@@ -107,7 +131,77 @@ class DicomNode:
     def _find(self, identifier: Dataset) -> Iterable[Dataset]:
         if self.studies is None:  # not registered as a handler then; keeps mypy sure
             return ()
+        limit = self.host.faults.dicom_find_limit or MAX_FIND_RESULTS
         try:
-            return self.studies.match(identifier, limit=MAX_FIND_RESULTS)
+            # One more than the limit tells "exactly the limit" from "stopped early".
+            answers = self.studies.match(identifier, limit=limit + 1)
         except QueryError as exc:
             raise FindFailure(str(exc)) from exc
+        return _capped(answers, limit)
+
+    async def _move(self, identifier: Dataset, destination: str, calling_ae: str) -> MoveResult:
+        """C-MOVE SCP (PS3.4 C.4.2): send every instance of the asked studies to ``destination``."""
+        self.moves += 1
+        address = self.known_aes.get(destination)
+        if address is None:
+            return MoveResult(
+                status=STATUS_MOVE_DESTINATION_UNKNOWN,
+                comment=f"move destination {destination} unknown",
+            )
+        if not self.host.dependencies_up():
+            return MoveResult(status=STATUS_UNABLE_TO_PROCESS, comment=DEPENDENCY_DOWN_COMMENT)
+        assert self.studies is not None
+        value = identifier.get("StudyInstanceUID")
+        uids = [value] if isinstance(value, str) else list(value or ())
+        studies = [
+            s for s in (self.studies.find_uid(str(u).strip()) for u in uids) if s is not None
+        ]
+        if not studies:
+            return MoveResult()  # nothing matched: Success with no sub-operations
+        outcome = await store_instances(
+            address[0],
+            address[1],
+            called_ae=destination,
+            calling_ae=self.ae_title,
+            instances=(ds for study in studies for ds in synthetic_instances(study)),
+            move_originator=(calling_ae, 1),
+        )
+        total = sum(s.instances for s in studies)
+        failed = total - outcome.completed
+        if failed == 0:
+            return MoveResult(completed=outcome.completed)
+        status = STATUS_WARNING if outcome.completed else STATUS_UNABLE_TO_PROCESS
+        return MoveResult(outcome.completed, failed, status, f"to {destination}: {outcome.detail}")
+
+    def _store(self, dataset: Dataset, calling_ae: str) -> int:
+        """C-STORE SCP (PS3.4 B.2): the instance joins this archive's index."""
+        assert self.studies is not None
+        study_uid = str(dataset.StudyInstanceUID)
+        if self.studies.generated(study_uid) is None:
+            self.studies.plants.add_extra(_study_of(dataset))
+        self.studies.plants.receive(study_uid, str(dataset.SOPInstanceUID))
+        return 0x0000
+
+
+def _capped(answers: Iterable[Dataset], limit: int) -> Iterator[Dataset]:
+    for sent, answer in enumerate(answers):
+        if sent >= limit:
+            raise FindFailure(f"result limit of {limit} matches reached", STATUS_CANCEL)
+        yield answer
+
+
+def _study_of(dataset: Dataset) -> Study:
+    """A study-level record for an instance of a study this archive never generated."""
+    text = str(dataset.get("StudyDate", "") or "19700101")
+    return Study(
+        study_uid=str(dataset.StudyInstanceUID),
+        study_date=date(int(text[0:4]), int(text[4:6]), int(text[6:8])),
+        study_time=str(dataset.get("StudyTime", "") or "000000")[:6],
+        modality=str(dataset.get("Modality", "") or "OT"),
+        patient_id=str(dataset.get("PatientID", "") or ""),
+        patient_name=str(dataset.get("PatientName", "") or ""),
+        accession_number=str(dataset.get("AccessionNumber", "") or ""),
+        description=str(dataset.get("StudyDescription", "") or ""),
+        series=1,
+        instances=0,
+    )

@@ -36,6 +36,8 @@ class HostFaults:
     dicom_abort: bool = False  # associations are accepted, then aborted (A-ABORT)
     dicom_never_ready: bool = False  # after a power-on, the DICOM service never starts
     dicom_find_delay_s: float = 0.0  # a slower storage tier: added to every C-FIND's latency
+    # >0: a C-FIND stops after this many matches with 0xFE00 (Orthanc's LimitFindResults).
+    dicom_find_limit: int = 0
     ssh_host_key_changed: bool = False  # SSH presents a different host key
     ssh_burst_limit: int = 0  # >0: drop new connections beyond this many unauthenticated ones
     flapping_unit: str = ""  # this systemd unit alternates active/failed

@@ -22,6 +22,8 @@ from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.uid import PYDICOM_ROOT_UID
 
+from pacs_tui.sim.study_plants import StudyPlants
+
 # Shares of a hospital group's daily studies per modality (CR/DX plain film
 # dominates, then CT and ultrasound); they sum to 1.
 DEFAULT_MODALITY_MIX: Mapping[str, float] = {
@@ -133,6 +135,7 @@ class _Query:
     patient_id: re.Pattern[str] | None
     accession: re.Pattern[str] | None
     uids: tuple[str, ...] | None
+    times: tuple[str, str] | None = None  # StudyTime range, HHMMSS inclusive
 
 
 class StudyIndex:
@@ -147,6 +150,7 @@ class StudyIndex:
         modalities: Mapping[str, float] | None = None,
         *,
         missing_days: Iterable[date] = (),
+        plants: StudyPlants | None = None,
     ) -> None:
         if last_day < first_day:
             raise ValueError("last_day is before first_day")
@@ -162,6 +166,8 @@ class StudyIndex:
         self.studies_per_day = studies_per_day
         self.modalities: dict[str, float] = {m: share / total for m, share in mix.items()}
         self.missing_days = frozenset(missing_days)
+        # Per-study differences (partial, swapped, received); replica() copies them.
+        self.plants = plants if plants is not None else StudyPlants()
         self._codes = tuple(self.modalities)
         self._days = (last_day - first_day).days + 1
         # Cumulative counts per modality, built on first use: count() is O(1).
@@ -170,8 +176,17 @@ class StudyIndex:
     # -- volumes ---------------------------------------------------------------
 
     def day_count(self, day: date, modality: str) -> int:
-        """Studies of ``modality`` on ``day`` (0 outside the range or on a missing day)."""
-        if not self.first_day <= day <= self.last_day or day in self.missing_days:
+        """Studies of ``modality`` on ``day`` (0 outside the range or on a missing day).
+
+        Planted per-study differences are not counted here; C-FIND sees them.
+        """
+        if day in self.missing_days:
+            return 0
+        return self._base_count(day, modality)
+
+    def _base_count(self, day: date, modality: str) -> int:
+        """Studies generated for ``day`` whether or not the day is missing here."""
+        if not self.first_day <= day <= self.last_day:
             return 0
         share = self.modalities.get(modality)
         if share is None:
@@ -220,6 +235,7 @@ class StudyIndex:
             self.studies_per_day,
             self.modalities,
             missing_days=self.missing_days | frozenset(missing_days),
+            plants=self.plants.copy(),
         )
 
     # -- studies ---------------------------------------------------------------
@@ -255,7 +271,14 @@ class StudyIndex:
         )
 
     def find_uid(self, uid: str) -> Study | None:
-        """The study with this StudyInstanceUID, if this index holds it."""
+        """The study with this StudyInstanceUID as this index holds it (plants applied)."""
+        study = self.generated(uid)
+        if study is None:
+            return self.plants.extra_study(uid)
+        return self.plants.held(study, day_missing=study.study_date in self.missing_days)
+
+    def generated(self, uid: str) -> Study | None:
+        """The study this seed generates under ``uid`` (held here or not), if any."""
         prefix = f"{UID_ROOT}.{self.seed}."
         if not uid.startswith(prefix):
             return None
@@ -269,10 +292,10 @@ class StudyIndex:
         m, ordinal = int(parts[1]) - 1, int(parts[2]) - 1
         if not 0 <= m < len(self._codes):
             return None
-        try:
-            return self.study(day, self._codes[m], ordinal)
-        except IndexError:
+        per_day = self._base_count(day, self._codes[m])
+        if not 0 <= ordinal < per_day:
             return None
+        return self._make(day, self._codes[m], ordinal, per_day)
 
     def studies(
         self,
@@ -280,16 +303,34 @@ class StudyIndex:
         date_to: date | None = None,
         modality: str | None = None,
     ) -> Iterator[Study]:
-        """Studies in date order (then modality, then time), generated lazily."""
+        """Studies held, in date order (then modality, then time), generated lazily."""
         first = max(date_from or self.first_day, self.first_day)
         last = min(date_to or self.last_day, self.last_day)
         codes = self._codes if modality is None else (modality,)
+        return self._held(first, last, codes)
+
+    def _held(self, first: date, last: date, codes: tuple[str, ...]) -> Iterator[Study]:
+        plants = self.plants
         day = first
         while day <= last:
+            missing = day in self.missing_days
+            if missing and not plants.received:
+                day += timedelta(days=1)
+                continue
             for code in codes:
-                per_day = self.day_count(day, code)
+                per_day = self._base_count(day, code)
                 for ordinal in range(per_day):
-                    yield self._make(day, code, ordinal, per_day)
+                    study = self._make(day, code, ordinal, per_day)
+                    if plants:
+                        held = plants.held(study, day_missing=missing)
+                        if held is not None:
+                            yield held
+                    elif not missing:
+                        yield study
+            for extra in plants.extra.get(day, ()):
+                held = plants.held(extra)
+                if held is not None and extra.modality in codes:
+                    yield held
             day += timedelta(days=1)
 
     # -- C-FIND ----------------------------------------------------------------
@@ -319,6 +360,8 @@ class StudyIndex:
                 continue
             if query.accession and not query.accession.fullmatch(study.accession_number):
                 continue
+            if query.times and not query.times[0] <= study.study_time <= query.times[1]:
+                continue
             produced += 1
             yield _answer(study, keys, charset)
 
@@ -333,13 +376,9 @@ class StudyIndex:
                 ):
                     yield study
             return
-        day = query.first
-        while day <= query.last:
-            for code in query.modalities:
-                per_day = self.day_count(day, code)
-                for ordinal in range(per_day):
-                    yield self._make(day, code, ordinal, per_day)
-            day += timedelta(days=1)
+        yield from self._held(
+            max(query.first, self.first_day), min(query.last, self.last_day), query.modalities
+        )
 
     def _parse(self, identifier: Dataset) -> _Query:
         level = str(identifier.get("QueryRetrieveLevel", "STUDY") or "STUDY").strip()
@@ -356,6 +395,7 @@ class StudyIndex:
             patient_id=_wildcard(_text(identifier.get("PatientID"))),
             accession=_wildcard(_text(identifier.get("AccessionNumber"))),
             uids=tuple(uids) if uids else None,
+            times=_time_range(_text(identifier.get("StudyTime"))),
         )
 
 
@@ -400,6 +440,25 @@ def _date_range(text: str, first: date, last: date) -> tuple[date, date]:
     start = _parse_day(low) if low else first
     end = _parse_day(high) if high else last
     return start, end
+
+
+def _clock(text: str, pad: str) -> str:
+    """HHMMSS of a TM value (``HH``, ``HHMM``, ``HHMMSS[.F]``, ``HH:MM``), padded with ``pad``."""
+    digits = text.split(".")[0].replace(":", "").strip()
+    if not digits.isdigit() or len(digits) not in (2, 4, 6):
+        raise QueryError(f"invalid StudyTime {text!r} (expected HHMMSS)")
+    return digits + pad * (6 - len(digits))
+
+
+def _time_range(text: str) -> tuple[str, str] | None:
+    """(from, to) HHMMSS for a TM matching value (PS3.4 C.2.2.2.5), None when universal."""
+    if not text or text == "*":
+        return None
+    if "-" not in text:
+        exact = _clock(text, "0")
+        return exact, _clock(text, "9") if len(text.split(".")[0]) < 6 else exact
+    low, _, high = text.partition("-")
+    return (_clock(low, "0") if low else "000000", _clock(high, "9") if high else "235959")
 
 
 def _answer(study: Study, keys: list[str], charset: object) -> Dataset:
