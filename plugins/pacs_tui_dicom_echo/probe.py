@@ -32,6 +32,7 @@ from datetime import date
 from typing import Any
 
 from pacs_tui.dicom.client import DicomOutcome, FindOutcome, c_echo, c_find_studies, study_query
+from pacs_tui.dicom.tls import client_context, tls_mode
 from pacs_tui.inventory import Server
 from pacs_tui.plugin_api import Health, Probe, ProbeContext, ProbeResult
 
@@ -160,8 +161,10 @@ class DicomProbe(Probe):
 
     State is the C-ECHO outcome: ``ok``, ``rejected``, ``aborted``,
     ``refused``, ``timeout`` or ``error``. A slow echo or a failing C-FIND
-    makes an ``ok`` DEGRADED. Facts carry ``find_count``,
-    ``find_latency_ms``, ``find_state`` and ``find_age_s`` of the last C-FIND.
+    makes an ``ok`` DEGRADED. Facts carry ``tls`` (verified, UNVERIFIED or
+    PLAINTEXT, as for the BMCs) and ``find_count``, ``find_latency_ms``,
+    ``find_state`` and ``find_age_s`` of the last C-FIND. A TLS handshake
+    that fails is an ``error`` naming its cause (PS3.15 Annex B.1).
     """
 
     name = "dicom"
@@ -206,11 +209,18 @@ class DicomProbe(Probe):
         if dicom is None:
             return ProbeResult.make("error", Health.UNKNOWN, detail="no DICOM endpoint")
         settings = self.settings
+        mode = tls_mode(dicom)
+        try:
+            tls = client_context(dicom)
+        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+            detail = f"TLS setup failed: {exc}"
+            return ProbeResult.make("error", Health.UNKNOWN, detail=detail, tls=mode)
         echo = await c_echo(
             dicom.host,
             dicom.port,
             called_ae=dicom.ae_title,
             calling_ae=dicom.calling_ae_title,
+            tls=tls,
             timeout=settings.timeout_s,
         )
         track = self._tracks.setdefault(server.name, _FindTrack())
@@ -221,7 +231,8 @@ class DicomProbe(Probe):
                 echo.state,
                 _ECHO_HEALTH[echo.state],
                 latency_ms=echo.latency_ms,
-                detail=echo.detail,
+                detail=_with_tls_note(echo.detail, mode),
+                tls=mode,
                 **track.facts(),
             )
         if due:
@@ -230,15 +241,18 @@ class DicomProbe(Probe):
                 dicom.port,
                 called_ae=dicom.ae_title,
                 calling_ae=dicom.calling_ae_title,
+                tls=tls,
                 query=settings.query_for(date.today()),
                 timeout=settings.timeout_s,
                 limit=0,  # only the count is wanted; identifiers are not decoded
             )
             phase = zlib.crc32(server.name.encode()) % settings.find_every
             track.ran(find, settings.find_every, phase)
-        return self._ok_result(echo, track, fresh=due)
+        return self._ok_result(echo, track, fresh=due, tls=mode)
 
-    def _ok_result(self, echo: DicomOutcome, track: _FindTrack, *, fresh: bool) -> ProbeResult:
+    def _ok_result(
+        self, echo: DicomOutcome, track: _FindTrack, *, fresh: bool, tls: str
+    ) -> ProbeResult:
         health = Health.OK
         notes = [f"echo ok in {echo.latency_ms:.1f} ms"]
         if echo.detail != "echo ok":  # e.g. "(release not confirmed: ...)"
@@ -257,8 +271,18 @@ class DicomProbe(Probe):
                 health = Health.DEGRADED
                 notes.append(f"{_find_failure(find)}{age}")
         return ProbeResult.make(
-            "ok", health, latency_ms=echo.latency_ms, detail="; ".join(notes), **facts
+            "ok",
+            health,
+            latency_ms=echo.latency_ms,
+            detail=_with_tls_note("; ".join(notes), tls),
+            tls=tls,
+            **facts,
         )
+
+
+def _with_tls_note(detail: str, tls: str) -> str:
+    """``detail`` plus "TLS NOT VERIFIED" when verification is off, as the BMCs show it."""
+    return f"{detail}; TLS NOT VERIFIED" if tls == "UNVERIFIED" else detail
 
 
 def _find_failure(find: FindOutcome) -> str:

@@ -24,13 +24,15 @@ from pacs_tui_widgets.health_style import (
 _SECRET_WORDS = ("password", "secret", "token", "private", "credential", "passphrase")
 TLS_UNVERIFIED = "TLS UNVERIFIED"
 TLS_LEGACY = "TLS LEGACY"
+# Probes whose results carry a ``tls`` fact, and what their peer is called in the banner.
+_TLS_PEERS = {"power": "BMC", "dicom": "DICOM peer's"}
 
 
-def _tls_warning(mode: str) -> str:
-    """The banner for a BMC whose TLS is weakened on purpose (inventory settings)."""
+def _tls_warning(mode: str, peer: str = "BMC") -> str:
+    """The banner for a BMC or DICOM peer whose TLS is weakened on purpose (inventory)."""
     parts = []
     if "UNVERIFIED" in mode:
-        parts.append(f"⚠ {TLS_UNVERIFIED}: the BMC certificate is not checked")
+        parts.append(f"⚠ {TLS_UNVERIFIED}: the {peer} certificate is not checked")
     if "LEGACY" in mode:
         parts.append(f"⚠ {TLS_LEGACY}: old TLS protocols and ciphers are allowed for this BMC")
     return "\n".join(parts)
@@ -153,11 +155,12 @@ class DetailPane(VerticalScroll):
                     lines.append(f"  {escape(result.detail)}")
                 for key, value in visible_facts(result.facts):
                     lines.append(f"  [dim]{escape(key)}:[/dim] {escape(value)}")
-                if probe == "power":
+                if probe in _TLS_PEERS:
                     mode = str(result.facts.get("tls", ""))
                     if "UNVERIFIED" in mode or "LEGACY" in mode:
                         unverified = True
-                        warning = _tls_warning(mode)
+                        more = _tls_warning(mode, _TLS_PEERS[probe])
+                        warning = f"{warning}\n{more}" if warning else more
             body.update("\n".join(lines))
             body.set_classes(f"detail-probe state-{state_class(health)}")
             spark.data = sparkline_data(self.state.history(server, probe))

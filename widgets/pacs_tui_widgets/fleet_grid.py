@@ -471,7 +471,7 @@ class FleetGrid(ScrollView, can_focus=True):
                 reading = self.state.reading(server, probe, now)
                 health = reading.health
                 cell = f"{glyph(health)} {reading.state}"
-                if probe == "power" and reading.result is not None:
+                if probe in ("power", "dicom") and reading.result is not None:
                     cell += _tls_mark(str(reading.result.facts.get("tls", "")))
                 if probe in _WITH_LATENCY and reading.result is not None and not reading.stale:
                     latency = format_latency(reading.result.latency_ms)
@@ -494,7 +494,7 @@ class FleetGrid(ScrollView, can_focus=True):
 
 
 def _tls_mark(mode: str) -> str:
-    """A short flag in the power cell for a BMC whose TLS is weakened on purpose.
+    """A short flag in the power or DICOM cell when TLS is weakened on purpose.
 
     The cell is narrow; the detail pane's banner says which (UNVERIFIED, LEGACY).
     """
