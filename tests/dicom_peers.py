@@ -14,7 +14,7 @@ import socket
 import subprocess
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,8 +104,12 @@ class RunningOrthanc:
 
 
 @contextmanager
-def orthanc(tmp_path: Path, *, open_to_all: bool = False) -> Iterator[RunningOrthanc]:
+def orthanc(
+    tmp_path: Path, *, open_to_all: bool = False, extra: Mapping[str, object] | None = None
+) -> Iterator[RunningOrthanc]:
     """Start Orthanc with its own config: checks the called AE, knows one calling AE.
+
+    ``extra`` adds or overrides configuration options (e.g. ``DicomTlsEnabled``).
 
     ``DicomAlwaysAllow*`` are all false, else Orthanc accepts any calling AE at
     association time (and only refuses the request inside it). ``open_to_all``
@@ -113,7 +117,7 @@ def orthanc(tmp_path: Path, *, open_to_all: bool = False) -> Iterator[RunningOrt
     """
     binary = require_binary("Orthanc", "/usr/sbin/Orthanc")
     http_port, dicom_port = free_port(), free_port()
-    root = tmp_path / ("orthanc-open" if open_to_all else "orthanc")
+    root = tmp_path / f"orthanc-{'open' if open_to_all else 'strict'}-{dicom_port}"
     (root / "storage").mkdir(parents=True)
     (root / "index").mkdir()
     checks: dict[str, object] = {
@@ -139,6 +143,7 @@ def orthanc(tmp_path: Path, *, open_to_all: bool = False) -> Iterator[RunningOrt
         "RemoteAccessAllowed": False,
         "AuthenticationEnabled": False,
         "Plugins": [],
+        **(extra or {}),
     }
     config_path = root / "config.json"
     config_path.write_text(json.dumps(config))

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import ssl
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from io import BytesIO
@@ -187,13 +188,23 @@ class DicomResponder:
             syntaxes.extend(self.store_sop_classes)
         return tuple(syntaxes)
 
-    async def start(self, host: str, port: int) -> None:
-        """Listen on ``host:port``; does nothing when already listening."""
+    async def start(self, host: str, port: int, *, tls: ssl.SSLContext | None = None) -> None:
+        """Listen on ``host:port``; does nothing when already listening.
+
+        With ``tls`` every connection starts with a TLS handshake (PS3.15
+        Annex B.1); one that fails or stalls past ``idle_timeout_s`` is dropped.
+        """
         async with self._lock:
             if self._server is not None:
                 return
             self._server = await asyncio.start_server(
-                self._serve, host, port, reuse_address=True, backlog=512
+                self._serve,
+                host,
+                port,
+                reuse_address=True,
+                backlog=512,
+                ssl=tls,
+                ssl_handshake_timeout=self.idle_timeout_s if tls is not None else None,
             )
 
     async def stop(self) -> None:

@@ -12,6 +12,7 @@ so a powered-off server refuses connections.
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Iterable, Iterator, MutableMapping
 from datetime import date
 
@@ -71,8 +72,11 @@ class DicomNode:
         allowed_calling_aes: frozenset[str] | None = None,
         find_latency_s: float = 0.0,
         known_aes: MutableMapping[str, tuple[str, int]] | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.host = host
+        # DICOM over TLS (PS3.15 Annex B.1), e.g. FleetPki.dicom_server_ssl_context; None: plain.
+        self.tls = tls
         self.port = port
         self.ae_title = ae_title
         self.studies = studies
@@ -114,7 +118,7 @@ class DicomNode:
 
     async def start(self) -> None:
         """Listen on the host's address; does nothing when already listening."""
-        await self.responder.start(self.host.address, self.port)
+        await self.responder.start(self.host.address, self.port, tls=self.tls)
 
     async def stop(self) -> None:
         """Close the listening socket and drop open associations (idempotent)."""
