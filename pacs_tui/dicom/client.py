@@ -146,9 +146,16 @@ class _Session:
         """What a ``TimeoutError`` in the current phase means, as text."""
         if self.idle_bound:
             return f"no answer within {self.idle_timeout:g} s during {self.phase} (idle deadline)"
-        if self.idle_timeout < self.timeout:
-            return f"not done within {self.timeout:g} s, during {self.phase} (overall deadline)"
         return f"no answer within {self.timeout:g} s during {self.phase}"
+
+    def find_timed_out(self, count: int) -> str:
+        """A C-FIND cut short by a deadline: which one, and how many matches had arrived."""
+        word = "match" if count == 1 else "matches"
+        if self.idle_bound:
+            why = f"no response for {self.idle_timeout:g} s (idle deadline)"
+        else:
+            why = f"not finished within {self.timeout:g} s (overall deadline)"
+        return f"C-FIND incomplete after {count} {word}: {why}"
 
     async def associate(
         self,
@@ -445,8 +452,7 @@ async def c_find_studies(
         failure = _failure_from(exc, session)
         detail = failure.detail
         if isinstance(exc, TimeoutError) and session.phase == "C-FIND":
-            word = "match" if count == 1 else "matches"
-            detail = f"C-FIND incomplete after {count} {word}: {detail}"
+            detail = session.find_timed_out(count)
         if association is not None:
             await association.abort()
         return FindOutcome(failure.state, session.elapsed_ms(), detail, count, tuple(studies))
