@@ -130,6 +130,7 @@ class _Session:
         self.started = time.perf_counter()
         self.deadline = asyncio.get_running_loop().time() + timeout
         self.phase = "connect"
+        self.tls: ssl.SSLContext | None = None  # set when the association runs over TLS
         self.idle_bound = False  # True when the current wait ends at the idle deadline
 
     def elapsed_ms(self) -> float:
@@ -174,6 +175,7 @@ class _Session:
                 # TCP first, then TLS, so a timeout or failure names the phase it hit.
                 async with self.bounded("TLS handshake"):
                     await writer.start_tls(tls, server_hostname=host)
+                self.tls = tls
             async with self.bounded("association"):
                 await write_pdus(
                     writer,
@@ -222,7 +224,7 @@ def _failure_from(exc: BaseException, session: _Session) -> _Failed:
     """Map an exception raised during a check to an outcome state."""
     if isinstance(exc, _Failed):
         return exc
-    tls_cause = handshake_failure(exc, session.phase)
+    tls_cause = handshake_failure(exc, session.phase, session.tls)
     if tls_cause is not None:
         return _Failed("error", tls_cause)
     if isinstance(exc, TimeoutError):

@@ -14,8 +14,10 @@ import functools
 import os
 import ssl
 import stat
+import weakref
 from typing import Literal
 
+from pacs_tui.dicom.pdu_stream import PeerClosed
 from pacs_tui.inventory import DicomEndpoint, DicomTls
 
 TlsMode = Literal["verified", "UNVERIFIED", "PLAINTEXT"]
@@ -44,6 +46,8 @@ _CLIENT_CERT_REFUSED = (
 )
 # Reasons that mean the bytes from the peer were not TLS at all.
 _NOT_TLS = ("WRONG_VERSION_NUMBER", "PACKET_LENGTH_TOO_LONG", "RECORD_LAYER_FAILURE")
+# Contexts that present a client certificate, to word a hang-up after the handshake.
+_WITH_CLIENT_CERT: weakref.WeakSet[ssl.SSLContext] = weakref.WeakSet()
 
 
 def tls_mode(endpoint: DicomEndpoint) -> TlsMode:
@@ -85,14 +89,20 @@ def _context(tls: DicomTls) -> ssl.SSLContext:
                 f"(chmod 600 {tls.key_file})"
             )
         context.load_cert_chain(tls.cert_file, tls.key_file)
+        _WITH_CLIENT_CERT.add(context)
     return context
 
 
-def handshake_failure(exc: BaseException, phase: str) -> str | None:
+def handshake_failure(
+    exc: BaseException, phase: str, context: ssl.SSLContext | None = None
+) -> str | None:
     """Why a TLS connection failed, or None when ``exc`` is no TLS failure.
 
-    ``phase`` is where it happened: a peer that wants a client certificate
-    says so only after the TLS 1.3 handshake, at our first read.
+    ``phase`` is where it happened and ``context`` the TLS context once the
+    handshake is done. A TLS 1.3 peer judges our client certificate after
+    the handshake: its alert comes at our first read, or is lost when it
+    resets the connection on our A-ASSOCIATE-RQ, so a hang-up in the
+    ``association`` phase of a TLS connection is read as that verdict.
     """
     if isinstance(exc, ssl.SSLCertVerificationError):
         reason = exc.verify_message or "not trusted"
@@ -111,11 +121,20 @@ def handshake_failure(exc: BaseException, phase: str) -> str | None:
         if any(word in reason for word in _MISMATCH):
             return f"TLS: protocol mismatch, no TLS version or cipher both sides accept ({reason})"
         return f"TLS error during {phase} ({reason})"
-    if phase == "TLS handshake" and isinstance(
-        exc, ssl.SSLEOFError | ConnectionResetError | BrokenPipeError | EOFError
-    ):
+    hang_up = ssl.SSLEOFError | ConnectionResetError | BrokenPipeError | EOFError | PeerClosed
+    if phase == "TLS handshake" and isinstance(exc, hang_up):
         return (
             "TLS: the peer closed the connection during the TLS handshake "
             "(a plain DICOM port, or it refused our protocol or certificate)"
+        )
+    if phase == "association" and context is not None and isinstance(exc, hang_up):
+        if context in _WITH_CLIENT_CERT:
+            return (
+                "TLS: the peer closed the connection right after the TLS handshake; "
+                "it probably refused our client certificate"
+            )
+        return (
+            "TLS: the peer closed the connection right after the TLS handshake; it probably "
+            "requires a client certificate (set dicom.tls.cert_file and key_file)"
         )
     return None
