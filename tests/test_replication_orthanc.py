@@ -1,83 +1,26 @@
-"""The replication check against two real Orthanc archives holding different studies."""
+"""The study-level replication proof and repair between two real Orthanc archives.
+
+The primary knows the replica as a DICOM modality (it C-MOVEs to it), the
+replica knows the primary (it accepts its C-STOREs). Studies are pydicom-made
+and uploaded through Orthanc's REST API.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import io
-from collections.abc import Iterable
+import json
 from datetime import date
 from pathlib import Path
 
 import pytest
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
-from dicom_peers import RunningOrthanc, orthanc, orthanc_upload
+from orthanc_pair import new_study, orthanc_pair, upload
 from pacs_tui.cli import replication as replication_cli
 from pacs_tui.inventory import DicomEndpoint, Server
 from pacs_tui.replication import check_replication
 
-D1, D2, D3, D4, D5 = (date(2025, 3, d) for d in (10, 11, 12, 13, 14))
-
-
-def study(day: date, modality: str, number: int) -> bytes:
-    """One small single-instance study as a DICOM Part 10 file."""
-    sop_uid = generate_uid()
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    meta.MediaStorageSOPInstanceUID = sop_uid
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID = SecondaryCaptureImageStorage
-    ds.SOPInstanceUID = sop_uid
-    ds.StudyInstanceUID = generate_uid()
-    ds.SeriesInstanceUID = generate_uid()
-    ds.PatientID = f"P{number:05d}"
-    ds.PatientName = "TEST^REPLICATION"
-    ds.StudyDate = day.strftime("%Y%m%d")
-    ds.StudyTime = "101500"
-    ds.AccessionNumber = f"A{number:05d}"
-    ds.Modality = modality
-    ds.SeriesNumber = 1
-    ds.InstanceNumber = 1
-    ds.Rows = ds.Columns = 2
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.BitsAllocated = ds.BitsStored = 8
-    ds.HighBit = 7
-    ds.PixelRepresentation = 0
-    ds.PixelData = bytes(4)
-    out = io.BytesIO()
-    ds.save_as(out, enforce_file_format=True)
-    return out.getvalue()
-
-
-def load(peer: RunningOrthanc, studies: Iterable[tuple[date, str, int]]) -> None:
-    for day, modality, number in studies:
-        orthanc_upload(peer, study(day, modality, number))
-
-
-def archive(name: str, peer: RunningOrthanc) -> Server:
-    return Server(
-        name=name,
-        site="dc-main",
-        role="archive",
-        dicom=DicomEndpoint(
-            host="127.0.0.1",  # Orthanc binds every address; talk to it on loopback only
-            port=peer.dicom_port,
-            ae_title=peer.aet,
-            calling_ae_title=peer.known_aet,
-        ),
-    )
-
-
-# Both archives hold these; the replica lacks the D2 CT study and every D3/D4 study,
-# and has one extra MR study on D4 that the primary lacks (so D4's total differs too).
-COMMON = [(D1, "CT", 1), (D1, "MR", 2), (D2, "MR", 4), (D5, "US", 9)]
-PRIMARY_ONLY = [(D2, "CT", 3), (D3, "CT", 5), (D3, "US", 6), (D4, "CT", 7)]
-REPLICA_ONLY = [(D4, "MR", 8), (D4, "MR", 10)]
+D1, D2, D3 = date(2025, 3, 10), date(2025, 3, 11), date(2025, 3, 12)
 
 
 def run_cli(*argv: str) -> int:
@@ -88,88 +31,137 @@ def run_cli(*argv: str) -> int:
     return code
 
 
-async def test_differing_days_and_modalities_of_two_orthancs(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+async def test_partial_and_swapped_studies_then_repair_makes_it_safe(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with orthanc(tmp_path / "primary") as primary, orthanc(tmp_path / "replica") as replica:
-        load(primary, COMMON + PRIMARY_ONLY)
-        load(replica, COMMON + REPLICA_ONLY)
-        report = await check_replication(
-            archive("pacs-a", primary),
-            archive("pacs-b", replica),
-            date_from=D1,
-            date_to=D5,
-            modalities=["CT", "MR", "US"],
-            timeout=10,
-        )
-        assert report.errors == ()
+    monkeypatch.setenv("PACS_TUI_DATA_DIR", str(tmp_path / "data"))
+    common = [new_study(D1, "081000", "CT", 2), new_study(D2, "093000", "MR", 1)]
+    partial = new_study(D1, "101500", "CT", 3)
+    swapped_out, swapped_in = new_study(D2, "111500", "US"), new_study(D2, "111500", "US")
+    with orthanc_pair(tmp_path) as pair:
+        for study in common:
+            upload(pair.primary, study)
+            upload(pair.replica, study)
+        primary, replica = pair.servers()
+
+        identical = await check_replication(primary, replica, date_from=D1, date_to=D3, timeout=10)
+        assert identical.safe_to_shutdown, identical.verdict()
+        assert identical.primary_total == identical.replica_total == 2
+
+        upload(pair.primary, partial)
+        upload(pair.replica, partial, instances=1)
+        upload(pair.primary, swapped_out)
+        upload(pair.replica, swapped_in)
+        report = await check_replication(primary, replica, date_from=D1, date_to=D3, timeout=10)
         assert not report.safe_to_shutdown
-        assert (report.primary_total, report.replica_total) == (8, 6)
-        got = {(d.day, d.modality): (d.primary, d.replica) for d in report.differences}
-        assert got == {
-            (D2, None): (2, 1),
-            (D2, "CT"): (1, 0),
-            (D3, None): (2, 0),
-            (D3, "CT"): (1, 0),
-            (D3, "US"): (1, 0),
-            (D4, None): (1, 2),
-            (D4, "CT"): (1, 0),
-            (D4, "MR"): (0, 2),
-        }
-        assert report.ranges() == [(D2, D4)]
-        assert report.to_json()["ranges"] == [["2025-03-11", "2025-03-13"]]
+        assert (report.primary_total, report.replica_total) == (4, 4)  # counts agree
+        assert [f.study_uid for f in report.of_kind("missing")] == [swapped_out.uid]
+        assert [
+            (f.study_uid, f.primary_instances, f.replica_instances)
+            for f in report.of_kind("partial")
+        ] == [(partial.uid, 3, 1)]
+        assert [f.study_uid for f in report.of_kind("extra")] == [swapped_in.uid]
 
-        # Day totals alone, over a range with a matching day in the middle.
-        split = await check_replication(
-            archive("pacs-a", primary), archive("pacs-b", replica), date_from=D1, date_to=D2
-        )
-        assert [(d.day, d.modality) for d in split.differences] == [(D2, None)]
-        assert split.ranges() == [(D2, D2)]
-
-        inventory = tmp_path / "inventory.yaml"
-        inventory.write_text(
-            "sites: [{name: dc-main, kind: datacenter}]\nservers:\n"
-            + "".join(
-                f"  - {{name: {name}, site: dc-main, role: archive, dicom: {{host: 127.0.0.1, "
-                f"port: {peer.dicom_port}, ae_title: {peer.aet}, "
-                f"calling_ae_title: {peer.known_aet}}}}}\n"
-                for name, peer in (("pacs-a", primary), ("pacs-b", replica))
-            )
-        )
-        base = ["replication", "check", "--inventory", str(inventory), "--primary", "pacs-a"]
-        base += ["--from", str(D1), "--to", str(D5)]
-        code = await asyncio.to_thread(run_cli, *base, "--replica", "pacs-b", "--by-modality")
-        assert code == 1
+        inventory = pair.inventory(tmp_path / "inventory.yaml")
+        base = ["replication", "check", "-i", str(inventory), "--primary", "pacs-a"]
+        base += ["--replica", "pacs-b", "--from", str(D1), "--to", str(D3), "--no-progress"]
+        assert await asyncio.to_thread(run_cli, *base) == 1
         out = capsys.readouterr().out
-        assert "2025-03-13  MR   primary       0  replica       2  (+2)" in out
+        assert f"missing      20250311 111500 US     {swapped_out.uid}" in out
+        assert (
+            f"partial      20250310 101500 CT     {partial.uid}  (replica 1 of 3 instances)" in out
+        )
         assert out.strip().endswith(
-            "NOT SAFE to shut down pacs-a: counts differ on 2025-03-11..2025-03-13"
+            "NOT SAFE to shut down pacs-a: 1 study missing on the replica; 1 study partial (fewer instances)"
         )
-        code = await asyncio.to_thread(run_cli, *base, "--replica", "pacs-a", "--json")
-        assert code == 2  # the same server twice is an input error
+        assert await asyncio.to_thread(run_cli, *base, "--json") == 1
+        report_file = tmp_path / "check.json"
+        report_file.write_text(capsys.readouterr().out)
+        body = json.loads(report_file.read_text())
+        assert body["missing"][0]["study_uid"] == swapped_out.uid
+        assert body["partial"][0]["study_uid"] == partial.uid
+        assert body["replica_ae"] == "REPLICA"
+
+        repair = ["replication", "repair", str(report_file), "-i", str(inventory), "--pause", "0"]
+        assert await asyncio.to_thread(run_cli, *repair, "--dry-run") == 0
+        assert (
+            "dry run: would C-MOVE 2 studies (1 missing, 1 partial; 4 instances)"
+            in capsys.readouterr().out
+        )
+        assert await asyncio.to_thread(run_cli, *repair, "--yes") == 0
+        out = capsys.readouterr().out
+        assert "REPAIRED: 2 of 2 studies repaired" in out
+        assert (
+            f"{partial.uid}: C-MOVE ok (3 sent, 0 failed); re-check ok: pacs-b holds 3 of 3 instances"
+            in out
+        )
+
+        assert await asyncio.to_thread(run_cli, *base) == 0
+        assert "SAFE to shut down pacs-a" in capsys.readouterr().out
+
+    from pacs_tui.batch.audit import AuditLog
+
+    with AuditLog() as audit:
+        events = [(e.kind, e.outcome) for e in audit.events()]
+    assert events[:2] == [("plan", ""), ("confirm", "accepted")]
+    assert events.count(("move", "ok")) == 2 and events.count(("recheck", "ok")) == 2
+    assert events[-1] == ("batch-end", "ok")
 
 
-async def test_identical_archives_are_safe_to_shut_down(tmp_path: Path) -> None:
-    with orthanc(tmp_path / "primary") as primary, orthanc(tmp_path / "replica") as replica:
-        for peer in (primary, replica):
-            load(peer, COMMON)
+async def test_capped_archive_is_split_or_reported_incomplete(tmp_path: Path) -> None:
+    # Five studies of the same CT quarter hour and two more elsewhere in the day.
+    crowded = [new_study(D1, f"0801{n:02d}", "CT") for n in range(5)]
+    others = [new_study(D1, "140000", "MR"), new_study(D1, "160000", "US")]
+    with orthanc_pair(tmp_path, limit_find_results=6) as pair:
+        for study in crowded + others:
+            upload(pair.primary, study)
+            upload(pair.replica, study)
+        primary, replica = pair.servers()
+        report = await check_replication(primary, replica, date_from=D1, date_to=D1, timeout=10)
+        assert report.safe_to_shutdown, report.verdict()  # the day was asked again, by hours
+        assert report.windows_split == 1 and report.primary_total == 7
+
+    with orthanc_pair(tmp_path / "tight", limit_find_results=3) as pair:
+        for study in crowded + others:
+            upload(pair.primary, study)
+            upload(pair.replica, study)
+        primary, replica = pair.servers()
         report = await check_replication(
-            archive("pacs-a", primary),
-            archive("pacs-b", replica),
-            date_from=D1,
-            date_to=D5,
-            modalities=["CT", "MR", "US", "NM"],
-            timeout=10,
+            primary, replica, date_from=D1, date_to=D1, modalities=["CT", "MR", "US"], timeout=10
         )
-        assert report.differences == () and report.errors == ()
-        assert report.safe_to_shutdown
-        assert report.primary_total == report.replica_total == 4
-        assert report.verdict().startswith("SAFE to shut down pacs-a")
+        assert not report.safe_to_shutdown
+        assert report.errors == (
+            "2025-03-10 08:00–08:15 CT: pacs-a stopped after 3 matches (status 0xFE00: a result limit)",
+        )
+        assert report.verdict() == "NOT SAFE to shut down pacs-a: 1 window incomplete"
+
+
+async def test_primary_that_does_not_know_the_replica_stops_the_repair(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PACS_TUI_DATA_DIR", str(tmp_path / "data"))
+    lost = [new_study(D1), new_study(D1, "120000")]
+    with orthanc_pair(tmp_path, primary_knows_replica=False) as pair:
+        for study in lost:
+            upload(pair.primary, study)
+        inventory = pair.inventory(tmp_path / "inventory.yaml")
+        check = ["replication", "check", "-i", str(inventory), "--primary", "pacs-a"]
+        check += ["--replica", "pacs-b", "--from", str(D1), "--to", str(D1), "--json"]
+        assert await asyncio.to_thread(run_cli, *check, "--no-progress") == 1
+        report_file = tmp_path / "check.json"
+        report_file.write_text(capsys.readouterr().out)
+        repair = ["replication", "repair", str(report_file), "-i", str(inventory), "--yes"]
+        assert await asyncio.to_thread(run_cli, *repair, "--pause", "0") == 1
+        captured = capsys.readouterr()
+    # Orthanc 1.10 answers an unknown destination with 0xC000, not 0xA801.
+    assert "stopped: pacs-a sent nothing to REPLICA: C-MOVE status 0xC000" in captured.err
+    assert "Check that pacs-a knows REPLICA (pacs-b) as a DICOM destination" in captured.err
+    assert "NOT REPAIRED: 0 of 2 studies repaired" in captured.out
 
 
 async def test_an_unanswered_query_is_never_safe(tmp_path: Path) -> None:
-    with orthanc(tmp_path / "primary") as primary:
-        load(primary, COMMON)
+    with orthanc_pair(tmp_path) as pair:
+        upload(pair.primary, new_study(D1))
         gone = Server(
             name="pacs-gone",
             site="dc-backup",
@@ -177,8 +169,44 @@ async def test_an_unanswered_query_is_never_safe(tmp_path: Path) -> None:
             dicom=DicomEndpoint(host="127.0.0.1", port=1, ae_title="GONE"),
         )
         report = await check_replication(
-            archive("pacs-a", primary), gone, date_from=D1, date_to=D1, timeout=5
+            pair.servers()[0], gone, date_from=D1, date_to=D1, timeout=5
         )
-        assert report.differences == ()
-        assert not report.safe_to_shutdown
-        assert report.errors == ("pacs-gone 2025-03-10: connection refused",)
+    assert not report.safe_to_shutdown and report.findings == []
+    assert report.errors == ("2025-03-10: pacs-gone: connection refused",)
+
+
+def test_bad_report_and_bad_input_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text(
+        "sites: [{name: dc-main, kind: datacenter}]\nservers:\n"
+        "  - {name: a, site: dc-main, role: archive, dicom: {host: 127.0.0.1, port: 1, ae_title: A}}\n"
+        "  - {name: b, site: dc-main, role: archive, dicom: {host: 127.0.0.1, port: 2, ae_title: B}}\n"
+    )
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"format": "pacs-tui-replication-check", "version": 2,\n "primary": "a"}')
+    assert run_cli("replication", "repair", str(bad), "-i", str(inventory)) == 2
+    assert f"{bad}: replica: expected a server name" in capsys.readouterr().err
+    bad.write_text(
+        json.dumps(
+            {
+                "format": "pacs-tui-replication-check",
+                "version": 2,
+                "primary": "a",
+                "replica": "b",
+                "missing": [{"study_uid": "1.2.3", "primary_instances": "many"}],
+            }
+        )
+    )
+    assert run_cli("replication", "repair", str(bad), "-i", str(inventory)) == 2
+    assert (
+        "missing[0].primary_instances: expected a number or null, got 'many'"
+        in capsys.readouterr().err
+    )
+    bad.write_text("{not json")
+    assert run_cli("replication", "repair", str(bad), "-i", str(inventory)) == 2
+    assert f"{bad}: line 1: not JSON" in capsys.readouterr().err
+    check = ["replication", "check", "-i", str(inventory), "--primary", "a", "--replica", "a"]
+    assert run_cli(*check) == 2
+    assert "primary and replica name the same server" in capsys.readouterr().err

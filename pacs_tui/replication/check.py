@@ -100,6 +100,8 @@ class _Checker:
             merged.replica.update(proven.replica)
             merged.incomplete.extend(proven.incomplete)
             merged.splits += proven.splits
+        if merged.incomplete:
+            return merged  # a part is already unproven; its studies are in no part either
         # Parts by time or modality may miss studies (no StudyTime, another modality):
         # whatever the stopped answer already showed must be in some part.
         for listing, found, link in (

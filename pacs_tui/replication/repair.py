@@ -132,10 +132,11 @@ async def repair_studies(
 ) -> RepairResult:
     """C-MOVE each study from ``primary`` to ``destination_ae``, one at a time, paced.
 
-    Every move and re-check is recorded in ``audit`` under ``batch``. Stops at
-    once when the primary does not know the destination (0xA801). ``timeout``
-    bounds each wait of a move (a big study keeps answering pending). Never
-    raises for network or protocol failures.
+        Every move and re-check is recorded in ``audit`` under ``batch``. Stops at
+        once when the primary does not know the destination (0xA801), or when the
+    first moves fail with nothing sent (Orthanc's answer to an unknown AE). ``timeout``
+        bounds each wait of a move (a big study keeps answering pending). Never
+        raises for network or protocol failures.
     """
     dicom = primary.dicom
     assert dicom is not None
@@ -171,6 +172,23 @@ async def repair_studies(
                 f"{primary.name} refused the move destination {destination_ae}: {move.detail}. "
                 f"Add {destination_ae} ({replica.name}) to {primary.name}'s DICOM modalities "
                 "and run the repair again."
+            )
+            audit.record(
+                batch, "refused", verb=VERB, server=primary.name, call=call, detail=result.stopped
+            )
+            say(f"[{number}/{len(studies)}] {study.study_uid}: {move.detail}")
+            return result
+        if (
+            move.state == "failed"
+            and move.completed == 0
+            and not any(s.move.ok for s in result.steps)
+        ):
+            # Nothing has ever reached the replica: the cause is the route, not this study.
+            result.steps.append(RepairStep(study.study_uid, move, None))
+            result.stopped = (
+                f"{primary.name} sent nothing to {destination_ae}: {move.detail}. Check that "
+                f"{primary.name} knows {destination_ae} ({replica.name}) as a DICOM destination "
+                "(AE title, host, port); Orthanc answers an unknown destination with 0xC000."
             )
             audit.record(
                 batch, "refused", verb=VERB, server=primary.name, call=call, detail=result.stopped
