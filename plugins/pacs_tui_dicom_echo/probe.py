@@ -255,8 +255,10 @@ class DicomProbe(Probe):
     ) -> ProbeResult:
         health = Health.OK
         notes = [f"echo ok in {echo.latency_ms:.1f} ms"]
-        if echo.detail != "echo ok":  # e.g. "(release not confirmed: ...)"
-            notes.append(echo.detail.removeprefix("echo ok").strip())
+        if echo.detail != "echo ok":  # e.g. "echo ok (release not confirmed within 1 s)"
+            notes.append(
+                echo.detail.removeprefix("echo ok").strip().removeprefix("(").removesuffix(")")
+            )
         slow_ms = self.settings.slow_ms
         if echo.latency_ms > slow_ms:
             health = Health.DEGRADED
