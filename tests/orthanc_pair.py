@@ -20,7 +20,7 @@ from datetime import date
 from pathlib import Path
 
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+from pydicom.uid import UID, ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
 from dicom_peers import (
     ORTHANC_KNOWN_AET,
@@ -182,7 +182,7 @@ def new_study(
 
 def instance_file(study: StudySpec, number: int) -> bytes:
     """Instance ``number`` (1-based) of ``study`` as a DICOM Part 10 file (fixed UIDs)."""
-    sop_uid = f"{study.uid}.1.{number}"
+    sop_uid = UID(f"{study.uid}.1.{number}")
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
     meta.MediaStorageSOPInstanceUID = sop_uid

@@ -9,7 +9,7 @@ the index and the host exactly as the simulator's control API does.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -19,7 +19,7 @@ from dicom_peers import free_port, loopback_address
 from pacs_tui.batch.audit import AuditLog
 from pacs_tui.dicom.move import c_move_study
 from pacs_tui.inventory import DicomEndpoint, Server
-from pacs_tui.replication import check_replication
+from pacs_tui.replication import ReplicationReport, check_replication
 from pacs_tui.replication.repair import repair_studies
 from pacs_tui.sim.dicom_node import DicomNode
 from pacs_tui.sim.host import HardwareFacts, HostTimings, SimulatedHost
@@ -84,7 +84,7 @@ def held(node: DicomNode) -> StudyIndex:
     return node.studies
 
 
-async def check(pair: Pair, first: date = DAY, last: date = DAY):  # type: ignore[no-untyped-def]
+async def check(pair: Pair, first: date = DAY, last: date = DAY) -> ReplicationReport:
     return await check_replication(
         pair.server(pair.primary),
         pair.server(pair.replica),
@@ -115,8 +115,6 @@ async def test_partial_swapped_and_missing_studies_are_named(pair: Pair) -> None
     plants.instances[half.study_uid] = half.instances // 2
     plants.removed.add(swapped.study_uid)
     impostor = swapped.study_uid + "9"  # another UID, same day, time, modality and size
-    from dataclasses import replace
-
     plants.add_extra(replace(swapped, study_uid=impostor))
 
     report = await check(pair)
