@@ -86,7 +86,9 @@ def write_inventory(
             for name, bmc in bmcs.items()
         ],
     }
-    return load_inventory_text(yaml.safe_dump(document, sort_keys=False), folder / "inventory.yaml")
+    text = yaml.safe_dump(document, sort_keys=False)
+    (folder / "inventory.yaml").write_text(text)  # for tests that run the CLI on it
+    return load_inventory_text(text, folder / "inventory.yaml")
 
 
 # -- simulated BMCs in-process ------------------------------------------------------

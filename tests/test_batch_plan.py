@@ -348,3 +348,21 @@ def test_gate_policy_per_role_and_judgement(tmp_path: Path) -> None:
     assert judge(checks, units_down).missing == ("services: degraded (degraded!)",)
     assert judge(("power", "ssh"), units_down).passed
     assert not judge(checks, {}).passed
+
+
+def test_a_left_out_server_keeps_what_it_needs_on_and_what_needs_it_off(tmp_path: Path) -> None:
+    inv = inventory(tmp_path)
+    chain = ["stor", "db", "arch", "view-1", "view-2"]
+    # db's PowerState is null: it may be running, so stor (under it) must not go off.
+    off = build_plan(inv, chain, "off", facts(db="Unknown"), ACTIONS)
+    by_name = {sp.server.name: sp for sp in off.servers}
+    assert by_name["db"].left_out
+    assert by_name["stor"].left_out and "db (depends on it)" in by_name["stor"].skip_reason
+    assert not by_name["stor"].steps
+    assert [sp.server.name for sp in off.touched] == ["view-1", "view-2", "arch"]
+    assert "2 left out (state unknown)" in off.summary() and "skipped" not in off.summary()
+    # Powering on: nothing that needs db starts on top of it.
+    on = build_plan(inv, chain, "on", facts("Off", db="Unknown"), ACTIONS)
+    left = sorted(sp.server.name for sp in on.servers if sp.left_out)
+    assert left == ["arch", "db", "view-1", "view-2"]
+    assert [sp.server.name for sp in on.touched] == ["stor"]

@@ -39,7 +39,7 @@ QUICK_401 = FlavourTimings(html_401_session_timeout_s=3.0)  # sessions idle out 
 
 @pytest.fixture(autouse=True)
 def fresh_login_guard() -> None:
-    LOGIN_GUARD._failures.clear()
+    LOGIN_GUARD.clear()
 
 
 @dataclass

@@ -10,6 +10,7 @@ session leaked" are asserted on the peer's side.
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from pathlib import Path
 
@@ -37,7 +38,7 @@ def posts(lab: BmcLab, path: str, name: str = "bmc-a") -> int:
 @pytest.fixture(autouse=True)
 def fresh_login_guard() -> None:
     # The guard is per process (probes and actions share it); tests must not share failures.
-    LOGIN_GUARD._failures.clear()
+    LOGIN_GUARD.clear()
 
 
 # -- login paths ---------------------------------------------------------------------
@@ -177,3 +178,21 @@ async def test_legacy_tls_fails_by_name_and_works_when_allowed(tmp_path: Path) -
         result = await poll(lab)
         assert (result.state, result.facts["tls"]) == ("On", "LEGACY")
         assert "TLS LEGACY" in result.detail
+
+
+async def test_refused_logins_are_held_across_processes(tmp_path: Path) -> None:
+    # An operator re-running `pacs-tui status` must not lock the account either.
+    async with bmc_lab(tmp_path, {"bmc-a": BmcFlavour.GENERIC}) as lab:
+        lab.hosts["bmc-a"].faults.bmc_401 = True
+        outputs = []
+        for _ in range(5):
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "pacs_tui", "status", "--inventory",
+                str(tmp_path / "inventory.yaml"), "--json",
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            )  # fmt: skip
+            out, err = await process.communicate()
+            outputs.append(out.decode() + err.decode())
+        assert posts(lab, SESSIONS) == 3
+        assert "not retrying until" in outputs[-1]
+        assert PASSWORD not in "".join(outputs)

@@ -28,7 +28,7 @@ batch an already-On server still has to pass its gate before the next wave.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -193,7 +193,7 @@ class BatchPlan:
 
     def summary(self) -> str:
         """One line: verb, counts, waves."""
-        skipped = len(self.servers) - len(self.touched)
+        skipped = sum(1 for sp in self.servers if not sp.sends and not sp.left_out)
         text = (
             f"{self.verb}: {len(self.touched)} server(s) in {len(self.waves)} wave(s)"
             f"{f', {skipped} skipped' if skipped else ''}"
@@ -276,6 +276,7 @@ def build_plan(
                 included.append(f"{server.name}: PowerState {power.state} ({power.detail})")
             plans.append(sp)
         planned.append(WavePlan(index, tuple(plans)))
+    planned = _protect_around_left_out(verb, planned)
     return BatchPlan(
         verb,
         tuple(planned),
@@ -286,6 +287,65 @@ def build_plan(
         tuple(hints),
         tuple(included),
     )
+
+
+def downstream_map(verb: str, servers: Iterable[Server]) -> dict[str, set[str]]:
+    """For each server, the servers among ``servers`` that must not run if it does not.
+
+    Power-on: everything that depends on it (transitively). Power-off:
+    everything it depends on (it may still be on, so they must stay on too).
+    """
+    chosen = list(servers)
+    names = {s.name for s in chosen}
+    edges: dict[str, set[str]] = {n: set() for n in names}
+    for server in chosen:
+        for dep in server.depends_on:
+            if dep not in names:
+                continue
+            if verb in POWERING_OFF_VERBS:
+                edges[server.name].add(dep)
+            else:
+                edges[dep].add(server.name)
+    out: dict[str, set[str]] = {}
+    for start in names:
+        seen: set[str] = set()
+        stack = list(edges[start])
+        while stack:
+            node = stack.pop()
+            if node not in seen:
+                seen.add(node)
+                stack.extend(edges[node])
+        out[start] = seen
+    return out
+
+
+def _protect_around_left_out(verb: str, waves: list[WavePlan]) -> list[WavePlan]:
+    """Leave out what a left-out server needs (off) or what needs it (on).
+
+    A server left out for its unknown state may be running: powering off what
+    it depends on, or starting what depends on it, would act under it.
+    """
+    plans = [sp for wave in waves for sp in wave.servers]
+    left = {sp.server.name for sp in plans if sp.left_out}
+    if not left:
+        return waves
+    downstream = downstream_map(verb, [sp.server for sp in plans])
+    why: dict[str, str] = {}
+    for name in sorted(left):
+        for other in sorted(downstream[name]):
+            if other not in left:
+                relation = "depends on it" if verb in POWERING_OFF_VERBS else "it needs"
+                why.setdefault(other, f"left out: {name} ({relation}) is left out, state unknown")
+    out = []
+    for wave in waves:
+        servers = tuple(
+            replace(sp, steps=(), skip_reason=why[sp.server.name], left_out=True, note="")
+            if sp.server.name in why and sp.sends
+            else sp
+            for sp in wave.servers
+        )
+        out.append(WavePlan(wave.index, servers))
+    return out
 
 
 def _unselected_dependents(
@@ -356,13 +416,20 @@ class _ServerPlanner:
             # Several systems behind one BMC and none named: a reset could hit another server.
             return Refusal(f"{server.name}: {facts.detail}", HINT_SYSTEM)
         if facts.state not in KNOWN_STATES and not self.options.includes_unknown(server.name):
-            why = f"state unknown (PowerState {facts.state}: {facts.detail or 'not read'})"
-            return ServerPlan(
-                server,
-                facts.state,
-                skip_reason=f"{why}; left out — include it explicitly to act on it",
-                left_out=True,
-            )
+            raw = facts.facts.get("power_state_raw")
+            if raw is not None:
+                # The BMC answered, with a word that is no Redfish power state.
+                why = (
+                    f"state unknown (the BMC reports PowerState {raw}); left out — "
+                    "include it explicitly (--include-unknown) to act on it"
+                )
+            else:
+                # Unreadable: acting blindly would not help, fixing the access would.
+                why = (
+                    f"state unknown (BMC not readable: {facts.detail or 'not read'}); "
+                    "left out — fix the BMC's access first"
+                )
+            return ServerPlan(server, facts.state, skip_reason=why, left_out=True)
         target = TARGET_STATE.get(self.verb)
         if self.verb == ON and facts.state == PowerState.ON:
             # Nothing to send, but its dependents must still wait for it to be healthy.

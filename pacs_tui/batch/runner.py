@@ -38,7 +38,6 @@ from pacs_tui.batch.audit import AuditLog
 from pacs_tui.batch.confirm import Confirmation, ConfirmationRequired, ConfirmationRule
 from pacs_tui.batch.gates import wait_gate
 from pacs_tui.batch.plan import (
-    POWERING_OFF_VERBS,
     TARGET_STATE,
     BatchPlan,
     PlannedStep,
@@ -46,6 +45,7 @@ from pacs_tui.batch.plan import (
     StepKind,
     WaitFor,
     WavePlan,
+    downstream_map,
 )
 from pacs_tui.batch.progress import BatchProgress, Subscriber, estimate_eta
 from pacs_tui.batch.readings import POWER_PROBE, SSH_PROBE, Readings
@@ -250,7 +250,7 @@ class BatchRunner:
         self._wave: WavePlan | None = None
         self._wave_done = 0
         self._total = len(plan.servers)
-        self._downstream = _downstream_map(plan)
+        self._downstream = downstream_map(plan.verb, [sp.server for sp in plan.servers])
 
     # -- control ------------------------------------------------------------------------
 
@@ -336,9 +336,11 @@ class BatchRunner:
         slowest = max((r.duration_s for r in results), default=0.0)
         self.result.waves.append(WaveTiming(wave.index, started, ended, slowest))
         failed = [r.server for r in results if r.status is ServerStatus.FAILED]
+        missed = [r.server for r in results if r.status not in _FINE]
+        verdict = f"{len(failed)} failed" if failed else f"{len(missed)} not at target"
         self._record(
             "wave-end",
-            outcome="ok" if not failed else f"{len(failed)} failed",
+            outcome=verdict if missed else "ok",
             detail=f"{ended - started:.1f} s; slowest server {slowest:.1f} s",
         )
         if failed and not self._aborted:
@@ -627,32 +629,3 @@ class BatchRunner:
                 subscriber(event)
             except Exception:  # a broken display must not stop the batch
                 log.exception("batch progress subscriber failed")
-
-
-def _downstream_map(plan: BatchPlan) -> dict[str, set[str]]:
-    """For each server, the servers of the plan that must not run if it fails.
-
-    Power-on: everything that depends on it (transitively). Power-off:
-    everything it depends on (it is still on, so they must stay on too).
-    """
-    names = {sp.server.name for sp in plan.servers}
-    edges: dict[str, set[str]] = {n: set() for n in names}
-    for sp in plan.servers:
-        for dep in sp.server.depends_on:
-            if dep not in names:
-                continue
-            if plan.verb in POWERING_OFF_VERBS:
-                edges[sp.server.name].add(dep)
-            else:
-                edges[dep].add(sp.server.name)
-    out: dict[str, set[str]] = {}
-    for start in names:
-        seen: set[str] = set()
-        stack = list(edges[start])
-        while stack:
-            node = stack.pop()
-            if node not in seen:
-                seen.add(node)
-                stack.extend(edges[node])
-        out[start] = seen
-    return out
