@@ -20,7 +20,7 @@ from pacs_tui.dicom.association import EXPLICIT_VR_LE, AcceptedContext, encode_i
 from pacs_tui.dicom.client import study_query
 
 # (Specific Character Set, PatientName): 3 Yamadas among 6 names in 3 character sets.
-PATIENTS = (
+PATIENTS: tuple[tuple[str | list[str], str], ...] = (
     ("ISO_IR 192", "山田^太郎"),
     ("ISO_IR 192", "山田^花子"),
     ("ISO_IR 192", "山田^次郎"),
