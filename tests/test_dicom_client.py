@@ -186,8 +186,10 @@ async def test_find_latency_is_applied(server: Server) -> None:
     assert outcome.latency_ms >= 200
     server.responder.find_latency_s = 1.0
     outcome = await c_find_studies(server.address, server.port, called_ae=AE, query={}, timeout=0.3)
-    assert outcome.state == "timeout"
-    assert outcome.detail.endswith("during C-FIND")
+    assert (outcome.state, outcome.complete) == ("timeout", False)
+    assert outcome.detail == (
+        "C-FIND incomplete after 0 matches: not finished within 0.3 s (overall deadline)"
+    )
 
 
 async def test_find_is_refused_as_a_context_by_an_echo_only_responder() -> None:
