@@ -29,7 +29,14 @@ def probe_view(state: FleetState, server: str, probe: str, now: float) -> dict[s
         else round(result.latency_ms, 2),
         "detail": "" if result is None else result.detail,
         "age_s": None if reading.age_s is None else round(reading.age_s, 1),
+        # How a BMC is spoken to, when the probe says (auth fallback, weakened TLS).
+        **{k: result.facts[k] for k in _SHOWN_FACTS if result is not None and k in result.facts},
     }
+
+
+# Facts of a reading that ``status --json`` shows: the operator must see a
+# Basic-auth fallback or a TLS check turned off without opening the UI.
+_SHOWN_FACTS = ("auth", "tls")
 
 
 def not_applicable(probe: str, server: Server) -> dict[str, Any]:

@@ -110,12 +110,18 @@ def _print(views: list[dict[str, Any]], as_json: bool) -> None:
         print(json.dumps(views, indent=2), flush=True)
         return
     probes = [k for k in views[0] if isinstance(views[0][k], dict)] if views else []
-    header = ["name", "site", "role", *probes, "problems"]
+    header = ["name", "site", "role", *probes, "problems / notes"]
     rows = []
     for v in views:
         problems = "; ".join(
             f"{p}: {v[p]['detail']}" for p in probes if v[p]["health"] not in ("ok", "n/a")
         )
+        power = v.get("power")
+        if isinstance(power, dict) and power["health"] == "ok":
+            # A healthy BMC read with a caveat (Basic fallback, TLS LEGACY/NOT VERIFIED).
+            extra = power["detail"].removeprefix("powered on").strip("; ")
+            if extra:
+                problems = "; ".join(x for x in (problems, f"power note: {extra}") if x)
         rows.append([v["name"], v["site"], v["role"], *(_cell(v[p]) for p in probes), problems])
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header) - 1)]
     for row in [header, *rows]:
