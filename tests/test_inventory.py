@@ -134,6 +134,11 @@ def test_to_json_is_normalized_and_carries_reference_names_only(
         "verify_tls": True,
         "ca_file": str(good / "ca.pem"),
         "credentials": "bmc-vendor-b",
+        "system": None,
+        "auth": "auto",
+        "timeout_s": 10.0,
+        "login_timeout_s": 60.0,
+        "tls_legacy": False,
     }
     assert first["dicom"] is None and first["ssh"] is None
     arch = inv.to_json()[2]

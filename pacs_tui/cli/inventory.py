@@ -7,7 +7,13 @@ import json
 import sys
 from pathlib import Path
 
-from pacs_tui.inventory import Inventory, InventoryError, csv_to_yaml, load_inventory
+from pacs_tui.inventory import (
+    BmcEndpoint,
+    Inventory,
+    InventoryError,
+    csv_to_yaml,
+    load_inventory,
+)
 
 EXIT_OK, EXIT_USAGE = 0, 2
 
@@ -99,7 +105,7 @@ def run_show(args: argparse.Namespace) -> int:
             s.name,
             s.site,
             s.role,
-            s.bmc.url if s.bmc else "-",
+            _bmc_cell(s.bmc) if s.bmc else "-",
             f"{s.dicom.ae_title}@{s.dicom.host}:{s.dicom.port}" if s.dicom else "-",
             f"{s.ssh.user}@{s.ssh.host}:{s.ssh.port}" if s.ssh else "-",
         )
@@ -109,6 +115,18 @@ def run_show(args: argparse.Namespace) -> int:
     for row in (header, *table):
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
     return EXIT_OK
+
+
+def _bmc_cell(bmc: BmcEndpoint) -> str:
+    """The BMC URL, the system behind a shared BMC, and settings that differ from defaults."""
+    cell: str = bmc.url + (f" system={bmc.system}" if bmc.system else "")
+    if bmc.auth != "auto":
+        cell += f" auth={bmc.auth}"
+    if bmc.tls_legacy:
+        cell += " TLS-LEGACY"
+    if not bmc.verify_tls:
+        cell += " TLS-UNVERIFIED"
+    return cell
 
 
 def run_import(args: argparse.Namespace) -> int:

@@ -147,6 +147,11 @@ class Server:
                 "verify_tls": bmc.verify_tls,
                 "ca_file": None if bmc.ca_file is None else str(bmc.ca_file),
                 "credentials": bmc.credentials,
+                "system": bmc.system,
+                "auth": bmc.auth,
+                "timeout_s": bmc.timeout_s,
+                "login_timeout_s": bmc.login_timeout_s,
+                "tls_legacy": bmc.tls_legacy,
             },
             "dicom": None
             if dicom is None
