@@ -100,7 +100,8 @@ def test_show_table(inventory: Path, capsys: pytest.CaptureFixture[str]) -> None
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == ["NAME", "SITE", "ROLE", "BMC", "DICOM", "SSH"]
     assert lines[1].split() == [
-        "db-01", "dc", "database", "https://127.1.0.5:443", "-", "pacsops@127.1.1.5:22"
+        "db-01", "dc", "database", "https://127.1.0.5:443", "TLS-UNVERIFIED", "-",
+        "pacsops@127.1.1.5:22",
     ]  # fmt: skip
     assert lines[3].split() == [
         "gw-01",
