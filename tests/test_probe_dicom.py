@@ -24,7 +24,7 @@ from pacs_tui.plugin_api import Health, ProbeContext, ProbeResult
 from pacs_tui.scheduler import Scheduler
 from pacs_tui.sim.dicom_node import DicomNode
 from pacs_tui.sim.host import HardwareFacts, HostTimings, SimulatedHost
-from pacs_tui.sim.studies import StudyIndex
+from pacs_tui.sim.studies import StudyAnswer, StudyIndex
 from pacs_tui.state import FleetState
 from pacs_tui_dicom_echo.probe import DicomProbe, DicomSettings
 
@@ -40,6 +40,10 @@ class CountingIndex(StudyIndex):
     def match(self, identifier: Dataset, limit: int | None = None) -> Iterator[Dataset]:
         self.queries += 1
         return super().match(identifier, limit)
+
+    def match_encoded(self, identifier: Dataset, limit: int | None = None) -> Iterator[StudyAnswer]:
+        self.queries += 1  # the simulated node's C-FIND path
+        return super().match_encoded(identifier, limit)
 
 
 def study_index() -> CountingIndex:

@@ -229,3 +229,39 @@ async def test_unknown_move_destination_stops_the_repair(pair: Pair, tmp_path: P
     assert "arch-001 refused the move destination BKP01" in result.stopped
     assert "Add BKP01 (bkp-01) to arch-001's DICOM modalities" in result.stopped
     assert kinds == ["move-start", "move", "refused"]
+
+
+async def test_control_api_plants_studies_on_a_simulated_replica(tmp_path: Path) -> None:
+    import aiohttp
+
+    from pacs_tui.inventory import load_inventory
+    from pacs_tui.sim.control import ControlApi
+    from pacs_tui.sim.datacenter import SimOptions, SimulatedDataCenter, replica_pairs
+    from sim_process import random_octet
+
+    dc = SimulatedDataCenter(SimOptions(servers=12, address_octet=random_octet(), tls=False))
+    inventory = load_inventory(dc.write_client_files(tmp_path)["inventory"])
+    await dc.start()
+    api = ControlApi(dc)
+    url = await api.start()
+    try:
+        primary, replica = replica_pairs(dc.fleet)[0]
+        day = date.today() - timedelta(days=1)
+        body = {"day": day.isoformat(), "missing": 1, "partial": 1, "swapped": 1}
+        async with aiohttp.ClientSession() as http:
+            async with http.post(f"{url}/hosts/{replica}/study-plants", json=body) as answer:
+                assert answer.status == 200
+                planted = await answer.json()
+            async with http.post(f"{url}/hosts/{replica}/study-plants", json={"day": "x"}) as bad:
+                assert bad.status == 400
+        report = await check_replication(
+            inventory.server(primary), inventory.server(replica), date_from=day, date_to=day
+        )
+        assert {f.study_uid for f in report.of_kind("missing")} == set(
+            planted["missing"] + planted["swapped"]
+        )
+        assert [f.study_uid for f in report.of_kind("partial")] == planted["partial"]
+        assert len(report.of_kind("extra")) == 1
+    finally:
+        await api.stop()
+        await dc.stop()

@@ -15,12 +15,20 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
+from pacs_tui.dicom.bulk_find import find_rows
 from pacs_tui.dicom.client import FindOutcome, c_find_studies
 from pacs_tui.inventory import Server
 from pacs_tui.replication.windows import Window
 
 # What each study-level answer must carry for the proof (PS3.4 C.6.2.1.2).
 PROOF_KEYS = {"StudyInstanceUID": "", "NumberOfStudyRelatedInstances": ""}
+ROW_KEYS = (
+    "StudyInstanceUID",
+    "StudyDate",
+    "StudyTime",
+    "ModalitiesInStudy",
+    "NumberOfStudyRelatedInstances",
+)
 
 
 @dataclass(frozen=True)
@@ -100,26 +108,35 @@ class ArchiveLink:
 
     async def list(self, window: Window) -> Listing:
         """The archive's studies in ``window``; incomplete unless the answer ended in Success."""
-        outcome = await self.find({**window.query(), **PROOF_KEYS})
+        dicom = self.server.dicom
+        assert dicom is not None
+        async with self.request():
+            rows = await find_rows(
+                dicom.host,
+                dicom.port,
+                called_ae=dicom.ae_title,
+                calling_ae=dicom.calling_ae_title,
+                query={**window.query(), **PROOF_KEYS},
+                return_keys=ROW_KEYS,
+                timeout=self.timeout_s,
+            )
         listing = Listing()
-        for fields in outcome.studies:
-            uid = fields.get("StudyInstanceUID", "").strip()
+        for uid, day, clock, modalities, instances in rows.rows:
             if uid:
-                listing.studies[uid] = Entry(
-                    fields.get("StudyDate", "").strip(),
-                    fields.get("StudyTime", "").strip()[:6],
-                    fields.get("ModalitiesInStudy", "").strip(),
-                    _instances(fields.get("NumberOfStudyRelatedInstances", "")),
-                )
-        if not outcome.complete:
+                listing.studies[uid] = Entry(day, clock[:6], modalities, _instances(instances))
+        if not rows.complete:
             listing.complete = False
-            listing.reason = describe_incomplete(self.name, outcome)
-            listing.splittable = outcome.state in ("incomplete", "timeout") or outcome.count > 0
+            listing.reason = _why(self.name, rows.state, rows.count, rows.detail)
+            listing.splittable = rows.state in ("incomplete", "timeout") or rows.count > 0
         return listing
+
+
+def _why(name: str, state: str, count: int, detail: str) -> str:
+    if state == "incomplete":
+        return f"{name} stopped after {count} matches (status 0xFE00: a result limit)"
+    return f"{name}: {detail}"
 
 
 def describe_incomplete(name: str, outcome: FindOutcome) -> str:
     """Why an answer is not a listing, e.g. ``arch-001 stopped after 100 matches (...)``."""
-    if outcome.state == "incomplete":
-        return f"{name} stopped after {outcome.count} matches (status 0xFE00: a result limit)"
-    return f"{name}: {outcome.detail}"
+    return _why(name, outcome.state, outcome.count, outcome.detail)

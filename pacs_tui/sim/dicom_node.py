@@ -31,6 +31,7 @@ from pacs_tui.dicom.responder import (
     STATUS_UNABLE_TO_PROCESS,
     Admission,
     DicomResponder,
+    EncodedAnswer,
     FindFailure,
     MoveResult,
 )
@@ -132,13 +133,13 @@ class DicomNode:
         find_failure = None if self.host.dependencies_up() else DEPENDENCY_DOWN_COMMENT
         return Admission(abort_after_accept=faults.dicom_abort, find_failure=find_failure)
 
-    def _find(self, identifier: Dataset) -> Iterable[Dataset]:
+    def _find(self, identifier: Dataset) -> Iterable[EncodedAnswer]:
         if self.studies is None:  # not registered as a handler then; keeps mypy sure
             return ()
         limit = self.host.faults.dicom_find_limit or MAX_FIND_RESULTS
         try:
             # One more than the limit tells "exactly the limit" from "stopped early".
-            answers = self.studies.match(identifier, limit=limit + 1)
+            answers = self.studies.match_encoded(identifier, limit=limit + 1)
         except QueryError as exc:
             raise FindFailure(str(exc)) from exc
         return _capped(answers, limit)
@@ -187,7 +188,7 @@ class DicomNode:
         return 0x0000
 
 
-def _capped(answers: Iterable[Dataset], limit: int) -> Iterator[Dataset]:
+def _capped(answers: Iterable[EncodedAnswer], limit: int) -> Iterator[EncodedAnswer]:
     for sent, answer in enumerate(answers):
         if sent >= limit:
             raise FindFailure(f"result limit of {limit} matches reached", STATUS_CANCEL)

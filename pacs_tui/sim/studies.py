@@ -22,6 +22,7 @@ from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.uid import PYDICOM_ROOT_UID
 
+from pacs_tui.dicom.element_codec import encode_elements, tag_of
 from pacs_tui.sim.study_plants import StudyPlants
 
 # Shares of a hospital group's daily studies per modality (CR/DX plain film
@@ -349,9 +350,18 @@ class StudyIndex:
         keys = [e.keyword for e in identifier if e.keyword]
         return self._answers(query, keys, identifier.get("SpecificCharacterSet"), limit)
 
+    def match_encoded(self, identifier: Dataset, limit: int | None = None) -> Iterator[StudyAnswer]:
+        """Like ``match``, as answers that encode themselves (the simulator's fast path)."""
+        query = self._parse(identifier)
+        layout = _layout(identifier)
+        return (StudyAnswer(s, layout) for s in self._matching(query, limit))
+
     def _answers(
         self, query: _Query, keys: list[str], charset: object, limit: int | None
     ) -> Iterator[Dataset]:
+        return (_answer(s, keys, charset) for s in self._matching(query, limit))
+
+    def _matching(self, query: _Query, limit: int | None) -> Iterator[Study]:
         produced = 0
         for study in self._candidates(query):
             if limit is not None and produced >= limit:
@@ -363,7 +373,7 @@ class StudyIndex:
             if query.times and not query.times[0] <= study.study_time <= query.times[1]:
                 continue
             produced += 1
-            yield _answer(study, keys, charset)
+            yield study
 
     def _candidates(self, query: _Query) -> Iterator[Study]:
         if query.uids is not None:
@@ -459,6 +469,50 @@ def _time_range(text: str) -> tuple[str, str] | None:
         return exact, _clock(text, "9") if len(text.split(".")[0]) < 6 else exact
     low, _, high = text.partition("-")
     return (_clock(low, "0") if low else "000000", _clock(high, "9") if high else "235959")
+
+
+# (tag, VR, keyword, fixed value or None) per element of an answer, in tag order.
+Layout = tuple[tuple[int, str, str, bytes | None], ...]
+
+
+def _layout(identifier: Dataset) -> Layout:
+    """Which elements each answer carries: the identifier's keys, STUDY level, its charset."""
+    rows: dict[int, tuple[int, str, str, bytes | None]] = {}
+    for element in identifier:
+        keyword = element.keyword
+        if not keyword or element.tag.group == 0x0002:
+            continue
+        tag, vr = tag_of(keyword)
+        fixed = None
+        if keyword == "SpecificCharacterSet":
+            fixed = _text(element.value).encode("ascii", "replace")
+        elif keyword == "QueryRetrieveLevel":
+            fixed = b"STUDY"
+        rows[tag] = (tag, vr, keyword, fixed)
+    level = tag_of("QueryRetrieveLevel")[0]
+    rows.setdefault(level, (level, "CS", "QueryRetrieveLevel", b"STUDY"))
+    return tuple(rows[t] for t in sorted(rows))
+
+
+class StudyAnswer:
+    """One study's C-FIND answer, encoded only when the responder sends it."""
+
+    __slots__ = ("layout", "study")
+
+    def __init__(self, study: Study, layout: Layout) -> None:
+        self.study = study
+        self.layout = layout
+
+    def encode_for(self, implicit_vr: bool) -> bytes:
+        """The answer in Little Endian, Implicit or Explicit VR (PS3.5 7.1)."""
+        values = self.study.attributes()
+        items = []
+        for tag, vr, keyword, fixed in self.layout:
+            if fixed is None:
+                value = values.get(keyword)
+                fixed = b"" if value is None else str(value).encode("latin-1", "replace")
+            items.append((tag, vr, fixed))
+        return encode_elements(items, implicit_vr)
 
 
 def _answer(study: Study, keys: list[str], charset: object) -> Dataset:
