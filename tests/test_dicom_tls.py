@@ -20,6 +20,8 @@ from pacs_tui.dicom import c_echo, c_find_studies
 from pacs_tui.dicom.tls import client_context
 from pacs_tui.inventory import DicomEndpoint, DicomTls, Inventory, Server
 from pacs_tui.plugin_api import Health, ProbeContext
+from pacs_tui.replication.listing import ArchiveLink
+from pacs_tui.replication.windows import Window
 from pacs_tui.sim.dicom_node import DicomNode
 from pacs_tui.sim.pki import FleetPki
 from pacs_tui_dicom_echo.probe import DicomProbe
@@ -245,3 +247,29 @@ async def test_a_client_key_readable_by_others_is_refused_when_the_context_is_bu
     )
     assert (state, health, tls) == ("error", Health.UNKNOWN, "verified")
     assert "TLS setup failed" in detail and "must be 0600" in detail
+
+
+async def test_replication_lists_and_baseline_counts_over_tls(pki: Pki) -> None:
+    # The check and the repair speak to archives through the same TLS settings as the probe.
+    host = _host("pacs-tls-02")
+    context = pki.fleet.dicom_server_ssl_context(host.address, require_client_cert=False)
+    node = DicomNode(
+        host, port=free_port(host.address), ae_title="TLSARCH", studies=STUDIES, tls=context
+    )
+    host.dicom_listener = node
+    await node.start()
+    day = STUDIES.first_day.replace(day=5)
+    try:
+        good = ArchiveLink(archive(host.address, node.port, "TLSARCH", pki.tls()))
+        listing = await good.list(Window(day))
+        wrong = ArchiveLink(archive(host.address, node.port, "TLSARCH", pki.tls(ca=pki.wrong_ca)))
+        refused = await wrong.list(Window(day))
+        plain = await ArchiveLink(archive(host.address, node.port, "TLSARCH", None)).list(
+            Window(day)
+        )
+    finally:
+        await host.stop()
+        await node.stop()
+    assert listing.complete and len(listing.studies) == STUDIES.count(day, day)
+    assert not refused.complete and NOT_TRUSTED in refused.reason, refused.reason
+    assert not plain.complete

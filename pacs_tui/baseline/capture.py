@@ -25,6 +25,7 @@ import aiohttp
 from pacs_tui.baseline.model import BASELINE_VERSION, Baseline, Samples, ServerBaseline
 from pacs_tui.credentials import Credential, CredentialError, resolve
 from pacs_tui.dicom.client import c_echo, c_find_studies
+from pacs_tui.dicom.tls import TlsSetupError, setup_context
 from pacs_tui.inventory import Inventory, Server
 from pacs_tui.plugin_api import ProbeContext
 from pacs_tui_redfish_power.client import BmcClient, open_http_session
@@ -193,18 +194,29 @@ class _Capture:
     async def echo(self, subject: _Subject, warm_up: bool) -> None:
         dicom = subject.server.dicom
         assert dicom is not None
+        try:
+            tls = setup_context(dicom)
+        except TlsSetupError as exc:
+            subject.record("echo", False, 0.0, str(exc), warm_up)
+            return
         outcome = await c_echo(
             dicom.host,
             dicom.port,
             called_ae=dicom.ae_title,
             calling_ae=dicom.calling_ae_title,
             timeout=self.dicom_timeout_s,
+            tls=tls,
         )
         subject.record("echo", outcome.state == "ok", outcome.latency_ms, outcome.detail, warm_up)
 
     async def find(self, subject: _Subject, warm_up: bool) -> None:
         dicom = subject.server.dicom
         assert dicom is not None
+        try:
+            tls = setup_context(dicom)
+        except TlsSetupError as exc:
+            subject.record("find", False, 0.0, str(exc), warm_up)
+            return
         outcome = await c_find_studies(
             dicom.host,
             dicom.port,
@@ -213,6 +225,7 @@ class _Capture:
             query=self.find_query,
             timeout=self.dicom_timeout_s,
             limit=0,
+            tls=tls,
         )
         if outcome.state == "error" and outcome.detail.startswith(_FIND_NOT_OFFERED):
             subject.find_offered = False  # a router or gateway that offers Verification only
@@ -273,6 +286,11 @@ class _Capture:
         dicom = server.dicom
         assert dicom is not None and self.window is not None
         low, high = self.window
+        try:
+            tls = setup_context(dicom)
+        except TlsSetupError as exc:
+            errors.append(f"study count: {exc}")
+            return None
         outcome = await c_find_studies(
             dicom.host,
             dicom.port,
@@ -281,6 +299,7 @@ class _Capture:
             query={"StudyDate": f"{low:%Y%m%d}-{high:%Y%m%d}"},
             timeout=self.count_timeout_s,
             limit=0,
+            tls=tls,
         )
         if outcome.state != "ok":
             errors.append(f"study count: {outcome.detail}")

@@ -191,6 +191,13 @@ async def _repair(
     from pacs_tui.batch.audit import AuditLog
     from pacs_tui.replication.repair import VERB, plan_text, repair_studies
 
+    from pacs_tui.dicom.tls import TlsSetupError, setup_context
+
+    try:
+        setup_context(primary.dicom)  # a broken CA or key file stops us before confirming
+    except TlsSetupError as exc:
+        print(f"pacs-tui replication: {primary.name}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     plan = plan_text(primary.name, replica.name, destination, studies)
     if not studies:
         print("nothing to repair: the report names no missing or partial study")

@@ -13,6 +13,7 @@ failure status, a timeout or an abort is not a listing.
 from __future__ import annotations
 
 import asyncio
+import ssl
 import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -145,6 +146,7 @@ async def find_rows(
     return_keys: Sequence[str],
     calling_ae: str = "PACSTUI",
     timeout: float = 30.0,
+    tls: ssl.SSLContext | None = None,
 ) -> Rows:
     """A Study Root C-FIND at STUDY level (PS3.4 C.4.1) keeping ``return_keys`` of every match.
 
@@ -165,6 +167,7 @@ async def find_rows(
             called_ae=called_ae,
             calling_ae=calling_ae,
             abstract_syntaxes=(STUDY_ROOT_FIND,),
+            tls=tls,
         )
         context = association.context_for(STUDY_ROOT_FIND)
         if context is None:

@@ -23,31 +23,21 @@ from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pynetdicom.dimse_messages import C_ECHO_RQ, C_ECHO_RSP, C_FIND_RQ, C_FIND_RSP, DIMSEMessage
 from pynetdicom.dimse_primitives import C_ECHO, C_FIND
-from pynetdicom.pdu import A_ABORT_RQ, A_ASSOCIATE_RJ
 
 from pacs_tui.dicom.association import (
-    DEFAULT_MAX_PDU,
-    MAX_ASSOCIATE_PDU,
     STUDY_ROOT_FIND,
     VERIFICATION,
     Association,
     PeerAborted,
-    Rejection,
-    acceptance,
-    association_request,
-    close_quietly,
     decode_identifier,
-    describe_abort,
     encode_identifier,
     encode_message,
 )
 from pacs_tui.dicom.charset import check_query_value, query_character_set
+from pacs_tui.dicom.opening import AssociationRejected, open_association
 from pacs_tui.dicom.pdu_stream import (
     PduError,
     PeerClosed,
-    decode_pdu,
-    read_pdu,
-    write_pdus,
 )
 from pacs_tui.dicom.tls import handshake_failure
 
@@ -168,40 +158,22 @@ class _Session:
         abstract_syntaxes: tuple[str, ...],
         tls: ssl.SSLContext | None = None,
     ) -> Association:
-        async with self.bounded("connect"):
-            reader, writer = await asyncio.open_connection(host, port)
         try:
-            if tls is not None:
-                # TCP first, then TLS, so a timeout or failure names the phase it hit.
-                async with self.bounded("TLS handshake"):
-                    await writer.start_tls(tls, server_hostname=host)
-                self.tls = tls
-            async with self.bounded("association"):
-                await write_pdus(
-                    writer,
-                    association_request(
-                        called_ae=called_ae,
-                        calling_ae=calling_ae,
-                        abstract_syntaxes=abstract_syntaxes,
-                        max_pdu=DEFAULT_MAX_PDU,
-                    ),
-                )
-                pdu_type, raw = await read_pdu(reader, max_length=MAX_ASSOCIATE_PDU)
-            if pdu_type == 0x02:
-                contexts, peer_max = acceptance(raw, abstract_syntaxes)
-                return Association(
-                    reader, writer, {c.context_id: c for c in contexts}, peer_max_pdu=peer_max
-                )
-            pdu = decode_pdu(pdu_type, raw)
-            if isinstance(pdu, A_ASSOCIATE_RJ):
-                rejection = Rejection(pdu.result or 0, pdu.source or 0, pdu.reason_diagnostic or 0)
-                raise _Failed("rejected", f"rejected: {rejection.describe()}")
-            if isinstance(pdu, A_ABORT_RQ):
-                raise PeerAborted(describe_abort(pdu.source, pdu.reason_diagnostic))
-            raise PduError(f"unexpected {type(pdu).__name__} in answer to A-ASSOCIATE-RQ")
-        except BaseException:
-            await close_quietly(writer)
-            raise
+            return await open_association(
+                host,
+                port,
+                called_ae=called_ae,
+                calling_ae=calling_ae,
+                abstract_syntaxes=abstract_syntaxes,
+                bounded=self.bounded,
+                tls=tls,
+                on_tls=self._tls_started,
+            )
+        except AssociationRejected as exc:
+            raise _Failed("rejected", str(exc)) from None
+
+    def _tls_started(self, context: ssl.SSLContext) -> None:
+        self.tls = context
 
     async def release(self, association: Association) -> str:
         """Release politely under its own short deadline; a note when the peer did not confirm."""

@@ -9,6 +9,7 @@ never exceptions.
 from __future__ import annotations
 
 import asyncio
+import ssl
 from dataclasses import dataclass
 
 from pydicom.dataset import Dataset
@@ -93,6 +94,7 @@ async def c_move_study(
     study_uid: str,
     calling_ae: str = "PACSTUI",
     timeout: float = 60.0,
+    tls: ssl.SSLContext | None = None,
 ) -> MoveOutcome:
     """Ask ``called_ae`` to C-MOVE the study ``study_uid`` to ``destination_ae``.
 
@@ -109,6 +111,7 @@ async def c_move_study(
             called_ae=called_ae,
             calling_ae=calling_ae,
             abstract_syntaxes=(STUDY_ROOT_MOVE,),
+            tls=tls,
         )
         context = association.context_for(STUDY_ROOT_MOVE)
         if context is None:

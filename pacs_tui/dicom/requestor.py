@@ -8,30 +8,24 @@ protocol failure to a ``RequestFailed`` carrying an outcome state.
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 
 from pynetdicom.dimse_messages import DIMSEMessage
-from pynetdicom.pdu import A_ABORT_RQ, A_ASSOCIATE_RJ, A_RELEASE_RP
+from pynetdicom.pdu import A_RELEASE_RP
 
 from pacs_tui.dicom.association import (
-    DEFAULT_MAX_PDU,
-    MAX_ASSOCIATE_PDU,
     Association,
     PeerAborted,
-    Rejection,
-    acceptance,
-    association_request,
-    close_quietly,
-    describe_abort,
 )
+from pacs_tui.dicom.opening import AssociationRejected, open_association
 from pacs_tui.dicom.pdu_stream import (
     PduError,
     PeerClosed,
-    decode_pdu,
-    read_pdu,
     release_rq_pdu,
     write_pdus,
 )
+from pacs_tui.dicom.tls import handshake_failure
 
 
 class RequestFailed(Exception):
@@ -51,6 +45,7 @@ class Requestor:
         self.deadline_s = deadline_s
         self.started = time.perf_counter()
         self.phase = "connect"
+        self.tls: ssl.SSLContext | None = None  # set once the TLS handshake is done
 
     def elapsed_ms(self) -> float:
         """Milliseconds since the attempt started."""
@@ -69,37 +64,26 @@ class Requestor:
         called_ae: str,
         calling_ae: str,
         abstract_syntaxes: tuple[str, ...],
+        tls: ssl.SSLContext | None = None,
     ) -> Association:
-        """Connect and negotiate; raises ``RequestFailed`` (or a network error to map)."""
-        async with self.bounded("connect"):
-            reader, writer = await asyncio.open_connection(host, port)
+        """Connect (over TLS when ``tls``) and negotiate; raises ``RequestFailed`` or a
+        network error to map with ``failure``."""
         try:
-            async with self.bounded("association"):
-                await write_pdus(
-                    writer,
-                    association_request(
-                        called_ae=called_ae,
-                        calling_ae=calling_ae,
-                        abstract_syntaxes=abstract_syntaxes,
-                        max_pdu=DEFAULT_MAX_PDU,
-                    ),
-                )
-                pdu_type, raw = await read_pdu(reader, max_length=MAX_ASSOCIATE_PDU)
-            if pdu_type == 0x02:
-                contexts, peer_max = acceptance(raw, abstract_syntaxes)
-                return Association(
-                    reader, writer, {c.context_id: c for c in contexts}, peer_max_pdu=peer_max
-                )
-            pdu = decode_pdu(pdu_type, raw)
-            if isinstance(pdu, A_ASSOCIATE_RJ):
-                rejection = Rejection(pdu.result or 0, pdu.source or 0, pdu.reason_diagnostic or 0)
-                raise RequestFailed("rejected", f"rejected: {rejection.describe()}")
-            if isinstance(pdu, A_ABORT_RQ):
-                raise PeerAborted(describe_abort(pdu.source, pdu.reason_diagnostic))
-            raise PduError(f"unexpected {type(pdu).__name__} in answer to A-ASSOCIATE-RQ")
-        except BaseException:
-            await close_quietly(writer)
-            raise
+            return await open_association(
+                host,
+                port,
+                called_ae=called_ae,
+                calling_ae=calling_ae,
+                abstract_syntaxes=abstract_syntaxes,
+                bounded=self.bounded,
+                tls=tls,
+                on_tls=self._tls_started,
+            )
+        except AssociationRejected as exc:
+            raise RequestFailed("rejected", str(exc)) from None
+
+    def _tls_started(self, context: ssl.SSLContext) -> None:
+        self.tls = context
 
     async def response(self, association: Association, phase: str) -> DIMSEMessage:
         """The next DIMSE message within the deadline; ``PduError`` for anything else."""
@@ -127,6 +111,9 @@ class Requestor:
         """Map an exception raised during the request to a state and text."""
         if isinstance(exc, RequestFailed):
             return exc
+        tls_cause = handshake_failure(exc, self.phase, self.tls)
+        if tls_cause is not None:
+            return RequestFailed("error", tls_cause)
         if isinstance(exc, TimeoutError):
             return RequestFailed(
                 "timeout", f"no answer within {self.deadline_s:g} s during {self.phase}"

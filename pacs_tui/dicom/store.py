@@ -8,6 +8,7 @@ back as a ``StoreOutcome`` with the counts reached.
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -55,6 +56,7 @@ async def store_instances(
     sop_classes: tuple[str, ...] = STORAGE_SOP_CLASSES,
     move_originator: tuple[str, int] | None = None,
     timeout: float = 30.0,
+    tls: ssl.SSLContext | None = None,
 ) -> StoreOutcome:
     """Store each dataset (it must carry SOPClassUID and SOPInstanceUID) on one association.
 
@@ -66,7 +68,12 @@ async def store_instances(
     completed = failed = 0
     try:
         association = await session.associate(
-            host, port, called_ae=called_ae, calling_ae=calling_ae, abstract_syntaxes=sop_classes
+            host,
+            port,
+            called_ae=called_ae,
+            calling_ae=calling_ae,
+            abstract_syntaxes=sop_classes,
+            tls=tls,
         )
         for number, dataset in enumerate(instances, start=1):
             context = association.context_for(str(dataset.SOPClassUID))

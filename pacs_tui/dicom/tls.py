@@ -57,6 +57,18 @@ def tls_mode(endpoint: DicomEndpoint) -> TlsMode:
     return "verified" if endpoint.tls.verify else "UNVERIFIED"
 
 
+class TlsSetupError(ValueError):
+    """The TLS context of an endpoint cannot be built (CA or key file unusable)."""
+
+
+def setup_context(endpoint: DicomEndpoint) -> ssl.SSLContext | None:
+    """``client_context`` with every failure as ``TlsSetupError("TLS setup failed: ...")``."""
+    try:
+        return client_context(endpoint)
+    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+        raise TlsSetupError(f"TLS setup failed: {exc}") from None
+
+
 def client_context(endpoint: DicomEndpoint) -> ssl.SSLContext | None:
     """The TLS context for associations with ``endpoint``; None for plain TCP.
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from pacs_tui.dicom.bulk_find import find_rows
 from pacs_tui.dicom.client import FindOutcome, c_find_studies
+from pacs_tui.dicom.tls import TlsSetupError, setup_context
 from pacs_tui.inventory import Server
 from pacs_tui.replication.windows import Window
 
@@ -95,6 +96,10 @@ class ArchiveLink:
         """One study-level C-FIND keeping every identifier (PS3.4 C.4.1)."""
         dicom = self.server.dicom
         assert dicom is not None
+        try:
+            tls = setup_context(dicom)
+        except TlsSetupError as exc:
+            return FindOutcome("error", 0.0, str(exc))
         async with self.request():
             return await c_find_studies(
                 dicom.host,
@@ -104,16 +109,22 @@ class ArchiveLink:
                 query=query,
                 timeout=self.timeout_s,
                 limit=None,
+                tls=tls,
             )
 
     async def list(self, window: Window) -> Listing:
         """The archive's studies in ``window``; incomplete unless the answer ended in Success."""
         dicom = self.server.dicom
         assert dicom is not None
+        try:
+            tls = setup_context(dicom)
+        except TlsSetupError as exc:
+            return Listing(complete=False, reason=f"{self.name}: {exc}")
         async with self.request():
             rows = await find_rows(
                 dicom.host,
                 dicom.port,
+                tls=tls,
                 called_ae=dicom.ae_title,
                 calling_ae=dicom.calling_ae_title,
                 query={**window.query(), **PROOF_KEYS},

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from pacs_tui.batch.audit import AuditLog
 from pacs_tui.dicom.move import MoveOutcome, c_move_study
+from pacs_tui.dicom.tls import setup_context
 from pacs_tui.inventory import Server
 from pacs_tui.replication.listing import ArchiveLink, describe_incomplete
 from pacs_tui.replication.proof import StudyFinding
@@ -141,6 +142,7 @@ async def repair_studies(
     dicom = primary.dicom
     assert dicom is not None
     links = (ArchiveLink(primary, pause_s=pause_s), ArchiveLink(replica, pause_s=pause_s))
+    tls = setup_context(dicom)  # TlsSetupError (a ValueError) before any move
     result = RepairResult()
     for number, study in enumerate(studies, start=1):
         call = f"C-MOVE {study.study_uid} -> {destination_ae}"
@@ -149,8 +151,9 @@ async def repair_studies(
         )
         async with links[0].request():
             move = await c_move_study(
-                dicom.host,
-                dicom.port,
+                tls=tls,
+                host=dicom.host,
+                port=dicom.port,
                 called_ae=dicom.ae_title,
                 calling_ae=dicom.calling_ae_title,
                 destination_ae=destination_ae,
