@@ -20,6 +20,7 @@ from dicom_scripted_peer import (
     study,
 )
 from pacs_tui.dicom import c_echo, c_find_studies
+from pacs_tui.dicom.bulk_find import find_rows
 
 AE = "STREAM"
 
@@ -131,3 +132,29 @@ async def test_a_find_response_to_another_message_is_a_protocol_error() -> None:
     assert outcome.detail == (
         "protocol error during C-FIND: C-FIND response answers message 77, we sent message 1"
     )
+
+
+async def test_the_bulk_listing_reassembles_packed_answers_and_checks_the_message_id() -> None:
+    # The replication check's own C-FIND reader holds to the same rules as the client's.
+    def packed(responded_to: int | None):  # type: ignore[no-untyped-def]
+        async def script(conversation: Conversation) -> None:
+            request = await conversation.request()
+            context, message_id = conversation.find_context, request.command_set.MessageID
+            pdvs = find_response(context, message_id, 0xFF00, study(1))
+            pdvs += find_response(context, responded_to or message_id, 0xFF00, study(2))
+            pdvs += find_response(context, message_id, 0x0000)
+            await conversation.send(pack(pdvs, 7))  # fragments cut across PDVs, one PDU
+            await conversation.release() if responded_to is None else await conversation.pdu()
+
+        return script
+
+    async with scripted_scp(packed(None)) as peer:
+        good = await find_rows(
+            peer.address, peer.port, called_ae=AE, query={}, return_keys=("StudyInstanceUID",)
+        )
+    async with scripted_scp(packed(77)) as peer:
+        bad = await find_rows(
+            peer.address, peer.port, called_ae=AE, query={}, return_keys=("StudyInstanceUID",)
+        )
+    assert (good.state, good.count) == ("ok", 2), good.detail
+    assert bad.state == "error" and "answers message 77, we sent message 1" in bad.detail

@@ -41,7 +41,14 @@ _CANCELLED = 0xFE00
 _STATUS_TAG = 0x00000900
 _DATA_SET_TYPE_TAG = 0x00000800
 _ERROR_COMMENT_TAG = 0x00000902
-_COMMAND_TAGS = {_STATUS_TAG: "Status", _DATA_SET_TYPE_TAG: "Type", _ERROR_COMMENT_TAG: "Comment"}
+_RESPONDED_TO_TAG = 0x00000120  # MessageIDBeingRespondedTo (PS3.7 §9.3.2.2)
+_COMMAND_TAGS = {
+    _STATUS_TAG: "Status",
+    _DATA_SET_TYPE_TAG: "Type",
+    _ERROR_COMMENT_TAG: "Comment",
+    _RESPONDED_TO_TAG: "RespondedTo",
+}
+_MESSAGE_ID = 1  # the one C-FIND-RQ of the association
 _NO_DATA_SET = 0x0101
 _PDV = struct.Struct(">IBB")  # item length, context id, message control header
 
@@ -71,7 +78,7 @@ class Rows:
 
 def _request(query: Mapping[str, str], context: AcceptedContext) -> C_FIND_RQ:
     primitive = C_FIND()
-    primitive.MessageID = 1
+    primitive.MessageID = _MESSAGE_ID
     primitive.AffectedSOPClassUID = STUDY_ROOT_FIND
     primitive.Priority = 2  # low: a listing must not compete with clinical queries
     primitive.Identifier = encode_identifier(study_query(query), context)
@@ -110,6 +117,15 @@ class _Reader:
                 if last:
                     fields = read_elements(bytes(self.command), True, _COMMAND_TAGS)
                     self.command.clear()
+                    responded = fields.get("RespondedTo")
+                    if (
+                        responded is not None
+                        and int.from_bytes(responded[:2], "little") != _MESSAGE_ID
+                    ):
+                        raise PduError(
+                            "C-FIND response answers message "
+                            f"{int.from_bytes(responded[:2], 'little')}, we sent message {_MESSAGE_ID}"
+                        )
                     status = int.from_bytes(fields.get("Status", b"\xff\xff")[:2], "little")
                     has_data = int.from_bytes(fields.get("Type", b"\x01\x01")[:2], "little")
                     comment = text(fields.get("Comment", b""))
