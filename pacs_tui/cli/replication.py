@@ -189,9 +189,8 @@ async def _repair(
     args: argparse.Namespace, primary: Any, replica: Any, destination: str, studies: Any
 ) -> int:
     from pacs_tui.batch.audit import AuditLog
-    from pacs_tui.replication.repair import VERB, plan_text, repair_studies
-
     from pacs_tui.dicom.tls import TlsSetupError, setup_context
+    from pacs_tui.replication.repair import VERB, plan_text, repair_studies
 
     try:
         setup_context(primary.dicom)  # a broken CA or key file stops us before confirming
