@@ -8,6 +8,8 @@ the index and the host exactly as the simulator's control API does.
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
@@ -197,6 +199,27 @@ async def test_repair_moves_missing_and_partial_studies_and_rechecks_them(
     assert kinds == [("move-start", ""), ("move", "ok"), ("recheck", "ok")] * 2
     after = await check(pair)
     assert after.safe_to_shutdown, after.verdict()
+    # The same (now old) report again: each study is asked first and nothing is re-sent.
+    with AuditLog(tmp_path / "audit.sqlite3") as audit:
+        again = await repair_studies(
+            pair.server(pair.primary),
+            pair.server(pair.replica),
+            targets,
+            destination_ae="BKP01",
+            audit=audit,
+            batch="b2",
+            pause_s=0.01,
+        )
+        kinds = [(e.kind, e.outcome) for e in audit.events(batch="b2")]
+    assert again.ok and again.steps == [] and len(again.skipped) == 2
+    assert kinds == [("skip", "already whole")] * 2
+
+
+async def test_a_window_without_any_study_proves_nothing(pair: Pair) -> None:
+    empty = await check(pair, date(2001, 1, 1), date(2001, 1, 3))
+    assert empty.primary_total == 0
+    assert not empty.safe_to_shutdown
+    assert "nothing was proven" in empty.verdict()
 
 
 async def test_unknown_move_destination_stops_the_repair(pair: Pair, tmp_path: Path) -> None:
@@ -265,3 +288,22 @@ async def test_control_api_plants_studies_on_a_simulated_replica(tmp_path: Path)
     finally:
         await api.stop()
         await dc.stop()
+
+
+def test_a_repair_report_with_a_bad_uid_or_a_missing_list_is_refused(tmp_path: Path) -> None:
+    from pacs_tui.replication.report import REPORT_FORMAT, REPORT_VERSION, ReportError, load_report
+
+    base = {"format": REPORT_FORMAT, "version": REPORT_VERSION, "primary": "a",
+            "replica": "b", "replica_ae": "BKP01", "partial": []}  # fmt: skip
+    cases = {
+        "missing[0].study_uid": {**base, "missing": [{"study_uid": "1.2.3;rm -rf"}]},
+        "missing: missing": base,
+    }
+    for expected, document in cases.items():
+        path = tmp_path / "check.json"
+        path.write_text(json.dumps(document))
+        with pytest.raises(ReportError, match=re.escape(expected)):
+            load_report(path)
+    twice = {**base, "missing": [{"study_uid": "1.2.3"}, {"study_uid": "1.2.3"}]}
+    path.write_text(json.dumps(twice))
+    assert [s.study_uid for s in load_report(path).studies] == ["1.2.3"]

@@ -229,19 +229,28 @@ async def _repair(
         if not accepted:
             print("pacs-tui replication: not confirmed; nothing was moved", file=sys.stderr)
             return EXIT_UNHEALTHY
-        result = await repair_studies(
-            primary,
-            replica,
-            studies,
-            destination_ae=destination,
-            audit=audit,
-            batch=batch,
-            pause_s=args.pause,
-            timeout=args.timeout,
-            say=lambda line: print(line, file=sys.stderr, flush=True),
+        try:
+            result = await repair_studies(
+                primary,
+                replica,
+                studies,
+                destination_ae=destination,
+                audit=audit,
+                batch=batch,
+                pause_s=args.pause,
+                timeout=args.timeout,
+                say=lambda line: print(line, file=sys.stderr, flush=True),
+            )
+        except BaseException as exc:  # Ctrl-C or SIGTERM: the stop is on record, then it goes on
+            audit.record(
+                batch, "batch-end", verb=VERB, server=primary.name, outcome="aborted",
+                detail=f"interrupted ({type(exc).__name__}); re-run the check to see what is left",
+            )  # fmt: skip
+            raise
+        repaired = sum(1 for s in result.steps if s.repaired) + len(result.skipped)
+        summary = f"{repaired} of {len(studies)} studies repaired" + (
+            f" ({len(result.skipped)} already whole)" if result.skipped else ""
         )
-        repaired = sum(1 for s in result.steps if s.repaired)
-        summary = f"{repaired} of {len(studies)} studies repaired"
         audit.record(
             batch,
             "batch-end",

@@ -4,9 +4,10 @@ The primary is the move SCP (PS3.4 C.4.2): it opens its own association to
 the replica's AE title, which it must know (its modality list). A primary
 that answers 0xA801 "Move Destination unknown" will refuse every other study
 too, so the repair stops there and says what to configure. Each move is
-written to the audit log before and after, and each moved study is asked
-again on both archives (C-FIND, PS3.4 C.4.1): it is repaired only when the
-replica now holds at least as many instances as the primary.
+written to the audit log before and after. Each study is asked on both
+archives first (an old or edited report must not re-send a whole study) and
+again after its move (C-FIND, PS3.4 C.4.1): it is repaired only when the
+replica then holds at least as many instances as the primary.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ class RepairResult:
 
     steps: list[RepairStep] = field(default_factory=list)
     stopped: str = ""
+    skipped: list[str] = field(default_factory=list)  # already whole when asked first
 
     @property
     def ok(self) -> bool:
@@ -146,6 +148,16 @@ async def repair_studies(
     result = RepairResult()
     for number, study in enumerate(studies, start=1):
         call = f"C-MOVE {study.study_uid} -> {destination_ae}"
+        # The report may be old or edited: ask first, and never re-send a study already whole.
+        before = await recheck_study(links[0], links[1], study.study_uid)
+        if before.state == "ok":
+            audit.record(
+                batch, "skip", verb=VERB, server=replica.name, call=call,
+                outcome="already whole", detail=before.detail,
+            )  # fmt: skip
+            result.skipped.append(study.study_uid)
+            say(f"[{number}/{len(studies)}] {study.study_uid}: already whole ({before.detail})")
+            continue
         audit.record(
             batch, "move-start", verb=VERB, server=primary.name, call=call, detail=study.kind
         )

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -81,7 +82,12 @@ class ReplicationReport:
     def safe_to_shutdown(self) -> bool:
         """True only when every window is complete and every primary study is on the
         replica with at least as many instances."""
-        return not self.incomplete and all(f.kind == "extra" for f in self.findings)
+        # No study at all proves nothing (a wrong date range, an empty or wrong AE).
+        return (
+            self.primary_total > 0
+            and not self.incomplete
+            and all(f.kind == "extra" for f in self.findings)
+        )
 
     def days(self) -> list[date]:
         """Days with a missing, partial or unprovable study, sorted, each once."""
@@ -121,6 +127,11 @@ class ReplicationReport:
         if self.incomplete:
             count = len(self.incomplete)
             reasons.append(f"{count} window{'' if count == 1 else 's'} incomplete")
+        if self.primary_total == 0 and not reasons:
+            reasons.append(
+                f"{self.primary} holds no study from {self.date_from} to {self.date_to}: "
+                "nothing was proven (check the dates and the archive)"
+            )
         return f"NOT SAFE to shut down {self.primary}: " + "; ".join(reasons)
 
     def to_json(self) -> dict[str, Any]:
@@ -195,20 +206,30 @@ def load_report(path: Path) -> RepairInput:
     if not isinstance(replica_ae, str):
         raise ReportError(f"{path}: replica_ae: expected text")
     studies: list[StudyFinding] = []
+    seen: set[str] = set()
     for kind in ("missing", "partial"):
-        items = data.get(kind, [])
+        if kind not in data:
+            raise ReportError(f"{path}: {kind}: missing (not a whole check report)")
+        items = data[kind]
         if not isinstance(items, list):
             raise ReportError(f"{path}: {kind}: expected a list")
         for i, item in enumerate(items):
-            studies.append(_study(path, f"{kind}[{i}]", kind, item))
+            study = _study(path, f"{kind}[{i}]", kind, item)
+            if study.study_uid not in seen:  # a study listed twice is moved once
+                seen.add(study.study_uid)
+                studies.append(study)
     return RepairInput(names["primary"], names["replica"], replica_ae, tuple(studies))
+
+
+_UID = re.compile(r"(?=.{1,64}\Z)[0-9]+(\.[0-9]+)*")
 
 
 def _study(path: Path, where: str, kind: str, item: object) -> StudyFinding:
     if not isinstance(item, dict):
         raise ReportError(f"{path}: {where}: expected an object")
     uid = item.get("study_uid")
-    if not isinstance(uid, str) or not uid or len(uid) > 64:
+    if not isinstance(uid, str) or not _UID.fullmatch(uid):
+        # PS3.5 §9.1: digits and dots, at most 64 characters; nothing else goes on the wire.
         raise ReportError(f"{path}: {where}.study_uid: expected a UID, got {uid!r}")
     counts: dict[str, int | None] = {}
     for key in ("primary_instances", "replica_instances"):

@@ -589,7 +589,8 @@ class BmcClient:
         until = self._guard.held_until(self._base, self._user)
         if until is not None:
             shown = time.strftime("%H:%M", time.localtime(until))
-            raise BmcLoginHeld(self._where, self._guard.failures(self._base, self._user), shown)
+            failures = self._guard.failures(self._base, self._user)
+            raise BmcLoginHeld(self._where, failures, shown, self._guard.record())
 
     def _same_host(self, location: str | None) -> str | None:
         """The path of a redirect that stays on the inventory's scheme, host and port."""

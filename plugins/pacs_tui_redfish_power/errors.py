@@ -105,11 +105,12 @@ class BmcAuthError(BmcHttpError):
 class BmcLoginHeld(BmcError):
     """Logins to this BMC are held back after repeated refusals (account lockout risk)."""
 
-    def __init__(self, where: str, failures: int, until: str) -> None:
+    def __init__(self, where: str, failures: int, until: str, record: str = "") -> None:
         self.until = until
+        clear = f" (after fixing the password, delete {record} to retry at once)" if record else ""
         super().__init__(
             f"credentials refused by BMC {where} ({failures} failed logins) — "
-            f"not retrying until {until}"
+            f"not retrying until {until}{clear}"
         )
 
 

@@ -98,6 +98,10 @@ class LoginGuard:
             return None
         return times[0] + self.window_s
 
+    def record(self) -> str:
+        """Where the shared record lives ("" when kept in memory only), for the operator."""
+        return str(self._file()) if self.persist else ""
+
     def failures(self, url: str, user: str) -> int:
         """Failed logins within the window."""
         return len(self._recent((url, user), time.time()))
