@@ -173,6 +173,19 @@ async def test_a_failing_archive_makes_every_window_incomplete(pair: Pair) -> No
     assert "aborted" in report.incomplete[0].reason
 
 
+async def test_a_stalled_archive_is_not_asked_again_in_smaller_parts(pair: Pair) -> None:
+    # Splitting helps a result limit, not an archive that does not answer: more queries
+    # would only add load to a struggling production archive.
+    pair.replica.host.faults.dicom_find_delay_s = 3.0
+    report = await check_replication(
+        pair.server(pair.primary), pair.server(pair.replica), date_from=DAY, date_to=DAY,
+        timeout=1,
+    )  # fmt: skip
+    assert not report.safe_to_shutdown
+    assert len(report.incomplete) == 1 and "no answer" in report.incomplete[0].reason
+    assert report.queries == {pair.server(pair.primary).name: 1, pair.server(pair.replica).name: 1}
+
+
 async def test_repair_moves_missing_and_partial_studies_and_rechecks_them(
     pair: Pair, tmp_path: Path
 ) -> None:

@@ -138,7 +138,11 @@ class ArchiveLink:
         if not rows.complete:
             listing.complete = False
             listing.reason = _why(self.name, rows.state, rows.count, rows.detail)
-            listing.splittable = rows.state in ("incomplete", "timeout") or rows.count > 0
+            # A result limit, or an answer cut after some matches, may fit in smaller parts;
+            # a stalled archive would only get more queries it cannot answer.
+            listing.splittable = rows.state == "incomplete" or (
+                rows.count > 0 and rows.state != "timeout"
+            )
         return listing
 
 
