@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import ssl
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -20,6 +19,7 @@ from pacs_tui.sim.bmc import BmcFlavour, BmcService
 from pacs_tui.sim.host import HostTimings, SimulatedHost
 from pacs_tui.sim.pki import FleetPki
 from pacs_tui.sim.redfish_flavour import FlavourTimings
+from peers import require_binary
 from redfish_peers import bmc_lab, free_port, make_host, net
 
 USER, PASSWORD = "root", "not-calvin-either"
@@ -529,9 +529,7 @@ async def test_the_bmc_flavour_fault_switches_a_server_at_run_time() -> None:
 
 
 async def test_legacy_tls_offers_only_tls12_with_aes256_sha(tmp_path: Path) -> None:
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        pytest.skip("openssl is not installed")
+    openssl = require_binary("openssl", "/usr/bin/openssl")  # CI installs it (.ci/run)
     pki = FleetPki.create()
     ca = tmp_path / "ca.pem"
     pki.write_ca(ca)
