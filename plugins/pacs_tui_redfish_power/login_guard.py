@@ -42,6 +42,7 @@ class LoginGuard:
     window_s: float = 15 * 60.0
     persist: bool = True  # False: this process only (tests of the logic)
     _failures: dict[tuple[str, str], deque[float]] = field(default_factory=dict)
+    _seen: tuple[str, int] | None = None  # the record file (path, mtime) last merged
 
     def _file(self) -> Path:
         return data_dir() / FAILURES_FILE
@@ -50,10 +51,16 @@ class LoginGuard:
         """Merge the other processes' failures (best effort: a bad file is ignored)."""
         if not self.persist:
             return
+        path = self._file()
         try:
-            stored = json.loads(self._file().read_text())
+            # Basic auth checks the guard on every request: read only what changed.
+            stamp = (str(path), path.stat().st_mtime_ns)
+            if stamp == self._seen:
+                return
+            stored = json.loads(path.read_text())
         except (OSError, ValueError):
             return
+        self._seen = stamp
         if not isinstance(stored, dict):
             return
         for key, times in stored.items():
