@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint typecheck pytest bench clean
+.PHONY: demo test lint typecheck imports docs pytest bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,13 +23,22 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# Layer contracts (.importlinter): cli -> widgets -> core; plugins see only the plugin API and the core.
+imports: $(STAMP)
+	$(BIN)/lint-imports --config .importlinter
+
+# The documentation site (mkdocs.yml, docs/); --strict turns a broken link into a failure.
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict --quiet --site-dir build/site
+
 pytest: $(STAMP)
 	$(BIN)/pytest
 
-test: lint typecheck pytest
+test: lint typecheck imports docs pytest
 
+# Every benchmark script in tests/benchmarks, one table at the end.
 bench: $(STAMP)
-	$(BIN)/python benchmarks/sweep.py
+	$(BIN)/python -m tests.benchmarks
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
