@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 import subprocess
 import sys
@@ -16,9 +15,15 @@ import pytest
 from pacs_tui.inventory import Inventory, load_inventory_text
 from pacs_tui.plugin_api import Health, ProbeContext
 from pacs_tui.power import ResetType
-from pacs_tui_network.icmp import Pinger, checksum, echo_request, open_icmp_socket
+from pacs_tui_network.icmp import (
+    IcmpUnavailable,
+    Pinger,
+    checksum,
+    echo_request,
+    open_icmp_socket,
+)
 from pacs_tui_network.probe import NetworkProbe, icmp_enabled
-from peers import require_binary
+from peers import require_binary, require_capability
 from ssh_peers import free_port, loopback_address, loopback_octet, sim_fleet, until
 
 
@@ -37,13 +42,13 @@ def _ssh_server(name: str, host: str, port: int, dicom_port: int | None = None) 
     )
 
 
-def _icmp_permitted() -> bool:
+def _require_icmp() -> None:
+    """Skip (laptop) or fail (CI, which runs as root) when this process may not send ICMP."""
     try:
         sock, _ = open_icmp_socket()
-    except Exception:
-        return False
+    except IcmpUnavailable as exc:  # the message names ping_group_range and CAP_NET_RAW
+        require_capability(f"this process may not send ICMP: {exc}")
     sock.close()
-    return True
 
 
 async def _opened(inventory: Inventory, **settings: object) -> NetworkProbe:
@@ -180,8 +185,7 @@ async def test_simulated_host_is_ok_then_down_after_force_off(tmp_path: Path) ->
 
 
 async def test_icmp_is_used_when_permitted(tmp_path: Path, listening: tuple[str, int]) -> None:
-    if not _icmp_permitted():
-        pytest.skip("this process may not send ICMP (not root, ping_group_range excludes it)")
+    _require_icmp()
     host, port = listening
     local_port = free_port("127.0.0.1")
     inventory = _inventory(
@@ -260,8 +264,7 @@ async def test_icmp_not_permitted_falls_back_to_tcp_and_says_why(
 
 async def test_a_sweep_of_echoes_shares_one_socket_and_matches_replies() -> None:
     """300 echoes at once (the replies arrive in one burst) over a single socket."""
-    if not _icmp_permitted():
-        pytest.skip("this process may not send ICMP")
+    _require_icmp()
     octet = loopback_octet()
     addresses = [f"127.{octet}.{i // 250}.{i % 250 + 1}" for i in range(300)]
     pinger = await Pinger.create()
@@ -311,9 +314,9 @@ def test_ping_socket_is_preferred_where_ping_group_range_allows_it() -> None:
             timeout=30,
         )
     except OSError as exc:
-        pytest.skip(f"cannot run unshare: {exc}")
-    if run.returncode != 0 and "unshare" in run.stderr and os.geteuid() != 0:
-        pytest.skip(f"no permission for a network namespace: {run.stderr.strip()}")
+        require_capability(f"cannot run unshare: {exc}")
+    if run.returncode != 0 and "unshare failed" in run.stderr:  # no CAP_SYS_ADMIN (not root)
+        require_capability(f"no permission for a network namespace: {run.stderr.strip()}")
     assert run.returncode == 0, run.stderr
     assert run.stdout.split() == ["ping", "True"]
 
