@@ -44,6 +44,11 @@ class ConcurrencyCaps:
         return self.per_endpoint
 
 
+def poll_deadline_s(probe: Probe) -> float:
+    """Seconds one poll of ``probe`` may take before it is cut off and read as DOWN."""
+    return probe.timeout_s * 2 + 1
+
+
 class Scheduler:
     """Runs the probes of a fleet and records their results in a ``FleetState``."""
 
@@ -63,7 +68,8 @@ class Scheduler:
         self.state = state
         self.caps = caps or ConcurrencyCaps()
         self.jitter = jitter
-        # Default cap: 4 intervals, so a server coming back shows within seconds.
+        # Default cap: 4 intervals (±jitter), so a server coming back shows
+        # within seconds; there is no fixed cap in seconds.
         self.max_backoff_s = max_backoff_s
         self._rng = random.Random(seed)
         self._total = asyncio.Semaphore(self.caps.total)
@@ -90,11 +96,12 @@ class Scheduler:
         async with gate, self._total:
             self._enter(endpoint)
             started = time.perf_counter()
+            deadline = poll_deadline_s(probe)
             try:
-                result = await asyncio.wait_for(probe.probe(server), probe.timeout_s * 2 + 1)
+                result = await asyncio.wait_for(probe.probe(server), deadline)
             except TimeoutError:
                 result = ProbeResult.make(
-                    "timeout", Health.DOWN, detail=f"no answer in {probe.timeout_s * 2 + 1:.0f} s"
+                    "timeout", Health.DOWN, detail=f"no answer in {deadline:.0f} s"
                 )
             except Exception as exc:  # a plugin bug must not stop the other probes
                 log.exception("probe %s failed on %s", probe.name, server.name)
@@ -178,7 +185,12 @@ class Scheduler:
         await asyncio.sleep(self._rng.uniform(0, spread_s))
         while True:
             await self.poll(server, probe)
-            await asyncio.sleep(self.next_delay(server.name, probe))
+            delay = self.next_delay(server.name, probe)
+            # The next reading is due after the delay (backoff included) and the
+            # poll's own deadline: until then an old reading is not overdue.
+            due = self.state.clock() + delay + poll_deadline_s(probe)
+            self.state.expect_next(server.name, probe.name, due)
+            await asyncio.sleep(delay)
 
     async def run(self) -> None:
         """Poll forever (until cancelled)."""

@@ -4,6 +4,13 @@ Every consumer (control room, wall, CLI, batch gates) reads from here; only
 the scheduler writes. Changes are announced through ``ChangeFeed``s that
 coalesce: a consumer that is busy while a server flaps sees one pending
 change for that server, not a queue of hundreds.
+
+A reading is STALE when the next one is overdue. The scheduler says when
+it expects the next reading (``expect_next``: its delay, backoff included,
+plus the poll's deadline), so an endpoint it backs off stays DOWN with a
+growing age instead of turning STALE between two polls. Without such an
+expectation (one-off sweeps, tests) a reading is STALE after
+``STALE_AFTER_INTERVALS`` intervals.
 """
 
 from __future__ import annotations
@@ -14,35 +21,51 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
+from pacs_tui.flapping import Flap, HealthChange, detect_flap
 from pacs_tui.plugin_api import Health, ProbeResult
 
 STALE_AFTER_INTERVALS = 3
+# How late past its due time the next reading may be before the last one is
+# STALE, in intervals: room for a busy event loop and for waiting on a BMC's cap.
+STALE_GRACE_INTERVALS = 1.0
 HISTORY_LENGTH = 60
+CHANGE_LOG_LENGTH = 16  # health changes kept per probe, for flap detection
 
 Key = tuple[str, str]  # (server name, probe name)
 
 
 @dataclass(frozen=True)
 class Reading:
-    """A result as seen now: with its age, and STALE when it is too old."""
+    """A result as seen now: with its age, STALE when overdue, and its flap if any."""
 
     result: ProbeResult | None
     age_s: float | None
     stale: bool
+    flap: Flap | None = None
 
     @property
     def health(self) -> Health:
-        """The result's health, STALE when too old, UNKNOWN before the first result."""
+        """The result's health; STALE when overdue; UNKNOWN before the first result.
+
+        While the probe flaps, the worst health of the flap: a unit that
+        fails every few seconds is not OK in between.
+        """
         if self.result is None:
             return Health.UNKNOWN
-        return Health.STALE if self.stale else self.result.health
+        if self.stale:
+            return Health.STALE
+        if self.flap is not None and self.flap.worst.rank > self.result.health.rank:
+            return self.flap.worst
+        return self.result.health
 
     @property
     def state(self) -> str:
-        """The probe's own state word, or ``unknown``/``stale``."""
+        """The probe's own state word, or ``unknown``/``stale``/``flapping``."""
         if self.result is None:
             return "unknown"
-        return "stale" if self.stale else self.result.state
+        if self.stale:
+            return "stale"
+        return "flapping" if self.flap is not None else self.result.state
 
 
 class ChangeFeed:
@@ -90,6 +113,9 @@ class FleetState:
         self._latest: dict[Key, ProbeResult] = {}
         self._history: dict[Key, deque[float | None]] = {}
         self._history_length = history_length
+        self._due: dict[Key, float] = {}  # when the scheduler expects the next result
+        # Only keys whose health ever changed have a log: a steady fleet costs nothing.
+        self._changes: dict[Key, deque[HealthChange]] = {}
         self._feeds: list[ChangeFeed] = []
         self.updates = 0  # results recorded (benchmarks read it)
 
@@ -103,7 +129,15 @@ class FleetState:
         key = (server, probe)
         previous = self._latest.get(key)
         self._latest[key] = result
+        self._due.pop(key, None)  # an expectation is about the reading it followed
         self.updates += 1
+        if previous is not None and previous.health is not result.health:
+            log = self._changes.get(key)
+            if log is None:
+                log = self._changes[key] = deque(maxlen=CHANGE_LOG_LENGTH)
+            log.append(
+                HealthChange(result.observed_at, previous.health, result.health, result.detail)
+            )
         history = self._history.get(key)
         if history is None:
             history = self._history[key] = deque(maxlen=self._history_length)
@@ -118,14 +152,37 @@ class FleetState:
             for feed in self._feeds:
                 feed._push(key)
 
+    def expect_next(self, server: str, probe: str, due_at: float) -> None:
+        """The next result of this probe is due by ``due_at`` (``clock()`` seconds).
+
+        The scheduler calls this after each poll with its delay (backoff
+        included) plus the poll's deadline; the reading turns STALE only when
+        ``due_at`` has passed by more than ``STALE_GRACE_INTERVALS`` intervals.
+        Recording a result drops the expectation.
+        """
+        self._due[(server, probe)] = due_at
+
     def reading(self, server: str, probe: str, now: float | None = None) -> Reading:
         """The current reading of one probe on one server."""
-        result = self._latest.get((server, probe))
+        key = (server, probe)
+        result = self._latest.get(key)
         if result is None:
             return Reading(None, None, False)
-        age = max(0.0, (now if now is not None else self.clock()) - result.observed_at)
+        now = now if now is not None else self.clock()
+        age = max(0.0, now - result.observed_at)
         interval = self.intervals.get(probe, 5.0)
-        return Reading(result, age, age > STALE_AFTER_INTERVALS * interval)
+        due = self._due.get(key)
+        if due is None:
+            stale = age > STALE_AFTER_INTERVALS * interval
+        else:
+            stale = now > due + STALE_GRACE_INTERVALS * interval
+        changes = self._changes.get(key)
+        flap = detect_flap(changes, now) if changes is not None and len(changes) >= 4 else None
+        return Reading(result, age, stale, flap)
+
+    def changes(self, server: str, probe: str) -> list[HealthChange]:
+        """The recent health changes of one probe on one server, oldest first."""
+        return list(self._changes.get((server, probe), ()))
 
     def latest(self, server: str, probe: str) -> ProbeResult | None:
         """The last result, however old (None before the first)."""
