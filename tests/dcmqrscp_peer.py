@@ -18,7 +18,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
 from dicom_peers import _terminate, dcmtk_env, free_port, wait_for_port
-from peers import require_binary
+from peers import require_dcmtk
 
 QRSCP_AET = "DCMQRSCP"
 
@@ -84,9 +84,9 @@ class RunningQrscp:
 @contextmanager
 def dcmqrscp(tmp_path: Path, studies: Sequence[SyntheticStudy]) -> Iterator[RunningQrscp]:
     """Start dcmqrscp with an empty index, store ``studies`` through storescu, yield it."""
-    # Absolute paths: the venv's pynetdicom ships a storescu of its own.
-    binary = require_binary("/usr/bin/dcmqrscp")
-    storescu = require_binary("/usr/bin/storescu")
+    # Not PATH lookups: the venv's pynetdicom ships a storescu of its own.
+    binary = require_dcmtk("dcmqrscp")
+    storescu = require_dcmtk("storescu")
     root = tmp_path / "dcmqrscp"
     database = root / "db"
     database.mkdir(parents=True)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from peers import require_binary
+from peers import require_binary, require_dcmtk
 
 ORTHANC_AET = "ORTHANC"
 ORTHANC_KNOWN_AET = "KNOWNSCU"
@@ -186,7 +186,7 @@ def storescp(
     tmp_path: Path, *, aet: str = "STORESCP", refuse: bool = False
 ) -> Iterator[RunningStorescp]:
     """Start ``storescp`` (with ``--refuse`` it rejects every association)."""
-    binary = require_binary("storescp")
+    binary = require_dcmtk("storescp")
     address = loopback_address()
     port = free_port(address)
     out = tmp_path / f"storescp-{port}"

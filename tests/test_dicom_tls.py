@@ -25,7 +25,7 @@ from pacs_tui.replication.windows import Window
 from pacs_tui.sim.dicom_node import DicomNode
 from pacs_tui.sim.pki import FleetPki
 from pacs_tui_dicom_echo.probe import DicomProbe
-from peers import require_binary
+from peers import require_dcmtk
 from test_sim_dicom_node import STUDIES, _host
 
 EMPTY_INVENTORY = Inventory(Path("/nonexistent/inventory.yaml"), {}, (), {})
@@ -87,7 +87,7 @@ async def probe_once(server: Server) -> tuple[str, Health, str, str]:
 @contextmanager
 def storescp_tls(pki: Pki, *, require_client_cert: bool) -> Iterator[int]:
     """dcmtk ``storescp +tls`` on 127.0.0.1 (absolute path: the venv has pynetdicom's tools)."""
-    binary = require_binary("storescp (dcmtk)", "/usr/bin/storescp")
+    binary = require_dcmtk("storescp")
     port = free_port()
     out = pki.ca.parent / f"storescp-{port}"
     out.mkdir()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from peers import require_binary, require_module
+from peers import require_binary, require_dcmtk, require_module
 from sim_process import RunningSim, running_sim, wait_until
 
 PACS_TUI = [sys.executable, "-m", "pacs_tui"]
@@ -24,7 +24,7 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> RunningSim:
 
 
 def echoscu(sim: RunningSim, server: dict, timeout: int = 5) -> subprocess.CompletedProcess[str]:
-    binary = require_binary("echoscu")
+    binary = require_dcmtk("echoscu")
     port = sim.defaults["dicom"]["port"]
     return subprocess.run(
         [binary, "-to", str(timeout), "-aet", "PACSTUI", "-aec", server["dicom"]["ae_title"],

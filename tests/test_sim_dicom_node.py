@@ -14,7 +14,7 @@ from pacs_tui.dicom import c_echo, c_find_studies
 from pacs_tui.sim.dicom_node import DicomNode
 from pacs_tui.sim.host import HardwareFacts, HostTimings, SimulatedHost
 from pacs_tui.sim.studies import StudyIndex
-from peers import require_binary
+from peers import require_dcmtk
 
 AE = "IMGMGR01"
 TINY = HostTimings(power_transition_s=0.01, boot_s=0.02, service_start_s=0.01, shutdown_s=0.02)
@@ -74,7 +74,7 @@ async def _until(condition: Callable[[], object], deadline_s: float = 5.0) -> No
 
 
 async def _echoscu(node: DicomNode, called: str = AE) -> tuple[int, str]:
-    echoscu = require_binary("echoscu")
+    echoscu = require_dcmtk("echoscu")
     return await _run(
         echoscu,
         "-to",
@@ -103,7 +103,7 @@ async def test_echoscu_succeeds_and_wrong_called_ae_is_rejected(node: DicomNode)
 
 @pytest.mark.peer("dcmtk")
 async def test_findscu_gets_exactly_count_studies(node: DicomNode) -> None:
-    findscu = require_binary("findscu")
+    findscu = require_dcmtk("findscu")
     status, output = await _run(
         findscu, "-v", "-S", "-to", "5", "-ta", "5", "-td", "30", "-aet", "DCMTK", "-aec", AE,
         "-k", "QueryRetrieveLevel=STUDY", "-k", "StudyDate=20260105-20260107",

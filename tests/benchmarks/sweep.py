@@ -35,10 +35,13 @@ from typing import Any
 
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 from pacs_tui.inventory import Inventory, load_inventory
 from pacs_tui.monitor import FleetMonitor
 from pacs_tui.plugin_api import Health
 from pacs_tui.plugin_catalog import load_probes
+from peers import dcmtk_binary
 
 PROBES = {"power", "network", "dicom"}
 CURL = shutil.which("curl")
@@ -99,6 +102,10 @@ def sequential_baseline(
     creds = secrets["bmc-admin"]
     token = base64.b64encode(f"{creds['username']}:{creds['password']}".encode()).decode()
     servers = list(inventory.servers)[:limit]
+    # dcmtk's, by absolute path: an activated venv has pynetdicom's echoscu first on PATH.
+    echoscu = dcmtk_binary("echoscu")
+    if echoscu is None:
+        raise SystemExit("sweep: dcmtk's echoscu is not installed (apt-get install dcmtk)")
     env = {**os.environ, "TCP_NODELAY": "1"}
     cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     self0 = time.process_time()
@@ -106,7 +113,7 @@ def sequential_baseline(
     for server in servers:
         if server.dicom is not None:
             subprocess.run(
-                ["echoscu", "-to", "5", "-aet", "PACSTUI", "-aec", server.dicom.ae_title,
+                [echoscu, "-to", "5", "-aet", "PACSTUI", "-aec", server.dicom.ae_title,
                  server.dicom.host, str(server.dicom.port)],
                 capture_output=True, env=env, check=False,
             )  # fmt: skip
