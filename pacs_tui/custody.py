@@ -5,7 +5,8 @@ A server moves forward one step at a time; anything else (a step back, a
 skipped step) is a *correction*, which needs a reason. The ``CustodyBoard``
 keeps every server's state in a JSON file next to the audit database (or at
 a given path) and appends every change to the audit log with the operator
-(the OS user). The control room and the wall read it::
+(the OS user). The control room and the wall read it; the file itself
+(validation, the change lock, durable writes) is ``pacs_tui.custody_file``::
 
     board = CustodyBoard.open(inventory)
     board.subscribe(lambda changes: ...)
@@ -16,16 +17,25 @@ a given path) and appends every change to the audit log with the operator
 
 from __future__ import annotations
 
-import json
-import os
 import secrets
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from pacs_tui.batch.audit import AuditLog, data_dir, operator_name, utc_stamp
+from pacs_tui.custody_file import (
+    BOARD_VERSION,
+    BoardEntry,
+    CustodyError,
+    CustodyFileError,
+    FileStamp,
+    board_lock,
+    file_stamp,
+    read_board,
+    write_json_atomic,
+)
 from pacs_tui.inventory import Inventory
 from pacs_tui.plugin_api import Health
 from pacs_tui.rollup import AffectedSite, affected_sites
@@ -61,10 +71,18 @@ class CustodyState(StrEnum):
 
 
 CUSTODY_ORDER: tuple[CustodyState, ...] = tuple(CustodyState)
+_STATE_WORDS = tuple(str(s) for s in CUSTODY_ORDER)
 
-
-class CustodyError(ValueError):
-    """A custody change that is not allowed; nothing was changed."""
+__all__ = [
+    "CUSTODY_ORDER",
+    "CustodyBoard",
+    "CustodyChange",
+    "CustodyError",
+    "CustodyFileError",
+    "CustodyState",
+    "parse_state",
+    "write_json_atomic",
+]
 
 
 @dataclass(frozen=True)
@@ -111,7 +129,7 @@ def parse_state(text: str) -> CustodyState:
 
 
 class CustodyBoard:
-    """Every server's custody state; changes are validated, persisted and audited."""
+    """Every server's custody state; changes are validated, locked, persisted and audited."""
 
     def __init__(
         self,
@@ -124,16 +142,20 @@ class CustodyBoard:
         """A board for ``names`` (all ``running``), loading ``path`` when it exists.
 
         ``audit`` is the log to append to; without one, the default audit log
-        is opened on the first change and closed by ``close()``.
+        is opened on the first change and closed by ``close()``. A board file
+        that cannot be used raises ``CustodyFileError`` (file, server, field,
+        reason).
         """
         self.path = path or default_custody_path()
         self.operator = operator or (audit.operator if audit is not None else operator_name())
         self._audit = audit
         self._owns_audit = audit is None
-        self._states: dict[str, CustodyState] = {n: CustodyState.RUNNING for n in names}
+        self._names = tuple(dict.fromkeys(names))
+        self._states: dict[str, CustodyState] = {n: CustodyState.RUNNING for n in self._names}
         self._since: dict[str, str] = {}
+        self._foreign: dict[str, BoardEntry] = {}  # entries of servers this board lacks
         self._subscribers: list[Subscriber] = []
-        self._loaded_mtime: int | None = None
+        self.stamp: FileStamp | None = None  # the file version last read or written
         self.unknown: list[str] = []  # names in the file that the inventory lacks
         self.reload()
 
@@ -204,29 +226,36 @@ class CustodyBoard:
         With ``to``, every server must be exactly one step short of it; servers
         already in ``to`` are left alone (so a batch can be repeated). All or
         nothing: if one server cannot move, ``CustodyError`` names every such
-        server and nothing changes.
+        server and nothing changes. The check is made on the file as it is
+        under the change lock, so a change made meanwhile by another process
+        counts. ``CustodyFileError`` (a ``CustodyError``): the file is bad and
+        is left alone.
         """
         target = parse_state(to) if isinstance(to, str) else to
-        self._refresh()
-        moves: list[tuple[str, CustodyState, CustodyState]] = []
-        refused: list[str] = []
-        for name in dict.fromkeys(names):
-            current = self.state(name)
-            after = current.next if target is None else target
-            if target is not None and current is target:
-                continue
-            if after is None:
-                refused.append(f"{name} is already {current} (the last state)")
-            elif after.position != current.position + 1:
-                refused.append(
-                    f"{name} is {current}: it can only go to {current.next or 'nowhere'}, "
-                    f"not {after} (use a correction with a reason)"
-                )
-            else:
-                moves.append((name, current, after))
-        if refused:
-            raise CustodyError("; ".join(refused))
-        return self._apply(moves, correction=False, reason=reason)
+        wanted = list(dict.fromkeys(names))
+
+        def plan() -> list[tuple[str, CustodyState, CustodyState]]:
+            moves: list[tuple[str, CustodyState, CustodyState]] = []
+            refused: list[str] = []
+            for name in wanted:
+                current = self.state(name)
+                after = current.next if target is None else target
+                if target is not None and current is target:
+                    continue
+                if after is None:
+                    refused.append(f"{name} is already {current} (the last state)")
+                elif after.position != current.position + 1:
+                    refused.append(
+                        f"{name} is {current}: it can only go to {current.next or 'nowhere'}, "
+                        f"not {after} (use a correction with a reason)"
+                    )
+                else:
+                    moves.append((name, current, after))
+            if refused:
+                raise CustodyError("; ".join(refused))
+            return moves
+
+        return self._change(plan, correction=False, reason=reason)
 
     def correct(
         self, names: Iterable[str], to: CustodyState | str, *, reason: str
@@ -238,32 +267,42 @@ class CustodyBoard:
         if not reason.strip():
             raise CustodyError("a custody correction needs a reason")
         target = parse_state(to) if isinstance(to, str) else to
-        self._refresh()
-        moves = []
-        for name in dict.fromkeys(names):
-            current = self.state(name)
-            if current is not target:
-                moves.append((name, current, target))
-        return self._apply(moves, correction=True, reason=reason.strip())
+        wanted = list(dict.fromkeys(names))
 
-    def _apply(
+        def plan() -> list[tuple[str, CustodyState, CustodyState]]:
+            return [(n, self.state(n), target) for n in wanted if self.state(n) is not target]
+
+        return self._change(plan, correction=True, reason=reason.strip())
+
+    def _change(
         self,
-        moves: Sequence[tuple[str, CustodyState, CustodyState]],
+        plan: Callable[[], Sequence[tuple[str, CustodyState, CustodyState]]],
         *,
         correction: bool,
         reason: str,
     ) -> list[CustodyChange]:
-        if not moves:
-            return []
-        stamp = utc_stamp()
-        changes = [
-            CustodyChange(name, before, after, stamp, self.operator, correction, reason)
-            for name, before, after in moves
-        ]
-        for change in changes:
-            self._states[change.server] = change.after
-            self._since[change.server] = stamp
-        self.save()
+        # Read-modify-write under the lock: the plan is made on the file as it is
+        # now, so a change another process saved a moment ago is neither lost nor
+        # judged against a stale state.
+        with board_lock(self.path):
+            self.reload()
+            moves = plan()
+            if not moves:
+                return []
+            stamp = utc_stamp()
+            changes = [
+                CustodyChange(name, before, after, stamp, self.operator, correction, reason)
+                for name, before, after in moves
+            ]
+            states, since = dict(self._states), dict(self._since)
+            for change in changes:
+                self._states[change.server] = change.after
+                self._since[change.server] = stamp
+            try:
+                self.save()
+            except BaseException:
+                self._states, self._since = states, since  # the file kept the old board
+                raise
         audit = self.audit
         batch = f"custody-{secrets.token_hex(4)}"
         for change in changes:
@@ -296,39 +335,43 @@ class CustodyBoard:
             self._audit = None
 
     def reload(self) -> None:
-        """Read the file again (another process, e.g. the CLI, may have changed it)."""
-        if not self.path.exists():
-            return
-        raw = json.loads(self.path.read_text())
-        servers: Mapping[str, Any] = raw.get("servers", {})
-        self.unknown = [n for n in servers if n not in self._states]
-        for name, entry in servers.items():
-            if name in self._states:
-                self._states[name] = parse_state(str(entry.get("state", "running")))
-                self._since[name] = str(entry.get("since", ""))
-        self._loaded_mtime = self.path.stat().st_mtime_ns
+        """Read the file again (another process, e.g. the CLI, may have changed it).
 
-    def _refresh(self) -> None:
-        if self.path.exists() and self.path.stat().st_mtime_ns != self._loaded_mtime:
-            self.reload()
+        All or nothing: on ``CustodyFileError`` the board keeps what it had.
+        A missing file changes nothing.
+        """
+        got = read_board(self.path, _STATE_WORDS)
+        if got is None:
+            return
+        entries, stamp = got
+        states = {n: CustodyState.RUNNING for n in self._names}
+        since: dict[str, str] = {}
+        foreign: dict[str, BoardEntry] = {}
+        for name, entry in entries.items():
+            if name in states:
+                states[name] = CustodyState(entry.state)
+                if entry.since:
+                    since[name] = entry.since
+            else:
+                foreign[name] = entry
+        self._states, self._since, self._foreign = states, since, foreign
+        self.unknown = list(foreign)
+        self.stamp = stamp
 
     def save(self) -> None:
-        """Write the board atomically."""
-        data = {
-            "version": 1,
-            "updated": utc_stamp(),
-            "servers": {
-                name: {"state": str(state), "since": self._since.get(name, "")}
-                for name, state in self._states.items()
-            },
+        """Write the board atomically and durably (see ``write_json_atomic``).
+
+        Entries of servers this board does not know (another inventory's) are
+        written back unchanged. Callers that read first should hold
+        ``board_lock`` (``advance`` and ``correct`` do).
+        """
+        servers: dict[str, dict[str, str]] = {
+            name: {"state": str(state), "since": self._since.get(name, "")}
+            for name, state in self._states.items()
         }
-        write_json_atomic(self.path, data)
-        self._loaded_mtime = self.path.stat().st_mtime_ns
-
-
-def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
-    """Write ``data`` to ``path`` via a temporary file, so a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
+        for name, entry in self._foreign.items():
+            servers.setdefault(name, {"state": entry.state, "since": entry.since})
+        write_json_atomic(
+            self.path, {"version": BOARD_VERSION, "updated": utc_stamp(), "servers": servers}
+        )
+        self.stamp = file_stamp(self.path)

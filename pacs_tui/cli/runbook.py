@@ -12,9 +12,12 @@ import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pacs_tui.cli import EXIT_OK, EXIT_UNHEALTHY, EXIT_USAGE, load_fleet, select_servers
+
+if TYPE_CHECKING:
+    from pacs_tui.custody_file import CustodyFileError
 
 
 def register(subparsers: Any) -> None:
@@ -167,7 +170,7 @@ def run_mark(args: argparse.Namespace) -> int:
 
 def run_custody(args: argparse.Namespace) -> int:
     """``custody show|advance|correct``."""
-    from pacs_tui.custody import CustodyBoard, CustodyError, parse_state
+    from pacs_tui.custody import CustodyBoard, CustodyError, CustodyFileError, parse_state
 
     inventory = load_fleet(args.inventory)
     servers = select_servers(inventory, args.select)
@@ -180,7 +183,10 @@ def run_custody(args: argparse.Namespace) -> int:
                 return _error("custody", f"--to: {exc}")
         if args.custody_action == "correct" and not args.reason.strip():
             return _error("custody", "--reason is required for a correction")
-    board = CustodyBoard.open(inventory, path=args.board)
+    try:
+        board = CustodyBoard.open(inventory, path=args.board)
+    except CustodyFileError as exc:
+        return _board_error(exc)
     try:
         if args.custody_action == "show":
             return _show_custody(args, board, inventory, names)
@@ -189,6 +195,8 @@ def run_custody(args: argparse.Namespace) -> int:
                 changes = board.advance(names, args.to or None, reason=args.reason)
             else:
                 changes = board.correct(names, args.to, reason=args.reason)
+        except CustodyFileError as exc:  # broken by someone else since it was opened
+            return _board_error(exc)
         except CustodyError as exc:
             print(f"pacs-tui custody: refused: {exc}", file=sys.stderr)
             print("pacs-tui custody: nothing was changed", file=sys.stderr)
@@ -202,6 +210,14 @@ def run_custody(args: argparse.Namespace) -> int:
         return EXIT_OK
     finally:
         board.close()
+
+
+def _board_error(exc: CustodyFileError) -> int:
+    """A custody board file that cannot be used: each problem on its own line, exit 2."""
+    for problem in str(exc).splitlines():
+        _error("custody", problem)
+    print("pacs-tui custody: nothing was changed; fix or move the board file", file=sys.stderr)
+    return EXIT_USAGE
 
 
 def _show_custody(args: argparse.Namespace, board: Any, inventory: Any, names: list[str]) -> int:
