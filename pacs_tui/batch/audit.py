@@ -8,6 +8,12 @@ middle of a batch loses no step that had completed (WAL with
 of the laptop may lose the last commits). Triggers refuse UPDATE and DELETE.
 Details pass through the credential redactor, so a secret that found its way
 into a device's error text never lands on disk.
+
+Every row also names the process that wrote it (``host``, ``pid`` and
+``proc``, the boot id and start time of that pid), so a reader can tell a
+batch that is still running in another process from one whose process died
+(``interrupted``). Databases from before these columns get them added on
+open; their old rows carry none.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import getpass
 import json
 import os
 import re
+import socket
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -40,7 +47,10 @@ CREATE TABLE IF NOT EXISTS events (
     wave     INTEGER,
     call     TEXT NOT NULL DEFAULT '',
     outcome  TEXT NOT NULL DEFAULT '',
-    detail   TEXT NOT NULL DEFAULT ''
+    detail   TEXT NOT NULL DEFAULT '',
+    host     TEXT NOT NULL DEFAULT '',  -- the writer: host name, pid, boot id/start ticks
+    pid      INTEGER,
+    proc     TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS events_ts ON events (ts);
 CREATE TRIGGER IF NOT EXISTS events_no_update BEFORE UPDATE ON events
@@ -73,6 +83,40 @@ def operator_name() -> str:
         return f"uid:{os.getuid()}"
 
 
+# Columns added after the first release: (name, declaration) for ALTER TABLE.
+_ADDED_COLUMNS = (
+    ("host", "TEXT NOT NULL DEFAULT ''"),
+    ("pid", "INTEGER"),
+    ("proc", "TEXT NOT NULL DEFAULT ''"),
+)
+_COLUMNS = (
+    "id, ts, batch, operator, kind, verb, server, wave, call, outcome, detail, host, pid, proc"
+)
+
+
+def host_name() -> str:
+    """This machine's host name, as rows record it."""
+    return socket.gethostname()
+
+
+def process_token(pid: int) -> str:
+    """``BOOT_ID/START_TICKS`` of a live process on this host; "" where /proc cannot say.
+
+    A pid alone is reused; the kernel's start time of the process (``/proc/PID/stat``
+    field 22, clock ticks since boot) and the boot id make it unique on this host.
+    """
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    # The command name (field 2) is in parentheses and may hold spaces: split after it.
+    fields = stat[stat.rfind(")") + 2 :].split()
+    if len(fields) < 20:
+        return ""
+    return f"{boot}/{fields[19]}"
+
+
 def utc_stamp(moment: datetime | None = None) -> str:
     """``2024-05-17T22:01:02.123456Z``: fixed width, so text order is time order."""
     when = (moment or datetime.now(UTC)).astimezone(UTC)
@@ -94,6 +138,9 @@ class AuditEvent:
     call: str
     outcome: str
     detail: str
+    host: str = ""  # who wrote the row: host name, process id, process token
+    pid: int | None = None
+    proc: str = ""
 
     def to_json(self) -> dict[str, Any]:
         """The event as a JSON-able dict."""
@@ -116,6 +163,23 @@ class AuditLog:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        self._add_columns()
+        self._host = host_name()
+        self._pid = os.getpid()
+        self._proc = process_token(self._pid)
+
+    def _add_columns(self) -> None:
+        """Give a database from before the process columns those columns."""
+        have = {row[1] for row in self._db.execute("PRAGMA table_info(events)")}
+        for name, declaration in _ADDED_COLUMNS:
+            if name in have:
+                continue
+            try:
+                self._db.execute(f"ALTER TABLE events ADD COLUMN {name} {declaration}")
+            except sqlite3.OperationalError as exc:
+                # Another process opening the same log at the same moment added it first.
+                if "duplicate column" not in str(exc):
+                    raise
 
     def record(
         self,
@@ -132,7 +196,7 @@ class AuditLog:
         """Append one event and commit it before returning; return its id."""
         cursor = self._db.execute(
             "INSERT INTO events (ts, batch, operator, kind, verb, server, wave, call, outcome,"
-            " detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " detail, host, pid, proc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 utc_stamp(),
                 batch,
@@ -144,6 +208,9 @@ class AuditLog:
                 REDACTOR.redact(call),
                 outcome,
                 REDACTOR.redact(detail),
+                self._host,
+                self._pid,
+                self._proc,
             ),
         )
         row_id = cursor.lastrowid
@@ -157,7 +224,7 @@ class AuditLog:
         self, since: str | None = None, batch: str | None = None
     ) -> Iterator[AuditEvent]:
         """Like ``events``, one row at a time."""
-        query = "SELECT id, ts, batch, operator, kind, verb, server, wave, call, outcome, detail FROM events"
+        query = f"SELECT {_COLUMNS} FROM events"
         where: list[str] = []
         args: list[Any] = []
         if since is not None:

@@ -19,8 +19,14 @@
   ``pause()``/``resume()`` hold new steps.
 - Every step is appended to the audit log and committed as it completes,
   *before* subscribers hear of it.
+- A server that did not reach its target after its PACS units were stopped
+  is read once more at the end: if it is still On, the result names it with
+  its units (``BatchResult.units_stopped_on``), since its PACS is down on a
+  running box and nobody else will say so.
 
-Only a writable ``Session`` can build a runner.
+The runner needs only a ``WriteGuard`` (``Session`` is one) to refuse a
+read-only session; ``Session.runner`` builds it. It never imports the
+session module, so the dependency points one way: session → runner.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from pacs_tui.batch.audit import AuditLog
 from pacs_tui.batch.confirm import Confirmation, ConfirmationRequired, ConfirmationRule
@@ -49,12 +55,10 @@ from pacs_tui.batch.plan import (
 )
 from pacs_tui.batch.progress import BatchProgress, Subscriber, estimate_eta
 from pacs_tui.batch.readings import POWER_PROBE, SSH_PROBE, Readings
+from pacs_tui.batch.units import STOP_UNITS_VERB, stopped_units
 from pacs_tui.inventory import Server
 from pacs_tui.plugin_api import Action, ActionOutcome
 from pacs_tui.power import PowerState
-
-if TYPE_CHECKING:
-    from pacs_tui.session import Session
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +72,13 @@ _CALL_TARGET = {
     "shutdown": PowerState.OFF,
 }
 _LEFT_ON = (PowerState.OFF, PowerState.POWERING_OFF, PowerState.POWERING_ON)
+
+
+class WriteGuard(Protocol):
+    """What refuses to change the fleet in a read-only session (``Session`` is one)."""
+
+    def require_writable(self, what: str) -> None:
+        """Raise (``ReadOnlySession``) saying why ``what`` is not possible."""
 
 
 class FailurePolicy(StrEnum):
@@ -164,6 +175,10 @@ class BatchResult:
     aborted: bool = False
     halted: bool = False
     elapsed_s: float = 0.0
+    # Servers not at target whose PACS units were stopped: read On at the end, or
+    # neither On nor Off then (unreadable, PoweringOff...); server → the units stopped.
+    units_stopped_on: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    units_stopped_unknown: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -174,6 +189,25 @@ class BatchResult:
     def critical_path_s(self) -> float:
         """Sum over waves of the slowest server in the wave."""
         return sum(w.slowest_s for w in self.waves)
+
+    def stranded_lines(self) -> list[str]:
+        """Lines naming servers left running (or unreadable) with their PACS units stopped.
+
+        ``["2 servers still On with their PACS units stopped: arch-001 (pacs,
+        pacs-archive), web-002 (pacs-web)"]``; empty when there are none.
+        """
+        lines = []
+        for servers, what in (
+            (self.units_stopped_on, "still On"),
+            (self.units_stopped_unknown, "not confirmed Off"),
+        ):
+            if servers:
+                names = ", ".join(f"{n} ({', '.join(u)})" for n, u in sorted(servers.items()))
+                lines.append(
+                    f"{len(servers)} server{'s' if len(servers) != 1 else ''} {what} "
+                    f"with their PACS units stopped: {names}"
+                )
+        return lines
 
     def counts(self) -> dict[str, int]:
         """Servers per status."""
@@ -194,6 +228,8 @@ class BatchResult:
             "elapsed_s": round(self.elapsed_s, 3),
             "critical_path_s": round(self.critical_path_s, 3),
             "counts": self.counts(),
+            "units_stopped_on": {n: list(u) for n, u in self.units_stopped_on.items()},
+            "units_stopped_unknown": {n: list(u) for n, u in self.units_stopped_unknown.items()},
             "servers": [r.to_json() for r in self.servers.values()],
         }
 
@@ -203,7 +239,7 @@ class BatchRunner:
 
     def __init__(
         self,
-        session: Session,
+        guard: WriteGuard,
         plan: BatchPlan,
         actions: Mapping[str, Action],
         readings: Readings,
@@ -218,7 +254,7 @@ class BatchRunner:
         retry: RetryPolicy | None = None,
     ) -> None:
         """Check everything that must hold before a single call is made."""
-        session.require_writable("build a batch runner")
+        guard.require_writable("build a batch runner")
         if plan.refused:
             raise PlanRefused("; ".join(plan.refusals))
         rule = confirm_rule or ConfirmationRule()
@@ -251,6 +287,7 @@ class BatchRunner:
         self._wave_done = 0
         self._total = len(plan.servers)
         self._downstream = downstream_map(plan.verb, [sp.server for sp in plan.servers])
+        self._units_stopped: dict[str, tuple[str, ...]] = {}  # server → units it may have stopped
 
     # -- control ------------------------------------------------------------------------
 
@@ -315,14 +352,38 @@ class BatchRunner:
             await self._run_wave(wave, left_out)
         self.result.aborted = self._aborted
         self.result.halted = self._halted
+        await self._check_stranded()
         self.result.elapsed_s = time.monotonic() - self._t0
         counts = ", ".join(f"{k} {v}" for k, v in sorted(self.result.counts().items()))
-        self._record(
-            "batch-end",
-            outcome="ok" if self.result.ok else "incomplete",
-            detail=f"{counts}; {self.result.elapsed_s:.1f} s",
+        detail = "; ".join(
+            [counts, *self.result.stranded_lines(), f"{self.result.elapsed_s:.1f} s"]
         )
+        self._record("batch-end", outcome="ok" if self.result.ok else "incomplete", detail=detail)
         return self.result
+
+    async def _check_stranded(self) -> None:
+        """Read PowerState of the servers that missed their target after a unit stop."""
+        for name, units in self._units_stopped.items():
+            result = self.result.servers.get(name)
+            if result is None or result.status in _FINE:
+                continue
+            server = next(sp.server for sp in self.plan.servers if sp.server.name == name)
+            try:
+                reading = await self.readings.read(server, POWER_PROBE)
+            except Exception:  # a broken probe must not hide the stop: report unknown
+                log.exception("reading PowerState of %s after the batch failed", name)
+                reading = None
+            state = reading.state if reading is not None else str(PowerState.UNKNOWN)
+            if state == PowerState.OFF:
+                continue  # down with its server: the units come back with the boot
+            if state == PowerState.ON:
+                self.result.units_stopped_on[name] = units
+            else:
+                self.result.units_stopped_unknown[name] = units
+            self._record(
+                "units-stopped", server=name, outcome=f"PowerState {state}",
+                detail=f"units stopped and not started again: {' '.join(units)}",
+            )  # fmt: skip
 
     async def _run_wave(self, wave: WavePlan, left_out: dict[str, str]) -> None:
         self._wave = wave
@@ -420,6 +481,7 @@ class BatchRunner:
                                      outcome="not needed", detail=f"PowerState is {state}")  # fmt: skip
                         continue
                 outcome = await self._call(server, step)
+                self._note_unit_stop(server, step, outcome)
                 if outcome.unknown:
                     # It may have been carried out: verify by reading, never re-send.
                     unknown, task_done = outcome.detail, False
@@ -501,6 +563,15 @@ class BatchRunner:
                          detail=f"try {attempt + 1} failed: {outcome.detail}; again in {delay:.1f} s")  # fmt: skip
             await asyncio.sleep(delay)
             attempt += 1
+
+    def _note_unit_stop(self, server: Server, step: PlannedStep, outcome: ActionOutcome) -> None:
+        """Remember units a stop call may have stopped (done, or sent with no answer)."""
+        if step.action_step is None or step.action_step.verb != STOP_UNITS_VERB:
+            return
+        if outcome.ok or outcome.unknown:
+            units = stopped_units(step.call)
+            if units:
+                self._units_stopped[server.name] = units
 
     async def _already_there(self, server: Server, step: PlannedStep) -> str | None:
         """After a refused call: the PowerState it aimed at, if the server is there now."""

@@ -1,4 +1,9 @@
-"""``pacs-tui audit``: read the append-only log of batches, steps and results."""
+"""``pacs-tui audit``: read the append-only log of batches, steps and results.
+
+After the events it names every interrupted batch (started, never ended, its
+process gone: see ``pacs_tui.batch.interrupted``); ``--ack ID`` records that
+the operator has seen one, so it is no longer named.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +23,9 @@ def register(subparsers: Any) -> None:
         description=(
             "Print the audit log: every plan, confirmation, step, result and abort, with "
             "timestamp (UTC) and operator. Reads $PACS_TUI_DATA_DIR/audit.sqlite3 "
-            "(default ~/.local/share/pacs-tui/audit.sqlite3)."
+            "(default ~/.local/share/pacs-tui/audit.sqlite3). Batches that started and never "
+            "ended (their process was killed) are named last, with the servers not confirmed "
+            "at their target, until acknowledged with --ack."
         ),
     )
     p.add_argument("--json", action="store_true", help="one JSON object per line")
@@ -28,11 +35,22 @@ def register(subparsers: Any) -> None:
     )  # fmt: skip
     p.add_argument("--batch", help="only the events of this batch id")
     p.add_argument("--db", type=Path, help="another audit database file")
+    p.add_argument(
+        "--interrupted", action="store_true",
+        help="only the interrupted batches (started, never ended, process gone)",
+    )  # fmt: skip
+    p.add_argument(
+        "--ack", metavar="BATCH",
+        help="acknowledge an interrupted batch (audited): it is no longer named",
+    )  # fmt: skip
     p.set_defaults(handler=run_audit)
 
 
 def run_audit(args: argparse.Namespace) -> int:
-    """Print the events."""
+    """Print the events, then the interrupted batches; or acknowledge one."""
+    import json
+    import sqlite3
+
     from pacs_tui.batch.audit import (
         AuditLog,
         default_audit_path,
@@ -40,6 +58,7 @@ def run_audit(args: argparse.Namespace) -> int:
         event_line,
         parse_since,
     )
+    from pacs_tui.batch.interrupted import NotInterrupted, acknowledge, find_interrupted
 
     since = None
     if args.since:
@@ -50,10 +69,29 @@ def run_audit(args: argparse.Namespace) -> int:
             return EXIT_USAGE
     path = args.db or default_audit_path()
     if not path.exists():
+        if args.ack:
+            print(f"pacs-tui audit: error: --ack: no audit log at {path}", file=sys.stderr)
+            return EXIT_USAGE
         if not args.json:
             print(f"no audit log yet ({path})", file=sys.stderr)
         return EXIT_OK
-    with AuditLog(path) as log:
-        for event in log.iter_events(since, args.batch):
-            print(event_json(event) if args.json else event_line(event))
+    try:
+        with AuditLog(path) as log:
+            if args.ack:
+                try:
+                    item = acknowledge(log, args.ack)
+                except NotInterrupted as exc:
+                    print(f"pacs-tui audit: error: --ack: {exc}", file=sys.stderr)
+                    return EXIT_USAGE
+                print(f"acknowledged interrupted batch {item.batch} ({item.verb})")
+                return EXIT_OK
+            if not args.interrupted:
+                for event in log.iter_events(since, args.batch):
+                    print(event_json(event) if args.json else event_line(event))
+            for item in find_interrupted(log.iter_events()):
+                if args.batch is None or item.batch == args.batch:
+                    print(json.dumps(item.to_json()) if args.json else item.line())
+    except sqlite3.Error as exc:
+        print(f"pacs-tui audit: error: {path}: not a readable audit log: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     return EXIT_OK

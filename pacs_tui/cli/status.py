@@ -1,4 +1,9 @@
-"""``pacs-tui status``: one sweep (or a watch) of the fleet, as a table or JSON."""
+"""``pacs-tui status``: one sweep (or a watch) of the fleet, as a table or JSON.
+
+SIGINT and SIGTERM both end it cleanly: the probes close and log out of every
+BMC (``cli.signals``). A watch so ended exits 0; a single sweep so cut short
+exits 128 + the signal number.
+"""
 
 from __future__ import annotations
 
@@ -26,7 +31,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--inventory", "-i", type=Path, required=True, help="inventory YAML file")
     p.add_argument("--select", "-s", default=None, help="selector expression, e.g. 'role=archive'")
     p.add_argument("--json", action="store_true", help="print a JSON list, one object per server")
-    p.add_argument("--watch", action="store_true", help="keep polling and reprint until Ctrl-C")
+    p.add_argument(
+        "--watch", action="store_true",
+        help="keep polling and reprint until Ctrl-C or SIGTERM (both log out of the BMCs)",
+    )  # fmt: skip
     p.add_argument("--interval", type=float, default=5.0, help="seconds between --watch reprints")
     p.add_argument("--probe", action="append", default=None, help="only this probe (repeatable)")
     p.set_defaults(handler=run_status)
@@ -43,7 +51,9 @@ def run_status(args: argparse.Namespace) -> int:
     servers = select_servers(inventory, args.select)
     if args.interval <= 0:
         return _error("--interval must be > 0")
-    return asyncio.run(_status(args, inventory, servers))
+    from pacs_tui.cli.signals import run_until_signalled
+
+    return asyncio.run(run_until_signalled(lambda _stop: _status(args, inventory, servers)))
 
 
 async def _status(args: argparse.Namespace, inventory: Any, servers: list[Any]) -> int:
@@ -80,6 +90,10 @@ async def _status(args: argparse.Namespace, inventory: Any, servers: list[Any]) 
                     )
                 _print(views, args.json)
         except asyncio.CancelledError:
+            # A signal is how a watch ends: go on to the monitor's close (logout).
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
             return EXIT_OK
 
 

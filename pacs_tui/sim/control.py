@@ -58,7 +58,8 @@ async def get_host(request: web.Request) -> web.Response:
 
 
 async def get_bmc(request: web.Request) -> web.Response:
-    """GET /hosts/{name}/bmc: the BMC's flavour and what it received (requests, resets)."""
+    """GET /hosts/{name}/bmc: the BMC's flavour, what it received (requests, resets) and
+    its live Redfish sessions."""
     center = _center(request)
     name = request.match_info["name"]
     try:
@@ -77,6 +78,7 @@ async def get_bmc(request: web.Request) -> web.Response:
             "enclosure": bmc.enclosure(name),
             "requests": [{"method": m, "path": p, "count": n} for (m, p), n in received],
             "resets": bmc.resets(name),
+            "sessions": bmc.active_sessions(name),  # live Redfish sessions (logins not logged out)
         }
     )
 

@@ -1,0 +1,96 @@
+"""SIGINT and SIGTERM end a long-running command the same way: cleanly, with logout.
+
+Python's default for SIGTERM ends the process on the spot: no ``finally``, no
+``async with`` exit, so every Redfish session the command held stays open on
+its BMC until the BMC's idle timeout (often 10 minutes, and a BMC has only a
+handful). ``run_until_signalled`` runs the command's coroutine as a task and
+turns the first SIGINT or SIGTERM into a cancellation of that task, so its
+``async with`` blocks close their plugins (which log out). A command can
+``divert`` the signals for a while to do something gentler than cancel
+(a power batch aborts: no new step, calls in flight finish, all audited).
+A second signal gets the operating system's default (Ctrl-C twice kills).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Callable, Coroutine, Iterator
+from typing import Any
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class SignalStop:
+    """What the first SIGINT/SIGTERM does to a running command (see the module doc)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, task: asyncio.Task[int]) -> None:
+        self._loop = loop
+        self._task = task
+        self._diverted: Callable[[signal.Signals], None] | None = None
+        self.received: signal.Signals | None = None
+
+    @property
+    def exit_code(self) -> int:
+        """``128 + signal number`` of the signal received (the shell's convention)."""
+        return 128 + int(self.received) if self.received is not None else 0
+
+    def install(self) -> None:
+        """Catch SIGINT and SIGTERM from now on."""
+        for sig in SIGNALS:
+            self._loop.add_signal_handler(sig, self._on_signal, sig)
+
+    def uninstall(self) -> None:
+        """Give both signals back to their defaults."""
+        for sig in SIGNALS:
+            with contextlib.suppress(ValueError, RuntimeError):
+                self._loop.remove_signal_handler(sig)
+
+    @contextlib.contextmanager
+    def divert(self, action: Callable[[signal.Signals], None]) -> Iterator[None]:
+        """Inside the block, the first signal calls ``action(signal)`` instead of cancelling."""
+        self._diverted = action
+        try:
+            yield
+        finally:
+            self._diverted = None
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        if self.received is not None:
+            return
+        self.received = sig
+        # The second signal is the operator insisting: let it do its default.
+        self.uninstall()
+        if self._diverted is not None:
+            self._diverted(sig)
+        else:
+            self._task.cancel(f"stopped by {sig.name}")
+
+
+async def run_until_signalled(
+    command: Callable[[SignalStop], Coroutine[Any, Any, int]],
+) -> int:
+    """Run ``command(stop)``; return its exit code, or ``128+N`` when signal N cancelled it.
+
+    The coroutine may catch the cancellation itself and return its own code
+    (``status --watch`` returns 0: a signal is how a watch is meant to end).
+    """
+    loop = asyncio.get_running_loop()
+    holder: list[SignalStop] = []
+
+    async def wrapped() -> int:
+        return await command(holder[0])
+
+    task = asyncio.create_task(wrapped())
+    stop = SignalStop(loop, task)
+    holder.append(stop)
+    stop.install()
+    try:
+        return await task
+    except asyncio.CancelledError:
+        if stop.received is not None and task.cancelled():
+            return stop.exit_code
+        raise
+    finally:
+        stop.uninstall()
