@@ -19,24 +19,34 @@ messages name the reference and its source, never the secret.
 
 from __future__ import annotations
 
+import base64
 import hmac
+import json
 import logging
 import os
+import re
 import stat
 import threading
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
+from pacs_tui.input_file import (
+    PRIVATE_KEY,
+    SECRETS,
+    InputFileError,
+    check_file,
+    decode_text,
+    read_checked,
+)
 from pacs_tui.inventory.model import Inventory
 
 log = logging.getLogger(__name__)
 
 REDACTED = "******"
-# A secrets file is small; megabytes mean a wrong path.
-MAX_SECRETS_FILE_BYTES = 1024 * 1024
 
 
 class Secret:
@@ -97,33 +107,51 @@ class SecretRedactor(logging.Filter):
 
     Attach it to handlers (:meth:`install`): a logger's own filters do not
     see records propagated from child loggers, a handler's filters do.
+
+    Every registered secret is redacted whatever its length. One of
+    :data:`MIN_LENGTH` characters or more is replaced wherever it occurs; a
+    shorter one only where it stands as a whole token (not next to a letter,
+    digit or underscore), so a password ``abc`` does not blank ``abcde``.
     """
 
-    MIN_LENGTH = 4  # shorter values would redact ordinary words
+    MIN_LENGTH = 4  # shorter values are matched as whole tokens only
 
     def __init__(self) -> None:
         super().__init__()
         self._values: set[str] = set()
+        self._pattern: re.Pattern[str] | None = None
         self._lock = threading.Lock()
 
-    def add(self, secret: Secret) -> None:
-        """Remember ``secret`` so that records containing it are scrubbed."""
-        value = secret.reveal().strip()
-        if len(value) >= self.MIN_LENGTH:
-            with self._lock:
-                self._values.add(value)
+    def add(self, secret: Secret, *, username: str | None = None) -> None:
+        """Remember ``secret`` and the forms it travels in, so records holding any are scrubbed.
+
+        The forms are the value itself (also without surrounding blanks), its
+        base64 and percent- and JSON-escaped spellings, and, with ``username``,
+        the base64 of ``username:password`` that an HTTP Basic ``Authorization``
+        header carries (RFC 7617 section 2).
+        """
+        value = secret.reveal()
+        forms = {value, value.strip()}
+        forms.add(_b64(value))
+        forms.add(urllib.parse.quote(value, safe=""))
+        forms.add(json.dumps(value, ensure_ascii=False)[1:-1])
+        forms.add(json.dumps(value)[1:-1])
+        if username is not None:
+            forms.add(_b64(f"{username}:{value}"))
+        forms.discard("")
+        with self._lock:
+            if not forms <= self._values:
+                self._values |= forms
+                self._pattern = _pattern(self._values, self.MIN_LENGTH)
 
     def redact(self, text: str) -> str:
         """``text`` with every known secret replaced by ``******``."""
-        with self._lock:
-            values = sorted(self._values, key=len, reverse=True)
-        for value in values:
-            text = text.replace(value, REDACTED)
-        return text
+        pattern = self._pattern
+        return text if pattern is None else pattern.sub(REDACTED, text)
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Rewrite the record's message and traceback text when they hold a secret."""
-        if not self._values:
+        if self._pattern is None:
             return True
         message = record.getMessage()
         clean = self.redact(message)
@@ -140,6 +168,19 @@ class SecretRedactor(logging.Filter):
         for handler in (logger or logging.getLogger()).handlers:
             if self not in handler.filters:
                 handler.addFilter(self)
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode("ascii")
+
+
+def _pattern(values: set[str], min_length: int) -> re.Pattern[str]:
+    # Longest first, so a secret containing another is replaced whole.
+    alternatives = [
+        re.escape(v) if len(v) >= min_length else rf"(?<!\w){re.escape(v)}(?!\w)"
+        for v in sorted(values, key=lambda v: (-len(v), v))
+    ]
+    return re.compile("|".join(alternatives))
 
 
 # The process-wide redactor: every password resolve() returns is registered here.
@@ -170,25 +211,18 @@ def resolve(
     elif ref.file is not None:
         credential = _from_secrets_file(ref_name, ref.file, ref.username)
     elif ref.key_file is not None:
-        _check_private(ref_name, f"key file {ref.key_file}", ref.key_file)
-        credential = Credential(ref.username, key_file=ref.key_file)
+        credential = _from_key_file(ref_name, ref.key_file, ref.username)
     else:  # the inventory validator refuses this; kept for hand-built inventories
         raise CredentialError(ref_name, "", "has no secret source")
     if credential.password is not None:
-        REDACTOR.add(credential.password)
+        # With the user name: an HTTP Basic header carries base64 of "user:password";
+        # clients without a user name send ":password".
+        REDACTOR.add(credential.password, username=credential.username or "")
     log.debug("resolved credential %r", ref_name)  # the name only, never the value
     return credential
 
 
-def _check_private(reference: str, source: str, path: Path) -> os.stat_result:
-    try:
-        info = os.stat(path)
-    except FileNotFoundError:
-        raise CredentialError(reference, source, "file is missing") from None
-    except OSError as exc:
-        raise CredentialError(reference, source, exc.strerror or "cannot be read") from None
-    if not stat.S_ISREG(info.st_mode):
-        raise CredentialError(reference, source, "is not a regular file")
+def _check_private(reference: str, source: str, info: os.stat_result, path: Path) -> None:
     mode = stat.S_IMODE(info.st_mode)
     if mode & 0o077:
         raise CredentialError(
@@ -198,21 +232,43 @@ def _check_private(reference: str, source: str, path: Path) -> os.stat_result:
         raise CredentialError(
             reference, source, f"is owned by uid {info.st_uid}, not by this user or root"
         )
-    return info
+
+
+def _file_problem(reference: str, source: str, exc: InputFileError) -> CredentialError:
+    if exc.reason == "no such file":
+        return CredentialError(reference, source, "file is missing")
+    if exc.line:  # never the byte itself: this is a secrets file
+        what = "holds a NUL byte" if "NUL" in exc.reason else "is not UTF-8 text"
+        return CredentialError(reference, source, f"{what} (line {exc.line}, column {exc.column})")
+    return CredentialError(reference, source, exc.reason)
+
+
+def _from_key_file(reference: str, path: Path, username: str | None) -> Credential:
+    source = f"key file {path}"
+    try:
+        info = check_file(path, PRIVATE_KEY)
+    except InputFileError as exc:
+        raise _file_problem(reference, source, exc) from None
+    _check_private(reference, source, info, path)
+    return Credential(username, key_file=path)
 
 
 def _from_secrets_file(reference: str, path: Path, username: str | None) -> Credential:
     source = f"secrets file {path}"
-    info = _check_private(reference, source, path)
-    if info.st_size > MAX_SECRETS_FILE_BYTES:
-        raise CredentialError(reference, source, "is larger than 1 MiB")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        # One open for the mode check and the read: the checked file is the file read.
+        raw, info = read_checked(path, SECRETS)
+        _check_private(reference, source, info, path)
+        text = decode_text(raw, path)
+    except InputFileError as exc:
+        raise _file_problem(reference, source, exc) from None
+    try:
+        data = yaml.safe_load(text)
     except yaml.MarkedYAMLError as exc:
         # Never the parser's message: it quotes the offending line, which may be a password.
         line = exc.problem_mark.line + 1 if exc.problem_mark else 0
         raise CredentialError(reference, source, f"is not valid YAML (line {line})") from None
-    except (yaml.YAMLError, UnicodeDecodeError, OSError):
+    except yaml.YAMLError:
         raise CredentialError(reference, source, "cannot be read as YAML text") from None
     if not isinstance(data, dict):
         raise CredentialError(reference, source, "must map reference names to entries")

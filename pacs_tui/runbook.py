@@ -37,6 +37,7 @@ from typing import Any
 
 from pacs_tui.batch.audit import AuditLog, data_dir, utc_stamp
 from pacs_tui.custody import write_json_atomic
+from pacs_tui.input_file import RUNBOOK, InputFileError, read_text
 from pacs_tui.inventory.problems import Problem
 from pacs_tui.inventory.yaml_source import LocatedList, LocatedMap, _LocatedLoader, read_yaml
 from pacs_tui.selector import SelectorError, compile_selector
@@ -241,13 +242,9 @@ def load_runbook(path: Path | str) -> Runbook:
     """Load and validate the runbook at ``path``; raise ``RunbookError`` listing every problem."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise RunbookError([Problem(path, 0, "", "no such file")]) from None
-    except UnicodeDecodeError as exc:
-        raise RunbookError([Problem(path, 0, "", f"not UTF-8 text (byte {exc.start})")]) from None
-    except OSError as exc:
-        raise RunbookError([Problem(path, 0, "", exc.strerror or str(exc))]) from None
+        text = read_text(path, RUNBOOK)  # a regular file of at most 4 MiB, UTF-8
+    except InputFileError as exc:
+        raise RunbookError([Problem.of_file(exc)]) from None
     return parse_runbook(text, path)
 
 

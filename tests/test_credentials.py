@@ -191,8 +191,10 @@ def test_redactor_install_adds_one_filter_per_handler() -> None:
         logger.removeHandler(handler)
 
 
-def test_short_values_are_not_redacted_everywhere() -> None:
+def test_short_values_are_redacted_as_whole_tokens_only() -> None:
     redactor = SecretRedactor()
     redactor.add(Secret("ab"))
     redactor.add(Secret(PASSWORD))
-    assert redactor.redact(f"ab {PASSWORD}") == f"ab {REDACTED}"
+    # Before: a secret under 4 characters was never redacted ("ab" stayed in the text).
+    assert redactor.redact(f"ab {PASSWORD}") == f"{REDACTED} {REDACTED}"
+    assert redactor.redact("password=ab; about tab ab_c") == f"password={REDACTED}; about tab ab_c"

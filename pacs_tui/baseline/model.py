@@ -19,6 +19,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from pacs_tui.input_file import BASELINE, InputFileError, read_text
+
 BASELINE_VERSION = 1
 FORMAT_NAME = "pacs-tui-baseline"
 HARDWARE_KEYS = (
@@ -199,15 +201,10 @@ def load_baseline(path: Path) -> Baseline:
     """Read a baseline file; raise :class:`BaselineError` naming the file and the field."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise BaselineError(path, "", "no such file") from None
-    except IsADirectoryError:
-        raise BaselineError(path, "", "is a directory, not a file") from None
-    except UnicodeDecodeError as exc:
-        raise BaselineError(path, "", f"not UTF-8 text (byte {exc.start})") from None
-    except OSError as exc:
-        raise BaselineError(path, "", exc.strerror or str(exc)) from None
+        text = read_text(path, BASELINE)  # a regular file of at most 64 MiB, UTF-8
+    except InputFileError as exc:
+        where = f"line {exc.line}, column {exc.column}" if exc.line else ""
+        raise BaselineError(path, where, exc.reason) from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:

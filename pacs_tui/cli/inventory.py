@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from pacs_tui.input_file import CSV_EXPORT, InputFileError, read_text
 from pacs_tui.inventory import (
     BmcEndpoint,
     Inventory,
@@ -132,9 +133,9 @@ def _bmc_cell(bmc: BmcEndpoint) -> str:
 def run_import(args: argparse.Namespace) -> int:
     """Convert a CSV export; write YAML to --out or stdout; exit 2 on problems."""
     try:
-        text = args.file.read_text(encoding="utf-8-sig")  # spreadsheets often add a BOM
-    except OSError as exc:
-        print(f"{args.file}: {exc.strerror or exc}", file=sys.stderr)
+        text = read_text(args.file, CSV_EXPORT)  # regular, at most 16 MiB, UTF-8 (BOM dropped)
+    except InputFileError as exc:
+        print(exc, file=sys.stderr)
         return EXIT_USAGE
     try:
         yaml_text = csv_to_yaml(text, args.file, target=args.out)

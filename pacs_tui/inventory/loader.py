@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pacs_tui.input_file import INVENTORY, InputFileError, read_text
 from pacs_tui.inventory.model import Inventory
 from pacs_tui.inventory.problems import InventoryError, Problem
 from pacs_tui.inventory.validate import build_inventory
@@ -14,19 +15,15 @@ def load_inventory(path: Path | str) -> Inventory:
     """Load and validate the YAML inventory at ``path``.
 
     Raises :class:`InventoryError` listing every problem (file, line, key,
-    reason); nothing is half-loaded.
+    reason); nothing is half-loaded. The file must be a regular UTF-8 file of at
+    most 16 MiB (:data:`pacs_tui.input_file.INVENTORY`): a FIFO, a device or a
+    larger file is refused before parsing.
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8-sig")  # -sig: editors on Windows add a BOM
-    except FileNotFoundError:
-        raise InventoryError([Problem(path, 0, "", "no such file")]) from None
-    except IsADirectoryError:
-        raise InventoryError([Problem(path, 0, "", "is a directory, not a file")]) from None
-    except UnicodeDecodeError as exc:
-        raise InventoryError([Problem(path, 0, "", f"not UTF-8 text (byte {exc.start})")]) from None
-    except OSError as exc:
-        raise InventoryError([Problem(path, 0, "", exc.strerror or str(exc))]) from None
+        text = read_text(path, INVENTORY)
+    except InputFileError as exc:
+        raise InventoryError([Problem.of_file(exc)]) from None
     return load_inventory_text(text, path)
 
 

@@ -18,6 +18,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pacs_tui.input_file import (
+    CERTIFICATE,
+    KNOWN_HOSTS,
+    PRIVATE_KEY,
+    SECRETS,
+    FileKind,
+    InputFileError,
+    check_file,
+)
 from pacs_tui.inventory.model import (
     DEFAULT_CALLING_AE_TITLE,
     DICOM_TLS_PORT,
@@ -222,6 +231,8 @@ class _Check:
 
     file: Path
     problems: list[Problem] = field(default_factory=list)
+    # (path, kind) -> its stat, or the problem message; one check per file, not per server.
+    checked_files: dict[tuple[Path, FileKind], os.stat_result | str] = field(default_factory=dict)
     # Servers that failed their own checks: naming them in depends_on is no second error.
     failed: set[str] = field(default_factory=set)
 
@@ -233,19 +244,48 @@ class _Check:
         path = Path(_text(value)).expanduser()
         return path if path.is_absolute() else (self.file.parent / path).resolve()
 
-    def existing_path(self, value: Any) -> Path:
+    def _checked(self, value: Any, kind: FileKind) -> tuple[Path, os.stat_result]:
+        """A regular file within ``kind``'s size cap (a FIFO here would hang the TLS or
+        SSH library that reads it later); each path is checked once per inventory."""
         path = self.path(value)
-        if not path.is_file():
-            raise _Invalid(f"file {path} is missing")
+        if (path, kind) not in self.checked_files:
+            try:
+                self.checked_files[path, kind] = check_file(path, kind)
+            except InputFileError as exc:
+                if exc.reason == "no such file":
+                    message = f"file {path} is missing"
+                elif exc.reason.startswith("is "):
+                    message = f"file {path} {exc.reason}"
+                else:
+                    message = f"file {path}: {exc.reason}"
+                self.checked_files[path, kind] = message
+        result = self.checked_files[path, kind]
+        if isinstance(result, str):
+            raise _Invalid(result)
+        return path, result
+
+    def certificate_path(self, value: Any) -> Path:
+        """A CA bundle or certificate file: regular, at most 4 MiB."""
+        return self._checked(value, CERTIFICATE)[0]
+
+    def known_hosts_path(self, value: Any) -> Path:
+        """A known_hosts file, which may not exist yet; when it does, a regular file."""
+        path = self.path(value)
+        if os.path.lexists(path):
+            self._checked(value, KNOWN_HOSTS)
         return path
 
-    def private_path(self, value: Any) -> Path:
+    def private_path(self, value: Any, kind: FileKind = PRIVATE_KEY) -> Path:
         """A file that must exist and be readable by its owner only."""
-        path = self.existing_path(value)
-        mode = stat.S_IMODE(os.stat(path).st_mode)
+        path, info = self._checked(value, kind)
+        mode = stat.S_IMODE(info.st_mode)
         if mode & 0o077:
             raise _Invalid(f"file {path} has mode {mode:04o}; it must be 0600 (chmod 600 {path})")
         return path
+
+    def secrets_path(self, value: Any) -> Path:
+        """A secrets file: private, at most 1 MiB."""
+        return self.private_path(value, SECRETS)
 
 
 def _suggest(word: str, choices: Iterable[str]) -> str:
@@ -325,7 +365,7 @@ def _specs(check: _Check) -> dict[str, dict[str, Converter]]:
             "port": _port,
             "scheme": _scheme,
             "verify_tls": _flag,
-            "ca_file": check.existing_path,
+            "ca_file": check.certificate_path,
             "credentials": _text,
             "system": _system_id,
             "auth": _bmc_auth,
@@ -340,8 +380,8 @@ def _specs(check: _Check) -> dict[str, dict[str, Converter]]:
             "calling_ae_title": _ae_title,
             "tls": _Nested(
                 {
-                    "ca_file": check.existing_path,
-                    "cert_file": check.existing_path,
+                    "ca_file": check.certificate_path,
+                    "cert_file": check.certificate_path,
                     "key_file": check.private_path,
                     "verify": _flag,
                 },
@@ -353,7 +393,7 @@ def _specs(check: _Check) -> dict[str, dict[str, Converter]]:
             "port": _port,
             "user": _text,
             "credentials": _text,
-            "known_hosts": check.path,
+            "known_hosts": check.known_hosts_path,
         },
         "server": server,
         "defaults": {k: v for k, v in server.items() if k != "name"},
@@ -361,7 +401,7 @@ def _specs(check: _Check) -> dict[str, dict[str, Converter]]:
         "credential": {
             "username": _text,
             "password_env": _env_name,
-            "file": check.private_path,
+            "file": check.secrets_path,
             "key_file": check.private_path,
         },
     }

@@ -13,6 +13,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+from pacs_tui.input_file import REPORT, InputFileError, read_text
 from pacs_tui.replication.proof import FindingKind, StudyFinding
 
 REPORT_FORMAT = "pacs-tui-replication-check"
@@ -183,11 +184,9 @@ class RepairInput:
 def load_report(path: Path) -> RepairInput:
     """Read ``replication check --json`` output; ``ReportError`` naming file and field."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ReportError(f"{path}: cannot read: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise ReportError(f"{path}: not UTF-8 text") from None
+        text = read_text(path, REPORT)  # a regular file of at most 256 MiB, UTF-8
+    except InputFileError as exc:
+        raise ReportError(str(exc)) from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:

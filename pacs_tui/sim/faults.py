@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 
+from pacs_tui.input_file import FAULTS, InputFileError, read_text
 from pacs_tui.sim.redfish_flavour import PLANTABLE
 
 
@@ -114,9 +115,9 @@ class FaultFileError(ValueError):
 def load_fault_plan(path: Path) -> list[PlannedFault]:
     """Read a faults file: ``faults: [{servers: GLOB, <fault>: value, ...}, ...]``."""
     try:
-        text = path.read_text()
-    except OSError as exc:
-        raise FaultFileError(f"{path}: cannot read: {exc.strerror}") from None
+        text = read_text(path, FAULTS)  # a regular file of at most 4 MiB, UTF-8
+    except InputFileError as exc:
+        raise FaultFileError(str(exc)) from None
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:

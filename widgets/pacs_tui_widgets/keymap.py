@@ -16,6 +16,8 @@ from pathlib import Path
 
 import yaml
 
+from pacs_tui.input_file import CONFIG, InputFileError, read_text
+
 CONFIG_ENV = "PACS_TUI_CONFIG"
 
 
@@ -54,11 +56,11 @@ def load_keymap(path: Path | None = None) -> KeymapConfig:
     """Read the ``keymap`` section of the config file (missing file: empty keymap)."""
     path = default_config_path() if path is None else path
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return KeymapConfig(path=path)
-    except OSError as exc:
-        return KeymapConfig(problems=[f"{path}: cannot read: {exc.strerror}"], path=path)
+        text = read_text(path, CONFIG)  # a FIFO or /dev/zero here must not stop the UI
+    except InputFileError as exc:
+        if exc.reason == "no such file":
+            return KeymapConfig(path=path)
+        return KeymapConfig(problems=[str(exc)], path=path)
     try:
         document = yaml.safe_load(text)
     except yaml.YAMLError as exc:
