@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from textual.command import CommandPalette
 
 from pacs_tui.inventory import load_inventory
 from pacs_tui.power import PowerState
@@ -152,7 +153,7 @@ async def press_every_binding(pilot: Any, app: ControlRoomApp, baseline_dir: Pat
     assert app.query_one(AuditPane).display
     await press("app.audit")
     await press("app.palette")
-    await wait_for(pilot, lambda: app.screen.__class__.__name__ == "CommandPalette")
+    await wait_for(pilot, lambda: isinstance(app.screen, CommandPalette))
     await pilot.press("escape")
     if "baseline.close" in keys:
         # The baseline view only reads files: open one (a file against itself) and close it.

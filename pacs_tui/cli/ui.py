@@ -23,6 +23,9 @@ from typing import Any
 from pacs_tui.cli import EXIT_OK, EXIT_USAGE
 
 SIM_READY_TIMEOUT_S = 180.0
+# The UI stopped on an error nobody handled (sysexits' EX_SOFTWARE): not 1, which
+# means "the checked thing is unhealthy" everywhere else in the CLI.
+EXIT_CRASH = 70
 MOVE_WEEKEND = "move-weekend"
 
 
@@ -126,14 +129,27 @@ def _open_ui(
     """Run the wall or the control room; ``move`` holds custody/runbook/live_phases."""
     if wall:
         wall_app = importlib.import_module("pacs_tui_widgets.wall").WallApp(inventory, **move)
-        wall_app.run()
-        return EXIT_OK
+        return _run_app(wall_app)
     app_module = importlib.import_module("pacs_tui_widgets.app")
     keymap = importlib.import_module("pacs_tui_widgets.keymap").load_keymap(config)
     app = app_module.ControlRoomApp(
         inventory, read_only=read_only or bool(inventory.read_only), keymap=keymap, **move
     )
-    result = app.run()
+    return _run_app(app)
+
+
+def _run_app(app: Any) -> int:
+    """Run a Textual app with logging to the UI log file; its exit status.
+
+    Textual sets ``return_code`` to 1 when an unhandled error stopped the app
+    (the app has logged it and Textual has printed why): ``EXIT_CRASH``, never 0.
+    """
+    from pacs_tui.cli.ui_log import logging_to_file
+
+    with logging_to_file():
+        result = app.run()
+    if app.return_code:
+        return EXIT_CRASH
     return EXIT_OK if result is None else int(result)
 
 
@@ -205,8 +221,7 @@ def run_wall(args: argparse.Namespace) -> int:
     wall_app = importlib.import_module("pacs_tui_widgets.wall").WallApp(
         inventory, page_seconds=args.page_seconds, **move
     )
-    wall_app.run()
-    return EXIT_OK
+    return _run_app(wall_app)
 
 
 def run_demo(args: argparse.Namespace) -> int:

@@ -8,11 +8,12 @@ from rich.markup import escape
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from pacs_tui_widgets.modal import Modal
 
-class AbortPrompt(ModalScreen[bool]):
+
+class AbortPrompt(Modal[bool]):
     """Asks to confirm an abort; dismisses with True only for ``y``."""
 
     DEFAULT_CSS = """

@@ -62,6 +62,7 @@ from pacs_tui_widgets.batch_desk import BATCH_BINDING_IDS, BatchDesk
 from pacs_tui_widgets.batch_pane import BatchPane
 from pacs_tui_widgets.command_line import CommandError, CommandLine, parse_command
 from pacs_tui_widgets.commands import ControlRoomCommands, PaletteCommand
+from pacs_tui_widgets.crash import crash_report
 from pacs_tui_widgets.custody_desk import (
     CUSTODY_BINDING_IDS,
     CUSTODY_BINDINGS,
@@ -77,6 +78,7 @@ from pacs_tui_widgets.fleet_rows import COLUMNS, CUSTODY_COLUMNS, GROUP_KEYS
 from pacs_tui_widgets.health_style import STATE_VARIABLE_DEFAULTS
 from pacs_tui_widgets.help_screen import BindingRow, HelpScreen, binding_rows
 from pacs_tui_widgets.keymap import KeymapConfig, load_keymap
+from pacs_tui_widgets.modal import Palette
 from pacs_tui_widgets.move_bar import MoveBar
 from pacs_tui_widgets.move_status import MoveStatus, wall_clock
 from pacs_tui_widgets.plan_screen import PlanDecision, PlanScreen
@@ -277,6 +279,15 @@ class ControlRoomApp(App[int]):
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
         return {**super().get_theme_variable_defaults(), **STATE_VARIABLE_DEFAULTS}
+
+    def action_command_palette(self) -> None:
+        """Open the command palette (one that runs a command once, however often Enter comes)."""
+        if self.use_command_palette and not isinstance(self.screen, Palette):
+            self.push_screen(Palette(id="--command-palette"))
+
+    def _handle_exception(self, error: Exception) -> None:
+        # Logged with its traceback, shown as one line, exit status non-zero.
+        super()._handle_exception(crash_report("the control room", error))
 
     # -- start and stop ----------------------------------------------------------
 

@@ -17,7 +17,6 @@ from rich.markup import escape
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Grid, VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from pacs_tui.baseline.compare import (
@@ -30,6 +29,7 @@ from pacs_tui.baseline.compare import (
     verdict_counts_text,
 )
 from pacs_tui.baseline.model import Baseline, Samples, load_baseline
+from pacs_tui_widgets.modal import Modal
 
 VERDICT_GLYPHS = {
     "better": "▲",
@@ -107,7 +107,7 @@ class ProblemLine(Static):
         self.finding = finding
 
 
-class BaselineScreen(ModalScreen[None]):
+class BaselineScreen(Modal[None]):
     """The comparison of two baseline files: verdict, role table, problems."""
 
     DEFAULT_CSS = """

@@ -14,10 +14,10 @@ from rich.markup import escape
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from pacs_tui_widgets.batch_desk import BatchDesk
+from pacs_tui_widgets.modal import Modal
 
 CUSTODY_BINDINGS: list[BindingType] = [
     Binding(
@@ -37,7 +37,7 @@ class CustodyDesk(BatchDesk):
     BINDINGS: ClassVar[list[BindingType]] = CUSTODY_BINDINGS
 
 
-class CustodyPrompt(ModalScreen[bool]):
+class CustodyPrompt(Modal[bool]):
     """Asks before a custody change of many servers; True only for ``y``."""
 
     DEFAULT_CSS = """

@@ -14,10 +14,10 @@ from rich.table import Table
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from pacs_tui_widgets.command_line import COMMANDS
+from pacs_tui_widgets.modal import Modal
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ def _key_text(keys: str) -> str:
     return ", ".join(names.get(k.strip(), k.strip()) for k in keys.split(","))
 
 
-class HelpScreen(ModalScreen[None]):
+class HelpScreen(Modal[None]):
     """Lists every key binding and every ``:`` command."""
 
     DEFAULT_CSS = """

@@ -22,12 +22,12 @@ from rich.markup import escape
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Static
 
 from pacs_tui.batch.confirm import Confirmation, ConfirmationRule
 from pacs_tui.batch.dry_run import dry_run_lines
 from pacs_tui.batch.plan import FORCE_OFF, OFF, POWERING_OFF_VERBS, RESTART, BatchPlan, PlanOptions
+from pacs_tui_widgets.modal import Modal
 
 VERB_TITLES = {
     "off": "Power OFF (graceful shutdown)",
@@ -64,7 +64,7 @@ def wave_lines(plan: BatchPlan) -> list[str]:
     return lines
 
 
-class PlanScreen(ModalScreen[PlanDecision | None]):
+class PlanScreen(Modal[PlanDecision | None]):
     """A batch plan, its dry-run calls, and the confirmation."""
 
     DEFAULT_CSS = """
