@@ -36,6 +36,7 @@ from pacs_tui.rollup import (
 )
 from pacs_tui.runbook import Runbook
 from pacs_tui_themes import ThemeSet, load_themes
+from pacs_tui_widgets.crash import crash_report
 from pacs_tui_widgets.move_status import MoveStatus, service_health, wall_clock
 from pacs_tui_widgets.wall_affected_sites import WallAffectedSites
 from pacs_tui_widgets.wall_down_list import WallDownList
@@ -139,6 +140,10 @@ class WallApp(App[None]):
     def get_theme_variable_defaults(self) -> dict[str, str]:
         # Textual's own themes have no state colours; borrow the built-in ones.
         return {**super().get_theme_variable_defaults(), **self.themes.state_defaults()}
+
+    def _handle_exception(self, error: Exception) -> None:
+        # Logged with its traceback, shown as one line, exit status non-zero.
+        super()._handle_exception(crash_report("the wall display", error))
 
     async def on_mount(self) -> None:
         for path in self.themes.skipped:  # once per broken file, at start only
