@@ -8,6 +8,12 @@ Which hospitals and clinics are affected follows from the inventory's
 ``depends_on``: a site loses PACS service when one of its own servers is
 down, or when one of them depends (directly or through others) on a server
 that is down, such as the data-center router its edge gateway uses.
+
+A BMC that does not answer is a fault of the management network, not of
+the PACS: when every other probe of the server reads fresh and answering,
+the server is listed under ``management`` and counts as DEGRADED, and no
+site is affected by it. Without that proof (no other probe, or one that is
+stale, unknown or down) the silent BMC still counts as DOWN.
 """
 
 from __future__ import annotations
@@ -16,10 +22,11 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from pacs_tui.flapping import Flap
 from pacs_tui.inventory import Inventory, Server
 from pacs_tui.plugin_api import Health, Probe
 from pacs_tui.power import PowerState
-from pacs_tui.state import FleetState
+from pacs_tui.state import FleetState, Reading
 
 POWER_PROBE = "power"
 
@@ -43,6 +50,10 @@ HEALTH_WORDS: Mapping[Health, str] = {
 # Sites whose PACS service the room cares about (the data centers serve them).
 SERVED_SITE_KINDS = ("hospital", "clinic")
 _CUT_OFF = (Health.DOWN, Health.UNREACHABLE)
+# Readings of the server's own services that prove it serves: fresh, answering.
+_SERVING = (Health.OK, Health.DEGRADED)
+BMC_ONLY = "BMC unreachable — service OK"
+BMC_ONLY_DEGRADED = "BMC unreachable — service degraded"
 
 ApplicableProbes = Callable[[Server], Iterable[str]]
 
@@ -56,23 +67,58 @@ def server_health(
     """The worst health among the server's applicable readings (by ``Health.rank``).
 
     A fresh power reading of ``Off`` counts as DOWN whatever the power probe
-    called it: a server that is switched off serves nobody. A server with no
-    applicable probe, or with no reading yet, is UNKNOWN.
+    called it: a server that is switched off serves nobody. A silent BMC
+    counts as DEGRADED, not DOWN, when the server's other probes prove it
+    serves (see ``bmc_only``). A server with no applicable probe, or with no
+    reading yet, is UNKNOWN.
     """
+    return _assess(server, state, applicable_probes, now)[0]
+
+
+def bmc_only(readings: Mapping[str, Reading]) -> bool:
+    """Whether the BMC alone is silent while the server itself serves.
+
+    ``readings`` maps each applicable probe name to its reading. True when
+    the power reading is fresh and DOWN or UNREACHABLE without saying
+    ``Off`` (the BMC did not answer), and there is at least one other
+    reading, every one of them fresh and OK or DEGRADED.
+    """
+    power = readings.get(POWER_PROBE)
+    if power is None or power.result is None or power.stale:
+        return False
+    if power.health not in _CUT_OFF or power.result.state == PowerState.OFF:
+        return False
+    others = [r for name, r in readings.items() if name != POWER_PROBE]
+    return bool(others) and all(r.health in _SERVING for r in others)
+
+
+def _assess(
+    server: Server,
+    state: FleetState,
+    applicable_probes: Iterable[str],
+    now: float | None,
+) -> tuple[Health, dict[str, Reading], Health | None]:
+    """``(health, readings, service)`` of one server.
+
+    ``service`` is the worst health of the probes other than power when the
+    BMC alone is silent (``bmc_only``), else None.
+    """
+    readings = {probe: state.reading(server.name, probe, now) for probe in applicable_probes}
+    management = bmc_only(readings)
     worst: Health | None = None
-    for probe in applicable_probes:
-        reading = state.reading(server.name, probe, now)
+    service: Health | None = None
+    for probe, reading in readings.items():
         health = reading.health
-        if (
-            probe == POWER_PROBE
-            and reading.result is not None
-            and not reading.stale
-            and reading.result.state == PowerState.OFF
-        ):
-            health = Health.DOWN
+        if probe == POWER_PROBE and reading.result is not None and not reading.stale:
+            if reading.result.state == PowerState.OFF:
+                health = Health.DOWN
+            elif management:
+                health = Health.DEGRADED
+        elif management and (service is None or health.rank > service.rank):
+            service = health
         if worst is None or health.rank > worst.rank:
             worst = health
-    return Health.UNKNOWN if worst is None else worst
+    return (Health.UNKNOWN if worst is None else worst), readings, service
 
 
 @dataclass(frozen=True)
@@ -164,6 +210,16 @@ class FleetRollup:
     oldest_age_s: float | None  # age of the oldest applicable reading (None: no reading)
     newest_age_s: float | None  # age of the newest one: large means polling stalled
     stale_readings: int  # applicable readings flagged STALE by the state
+    # Servers whose BMC alone is silent while they serve, in inventory order,
+    # with the health of their service (OK or DEGRADED): a management-network
+    # fault, counted DEGRADED, never a cause of an affected site.
+    management: Mapping[str, Health] = field(default_factory=dict)
+    # Servers with a flapping probe: server -> ((probe, flap), ...), inventory order.
+    flapping: Mapping[str, tuple[tuple[str, Flap], ...]] = field(default_factory=dict)
+
+    def management_word(self, server: str) -> str:
+        """``BMC unreachable — service OK`` (or ``— service degraded``) for a listed server."""
+        return BMC_ONLY if self.management.get(server) is Health.OK else BMC_ONLY_DEGRADED
 
     def site_line(self, site: str) -> str:
         """``dc-main 212 up · 3 degraded · 1 down`` for one site."""
@@ -193,14 +249,21 @@ def fleet_rollup(
     oldest: float | None = None
     newest: float | None = None
     stale = 0
+    management: dict[str, Health] = {}
+    flapping: dict[str, tuple[tuple[str, Flap], ...]] = {}
     for server in inventory.servers:
-        probes = list(applicable(server))
-        value = server_health(server, state, probes, now)
+        value, readings, service = _assess(server, state, applicable(server), now)
         health[server.name] = value
         by_site.setdefault(server.site, []).append(value)
         by_role.setdefault(server.role, []).append(value)
-        for probe in probes:
-            reading = state.reading(server.name, probe, now)
+        if service is not None:
+            management[server.name] = service
+        flaps = tuple(
+            (p, r.flap) for p, r in readings.items() if r.flap is not None and not r.stale
+        )
+        if flaps:
+            flapping[server.name] = flaps
+        for reading in readings.values():
             if reading.age_s is None:
                 continue
             stale += reading.stale
@@ -218,6 +281,8 @@ def fleet_rollup(
         oldest_age_s=oldest,
         newest_age_s=newest,
         stale_readings=stale,
+        management=management,
+        flapping=flapping,
     )
 
 

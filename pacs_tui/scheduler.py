@@ -187,9 +187,8 @@ class Scheduler:
             await self.poll(server, probe)
             delay = self.next_delay(server.name, probe)
             # The next reading is due after the delay (backoff included) and the
-            # poll's own deadline: until then an old reading is not overdue.
-            due = self.state.clock() + delay + poll_deadline_s(probe)
-            self.state.expect_next(server.name, probe.name, due)
+            # poll's own deadline: until then the last one is not overdue.
+            self.state.expect_next(server.name, probe.name, delay + poll_deadline_s(probe))
             await asyncio.sleep(delay)
 
     async def run(self) -> None:

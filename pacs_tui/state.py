@@ -5,10 +5,10 @@ the scheduler writes. Changes are announced through ``ChangeFeed``s that
 coalesce: a consumer that is busy while a server flaps sees one pending
 change for that server, not a queue of hundreds.
 
-A reading is STALE when the next one is overdue. The scheduler says when
-it expects the next reading (``expect_next``: its delay, backoff included,
-plus the poll's deadline), so an endpoint it backs off stays DOWN with a
-growing age instead of turning STALE between two polls. Without such an
+A reading is STALE when the next one is overdue. The scheduler says how
+long after a reading it expects the next one (``expect_next``: its delay,
+backoff included, plus the poll's deadline), so an endpoint it backs off
+stays DOWN with a growing age instead of turning STALE between two polls. Without such an
 expectation (one-off sweeps, tests) a reading is STALE after
 ``STALE_AFTER_INTERVALS`` intervals.
 """
@@ -113,7 +113,7 @@ class FleetState:
         self._latest: dict[Key, ProbeResult] = {}
         self._history: dict[Key, deque[float | None]] = {}
         self._history_length = history_length
-        self._due: dict[Key, float] = {}  # when the scheduler expects the next result
+        self._due: dict[Key, float] = {}  # seconds after a result the next one is due
         # Only keys whose health ever changed have a log: a steady fleet costs nothing.
         self._changes: dict[Key, deque[HealthChange]] = {}
         self._feeds: list[ChangeFeed] = []
@@ -152,15 +152,15 @@ class FleetState:
             for feed in self._feeds:
                 feed._push(key)
 
-    def expect_next(self, server: str, probe: str, due_at: float) -> None:
-        """The next result of this probe is due by ``due_at`` (``clock()`` seconds).
+    def expect_next(self, server: str, probe: str, within_s: float) -> None:
+        """The next result of this probe is due ``within_s`` seconds after the latest one.
 
         The scheduler calls this after each poll with its delay (backoff
         included) plus the poll's deadline; the reading turns STALE only when
-        ``due_at`` has passed by more than ``STALE_GRACE_INTERVALS`` intervals.
-        Recording a result drops the expectation.
+        its age passes ``within_s`` by more than ``STALE_GRACE_INTERVALS``
+        intervals. Recording a result drops the expectation.
         """
-        self._due[(server, probe)] = due_at
+        self._due[(server, probe)] = within_s
 
     def reading(self, server: str, probe: str, now: float | None = None) -> Reading:
         """The current reading of one probe on one server."""
@@ -175,7 +175,7 @@ class FleetState:
         if due is None:
             stale = age > STALE_AFTER_INTERVALS * interval
         else:
-            stale = now > due + STALE_GRACE_INTERVALS * interval
+            stale = age > due + STALE_GRACE_INTERVALS * interval
         changes = self._changes.get(key)
         flap = detect_flap(changes, now) if changes is not None and len(changes) >= 4 else None
         return Reading(result, age, stale, flap)

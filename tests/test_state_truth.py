@@ -113,8 +113,8 @@ def test_without_a_scheduler_expectation_three_intervals_make_a_reading_stale() 
     state.record("a", "power", ProbeResult("Off", Health.DOWN, None, "", 1000.0))
     assert state.reading("a", "power", now=1005.9).health is Health.DOWN
     assert state.reading("a", "power", now=1006.1).health is Health.STALE
-    # The scheduler said the next reading comes by 1030 (backoff): not overdue before that.
-    state.expect_next("a", "power", 1030.0)
+    # The scheduler said the next reading comes within 30 s (backoff): not overdue before.
+    state.expect_next("a", "power", 30.0)
     assert state.reading("a", "power", now=1031.9).health is Health.DOWN
     assert state.reading("a", "power", now=1032.1).health is Health.STALE
     # A new result replaces the expectation.

@@ -11,7 +11,9 @@ from textual.containers import VerticalScroll
 from textual.widgets import Sparkline, Static
 
 from pacs_tui.inventory import Server
-from pacs_tui.state import FleetState
+from pacs_tui.plugin_api import Health
+from pacs_tui.rollup import BMC_ONLY, BMC_ONLY_DEGRADED, POWER_PROBE, bmc_only
+from pacs_tui.state import FleetState, Reading
 from pacs_tui_widgets.health_style import (
     NOT_APPLICABLE,
     format_age,
@@ -51,6 +53,14 @@ def visible_facts(facts: Mapping[str, Any]) -> list[tuple[str, str]]:
             text = str(value)
         shown.append((key, text if len(text) <= 60 else text[:59] + "…"))
     return shown
+
+
+def _management_note(readings: Mapping[str, Reading]) -> str:
+    """``BMC unreachable — service OK`` when only the BMC is silent, else ``""``."""
+    if not bmc_only(readings):
+        return ""
+    serving = all(r.health is Health.OK for p, r in readings.items() if p != POWER_PROBE)
+    return BMC_ONLY if serving else BMC_ONLY_DEGRADED
 
 
 def sparkline_data(history: Sequence[float | None]) -> list[float]:
@@ -134,6 +144,10 @@ class DetailPane(VerticalScroll):
         applicable = self.applicable.get(server, frozenset())
         unverified = False
         warning = ""
+        readings: dict[str, Reading] = {
+            p: self.state.reading(server, p, now) for p in self.probes if p in applicable
+        }
+        management = _management_note(readings)
         for probe in self.probes:
             body = self.query_one(f"#detail-{probe}", Static)
             spark = self.query_one(f"#spark-{probe}", Sparkline)
@@ -142,7 +156,7 @@ class DetailPane(VerticalScroll):
                 body.set_classes(f"detail-probe state-{state_class(NOT_APPLICABLE)}")
                 spark.display = False
                 continue
-            reading = self.state.reading(server, probe, now)
+            reading = readings[probe]
             result = reading.result
             health = reading.health
             lines = [
@@ -150,6 +164,10 @@ class DetailPane(VerticalScroll):
                 f"  {format_latency(result.latency_ms if result else None)}"
                 f"  age {format_age(reading.age_s)}"
             ]
+            if reading.flap is not None:
+                lines.append(f"  [b]{escape(reading.flap.describe())}[/b]")
+            if probe == POWER_PROBE and management:
+                lines.append(f"  [b]{management}[/b] (management network, not a PACS outage)")
             if result is not None:
                 if result.detail:
                     lines.append(f"  {escape(result.detail)}")

@@ -1,4 +1,9 @@
-"""The summary bar: the whole fleet, each site and role, and who is affected."""
+"""The summary bar: the whole fleet, each site and role, and who is affected.
+
+Trouble that is not lost hospital service (a silent BMC of a serving
+server, a flapping unit) has its own line, so it neither hides nor passes
+for an affected hospital.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,8 @@ from textual.widgets import Static
 from pacs_tui.plugin_api import Health
 from pacs_tui.rollup import HEALTH_ORDER, HEALTH_WORDS, FleetRollup, HealthCounts, ServiceLevel
 from pacs_tui_widgets.health_style import glyph
+
+NAMES_SHOWN = 4  # per kind of trouble on the watch line; the rest is "+N more"
 
 
 def counts_markup(counts: HealthCounts) -> str:
@@ -42,9 +49,33 @@ def summary_markup(rollup: FleetRollup) -> str:
         affected = "[b]AFFECTED[/b] " + " · ".join(entries)
     else:
         affected = "[$state-ok]no hospital or clinic affected[/]"
-    return "\n".join(
-        [fleet, f"[dim]sites[/dim] {sites or 'all up'}", f"[dim]roles[/dim] {roles}", affected]
-    )
+    lines = [fleet, f"[dim]sites[/dim] {sites or 'all up'}", f"[dim]roles[/dim] {roles}", affected]
+    watch = watch_markup(rollup)
+    if watch:
+        lines.append(watch)
+    return "\n".join(lines)
+
+
+def watch_markup(rollup: FleetRollup) -> str:
+    """``MANAGEMENT rtr-003 BMC unreachable — service OK · FLAPPING gw-1 ssh …`` or ``""``."""
+    parts = []
+    if rollup.management:
+        shown = list(rollup.management)[:NAMES_SHOWN]
+        more = len(rollup.management) - len(shown)
+        entries = " · ".join(f"{escape(n)} {rollup.management_word(n)}" for n in shown)
+        parts.append(
+            f"[$state-degraded][b]MANAGEMENT[/b] {entries}{f' +{more} more' if more else ''}[/]"
+        )
+    if rollup.flapping:
+        flaps = [
+            f"{escape(server)} {escape(probe)} {escape(flap.describe())}"
+            for server, pairs in rollup.flapping.items()
+            for probe, flap in pairs
+        ]
+        more = len(flaps) - NAMES_SHOWN
+        text = " · ".join(flaps[:NAMES_SHOWN]) + (f" +{more} more" if more > 0 else "")
+        parts.append(f"[$state-degraded][b]FLAPPING[/b] {text}[/]")
+    return "  │  ".join(parts)
 
 
 def _noteworthy(counts: HealthCounts, rollup: FleetRollup) -> bool:

@@ -40,6 +40,7 @@ from pacs_tui_widgets.crash import crash_report
 from pacs_tui_widgets.move_status import MoveStatus, service_health, wall_clock
 from pacs_tui_widgets.wall_affected_sites import WallAffectedSites
 from pacs_tui_widgets.wall_down_list import WallDownList
+from pacs_tui_widgets.wall_management import WallManagement
 from pacs_tui_widgets.wall_move import WallMove
 from pacs_tui_widgets.wall_pages import CLINICS_TITLE, WallPage, wall_pages
 from pacs_tui_widgets.wall_site_tiles import WallSiteTiles
@@ -115,6 +116,9 @@ class WallApp(App[None]):
         self._sites = WallSiteTiles(id="wall-sites")
         self._affected = WallAffectedSites(id="wall-affected")
         self._down = WallDownList(id="wall-down")
+        self._management = WallManagement(id="wall-management")
+        self._management_section = _section(self._management, "NOT A PACS OUTAGE: BMC · FLAPPING")
+        self._management_section.display = False  # shown only when there is something
         self._status = WallStatusLine(id="wall-status")
         self.move = MoveStatus(board=custody, runbook=runbook, now=wall_time or wall_clock)
         self._move = WallMove(id="wall-move")
@@ -135,6 +139,7 @@ class WallApp(App[None]):
             yield _section(self._sites, "SITES")
             yield _section(self._affected, "HOSPITALS & CLINICS")
             yield _section(self._down, "SERVERS DOWN")
+            yield self._management_section
         yield self._status
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
@@ -213,15 +218,19 @@ class WallApp(App[None]):
             affected = list(rollup.affected)
             scope = "every hospital and clinic"
             down, unreachable = rollup.down, rollup.unreachable
+            management, flapping = rollup.management, rollup.flapping
         else:
             affected = [a for a in rollup.affected if a.site in page.sites]
             scope = "every clinic" if page.title == CLINICS_TITLE else page.title
             relevant = page.relevant
             down = tuple(n for n in rollup.down if n in relevant)
             unreachable = tuple(n for n in rollup.unreachable if n in relevant)
+            management = {n: h for n, h in rollup.management.items() if n in relevant}
+            flapping = {n: f for n, f in rollup.flapping.items() if n in relevant}
         fresh = rollup.newest_age_s is not None and rollup.newest_age_s <= self.stale_after_s
         self._affected.show(affected, scope=scope, fresh=fresh)
         self._down.show(down, unreachable, fresh=fresh)
+        self._management_section.display = self._management.show(management, flapping)
         self._status.show(
             newest_age_s=rollup.newest_age_s,
             oldest_age_s=rollup.oldest_age_s,
@@ -242,7 +251,8 @@ class WallApp(App[None]):
 
 
 def _section(
-    widget: WallSiteTiles | WallAffectedSites | WallDownList | WallMove, title: str
+    widget: WallSiteTiles | WallAffectedSites | WallDownList | WallMove | WallManagement,
+    title: str,
 ) -> Vertical:
     section = Vertical(widget, classes="wall-section")
     section.border_title = title
