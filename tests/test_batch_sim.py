@@ -382,3 +382,37 @@ def sqlite_reader(path: Path) -> Any:
             db.close()
 
     return rows
+
+
+async def test_a_refused_reset_names_the_server_left_on_with_its_units_stopped(
+    sim: RunningSim, tmp_path: Path
+) -> None:
+    victim = "img-001"
+    assert FLAVOURS[victim] is BmcFlavour.GENERIC
+    async with engine(sim, tmp_path) as e:
+        plan, batch = await e.session.plan([e.inventory.server(victim)], "restart", e.readings)
+        calls = [s.call for s in plan.servers[0].steps]
+        assert "systemctl stop" in calls[0] and "ResetType=GracefulRestart" in calls[1]
+        # The BMC turns into one that refuses GracefulRestart after the plan was made.
+        control(sim, "POST", f"/hosts/{victim}/faults", {"bmc_flavour": "no-graceful-restart"})
+        try:
+            runner = e.session.runner(
+                plan, e.readings, batch_id=batch, confirmation=Confirmation.assumed(plan),
+                poll_s=0.1,
+            )  # fmt: skip
+            result = await runner.run()
+        finally:
+            control(sim, "DELETE", f"/hosts/{victim}/faults")
+        assert result.servers[victim].status == "failed"
+        assert "GracefulRestart" in result.servers[victim].detail
+        units = tuple(control(sim, "GET", f"/hosts/{victim}")["units"])
+        assert set(control(sim, "GET", f"/hosts/{victim}")["units"].values()) == {"inactive"}
+        assert result.units_stopped_on == {victim: units}
+        assert result.stranded_lines() == [
+            f"1 server still On with their PACS units stopped: {victim} ({', '.join(units)})"
+        ]
+        assert result.to_json()["units_stopped_on"] == {victim: list(units)}
+        end = e.events(batch, "batch-end")[0]
+        assert "still On with their PACS units stopped" in end.detail
+        assert e.events(batch, "units-stopped")[0].server == victim
+    assert (await power_states(sim, [victim]))[victim] == "On"

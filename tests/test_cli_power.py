@@ -165,12 +165,28 @@ def test_exit_1_when_a_server_misses_its_target(sim: RunningSim, tmp_path: Path)
     try:
         done = power(sim, tmp_path, "off", "--select", "web-002", "--yes", "--json",
                      "--poll", "0.1", "--timeout", "0.6")  # fmt: skip
+        text = power(sim, tmp_path, "off", "--select", "web-002", "--yes",
+                     "--poll", "0.1", "--timeout", "0.6")  # fmt: skip
     finally:
         control(sim, "DELETE", "/hosts/web-002/faults")
     assert done.returncode == 1
     result = json.loads(done.stdout.splitlines()[-1])
     assert not result["ok"] and result["servers"][0]["status"] == "failed"
     assert states(sim, ["web-002"]) == {"web-002": "On"}
+    # Its units were stopped before the shutdown the OS ignored: the PACS is down on a live box.
+    host = next(h for h in control(sim, "GET", "/hosts") if h["name"] == "web-002")
+    units = list(host["units"])
+    assert set(host["units"].values()) == {"inactive"}
+    assert result["units_stopped_on"] == {"web-002": units}
+    assert text.returncode == 1
+    last = text.stdout.strip().splitlines()[-1]
+    assert last == (
+        f"WARNING: 1 server still On with their PACS units stopped: web-002 ({', '.join(units)})"
+    )
+    ends = [r for r in audit_rows(tmp_path) if r["kind"] == "batch-end"]
+    assert all("still On with their PACS units stopped: web-002" in r["detail"] for r in ends)
+    # Leave the shared simulator as found: a reboot starts the units again.
+    control(sim, "POST", "/hosts/web-002/power", {"reset_type": "ForceRestart"})
 
 
 def test_usage_errors_exit_2(sim: RunningSim, tmp_path: Path) -> None:
@@ -223,3 +239,102 @@ def test_kill_9_mid_batch_loses_no_completed_step(sim: RunningSim, tmp_path: Pat
     for event in reported:
         assert (event["batch"], event["server"], event["call"], event["outcome"]) in rows
     assert "batch-end" not in kinds  # it really died mid-batch
+
+
+def test_an_interrupted_batch_is_named_until_acknowledged(tmp_path: Path) -> None:
+    """kill -9 mid-batch: ``audit`` and the next ``power`` name it and the servers not at target."""
+    with running_sim(tmp_path / "dc", "--servers", "12", "--time-scale", "0.05") as own:
+        _interrupted_batch_is_named(own, tmp_path / "data")
+
+
+def _interrupted_batch_is_named(sim: RunningSim, data: Path) -> None:
+    victims = ["web-001", "web-002", "gw-northgate-1", "rtr-001"]
+    for name in victims:  # slow BMCs, so the batch is still running when it is killed
+        control(sim, "POST", f"/hosts/{name}/faults", {"bmc_delay_s": 0.3})
+    env = {**os.environ, "PACS_TUI_DATA_DIR": str(data)}
+
+    def pacs(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*PACS_TUI, *args], capture_output=True, text=True, env=env, timeout=120
+        )
+
+    process = subprocess.Popen(
+        [*PACS_TUI, "power", "off", "--inventory", str(sim.out / "inventory.yaml"),
+         "--select", ",".join(victims), "--yes", "--json", "--concurrency", "1", *FAST],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    reached: list[str] = []
+    stopped_on: str = ""
+    batch = ""
+    running_seen = None
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            event = json.loads(line)
+            batch = event.get("batch", batch)
+            if event["kind"] == "step" and running_seen is None:
+                # While its process lives, the batch is running, not interrupted.
+                running_seen = pacs("audit", "--interrupted")
+            if event["kind"] == "server" and event["outcome"] == "reached":
+                reached.append(event["server"])
+            if (
+                reached and event["kind"] == "step" and event["outcome"] == "ok"
+                and "systemctl stop" in event["call"] and event["server"] not in reached
+            ):  # fmt: skip
+                stopped_on = event["server"]
+                process.send_signal(signal.SIGKILL)
+                break
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        for name in victims:
+            control(sim, "DELETE", f"/hosts/{name}/faults")
+    assert process.returncode == -signal.SIGKILL and stopped_on, process.stderr
+    assert running_seen is not None and running_seen.returncode == 0
+    assert "INTERRUPTED" not in running_seen.stdout
+    now = states(sim, victims)
+    assert now[stopped_on] == "On"  # its units are stopped, its OS still runs
+    not_at_target = [n for n in victims if n not in reached]
+    assert all(now[n] == "Off" for n in reached)
+    host = next(h for h in control(sim, "GET", "/hosts") if h["name"] == stopped_on)
+    assert set(host["units"].values()) == {"inactive"}, host["units"]
+    units = " ".join(host["units"])
+
+    audit = pacs("audit")
+    assert audit.returncode == 0, audit.stderr
+    named = [line for line in audit.stdout.splitlines() if line.startswith("INTERRUPTED")]
+    assert len(named) == 1 and f"batch {batch}: off started" in named[0]
+    assert f"{len(reached)}/4 reached target ({', '.join(reached)})" in named[0]
+    assert f"{len(not_at_target)} not confirmed at target: " in named[0]
+    assert all(n in named[0].split("not confirmed at target: ")[1] for n in not_at_target)
+    assert f"units stopped and not started again: {stopped_on} ({units})" in named[0]
+    assert "its process" in named[0] and "is gone" in named[0]
+
+    inventory = str(sim.out / "inventory.yaml")
+    dry = pacs("power", "on", "--inventory", inventory, "--select", ",".join(victims), "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert f"INTERRUPTED batch {batch}" in dry.stderr
+    assert f"units stopped and not started again: {stopped_on}" in dry.stderr
+    current = dry.stderr.split("servers now (read from their BMCs): ")[1].splitlines()[0]
+    assert f"{stopped_on} On" in current
+    assert all(f"{n} {now[n]}" in current for n in not_at_target)
+    assert dry.stderr.index("INTERRUPTED") < dry.stderr.index("servers now")
+    as_json = pacs(
+        "power", "on", "--inventory", inventory, "--select", stopped_on, "--dry-run", "--json"
+    )
+    plan = json.loads(as_json.stdout)
+    assert [i["batch"] for i in plan["interrupted"]] == [batch]
+    assert plan["interrupted"][0]["units_stopped"] == {stopped_on: units.split()}
+
+    acked = pacs("audit", "--ack", batch)
+    assert acked.returncode == 0 and f"acknowledged interrupted batch {batch}" in acked.stdout
+    assert "INTERRUPTED" not in pacs("audit").stdout
+    again = pacs("audit", "--ack", batch)
+    assert again.returncode == 2 and "already acknowledged" in again.stderr
+    assert "Traceback" not in again.stderr
+    unknown = pacs("audit", "--ack", "no-such-batch")
+    assert unknown.returncode == 2 and "no batch 'no-such-batch'" in unknown.stderr
+    acks = [r for r in audit_rows(data) if r["kind"] == "ack"]
+    assert [(a["batch"], a["outcome"]) for a in acks] == [(batch, "acknowledged")]

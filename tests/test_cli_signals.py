@@ -7,11 +7,14 @@ SIGTERM action leaves one per BMC open until the BMC's idle timeout.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -87,3 +90,79 @@ def test_status_watch_logs_out_on_sigterm_and_sigint(
     assert "Traceback" not in err
     assert "healthy" in out
     assert sessions(sim, WATCHED) == dict.fromkeys(WATCHED, 0)
+
+
+def audit_rows(data: Path) -> list[dict[str, Any]]:
+    db = sqlite3.connect(data / "audit.sqlite3")
+    db.row_factory = sqlite3.Row
+    try:
+        return [dict(r) for r in db.execute("SELECT * FROM events ORDER BY id")]
+    finally:
+        db.close()
+
+
+def test_sigterm_at_the_confirmation_prompt_sends_nothing_and_logs_out(
+    sim: RunningSim, tmp_path: Path
+) -> None:
+    target = ["web-001"]
+    env = {**os.environ, "PACS_TUI_DATA_DIR": str(tmp_path)}
+    process = subprocess.Popen(
+        [*PACS_TUI, "power", "force-off", "--inventory", str(sim.out / "inventory.yaml"),
+         "--select", target[0], "--poll", "0.1"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=env,
+    )  # fmt: skip
+    try:
+        assert process.stderr is not None
+        prompt = ""
+        while "Type 1 to confirm" not in prompt:
+            char = process.stderr.read(1)
+            assert char, f"no prompt; stderr so far: {prompt!r}"
+            prompt += char
+        assert sessions(sim, target)[target[0]] >= 1  # the plan read its PowerState
+    except BaseException:
+        process.kill()
+        raise
+    code, _, err = stop(process, signal.SIGTERM)
+    assert code == 128 + signal.SIGTERM, err
+    assert "SIGTERM: stopped; nothing was sent" in err and "Traceback" not in err
+    assert sessions(sim, target) == {target[0]: 0}
+    assert control(sim, "GET", f"/hosts/{target[0]}/bmc")["resets"] == []
+    rows = [(r["kind"], r["outcome"]) for r in audit_rows(tmp_path)]
+    assert rows[-1] == ("abort", "stopped") and not any(k == "step" for k, _ in rows)
+
+
+def test_sigterm_mid_batch_aborts_audits_and_logs_out(sim: RunningSim, tmp_path: Path) -> None:
+    victims = ["bkp-arch-01", "ris-001", "gw-northgate-1"]
+    for name in victims:  # slow BMCs, so the batch is still running at the signal
+        control(sim, "POST", f"/hosts/{name}/faults", {"bmc_delay_s": 0.3})
+    process = start(
+        sim, tmp_path, "power", "force-off", "--select", ",".join(victims), "--yes", "--json",
+        "--concurrency", "1", "--poll", "0.1", "--timeout", "30",
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            if json.loads(line)["kind"] == "step":
+                break
+        code, out, err = stop(process, signal.SIGTERM)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        for name in victims:
+            control(sim, "DELETE", f"/hosts/{name}/faults")
+    assert code == 1, err  # not every server reached its target
+    result = json.loads(out.splitlines()[-1])
+    assert result["kind"] == "result" and result["aborted"]
+    assert "aborted" in result["counts"]
+    assert "SIGTERM: aborting" in err and "Traceback" not in err
+    rows = audit_rows(tmp_path)
+    abort = [r for r in rows if r["kind"] == "abort"]
+    assert len(abort) == 1 and abort[0]["detail"].startswith("SIGTERM: stopped")
+    assert rows[-1]["kind"] == "batch-end"  # ended, so not an interrupted batch
+    assert sessions(sim, victims) == dict.fromkeys(victims, 0)
+    # Put back what was forced off, for the other tests on this simulator.
+    for name in victims:
+        with contextlib.suppress(urllib.error.HTTPError):  # a strict BMC refuses On when On
+            control(sim, "POST", f"/hosts/{name}/power", {"reset_type": "On"})

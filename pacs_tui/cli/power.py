@@ -4,6 +4,12 @@ Same engine as the control room: plan (waves, refusal of unsafe plans),
 optional dry run, typed confirmation, gated run, audit log. Exit 0 only if
 every selected server reached its target, 1 otherwise (including a declined
 confirmation), 2 for bad input, a refused plan or a read-only session.
+
+Before its plan it names every interrupted batch in the audit log (a batch
+whose process was killed mid-run) and, for their servers this command reads
+anyway, the PowerState just read from their BMCs. SIGINT and SIGTERM abort a
+running batch (no new step; calls in flight finish; audited) and then log
+out; before the run they stop the command with nothing sent (exit 128+N).
 """
 
 from __future__ import annotations
@@ -14,10 +20,14 @@ import contextlib
 import json
 import signal
 import sys
+import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pacs_tui.cli import EXIT_OK, EXIT_UNHEALTHY, EXIT_USAGE, load_fleet, select_servers
+
+if TYPE_CHECKING:
+    from pacs_tui.cli.signals import SignalStop
 
 GATE_PROBES = {"power", "ssh", "dicom"}
 
@@ -127,10 +137,16 @@ def run_power(args: argparse.Namespace) -> int:
     unknown_names = set(args.include_unknown) - {"all"} - {s.name for s in servers}
     if unknown_names:
         return _error(f"--include-unknown: not selected: {', '.join(sorted(unknown_names))}")
-    return asyncio.run(_power(args, session, servers, options))
+    from pacs_tui.cli.signals import run_until_signalled
+
+    return asyncio.run(
+        run_until_signalled(lambda stop: _power(args, session, servers, options, stop))
+    )
 
 
-async def _power(args: argparse.Namespace, session: Any, servers: list[Any], options: Any) -> int:
+async def _power(
+    args: argparse.Namespace, session: Any, servers: list[Any], options: Any, stop: SignalStop
+) -> int:
     from pacs_tui.batch.readings import MonitorReadings
     from pacs_tui.monitor import FleetMonitor
     from pacs_tui.plugin_catalog import load_probes
@@ -149,30 +165,50 @@ async def _power(args: argparse.Namespace, session: Any, servers: list[Any], opt
         readings = MonitorReadings(monitor)
         await session.open()
         try:
-            return await _plan_and_run(args, session, servers, options, readings)
+            return await _plan_and_run(args, session, servers, options, readings, stop)
         finally:
             await session.close()
 
 
 async def _plan_and_run(
-    args: argparse.Namespace, session: Any, servers: list[Any], options: Any, readings: Any
+    args: argparse.Namespace,
+    session: Any,
+    servers: list[Any],
+    options: Any,
+    readings: Any,
+    stop: SignalStop,
 ) -> int:
     from pacs_tui.batch.confirm import Confirmation, ConfirmationRule
     from pacs_tui.batch.dry_run import dry_run_lines
+    from pacs_tui.batch.interrupted import find_interrupted
     from pacs_tui.batch.plan import PlanError
     from pacs_tui.batch.runner import FailurePolicy
 
     for name, reason in session.failed_actions.items():
         print(f"pacs-tui power: warning: action {name} unavailable: {reason}", file=sys.stderr)
+    interrupted = find_interrupted(session.audit.iter_events())
+    for item in interrupted:
+        print(f"pacs-tui power: warning: {item.line()}", file=sys.stderr, flush=True)
     try:
         plan, batch = await session.plan(
             servers, args.verb, readings, options, selection=args.select, dry_run=args.dry_run
         )
     except PlanError as exc:
         return _error(str(exc))
+    _print_states_now(interrupted, plan)
     if args.dry_run:
         if args.json:
-            print(json.dumps({"kind": "plan", "batch": batch, **plan.to_json()}))
+            interrupted_json = [i.to_json() for i in interrupted]
+            print(
+                json.dumps(
+                    {
+                        "kind": "plan",
+                        "batch": batch,
+                        **plan.to_json(),
+                        "interrupted": interrupted_json,
+                    }
+                )
+            )
         else:
             print("\n".join(dry_run_lines(plan)))
         return EXIT_USAGE if plan.refused else EXIT_OK
@@ -194,8 +230,16 @@ async def _plan_and_run(
             if not args.json:
                 print("\n".join(dry_run_lines(plan)[1:]), file=sys.stderr)
             print(rule.prompt(plan), end="", file=sys.stderr, flush=True)
-            answer = await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
-            confirmation = Confirmation(answer)
+            try:
+                confirmation = Confirmation(await _read_line())
+            except asyncio.CancelledError:
+                why = stop.received.name if stop.received is not None else "cancelled"
+                session.audit.record(
+                    batch, "abort", verb=plan.verb, outcome="stopped",
+                    detail=f"{why} at the confirmation prompt; nothing was sent",
+                )  # fmt: skip
+                print(f"\npacs-tui power: {why}: stopped; nothing was sent", file=sys.stderr)
+                raise
         accepted = confirmation.matches(plan)
         session.record_confirmation(plan, batch, confirmation, accepted)
         if not accepted:
@@ -212,27 +256,58 @@ async def _plan_and_run(
         poll_s=args.poll,
     )
     runner.subscribe(_json_printer if args.json else _text_printer)
-    loop = asyncio.get_running_loop()
 
-    def interrupted() -> None:
-        print("pacs-tui power: aborting (in-flight calls finish; Ctrl-C again to kill)",
-              file=sys.stderr, flush=True)  # fmt: skip
-        runner.abort("interrupted (SIGINT/SIGTERM)")
-        loop.remove_signal_handler(signal.SIGINT)
+    def on_signal(sig: signal.Signals) -> None:
+        print(f"pacs-tui power: {sig.name}: aborting (in-flight calls finish, then logout; "
+              "the same signal again kills)", file=sys.stderr, flush=True)  # fmt: skip
+        runner.abort(f"{sig.name}: stopped (no new step; in-flight calls finish)")
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, interrupted)
-    try:
+    with stop.divert(on_signal):
         result = await runner.run()
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(ValueError, RuntimeError):
-                loop.remove_signal_handler(sig)
     if args.json:
         print(json.dumps(result.to_json()), flush=True)
     else:
         _print_result(result)
     return EXIT_OK if result.ok else EXIT_UNHEALTHY
+
+
+async def _read_line() -> str:
+    """One line from stdin without the default executor: a thread blocked in
+    ``readline`` must not hold up the exit after a signal (it is a daemon)."""
+    loop = asyncio.get_running_loop()
+    answer: asyncio.Future[str] = loop.create_future()
+
+    def read() -> None:
+        try:
+            line = sys.stdin.readline()
+        except (OSError, ValueError):
+            line = ""
+
+        def deliver() -> None:
+            if not answer.done():  # cancelled by a signal meanwhile
+                answer.set_result(line)
+
+        # A closed loop: the command ended (a signal) before the answer came.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(deliver)
+
+    threading.Thread(target=read, name="confirm-stdin", daemon=True).start()
+    return await answer
+
+
+def _print_states_now(interrupted: list[Any], plan: Any) -> None:
+    """PowerState just read for the servers interrupted batches left not at target."""
+    read = {sp.server.name: sp.power_state for sp in plan.servers}
+    for item in interrupted:
+        known = [n for n in item.not_reached if n in read]
+        if known:
+            states = ", ".join(f"{n} {read[n]}" for n in known)
+            print(
+                f"pacs-tui power: warning: batch {item.batch} servers now (read from their "
+                f"BMCs): {states}",
+                file=sys.stderr,
+                flush=True,
+            )
 
 
 def _json_printer(event: Any) -> None:
@@ -270,3 +345,5 @@ def _print_result(result: Any) -> None:
     for server in result.servers.values():
         if server.status not in ("reached", "skipped"):
             print(f"  {server.server}: {server.status}: {server.detail}")
+    for line in result.stranded_lines():
+        print(f"WARNING: {line}")
