@@ -9,8 +9,10 @@ error (argparse uses 2 as well).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -90,8 +92,48 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# What a shell reports for a command whose reader went away (128 + SIGPIPE).
+EXIT_BROKEN_PIPE = 141
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``pacs-tui`` console script."""
+    """Entry point of the ``pacs-tui`` console script.
+
+    A reader that goes away (``pacs-tui audit | head``) ends the command
+    quietly with :data:`EXIT_BROKEN_PIPE`, whichever command was writing.
+    """
+    try:
+        try:
+            return _run(argv)
+        finally:
+            # Flush here (also after argparse's --help exit), not at interpreter exit,
+            # where a broken pipe can only print a warning.
+            sys.stdout.flush()
+    except BrokenPipeError:
+        return _reader_gone()
+
+
+def _reader_gone() -> int:
+    """Point stdout (and a broken stderr) at /dev/null so the exit flush cannot fail.
+
+    As the Python documentation advises for SIGPIPE (``signal`` module, "Note
+    on SIGPIPE"): Python ignores the signal, so writes raise instead.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (BrokenPipeError, ValueError):
+            # ValueError: already closed. Either way nothing more can be said there.
+            with contextlib.suppress(OSError, ValueError):
+                os.dup2(devnull, stream.fileno())
+    with contextlib.suppress(OSError, ValueError):
+        os.dup2(devnull, sys.stdout.fileno())  # the reader of stdout is gone for sure
+    os.close(devnull)
+    return EXIT_BROKEN_PIPE
+
+
+def _run(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     # `pacs-tui --inventory F` is `pacs-tui run --inventory F` (run is the default command).
