@@ -12,11 +12,12 @@ marked ``read_only``) that session is read-only, refuses to load action
 plugins or build a runner, the app holds no runner, and the batch keys are
 not even bound (they live on ``BatchDesk``, which is then not mounted).
 
-A writable room runs power batches on the marked servers through the same
-engine as ``pacs-tui power``: plan (``PlanScreen``: waves, dry-run calls,
-refusals, override, escalation, typed confirmation), then a live
-``BatchPane`` under the grid while the grid keeps the focus. The batch
-reads PowerStates through ``MonitorReadings`` on the app's own poller.
+The app is the room's frame: layout, the two timers, the grid's messages
+and the plain keys. The work behind the other keys and commands sits on its
+desks, one module each: ``BatchControl`` (plan, ask, run and follow power
+batches), ``CustodyControl`` (custody changes), ``CommandDesk`` (``:``
+commands), ``commands.palette_entries`` (the palette) and
+``room_bindings`` (the help's and the keymap's list of bindings).
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
-import shlex
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
@@ -40,49 +40,47 @@ from textual.widgets import Footer, Header
 
 from pacs_tui.baseline.model import BaselineError
 from pacs_tui.batch.audit import AuditLog, default_audit_path
-from pacs_tui.batch.confirm import DEFAULT_THRESHOLD, ConfirmationRequired, ConfirmationRule
-from pacs_tui.batch.gates import GatePolicy
-from pacs_tui.batch.plan import VERBS, BatchPlan, PlanError, PlanOptions
-from pacs_tui.batch.progress import BatchProgress
+from pacs_tui.batch.confirm import DEFAULT_THRESHOLD, ConfirmationRule
+from pacs_tui.batch.plan import PlanOptions
 from pacs_tui.batch.readings import MonitorReadings
-from pacs_tui.batch.runner import BatchResult, BatchRunner, PlanRefused
-from pacs_tui.custody import CustodyBoard, CustodyChange, CustodyError, parse_state
-from pacs_tui.inventory import Inventory, Server
+from pacs_tui.batch.runner import BatchRunner
+from pacs_tui.custody import CustodyBoard, CustodyError
+from pacs_tui.inventory import Inventory
 from pacs_tui.monitor import FleetMonitor
 from pacs_tui.plugin_api import Health, Probe
 from pacs_tui.rollup import FleetRollup, fleet_rollup
 from pacs_tui.runbook import Runbook
 from pacs_tui.selector import SelectorError, compile_selector
-from pacs_tui.session import ReadOnlySession, Session
+from pacs_tui.session import Session
 from pacs_tui.state import ChangeFeed
-from pacs_tui_widgets.abort_prompt import AbortPrompt
 from pacs_tui_widgets.audit_pane import AuditPane
 from pacs_tui_widgets.baseline_screen import BaselineScreen, load_view
-from pacs_tui_widgets.batch_desk import BATCH_BINDING_IDS, BatchDesk
+from pacs_tui_widgets.batch_control import BatchControl, batch_result_text
+from pacs_tui_widgets.batch_desk import BatchDesk
 from pacs_tui_widgets.batch_pane import BatchPane
-from pacs_tui_widgets.command_line import CommandError, CommandLine, parse_command
-from pacs_tui_widgets.commands import ControlRoomCommands, PaletteCommand
+from pacs_tui_widgets.command_desk import CommandDesk
+from pacs_tui_widgets.command_line import CommandError, CommandLine
+from pacs_tui_widgets.commands import ControlRoomCommands, PaletteCommand, palette_entries
 from pacs_tui_widgets.crash import crash_report
-from pacs_tui_widgets.custody_desk import (
-    CUSTODY_BINDING_IDS,
-    CUSTODY_BINDINGS,
-    CustodyDesk,
-    CustodyPrompt,
-)
+from pacs_tui_widgets.custody_control import CUSTODY_CONFIRM_ABOVE, CustodyControl
+from pacs_tui_widgets.custody_desk import CustodyDesk
 from pacs_tui_widgets.detail_pane import DetailPane
 from pacs_tui_widgets.event_log import DownNotices, EventLog
 from pacs_tui_widgets.filter_bar import FilterBar
 from pacs_tui_widgets.fleet_grid import FleetGrid
 from pacs_tui_widgets.fleet_health import FleetHealth
-from pacs_tui_widgets.fleet_rows import COLUMNS, CUSTODY_COLUMNS, GROUP_KEYS
+from pacs_tui_widgets.fleet_rows import COLUMNS, CUSTODY_COLUMNS
 from pacs_tui_widgets.health_style import STATE_VARIABLE_DEFAULTS
-from pacs_tui_widgets.help_screen import BindingRow, HelpScreen, binding_rows
+from pacs_tui_widgets.help_screen import BindingRow, HelpScreen
 from pacs_tui_widgets.keymap import KeymapConfig, load_keymap
 from pacs_tui_widgets.modal import Palette
 from pacs_tui_widgets.move_bar import MoveBar
 from pacs_tui_widgets.move_status import MoveStatus, wall_clock
-from pacs_tui_widgets.plan_screen import PlanDecision, PlanScreen
+from pacs_tui_widgets.room_bindings import ALWAYS_KNOWN_IDS, room_binding_rows
 from pacs_tui_widgets.summary_bar import SummaryBar
+
+# Kept importable from here (older callers and tests name them through the app).
+__all__ = ["CUSTODY_CONFIRM_ABOVE", "ControlRoomApp", "batch_result_text"]
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +90,6 @@ TICK_S = 0.5  # how often state changes reach the screen (keys redraw at once)
 ROLLUP_S = 1.0  # ages, STALE, summary bar, event log, toasts
 THREAD_ROLLUP_ABOVE = 500  # servers; smaller fleets roll up in well under 10 ms
 QUIT_AGAIN_S = 5.0  # a second q within this time quits although a batch runs
-CUSTODY_CONFIRM_ABOVE = 5  # servers; a larger custody change is asked about first
 
 
 class ControlRoomApp(App[int]):
@@ -173,8 +170,8 @@ class ControlRoomApp(App[int]):
         self.confirm_rule = ConfirmationRule(
             int(session.settings.get("confirm_threshold", DEFAULT_THRESHOLD))
         )
-        self._session_open = False
-        self._quit_asked_at: float | None = None
+        self.session_open = False
+        self.quit_asked_at: float | None = None
         self.monitor = FleetMonitor(inventory, probes=probes, settings=settings)
         if clock is not None:
             self.monitor.state.clock = clock
@@ -200,6 +197,10 @@ class ControlRoomApp(App[int]):
         self.columns = CUSTODY_COLUMNS if custody is not None else COLUMNS
         # The files of the last baseline view: ``:baseline`` alone re-reads them.
         self.baseline_files: tuple[Path, Path] | None = baseline_compare
+        # The desks behind the keys and commands (each its own module).
+        self.batch = BatchControl(self)
+        self.custody_control = CustodyControl(self)
+        self.commands = CommandDesk(self)
 
     # -- layout ------------------------------------------------------------------
 
@@ -305,7 +306,7 @@ class ControlRoomApp(App[int]):
         self.call_later(self._second)
         self.run_worker(self._start_monitor(), name="monitor")
         if self.runner is not None:
-            self._follow(self.runner)
+            self.batch.follow(self.runner)
         if self.baseline_files is not None:
             try:
                 self.open_baseline(*self.baseline_files)
@@ -342,7 +343,7 @@ class ControlRoomApp(App[int]):
             self.events.note(now, f"power actions unavailable: {exc}", Health.UNKNOWN)
             self.notify(f"power actions unavailable: {exc}", severity="error", timeout=10)
             return
-        self._session_open = True
+        self.session_open = True
         for action, reason in self.session.failed_actions.items():
             self.events.note(now, f"action plugin {action} failed: {reason}", Health.UNKNOWN)
             self.notify(f"action plugin {action} failed: {reason}", severity="warning")
@@ -377,13 +378,7 @@ class ControlRoomApp(App[int]):
 
     def _apply_keymap(self) -> None:
         config = self.keymap_config if self.keymap_config is not None else load_keymap()
-        # Batch and custody ids are known even where they are not bound: not a typo.
-        known = (
-            {row.binding_id for row in self.binding_rows({})}
-            | set(BATCH_BINDING_IDS)
-            | set(CUSTODY_BINDING_IDS)
-            | {"custody.yes", "custody.no"}
-        )
+        known = {row.binding_id for row in self.binding_rows({})} | ALWAYS_KNOWN_IDS
         checked = config.checked(known)
         self.keymap_config = checked
         for problem in checked.problems:
@@ -507,16 +502,16 @@ class ControlRoomApp(App[int]):
             self.detail.display = False
             self.grid.focus()
             return
-        self._set_filter("")
+        self.set_filter("")
         self.grid.set_marks(())
 
     async def action_quit(self) -> None:
         """Quit; while a batch runs, only when asked twice (the batch is then aborted)."""
         now = time.monotonic()
         if self.batch_active and (
-            self._quit_asked_at is None or now - self._quit_asked_at > QUIT_AGAIN_S
+            self.quit_asked_at is None or now - self.quit_asked_at > QUIT_AGAIN_S
         ):
-            self._quit_asked_at = now
+            self.quit_asked_at = now
             self.notify(
                 "a batch is running: press q again to abort it and quit (A aborts only)",
                 severity="warning",
@@ -524,37 +519,38 @@ class ControlRoomApp(App[int]):
             return
         self.exit()
 
-    # -- batches -----------------------------------------------------------------
+    # -- batches (BatchControl does the work) --------------------------------------
 
     def action_batch_power(self, verb: str) -> None:
         """Plan ``verb`` on the marked servers (or the cursor's) and show the plan."""
-        self.start_power(verb)
+        self.batch.start_power(verb)
 
     def start_power(self, verb: str, selector: str | None = None) -> bool:
         """Plan ``verb`` on the selector's servers, else the marked ones, else the cursor's.
 
         Returns False (with a toast saying why) when nothing was planned.
         """
-        if verb not in VERBS:
-            raise ValueError(f"unknown verb {verb!r}")
-        if self.read_only:
-            self.notify(f"refused: {self.session.read_only_reason}", severity="error")
-            return False
-        if self.batch_active:
-            self.notify("a batch is running: wait for it or abort it (A)", severity="warning")
-            return False
-        if self.readings is None or not self._session_open:
-            self.notify("power actions are not ready yet", severity="warning")
-            return False
-        names, selection = self._chosen_servers(selector)
-        if not names:
-            self.notify("nothing to act on: mark servers (space) or put the cursor on one")
-            return False
-        servers = [self.servers[name] for name in names]
-        self.run_worker(self._plan_and_ask(verb, servers, selection), group="plan", exclusive=True)
-        return True
+        return self.batch.start_power(verb, selector)
 
-    def _chosen_servers(self, selector: str | None) -> tuple[list[str], str]:
+    def plan_options(self) -> PlanOptions:
+        """The options a new plan starts from (escalation off; the screen changes it)."""
+        return self.batch.plan_options()
+
+    def action_batch_view(self) -> None:
+        """Show or hide the live batch pane."""
+        self.batch.toggle_view()
+
+    def action_batch_abort(self) -> None:
+        """Ask, then abort the running batch (in-flight calls finish)."""
+        self.batch.abort()
+
+    def action_batch_pause(self) -> None:
+        """Pause the running batch (no new step starts), or resume it."""
+        self.batch.pause()
+
+    def chosen_servers(self, selector: str | None) -> tuple[list[str], str]:
+        """The servers an action is for and how they were chosen: the selector's, else
+        the marked ones, else the cursor's (``([], "")`` when there is none)."""
         if selector:
             kinds = {name: site.kind for name, site in self.inventory.sites.items()}
             predicate = compile_selector(selector, kinds)
@@ -566,129 +562,6 @@ class ControlRoomApp(App[int]):
         cursor = self.grid.cursor_server
         return ([cursor], f"cursor: {cursor}") if cursor is not None else ([], "")
 
-    def plan_options(self) -> PlanOptions:
-        """The options a new plan starts from (escalation off; the screen changes it)."""
-        gate_poll = float(self.session.settings.get("batch_poll_s", 1.0))
-        return PlanOptions(gate=GatePolicy(poll_s=gate_poll))
-
-    async def _plan_and_ask(self, verb: str, servers: list[Server], selection: str) -> None:
-        readings = self.readings
-        assert readings is not None
-        self.notify(f"planning {verb} on {len(servers)} server(s): reading power states…")
-        try:
-            plan, batch = await self.session.plan(
-                servers, verb, readings, self.plan_options(), selection=selection
-            )
-        except (PlanError, ReadOnlySession) as exc:
-            self.notify(f"cannot plan {verb}: {exc}", severity="error", timeout=10)
-            return
-
-        async def replan(options: PlanOptions) -> tuple[BatchPlan, str]:
-            return await self.session.plan(
-                servers, verb, readings, options, selection=selection, batch_id=batch
-            )
-
-        screen = PlanScreen(
-            plan, batch, rule=self.confirm_rule, replan=replan,
-            record=self.session.record_confirmation,
-        )  # fmt: skip
-        self.push_screen(screen, self._plan_decided)
-
-    def _plan_decided(self, decision: PlanDecision | None) -> None:
-        now = self.state.clock()
-        if decision is None:
-            self.events.note(now, "batch plan cancelled: nothing was sent")
-            return
-        plan, batch = decision.plan, decision.batch
-        if decision.dry_run:
-            self.session.audit.record(
-                batch, "dry-run", verb=plan.verb, outcome="dry-run",
-                detail=f"{plan.summary()}; shown in the control room, nothing sent",
-            )  # fmt: skip
-            self.batch_pane.show_dry_run(plan, batch)
-            self.events.note(now, f"dry run of batch {batch} ({plan.summary()}): nothing sent")
-            return
-        readings = self.readings
-        assert readings is not None
-        settings = self.session.settings
-        try:
-            runner = self.session.runner(
-                plan, readings, batch_id=batch, confirmation=decision.confirmation,
-                confirm_rule=self.confirm_rule,
-                concurrency=int(settings.get("batch_concurrency", 32)),
-                poll_s=float(settings.get("batch_poll_s", 1.0)),
-            )  # fmt: skip
-        except (PlanRefused, ConfirmationRequired, ReadOnlySession, ValueError) as exc:
-            self.notify(f"not run: {exc}", severity="error", timeout=10)
-            return
-        self._follow(runner)
-        self.events.note(now, f"batch {batch} started: {plan.summary()}")
-        self.run_worker(self._run_batch(runner), name="batch", group="batch")
-
-    def _follow(self, runner: BatchRunner) -> None:
-        """Make ``runner`` the batch the keys and the pane act on until it ends."""
-        self.runner = runner
-        self.batch_active = True
-        self.batch_pane.follow(runner)
-
-        def ended(event: BatchProgress) -> None:
-            if event.kind == "batch-end":
-                self.batch_active = False
-                self._quit_asked_at = None
-
-        runner.subscribe(ended)
-
-    async def _run_batch(self, runner: BatchRunner) -> None:
-        try:
-            result = await runner.run()
-        except Exception as exc:  # an engine bug must not take the control room down
-            log.exception("batch %s crashed", runner.batch_id)
-            self.notify(f"batch {runner.batch_id} crashed: {exc}", severity="error", timeout=15)
-            return
-        finally:
-            self.batch_active = False  # also when no batch-end event came
-            self._quit_asked_at = None
-        self.batch_pane.drain()
-        text = batch_result_text(result)
-        self.events.note(self.state.clock(), text, Health.OK if result.ok else Health.DOWN)
-        self.notify(
-            text, title="batch done" if result.ok else "batch INCOMPLETE",
-            severity="information" if result.ok else "error", timeout=15,
-        )  # fmt: skip
-
-    def action_batch_view(self) -> None:
-        """Show or hide the live batch pane."""
-        pane = self.batch_pane
-        if pane.plan is None:
-            self.notify("no batch yet: mark servers, then O, N, R or F")
-            return
-        pane.display = not pane.display
-
-    def action_batch_abort(self) -> None:
-        """Ask, then abort the running batch (in-flight calls finish)."""
-        runner = self.runner
-        if runner is None or not self.batch_active:
-            self.notify("no batch is running")
-            return
-
-        def answered(abort: bool | None) -> None:
-            if abort and self.batch_active:
-                runner.abort("operator abort (control room)")
-
-        what = f"batch {runner.batch_id} ({runner.plan.verb}, {len(runner.plan.servers)} servers)"
-        self.push_screen(AbortPrompt(what), answered)
-
-    def action_batch_pause(self) -> None:
-        """Pause the running batch (no new step starts), or resume it."""
-        runner = self.runner
-        if runner is None or not self.batch_active:
-            self.notify("no batch is running")
-            return
-        if runner.paused:
-            runner.resume()
-        else:
-            runner.pause()
-
     def action_audit(self) -> None:
         """Show or hide the audit pane."""
         self.audit_pane.toggle()
@@ -699,107 +572,29 @@ class ControlRoomApp(App[int]):
             return None
         return self.session.audit
 
-    # -- custody -----------------------------------------------------------------
+    # -- custody (CustodyControl does the work) ------------------------------------
 
     def action_custody_advance(self) -> None:
         """Advance the marked servers (or the cursor's) one custody step."""
-        self.change_custody("advance")
+        self.custody_control.change("advance")
 
     def change_custody(
         self, how: str, to: str | None = None, reason: str = "", *, confirmed: bool = False
     ) -> bool:
-        """``advance`` (to the next state, or ``to``) or ``correct`` (to ``to``, with a
-        reason) the marked servers, else the cursor's; more than
-        ``CUSTODY_CONFIRM_ABOVE`` are asked about first. False (with a toast) when
-        nothing changed or a question is pending.
-        """
-        board = self.custody
-        if board is None:
-            why = self.session.read_only_reason if self.read_only else "no custody board"
-            self.notify(f"refused: {why}", severity="error")
-            return False
-        names, selection = self._chosen_servers(None)
-        if not names:
-            self.notify("nothing to change: mark servers (space) or put the cursor on one")
-            return False
-        if len(names) > CUSTODY_CONFIRM_ABOVE and not confirmed:
-            target = to or "its next state"
-            question = f"{how.capitalize()} custody of {len(names)} servers to {target}?"
-
-            def answered(yes: bool | None) -> None:
-                if yes:
-                    self.change_custody(how, to, reason, confirmed=True)
-                else:
-                    self.events.note(self.state.clock(), f"custody {how} declined: nothing changed")
-
-            self.push_screen(CustodyPrompt(question, selection), answered)
-            return False
-        try:
-            if how == "correct":
-                assert to is not None
-                changes = board.correct(names, to, reason=reason)
-            else:
-                changes = board.advance(names, to, reason=reason)
-        except (CustodyError, KeyError) as exc:
-            self.notify(f"custody not changed: {exc}", severity="error", timeout=10)
-            return False
-        self.move.noted_own_change()
-        self._custody_changed(changes)
-        return True
-
-    def _custody_changed(self, changes: Sequence[CustodyChange]) -> None:
-        now = self.state.clock()
-        if not changes:
-            self.notify("custody unchanged: every server is already there")
-            return
-        moves = sorted({f"{c.before} → {c.after}" for c in changes})
-        text = f"custody: {len(changes)} server(s) {', '.join(moves)}" + (
-            f" (correction: {changes[0].reason})" if changes[0].correction else ""
-        )
-        self.events.note(now, text)
-        self.notify(text)
-        self.grid.custody_changed()
-        for bar in self.main_screen.query(MoveBar):
-            bar.show(self.move)
-
-    def _custody_command(self, text: str, arg: str, offset: int) -> None:
-        how, _, rest = arg.partition(" ")
-        if how not in ("advance", "correct"):
-            raise CommandError(
-                "try :custody advance [STATE] or :custody correct STATE REASON", text, offset
-            )
-        if self.read_only:
-            raise CommandError(
-                f"refused: {self.session.read_only_reason}; custody cannot change here", text
-            )
-        if self.custody is None:
-            raise CommandError("no custody board: start with pacs-tui run --custody", text)
-        state, _, reason = rest.strip().partition(" ")
-        where = offset + len(how) + 1
-        if state:
-            try:
-                parse_state(state)
-            except CustodyError as exc:
-                raise CommandError(str(exc), text, where) from exc
-        if how == "correct":
-            if not state or not reason.strip():
-                raise CommandError("a correction needs a state and a reason", text, where)
-            self.change_custody("correct", state, reason.strip())
-        else:
-            if reason.strip():
-                raise CommandError("advance takes at most a state", text, where)
-            self.change_custody("advance", state or None)
+        """``advance`` or ``correct`` custody (see ``CustodyControl.change``)."""
+        return self.custody_control.change(how, to, reason, confirmed=confirmed)
 
     # -- filter and command line -------------------------------------------------
 
-    def _set_filter(self, text: str) -> None:
+    def set_filter(self, text: str) -> None:
+        """Filter the grid by ``text`` (``SelectorError`` when a selector is bad)."""
         self.grid.set_filter(text)
         self.main_screen.query_one(FilterBar).clear_error()
 
     def on_filter_bar_changed(self, message: FilterBar.Changed) -> None:
         bar = self.main_screen.query_one(FilterBar)
         try:
-            self._set_filter(message.text)
+            self.set_filter(message.text)
         except SelectorError as exc:
             bar.show_error(exc.expression, exc.position, exc.reason)
             return
@@ -808,7 +603,7 @@ class ControlRoomApp(App[int]):
             self.grid.focus()
 
     def on_filter_bar_cancelled(self, message: FilterBar.Cancelled) -> None:
-        self._set_filter("")
+        self.set_filter("")
         self.grid.focus()
 
     def on_command_line_submitted(self, message: CommandLine.Submitted) -> None:
@@ -833,83 +628,7 @@ class ControlRoomApp(App[int]):
 
     def execute_command(self, text: str) -> None:
         """Carry out one ``:`` command; ``CommandError`` says what was wrong."""
-        command = parse_command(text)
-        arg = command.argument
-        now = self.state.clock()
-        if command.name == "select":
-            if not arg:
-                raise CommandError("select needs a selector, e.g. :select role=archive", text)
-            kinds = {name: site.kind for name, site in self.inventory.sites.items()}
-            try:
-                predicate = compile_selector(arg, kinds)
-            except SelectorError as exc:
-                raise CommandError(exc.reason, text, command.offset + exc.position) from exc
-            chosen = [name for name, server in self.servers.items() if predicate(server)]
-            self.grid.set_marks(chosen)
-            self.events.note(now, f":select {arg} marked {len(chosen)} servers")
-        elif command.name == "filter":
-            try:
-                self._set_filter(arg)
-            except SelectorError as exc:
-                raise CommandError(exc.reason, text, command.offset + exc.position) from exc
-        elif command.name == "group":
-            if arg not in (*GROUP_KEYS, "none"):
-                raise CommandError(
-                    f"group by {' | '.join(GROUP_KEYS)} | none", text, command.offset
-                )
-            self.grid.set_group(None if arg == "none" else arg)
-        elif command.name == "sort":
-            column, _, order = arg.partition(" ")
-            reverse = column.startswith("-") or order.strip() in ("desc", "reverse")
-            column = column.lstrip("-")
-            if column not in self.columns:
-                columns = ", ".join(self.columns)
-                raise CommandError(f"sort by one of {columns}", text, command.offset)
-            self.grid.set_sort(column, reverse)
-        elif command.name == "theme":
-            if arg not in self.available_themes:
-                names = ", ".join(sorted(self.theme_names or self.available_themes))
-                raise CommandError(f"no theme {arg!r}; themes: {names}", text, command.offset)
-            self.theme = arg
-        elif command.name == "marks":
-            if arg == "clear":
-                self.grid.set_marks(())
-            elif arg == "down":
-                down = [n for n, h in self.health.by_server.items() if h is Health.DOWN]
-                self.grid.set_marks(down)
-                self.events.note(now, f":marks down marked {len(down)} servers")
-            else:
-                raise CommandError("try :marks clear or :marks down", text, command.offset)
-        elif command.name == "power":
-            self._power_command(text, arg, command.offset)
-        elif command.name == "custody":
-            self._custody_command(text, arg, command.offset)
-        elif command.name == "baseline":
-            self._baseline_command(text, arg, command.offset)
-        elif command.name == "audit":
-            self.action_audit()
-        elif command.name == "help":
-            self.action_help()
-        elif command.name == "quit":
-            self.exit(0)
-
-    def _power_command(self, text: str, arg: str, offset: int) -> None:
-        verb, _, rest = arg.partition(" ")
-        if verb not in VERBS:
-            raise CommandError("try :power off|on|restart|force-off [SELECTOR]", text, offset)
-        if self.read_only:
-            raise CommandError(
-                f"refused: {self.session.read_only_reason}; power commands are disabled", text
-            )
-        selector = rest.strip()
-        if selector:
-            kinds = {name: site.kind for name, site in self.inventory.sites.items()}
-            try:
-                compile_selector(selector, kinds)
-            except SelectorError as exc:
-                where = offset + len(verb) + 1 + (len(rest) - len(rest.lstrip())) + exc.position
-                raise CommandError(exc.reason, text, where) from exc
-        self.start_power(verb, selector or None)
+        self.commands.execute(text)
 
     def open_baseline(self, before: Path, after: Path) -> BaselineScreen:
         """Load, compare and show two baseline files; ``BaselineError`` when one is bad."""
@@ -926,104 +645,14 @@ class ControlRoomApp(App[int]):
         )
         return screen
 
-    def _baseline_command(self, text: str, arg: str, offset: int) -> None:
-        usage = "try :baseline BEFORE.json AFTER.json"
-        if not arg:
-            if self.baseline_files is None:
-                raise CommandError(f"no baseline compared yet; {usage}", text, offset)
-            words, starts = [str(p) for p in self.baseline_files], [offset, offset]
-        else:
-            try:
-                words = shlex.split(arg)
-            except ValueError as exc:  # an unclosed quote
-                raise CommandError(f"{exc}; {usage}", text, offset) from exc
-            if len(words) != 2:
-                raise CommandError(f"two files are needed, got {len(words)}; {usage}", text, offset)
-            # Where each file was typed, so the caret points at the bad one.
-            second = arg.rfind(words[1])
-            starts = [offset, offset + second if second > 0 else offset]
-        paths = [Path(w).expanduser() for w in words]
-        try:
-            self.open_baseline(paths[0], paths[1])
-        except BaselineError as exc:
-            where = starts[1] if exc.path == paths[1] and exc.path != paths[0] else starts[0]
-            raise CommandError(str(exc), text, where) from exc
-
     def palette_commands(self) -> list[PaletteCommand]:
         """The commands the palette offers (each is a ``:`` command)."""
-        entries = [
-            PaletteCommand(f"Group by {key}", f"group rows by {key}", f"group {key}")
-            for key in GROUP_KEYS
-        ]
-        entries.append(PaletteCommand("Ungroup", "a flat list", "group none"))
-        entries += [
-            PaletteCommand(f"Sort by {column}", f"sort rows by {column}", f"sort {column}")
-            for column in self.columns
-        ]
-        entries += [
-            PaletteCommand(f"Theme: {name}", f"switch to the {name} theme", f"theme {name}")
-            for name in self.theme_names
-        ]
-        entries += [
-            PaletteCommand("Clear filter", "show every server", "filter"),
-            PaletteCommand("Clear marks", "unmark every server", "marks clear"),
-            PaletteCommand("Mark DOWN servers", "mark every server that is down now", "marks down"),
-            PaletteCommand("Key bindings", "list every binding and command", "help"),
-            PaletteCommand("Audit log", "show/hide the audit pane", "audit"),
-            PaletteCommand(
-                "Baseline comparison",
-                "re-read and show the last :baseline BEFORE AFTER"
-                if self.baseline_files is not None
-                else "type :baseline BEFORE.json AFTER.json to compare two captures",
-                "baseline",
-            ),
-        ]
-        if not self.read_only:
-            entries += [
-                PaletteCommand(title, f"plan {verb} on the marked servers", f"power {verb}")
-                for title, verb in (
-                    ("Power off marked servers", "off"),
-                    ("Power on marked servers", "on"),
-                    ("Restart marked servers", "restart"),
-                    ("FORCE off marked servers", "force-off"),
-                )
-            ]
-        if self.custody is not None:
-            entries.append(
-                PaletteCommand(
-                    "Advance custody", "one custody step for the marked servers", "custody advance"
-                )
-            )
-        return entries
+        return palette_entries(self)
 
     # -- help --------------------------------------------------------------------
 
     def binding_rows(self, keymap: Mapping[str, str]) -> list[BindingRow]:
         """Every binding of the control room with its id and current keys."""
-        scoped: list[tuple[str, Sequence[BindingType]]] = [
-            ("app", self.BINDINGS),
-            ("grid", FleetGrid.BINDINGS),
-            ("filter", FilterBar.BINDINGS),
-            ("command line", CommandLine.BINDINGS),
-            ("help", HelpScreen.BINDINGS),
-            ("baseline", BaselineScreen.BINDINGS),
-        ]
-        if not self.read_only:  # a read-only room has none of these bound
-            scoped += [
-                ("batch", BatchDesk.BINDINGS),
-                ("plan", PlanScreen.BINDINGS),
-                ("abort", AbortPrompt.BINDINGS),
-            ]
-        if self.custody is not None:
-            scoped += [("custody", CUSTODY_BINDINGS), ("custody prompt", CustodyPrompt.BINDINGS)]
-        return binding_rows(scoped, keymap)
-
-
-def batch_result_text(result: BatchResult) -> str:
-    """One line for the toast and the event log: verb, OK or not, counts, time."""
-    counts = ", ".join(f"{count} {status}" for status, count in sorted(result.counts().items()))
-    state = "OK" if result.ok else ("ABORTED" if result.aborted else "INCOMPLETE")
-    return (
-        f"batch {result.batch} {result.verb}: {state} — {counts or 'no servers'} "
-        f"in {result.elapsed_s:.1f} s"
-    )
+        return room_binding_rows(
+            self.BINDINGS, keymap, read_only=self.read_only, custody=self.custody is not None
+        )

@@ -5,9 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
+
+from pacs_tui_widgets.fleet_rows import GROUP_KEYS
+
+if TYPE_CHECKING:
+    from pacs_tui_widgets.app import ControlRoomApp
 
 
 @dataclass(frozen=True)
@@ -50,3 +55,51 @@ class ControlRoomCommands(Provider):
             score = matcher.match(entry.title)
             if score > 0:
                 yield Hit(score, matcher.highlight(entry.title), run, help=entry.help)
+
+
+def palette_entries(app: ControlRoomApp) -> list[PaletteCommand]:
+    """The commands the palette offers (each is a ``:`` command)."""
+    entries = [
+        PaletteCommand(f"Group by {key}", f"group rows by {key}", f"group {key}")
+        for key in GROUP_KEYS
+    ]
+    entries.append(PaletteCommand("Ungroup", "a flat list", "group none"))
+    entries += [
+        PaletteCommand(f"Sort by {column}", f"sort rows by {column}", f"sort {column}")
+        for column in app.columns
+    ]
+    entries += [
+        PaletteCommand(f"Theme: {name}", f"switch to the {name} theme", f"theme {name}")
+        for name in app.theme_names
+    ]
+    entries += [
+        PaletteCommand("Clear filter", "show every server", "filter"),
+        PaletteCommand("Clear marks", "unmark every server", "marks clear"),
+        PaletteCommand("Mark DOWN servers", "mark every server that is down now", "marks down"),
+        PaletteCommand("Key bindings", "list every binding and command", "help"),
+        PaletteCommand("Audit log", "show/hide the audit pane", "audit"),
+        PaletteCommand(
+            "Baseline comparison",
+            "re-read and show the last :baseline BEFORE AFTER"
+            if app.baseline_files is not None
+            else "type :baseline BEFORE.json AFTER.json to compare two captures",
+            "baseline",
+        ),
+    ]
+    if not app.read_only:
+        entries += [
+            PaletteCommand(title, f"plan {verb} on the marked servers", f"power {verb}")
+            for title, verb in (
+                ("Power off marked servers", "off"),
+                ("Power on marked servers", "on"),
+                ("Restart marked servers", "restart"),
+                ("FORCE off marked servers", "force-off"),
+            )
+        ]
+    if app.custody is not None:
+        entries.append(
+            PaletteCommand(
+                "Advance custody", "one custody step for the marked servers", "custody advance"
+            )
+        )
+    return entries

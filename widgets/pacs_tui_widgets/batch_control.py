@@ -1,0 +1,216 @@
+"""What the batch desk's keys and ``:power`` do: plan, ask, run and follow a power batch.
+
+The keys live on ``BatchDesk`` (never mounted in a read-only room); this is
+the work behind them, through the same engine as ``pacs-tui power``: the
+session plans (waves, dry-run calls, refusals), ``PlanScreen`` asks (override,
+escalation, typed confirmation), the session builds the runner, and the
+``BatchPane`` follows it while the grid keeps the focus. PowerStates are read
+through ``MonitorReadings`` on the room's own poller.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from pacs_tui.batch.confirm import ConfirmationRequired
+from pacs_tui.batch.gates import GatePolicy
+from pacs_tui.batch.plan import VERBS, BatchPlan, PlanError, PlanOptions
+from pacs_tui.batch.progress import BatchProgress
+from pacs_tui.batch.runner import BatchResult, BatchRunner, PlanRefused
+from pacs_tui.inventory import Server
+from pacs_tui.plugin_api import Health
+from pacs_tui.selector import SelectorError, compile_selector
+from pacs_tui.session import ReadOnlySession
+from pacs_tui_widgets.abort_prompt import AbortPrompt
+from pacs_tui_widgets.command_line import CommandError
+from pacs_tui_widgets.plan_screen import PlanDecision, PlanScreen
+
+if TYPE_CHECKING:
+    from pacs_tui_widgets.app import ControlRoomApp
+
+log = logging.getLogger(__name__)
+
+
+class BatchControl:
+    """The control room's power batches; ``app.runner``/``app.batch_active`` say which runs."""
+
+    def __init__(self, app: ControlRoomApp) -> None:
+        self.app = app
+
+    def start_power(self, verb: str, selector: str | None = None) -> bool:
+        """Plan ``verb`` on the selector's servers, else the marked ones, else the cursor's.
+
+        Returns False (with a toast saying why) when nothing was planned.
+        """
+        if verb not in VERBS:
+            raise ValueError(f"unknown verb {verb!r}")
+        if self.app.read_only:
+            self.app.notify(f"refused: {self.app.session.read_only_reason}", severity="error")
+            return False
+        if self.app.batch_active:
+            self.app.notify("a batch is running: wait for it or abort it (A)", severity="warning")
+            return False
+        if self.app.readings is None or not self.app.session_open:
+            self.app.notify("power actions are not ready yet", severity="warning")
+            return False
+        names, selection = self.app.chosen_servers(selector)
+        if not names:
+            self.app.notify("nothing to act on: mark servers (space) or put the cursor on one")
+            return False
+        servers = [self.app.servers[name] for name in names]
+        self.app.run_worker(
+            self.plan_and_ask(verb, servers, selection), group="plan", exclusive=True
+        )
+        return True
+
+    def plan_options(self) -> PlanOptions:
+        """The options a new plan starts from (escalation off; the screen changes it)."""
+        gate_poll = float(self.app.session.settings.get("batch_poll_s", 1.0))
+        return PlanOptions(gate=GatePolicy(poll_s=gate_poll))
+
+    async def plan_and_ask(self, verb: str, servers: list[Server], selection: str) -> None:
+        readings = self.app.readings
+        assert readings is not None
+        self.app.notify(f"planning {verb} on {len(servers)} server(s): reading power states…")
+        try:
+            plan, batch = await self.app.session.plan(
+                servers, verb, readings, self.plan_options(), selection=selection
+            )
+        except (PlanError, ReadOnlySession) as exc:
+            self.app.notify(f"cannot plan {verb}: {exc}", severity="error", timeout=10)
+            return
+
+        async def replan(options: PlanOptions) -> tuple[BatchPlan, str]:
+            return await self.app.session.plan(
+                servers, verb, readings, options, selection=selection, batch_id=batch
+            )
+
+        screen = PlanScreen(
+            plan, batch, rule=self.app.confirm_rule, replan=replan,
+            record=self.app.session.record_confirmation,
+        )  # fmt: skip
+        self.app.push_screen(screen, self.plan_decided)
+
+    def plan_decided(self, decision: PlanDecision | None) -> None:
+        now = self.app.state.clock()
+        if decision is None:
+            self.app.events.note(now, "batch plan cancelled: nothing was sent")
+            return
+        plan, batch = decision.plan, decision.batch
+        if decision.dry_run:
+            self.app.session.audit.record(
+                batch, "dry-run", verb=plan.verb, outcome="dry-run",
+                detail=f"{plan.summary()}; shown in the control room, nothing sent",
+            )  # fmt: skip
+            self.app.batch_pane.show_dry_run(plan, batch)
+            self.app.events.note(now, f"dry run of batch {batch} ({plan.summary()}): nothing sent")
+            return
+        readings = self.app.readings
+        assert readings is not None
+        settings = self.app.session.settings
+        try:
+            runner = self.app.session.runner(
+                plan, readings, batch_id=batch, confirmation=decision.confirmation,
+                confirm_rule=self.app.confirm_rule,
+                concurrency=int(settings.get("batch_concurrency", 32)),
+                poll_s=float(settings.get("batch_poll_s", 1.0)),
+            )  # fmt: skip
+        except (PlanRefused, ConfirmationRequired, ReadOnlySession, ValueError) as exc:
+            self.app.notify(f"not run: {exc}", severity="error", timeout=10)
+            return
+        self.follow(runner)
+        self.app.events.note(now, f"batch {batch} started: {plan.summary()}")
+        self.app.run_worker(self.run_batch(runner), name="batch", group="batch")
+
+    def follow(self, runner: BatchRunner) -> None:
+        """Make ``runner`` the batch the keys and the pane act on until it ends."""
+        self.app.runner = runner
+        self.app.batch_active = True
+        self.app.batch_pane.follow(runner)
+
+        def ended(event: BatchProgress) -> None:
+            if event.kind == "batch-end":
+                self.app.batch_active = False
+                self.app.quit_asked_at = None
+
+        runner.subscribe(ended)
+
+    async def run_batch(self, runner: BatchRunner) -> None:
+        try:
+            result = await runner.run()
+        except Exception as exc:  # an engine bug must not take the control room down
+            log.exception("batch %s crashed", runner.batch_id)
+            self.app.notify(f"batch {runner.batch_id} crashed: {exc}", severity="error", timeout=15)
+            return
+        finally:
+            self.app.batch_active = False  # also when no batch-end event came
+            self.app.quit_asked_at = None
+        self.app.batch_pane.drain()
+        text = batch_result_text(result)
+        self.app.events.note(self.app.state.clock(), text, Health.OK if result.ok else Health.DOWN)
+        self.app.notify(
+            text, title="batch done" if result.ok else "batch INCOMPLETE",
+            severity="information" if result.ok else "error", timeout=15,
+        )  # fmt: skip
+
+    def toggle_view(self) -> None:
+        """Show or hide the live batch pane."""
+        pane = self.app.batch_pane
+        if pane.plan is None:
+            self.app.notify("no batch yet: mark servers, then O, N, R or F")
+            return
+        pane.display = not pane.display
+
+    def abort(self) -> None:
+        """Ask, then abort the running batch (in-flight calls finish)."""
+        runner = self.app.runner
+        if runner is None or not self.app.batch_active:
+            self.app.notify("no batch is running")
+            return
+
+        def answered(abort: bool | None) -> None:
+            if abort and self.app.batch_active:
+                runner.abort("operator abort (control room)")
+
+        what = f"batch {runner.batch_id} ({runner.plan.verb}, {len(runner.plan.servers)} servers)"
+        self.app.push_screen(AbortPrompt(what), answered)
+
+    def pause(self) -> None:
+        """Pause the running batch (no new step starts), or resume it."""
+        runner = self.app.runner
+        if runner is None or not self.app.batch_active:
+            self.app.notify("no batch is running")
+            return
+        if runner.paused:
+            runner.resume()
+        else:
+            runner.pause()
+
+    def power_command(self, text: str, arg: str, offset: int) -> None:
+        verb, _, rest = arg.partition(" ")
+        if verb not in VERBS:
+            raise CommandError("try :power off|on|restart|force-off [SELECTOR]", text, offset)
+        if self.app.read_only:
+            raise CommandError(
+                f"refused: {self.app.session.read_only_reason}; power commands are disabled", text
+            )
+        selector = rest.strip()
+        if selector:
+            kinds = {name: site.kind for name, site in self.app.inventory.sites.items()}
+            try:
+                compile_selector(selector, kinds)
+            except SelectorError as exc:
+                where = offset + len(verb) + 1 + (len(rest) - len(rest.lstrip())) + exc.position
+                raise CommandError(exc.reason, text, where) from exc
+        self.start_power(verb, selector or None)
+
+
+def batch_result_text(result: BatchResult) -> str:
+    """One line for the toast and the event log: verb, OK or not, counts, time."""
+    counts = ", ".join(f"{count} {status}" for status, count in sorted(result.counts().items()))
+    state = "OK" if result.ok else ("ABORTED" if result.aborted else "INCOMPLETE")
+    return (
+        f"batch {result.batch} {result.verb}: {state} — {counts or 'no servers'} "
+        f"in {result.elapsed_s:.1f} s"
+    )
