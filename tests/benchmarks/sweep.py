@@ -37,6 +37,8 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from _summary import Figure, emit
+
 from pacs_tui.inventory import Inventory, load_inventory
 from pacs_tui.monitor import FleetMonitor
 from pacs_tui.plugin_api import Health
@@ -45,6 +47,15 @@ from peers import dcmtk_binary
 
 PROBES = {"power", "network", "dicom"}
 CURL = shutil.which("curl")
+
+MEASURES = (
+    "One probe sweep (Redfish + TCP + C-ECHO) of a simulated fleet vs a sequential shell loop"
+)
+LEAVES_OUT = (
+    "3 000 servers under make bench (--sizes 300 3000 for it); C-FIND and SSH probes; "
+    "the UI; network latency (loopback); the sweep runs in this process, not the CLI"
+)
+QUICK_ARGS = ("--sizes", "300")
 
 
 def rss_mb() -> float:
@@ -151,6 +162,8 @@ def main() -> int:
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     print(f"machine: {os.cpu_count()} cores; python {sys.version.split()[0]}")
+    figures: list[Figure] = []
+    unhealthy = 0
     for size in args.sizes:
         out = Path(tempfile.mkdtemp(prefix="pacs-tui-sweep-")) / "dc"
         sim = start_sim(size, out)
@@ -174,10 +187,24 @@ def main() -> int:
             )
             print(f"ratio (baseline / sweep, wall): {base_wall / result['wall_s']:.0f}×")
             print(f"benchmark process RSS: {rss_mb():.0f} MB")
+            unhealthy += result["readings"] - result["ok"]
+            figures += [
+                Figure(f"{size}: warm-up sweep (TLS, logins)", result["warmup_s"], "s"),
+                Figure(f"{size}: sweep, median of {args.sweeps}", result["wall_s"], "s"),
+                Figure(f"{size}: sweep CPU", result["cpu_s"], "s"),
+                Figure(
+                    f"{size}: sequential baseline{' (scaled)' if scale != 1 else ''}",
+                    base_wall,
+                    "s",
+                ),
+                Figure(f"{size}: baseline / sweep", base_wall / result["wall_s"], "×"),
+            ]
         finally:
             sim.send_signal(signal.SIGTERM)
             sim.wait(timeout=60)
-    return 0
+    figures.append(Figure("readings not OK (the fleet is healthy)", unhealthy, "readings"))
+    emit(*figures)
+    return 0 if unhealthy == 0 else 1
 
 
 if __name__ == "__main__":

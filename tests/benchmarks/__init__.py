@@ -1,0 +1,1 @@
+"""Benchmarks: whole processes, real protocols on loopback. ``make bench`` runs them all."""
