@@ -10,10 +10,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pty
 import signal
 import sqlite3
 import subprocess
 import sys
+import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -166,3 +169,46 @@ def test_sigterm_mid_batch_aborts_audits_and_logs_out(sim: RunningSim, tmp_path:
     for name in victims:
         with contextlib.suppress(urllib.error.HTTPError):  # a strict BMC refuses On when On
             control(sim, "POST", f"/hosts/{name}/power", {"reset_type": "On"})
+
+
+@pytest.mark.parametrize("command", ["wall", "run"])
+def test_the_wall_and_the_control_room_log_out_on_sigterm(
+    sim: RunningSim, tmp_path: Path, command: str
+) -> None:
+    names = [s["name"] for s in sim.servers()]
+    before = sessions(sim, names)  # what an earlier test may have left: compared, not assumed 0
+    primary, secondary = pty.openpty()
+    env = {**os.environ, "PACS_TUI_DATA_DIR": str(tmp_path), "TERM": "xterm-256color",
+           "COLUMNS": "160", "LINES": "50"}  # fmt: skip
+    process = subprocess.Popen(
+        [*PACS_TUI, command, "--inventory", str(sim.out / "inventory.yaml")],
+        stdin=secondary, stdout=secondary, stderr=secondary, env=env, start_new_session=True,
+    )  # fmt: skip
+    os.close(secondary)
+    drained: list[bytes] = []
+
+    def drain() -> None:  # the app blocks if nobody reads its screen
+        with contextlib.suppress(OSError):
+            while chunk := os.read(primary, 65536):
+                drained.append(chunk)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    try:
+        wait_until(
+            lambda: [n for n, c in sessions(sim, names).items() if c > before[n]] or None,
+            timeout=90, what="a Redfish session opened by the app",
+        )  # fmt: skip
+        time.sleep(1.0)  # let the first sweep log in to the rest
+        logged_in = [n for n, c in sessions(sim, names).items() if c > before[n]]
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        os.close(primary)
+    screen = b"".join(drained).decode(errors="replace")
+    assert process.returncode == 0, screen[-2000:]
+    assert "Traceback" not in screen
+    assert logged_in and sessions(sim, logged_in) == {n: before[n] for n in logged_in}

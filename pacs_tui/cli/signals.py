@@ -17,9 +17,16 @@ import asyncio
 import contextlib
 import signal
 from collections.abc import Callable, Coroutine, Iterator
-from typing import Any
+from typing import Any, Protocol
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Exitable(Protocol):
+    """An app that can be asked to exit from its own event loop (a Textual ``App``)."""
+
+    def exit(self) -> None:
+        """Leave the app as its quit key does (widgets unmount, monitors close)."""
 
 
 class SignalStop:
@@ -94,3 +101,28 @@ async def run_until_signalled(
         raise
     finally:
         stop.uninstall()
+
+
+@contextlib.contextmanager
+def app_exits_on_sigterm(app: Exitable) -> Iterator[None]:
+    """While the block runs ``app``: SIGTERM asks it to exit as its quit key would.
+
+    Textual handles Ctrl-C itself but leaves SIGTERM at Python's default,
+    which ends the process before the app unmounts, so its monitor never logs
+    out. The handler runs on the main thread, where the app's loop runs; it
+    schedules ``app.exit`` on that loop. A second SIGTERM kills (the default).
+    """
+
+    def on_sigterm(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # the app is not running (yet, or any more)
+            raise SystemExit(128 + signum) from None
+        loop.call_soon_threadsafe(app.exit)
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

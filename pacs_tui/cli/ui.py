@@ -144,9 +144,10 @@ def _run_app(app: Any) -> int:
     Textual sets ``return_code`` to 1 when an unhandled error stopped the app
     (the app has logged it and Textual has printed why): ``EXIT_CRASH``, never 0.
     """
+    from pacs_tui.cli.signals import app_exits_on_sigterm
     from pacs_tui.cli.ui_log import logging_to_file
 
-    with logging_to_file():
+    with logging_to_file(), app_exits_on_sigterm(app):  # SIGTERM: unmount, log out
         result = app.run()
     if app.return_code:
         return EXIT_CRASH
