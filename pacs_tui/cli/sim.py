@@ -10,12 +10,25 @@ import json
 import os
 import resource
 import signal
+import socket
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pacs_tui.cli import EXIT_OK, EXIT_USAGE
+
+if TYPE_CHECKING:
+    from pacs_tui.sim.datacenter import SimulatedDataCenter
+    from pacs_tui.sim.faults import PlannedFault
+    from pacs_tui.sim.listen import ListenError
+
+# Second octets tried when none is given: 42 first (what the docs show), never the
+# 100..250 that tests, demos and rehearsals pick at random.
+AUTO_OCTETS = tuple(range(42, 100))
+# A taken address costs a whole fleet build: give up after this many tries.
+MAX_START_ATTEMPTS = 12
 
 
 def register(subparsers: Any) -> None:
@@ -37,7 +50,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--faults", type=Path, help="YAML file of faults to plant at start")
     p.add_argument("--seed", type=int, default=7, help="fleet seed (same seed, same fleet)")
     p.add_argument(
-        "--address-octet", type=int, default=42, help="servers live on 127.OCTET.x.y (default 42)"
+        "--address-octet",
+        type=int,
+        help=f"servers live on 127.OCTET.x.y (default: the first free one of "
+        f"{AUTO_OCTETS[0]}..{AUTO_OCTETS[-1]}, so two simulators can run side by side)",
     )
     p.add_argument("--bmc-port", type=int, default=8443)
     p.add_argument("--dicom-port", type=int, default=11112)
@@ -71,7 +87,7 @@ def run_sim(args: argparse.Namespace) -> int:
 
     if args.servers < 7:
         return _usage_error("--servers must be at least 7")
-    if not 1 <= args.address_octet <= 254:
+    if args.address_octet is not None and not 1 <= args.address_octet <= 254:
         return _usage_error("--address-octet must be 1..254")
     if args.time_scale <= 0:
         return _usage_error("--time-scale must be > 0")
@@ -90,6 +106,10 @@ def run_sim(args: argparse.Namespace) -> int:
         except FaultFileError as exc:
             return _usage_error(str(exc))
     out = args.out or Path(tempfile.mkdtemp(prefix="pacs-tui-sim-"))
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return _usage_error(f"--out {out}: {(exc.strerror or str(exc)).lower()}")
     _raise_open_file_limit()
     return asyncio.run(_serve(args, out, plan))
 
@@ -104,14 +124,59 @@ def _raise_open_file_limit() -> None:
             )
 
 
-async def _serve(args: argparse.Namespace, out: Path, plan: list[Any]) -> int:
-    from pacs_tui.sim.control import ControlApi
+def _free_octets(port: int) -> Iterator[int]:
+    """Candidate octets whose first address still has ``port`` free.
+
+    Only a hint (another process may bind in between): a start that meets a
+    taken address moves on to the next octet anyway.
+    """
+    for octet in AUTO_OCTETS:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as asyncio binds
+            try:
+                probe.bind((f"127.{octet}.0.1", port))
+            except OSError:
+                continue
+        yield octet
+
+
+def _listen_failed(exc: ListenError, explicit: bool) -> int:
+    hint = ""
+    if exc.in_use:
+        hint = (
+            "; another simulator (or program) holds it: choose another --address-octet or "
+            "leave it out to pick free addresses"
+            if explicit
+            else "; choose other ports (--bmc-port, --dicom-port, --ssh-port)"
+        )
+    return _usage_error(f"{exc}{hint}")
+
+
+def _plant(center: SimulatedDataCenter, plan: list[PlannedFault], faults: Path | None) -> str:
+    """Put the planned faults on the hosts; the problem (file:line: reason) or ''."""
+    for planned in plan:
+        matches = [n for n in center.hosts if fnmatch.fnmatchcase(n, planned.servers)]
+        if not matches:
+            return f"{faults}:{planned.line}: servers: {planned.servers!r} matches no server"
+        for name in matches:
+            try:
+                center.check_faults(name, planned.changes)
+            except ValueError as exc:
+                return f"{faults}:{planned.line}: {exc}"
+            center.hosts[name].faults.update(planned.changes)
+    return ""
+
+
+async def _start(
+    args: argparse.Namespace, plan: list[PlannedFault], stop: asyncio.Event
+) -> SimulatedDataCenter | int:
+    """A started data center, or the exit code after saying why there is none."""
     from pacs_tui.sim.datacenter import SimOptions, SimulatedDataCenter
+    from pacs_tui.sim.listen import ListenError
 
     options = SimOptions(
         servers=args.servers,
         seed=args.seed,
-        address_octet=args.address_octet,
         bmc_port=args.bmc_port,
         dicom_port=args.dicom_port,
         ssh_port=args.ssh_port,
@@ -124,45 +189,72 @@ async def _serve(args: argparse.Namespace, out: Path, plan: list[Any]) -> int:
     password = args.bmc_password or os.environ.get("PACS_TUI_SIM_BMC_PASSWORD")
     if password:
         options.bmc_password = password
-    center = SimulatedDataCenter(options)
-    for planned in plan:
-        matches = [n for n in center.hosts if fnmatch.fnmatchcase(n, planned.servers)]
-        if not matches:
-            print(
-                f"pacs-tui sim: error: {args.faults}:{planned.line}: servers: "
-                f"{planned.servers!r} matches no server",
-                file=sys.stderr,
-            )
-            return EXIT_USAGE
-        for name in matches:
-            try:
-                center.check_faults(name, planned.changes)
-            except ValueError as exc:
-                print(f"pacs-tui sim: error: {args.faults}:{planned.line}: {exc}", file=sys.stderr)
-                return EXIT_USAGE
-            center.hosts[name].faults.update(planned.changes)
-    paths = center.write_client_files(out)
-    control = ControlApi(center, args.control_port)
+    explicit = args.address_octet is not None
+    octets = iter([args.address_octet]) if explicit else _free_octets(args.bmc_port)
+    taken: list[str] = []
+    for octet in octets:
+        if stop.is_set() or len(taken) >= MAX_START_ATTEMPTS:
+            break
+        options.address_octet = octet
+        center = SimulatedDataCenter(options)
+        problem = _plant(center, plan, args.faults)
+        if problem:
+            return _usage_error(problem)
+        try:
+            await center.start()  # closes what it opened when a bind fails
+        except ListenError as exc:
+            if explicit or not exc.in_use:
+                return _listen_failed(exc, explicit)
+            taken.append(f"{exc.address}:{exc.port}")
+            continue
+        return center
+    if stop.is_set():
+        return 130
+    tried = ", ".join(taken) if taken else f"127.{AUTO_OCTETS[0]}-{AUTO_OCTETS[-1]}.0.1"
+    return _usage_error(
+        f"no free addresses for the simulator: port {args.bmc_port} is in use on {tried}; "
+        "stop other simulators or give --address-octet and other ports"
+    )
+
+
+async def _serve(args: argparse.Namespace, out: Path, plan: list[Any]) -> int:
+    from pacs_tui.sim.control import ControlApi
+    from pacs_tui.sim.listen import ListenError
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    started = await _start(args, plan, stop)
+    if isinstance(started, int):
+        return started
+    center = started
+    control = ControlApi(center, args.control_port)
     try:
-        await center.start()
+        paths = center.write_client_files(out)  # after the binds: they name the addresses
         for planned in plan:  # listener-level faults (unreachable BMC ...) need running services
             for name in center.hosts:
                 if fnmatch.fnmatchcase(name, planned.servers):
                     await center.set_faults(name, planned.changes)
-        url = await control.start()
+        try:
+            url = await control.start()
+        except ListenError as exc:
+            return _listen_failed(exc, explicit=True)
+        octet = center.options.address_octet
         state = {
             "pid": os.getpid(),
             "control_url": url,
             "servers": len(center.hosts),
+            "address_octet": octet,
             "started_in_s": round(center.started_in_s, 3),
             **{k: str(v) for k, v in paths.items()},
         }
         (out / "sim.json").write_text(json.dumps(state, indent=2) + "\n")
-        print(f"pacs-tui sim: {len(center.hosts)} servers up in {center.started_in_s:.1f} s")
+        print(
+            f"pacs-tui sim: {len(center.hosts)} servers up in {center.started_in_s:.1f} s "
+            f"on 127.{octet}.x.y (BMC port {args.bmc_port}, DICOM {args.dicom_port}, "
+            f"SSH {args.ssh_port})"
+        )
         for key, path in paths.items():
             print(f"  {key:<12} {path}")
         print(f"  {'control API':<12} {url}")

@@ -27,6 +27,7 @@ from aiohttp import web
 
 from pacs_tui.sim import redfish_protocol as protocol
 from pacs_tui.sim.host import SimulatedHost
+from pacs_tui.sim.listen import open_listener
 from pacs_tui.sim.pki import FleetPki
 from pacs_tui.sim.redfish_error_styles import restyle
 from pacs_tui.sim.redfish_flavour import BmcFlavour, FlavourTimings, profile
@@ -179,7 +180,7 @@ class BmcService:
         elif self._pki is not None:
             context = self._pki.server_ssl_context(address)
         site = web.TCPSite(self._runner, address, self.port, ssl_context=context)
-        await site.start()
+        await open_listener("Redfish BMC", address, self.port, site.start())
         bmc.site = site
 
     async def _close(self, bmc: SimulatedBmc) -> None:

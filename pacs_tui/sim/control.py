@@ -16,6 +16,7 @@ from pacs_tui.power import ResetType
 from pacs_tui.sim.datacenter import SimulatedDataCenter, replica_pairs
 from pacs_tui.sim.faults import HostFaults
 from pacs_tui.sim.host import ResetRejected
+from pacs_tui.sim.listen import open_listener
 
 CENTER_KEY = web.AppKey("center", SimulatedDataCenter)
 
@@ -217,7 +218,7 @@ class ControlApi:
         """Start serving; return the base URL."""
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", self._port)
-        await site.start()
+        await open_listener("control API", "127.0.0.1", self._port, site.start())
         server = site._server
         assert server is not None
         sock = server.sockets[0]  # type: ignore[attr-defined]

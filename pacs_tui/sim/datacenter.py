@@ -12,7 +12,7 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from pathlib import Path
@@ -52,7 +52,8 @@ class SimOptions:
     ssh_port: int = 2222
     tls: bool = True
     bmc_username: str = "admin"
-    bmc_password: str = field(default_factory=lambda: secrets.token_urlsafe(12))
+    # repr=False: options get printed and logged; the password goes to the 0600 file only.
+    bmc_password: str = field(default_factory=lambda: secrets.token_urlsafe(12), repr=False)
     ssh_user: str = "pacsops"
     time_scale: float = 1.0  # multiplies every power/boot delay (tests use ~0.02)
     session_limit: int = 8
@@ -149,8 +150,24 @@ class SimulatedDataCenter:
     # -- lifecycle --------------------------------------------------------------
 
     async def start(self) -> None:
-        """Open every endpoint; all servers start powered on and healthy."""
+        """Open every endpoint; all servers start powered on and healthy.
+
+        Raises :class:`~pacs_tui.sim.listen.ListenError` (address, port,
+        reason) when a listener cannot bind; every endpoint opened so far is
+        closed again first, so the caller may try other addresses.
+        """
         began = time.monotonic()
+        try:
+            await self._start_listeners()
+        except BaseException:
+            await self.stop()
+            raise
+        self.started_in_s = time.monotonic() - began
+        log.info(
+            "simulated data center up: %d servers in %.2f s", len(self.hosts), self.started_in_s
+        )
+
+    async def _start_listeners(self) -> None:
         flavours = {s.name: s.flavour for s in self.fleet.servers}
         self.bmc = BmcService(
             list(self.hosts.values()),
@@ -163,12 +180,8 @@ class SimulatedDataCenter:
             enclosures=self.fleet.enclosures(),
         )
         await self.bmc.start()
-        await asyncio.gather(*(s.start() for s in self.ssh_servers.values()))
-        await asyncio.gather(*(d.start() for d in self.dicom_nodes.values()))
-        self.started_in_s = time.monotonic() - began
-        log.info(
-            "simulated data center up: %d servers in %.2f s", len(self.hosts), self.started_in_s
-        )
+        await _all_started(s.start() for s in self.ssh_servers.values())
+        await _all_started(d.start() for d in self.dicom_nodes.values())
 
     async def stop(self) -> None:
         """Close every endpoint and cancel running power transitions."""
@@ -324,6 +337,15 @@ class SimulatedDataCenter:
             yaml.safe_dump(secret, handle, sort_keys=False)
         paths["inventory"].write_text(render_inventory(self))
         return paths
+
+
+async def _all_started(starts: Iterable[Awaitable[None]]) -> None:
+    """Await every start; then raise the first failure. Stopping while some starts are
+    still binding would leave those listeners open."""
+    results = await asyncio.gather(*starts, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
 
 
 def replica_pairs(fleet: SimFleet) -> list[tuple[str, str]]:

@@ -37,6 +37,7 @@ from pacs_tui.dicom.responder import (
 )
 from pacs_tui.dicom.store import STORAGE_SOP_CLASSES, store_instances
 from pacs_tui.sim.host import SimulatedHost
+from pacs_tui.sim.listen import open_listener
 from pacs_tui.sim.studies import QueryError, Study, StudyIndex
 from pacs_tui.sim.study_instances import synthetic_instances
 
@@ -119,7 +120,12 @@ class DicomNode:
 
     async def start(self) -> None:
         """Listen on the host's address; does nothing when already listening."""
-        await self.responder.start(self.host.address, self.port, tls=self.tls)
+        await open_listener(
+            "DICOM",
+            self.host.address,
+            self.port,
+            self.responder.start(self.host.address, self.port, tls=self.tls),
+        )
 
     async def stop(self) -> None:
         """Close the listening socket and drop open associations (idempotent)."""

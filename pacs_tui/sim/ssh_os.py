@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import asyncssh
 
 from pacs_tui.sim.host import SimulatedHost
+from pacs_tui.sim.listen import open_listener
 
 log = logging.getLogger(__name__)
 
@@ -419,17 +420,22 @@ class SshOs:
             quiet_asyncssh_logs()
             changed = self.host.faults.ssh_host_key_changed
             key = self._alternate_host_key if changed else self._host_key
-            self._acceptor = await asyncssh.create_server(
-                lambda: _SshdConnection(self),
+            self._acceptor = await open_listener(
+                "SSH",
                 self.host.address,
                 self.port,
-                server_host_keys=[key],
-                process_factory=self._serve,
-                encoding="utf-8",
-                login_timeout=LOGIN_GRACE_S,
-                agent_forwarding=False,
-                x11_forwarding=False,
-                allow_scp=False,
+                asyncssh.create_server(
+                    lambda: _SshdConnection(self),
+                    self.host.address,
+                    self.port,
+                    server_host_keys=[key],
+                    process_factory=self._serve,
+                    encoding="utf-8",
+                    login_timeout=LOGIN_GRACE_S,
+                    agent_forwarding=False,
+                    x11_forwarding=False,
+                    allow_scp=False,
+                ),
             )
             self.presented_host_key = key
             if self.port == 0:
