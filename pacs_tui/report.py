@@ -8,6 +8,7 @@ from typing import Any
 
 from pacs_tui.inventory import Server
 from pacs_tui.plugin_api import Health
+from pacs_tui.rollup import BMC_ONLY, BMC_ONLY_DEGRADED, bmc_only
 from pacs_tui.state import FleetState
 
 STANDARD_PROBES = ("power", "network", "dicom", "ssh")
@@ -15,7 +16,11 @@ NOT_APPLICABLE = "n/a"
 
 
 def probe_view(state: FleetState, server: str, probe: str, now: float) -> dict[str, Any]:
-    """``{state, health, latency_ms, detail, age_s}`` of one probe on one server."""
+    """``{state, health, latency_ms, detail, age_s}`` of one probe on one server.
+
+    A flapping probe has state ``flapping``, its worst health, and a
+    ``flapping`` entry: ``{failures, period_s, detail}``.
+    """
     reading = state.reading(server, probe, now)
     result = reading.result
     word = reading.state
@@ -31,6 +36,17 @@ def probe_view(state: FleetState, server: str, probe: str, now: float) -> dict[s
         "age_s": None if reading.age_s is None else round(reading.age_s, 1),
         # How a BMC is spoken to, when the probe says (auth fallback, weakened TLS).
         **{k: result.facts[k] for k in _SHOWN_FACTS if result is not None and k in result.facts},
+        **(
+            {}
+            if reading.flap is None
+            else {
+                "flapping": {
+                    "failures": reading.flap.failures,
+                    "period_s": round(reading.flap.period_s, 1),
+                    "detail": reading.flap.describe(),
+                }
+            }
+        ),
     }
 
 
@@ -68,6 +84,11 @@ def server_view(
         else:
             view[probe] = not_applicable(probe, server)
     view["healthy"] = server_healthy(view, applies)
+    readings = {p: state.reading(server.name, p, now) for p in names if p in applies}
+    if bmc_only(readings):
+        serving = all(r.health is Health.OK for p, r in readings.items() if p != "power")
+        # A management-network fault: the server serves, but cannot be power-cycled now.
+        view["management"] = BMC_ONLY if serving else BMC_ONLY_DEGRADED
     return view
 
 

@@ -16,11 +16,12 @@ from pacs_tui.inventory import Inventory, load_inventory
 from pacs_tui.monitor import FleetMonitor
 from pacs_tui.plugin_api import Health
 from pacs_tui.power import PowerState
+from pacs_tui.report import server_view
 from pacs_tui.rollup import BMC_ONLY, BMC_ONLY_DEGRADED, applicable_probes, fleet_rollup
 from pacs_tui.sim.datacenter import SimOptions, SimulatedDataCenter
 from pacs_tui_widgets.summary_bar import summary_markup
 from pacs_tui_widgets.wall import WallApp
-from test_rollup import all_probes, hand_inventory, healthy_state, record
+from test_rollup import NOW, all_probes, hand_inventory, healthy_state, record
 
 # -- pure logic -------------------------------------------------------------------
 
@@ -165,3 +166,16 @@ async def test_simulator_bmc_outage_is_management_and_real_outages_still_count(
     finally:
         await monitor.close()
         await center.stop()
+
+
+def test_status_json_names_the_management_fault() -> None:
+    inventory = hand_inventory()
+    state = healthy_state(inventory)
+    record(state, "rtr-1", "power", "unreachable", Health.DOWN)
+    view = server_view(
+        inventory.server("rtr-1"), state, all_probes(inventory.server("rtr-1")), now=NOW
+    )
+    assert view["management"] == BMC_ONLY and view["healthy"] is False
+    assert "management" not in server_view(
+        inventory.server("rtr-2"), state, all_probes(inventory.server("rtr-2")), now=NOW
+    )
