@@ -10,8 +10,10 @@ Usage::
 
     .venv/bin/python docs/screenshot.py [--servers 60] [--out docs/images/control-room.svg]
 
-Exit 0 when the SVG was written; 1 when the simulator or the first readings
-did not come in time (the message says which).
+Exit 0 when the SVG was written; 1 when the simulator did not start or the
+fleet did not settle in time (the message says which), and then nothing is
+written: on a machine too busy for the probes to finish, the picture would
+show a fleet of timeouts that a real one would not.
 """
 
 from __future__ import annotations
@@ -122,11 +124,15 @@ async def _shoot(inventory_file: Path, out: Path) -> int:
     )
     async with app.run_test(size=SIZE) as pilot:
         deadline = time.monotonic() + READY_S
-        while not _all_read(app):
+        while not _settled(app):
             if time.monotonic() > deadline:
-                print("screenshot: the first readings did not all come in", file=sys.stderr)
+                print(
+                    "screenshot: the fleet did not settle (readings missing, unknown or stale);"
+                    " is the machine busy? nothing written",
+                    file=sys.stderr,
+                )
                 return 1
-            await pilot.pause(0.2)
+            await pilot.pause(0.5)
         # Worst power first, so the switched-off viewer is the top row, with its details open.
         await pilot.press("colon", *[("space" if c == " " else c) for c in "sort power"], "enter")
         await pilot.press("g", "enter")
@@ -137,12 +143,21 @@ async def _shoot(inventory_file: Path, out: Path) -> int:
     return 0
 
 
-def _all_read(app: Any) -> bool:
-    return all(
-        app.state.latest(server, probe) is not None
-        for server, probes in app.applicable.items()
-        for probe in probes
-    )
+def _settled(app: Any) -> bool:
+    """Every probe has read every server, and no reading is unknown or stale.
+
+    The two planted faults read DOWN, never UNKNOWN, so anything unknown is a
+    probe that could not finish (a queued SSH login, a timeout on a busy machine).
+    """
+    from pacs_tui.plugin_api import Health
+
+    for server, probes in app.applicable.items():
+        for probe in probes:
+            if app.state.latest(server, probe) is None:
+                return False
+            if app.state.reading(server, probe).health in (Health.UNKNOWN, Health.STALE):
+                return False
+    return True
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
