@@ -1,49 +1,26 @@
-"""The whole move weekend, headless, on the simulated data center.
+"""The weekend itself: each phase driven through the engines the lead uses.
 
-``Rehearsal.run()`` starts ``pacs-tui sim`` in its own process and drives it
-the way the weekend goes, through the same engines the lead uses:
-
-1. **pre-checks**: every server's PowerState read through the power probe;
-2. **replication**: each primary archive against its remote-backup replica
-   (C-FIND counts per day); a replica that lacks studies stops the rehearsal
-   here: it is not safe to shut down;
-3. **baseline**: a performance baseline of the whole fleet;
-4. **shutdown**: the batch engine, ``off``, every server except the remote
-   backup, in dependency waves with escalation to ForceOff;
-5. **transit**: every moved BMC unreachable for a while (the trucks), custody
-   in-transit → racked;
-6. **power-up**: ``on`` in dependency waves, each gated on power, SSH, units
-   and DICOM;
-7. **baseline** again, **compare**, and the report.
-
-Problems found are named by what they look like (``slow-storage``,
-``swapped-server``, ``missing-studies``, ...), never by what was planted, so a
-planted fault is caught only if the checks really catch it. ``--plant``
-plants a problem in the new site through the simulator's control API.
+The order and what each phase checks are described in the package docstring
+(``pacs_tui.rehearsal``); a phase that makes going on unsafe raises
+``RehearsalStopped``, which ``Rehearsal.phase`` records as the stopping point.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import random
 import shutil
-import signal
-import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
-from pacs_tui.baseline.compare import Tolerances
-from pacs_tui.baseline.model import HARDWARE_KEYS
 from pacs_tui.batch.audit import AuditLog
 from pacs_tui.batch.confirm import Confirmation
 from pacs_tui.batch.gates import GatePolicy
@@ -55,305 +32,26 @@ from pacs_tui.inventory import Inventory, Server, load_inventory
 from pacs_tui.monitor import FleetMonitor
 from pacs_tui.plugin_catalog import load_probes
 from pacs_tui.power import PowerState
+from pacs_tui.rehearsal.control_client import SimControl
+from pacs_tui.rehearsal.findings import name_problems
+from pacs_tui.rehearsal.options import (
+    FIND_QUERY,
+    MISSING_STUDIES,
+    REMOTE_BACKUP_KIND,
+    SLOW_STORAGE,
+    SWAPPED_SERVER,
+    RehearsalOptions,
+    tolerances,
+)
+from pacs_tui.rehearsal.outcome import Detection, PhaseOutcome, RehearsalResult, RehearsalStopped
+from pacs_tui.rehearsal.report import write_summary
+from pacs_tui.rehearsal.simulator_process import running_simulator
 from pacs_tui.scheduler import ConcurrencyCaps
 from pacs_tui.session import Session
 
 log = logging.getLogger(__name__)
 
-SLOW_STORAGE, SWAPPED_SERVER, MISSING_STUDIES = "slow-storage", "swapped-server", "missing-studies"
-PLANTS = (SLOW_STORAGE, SWAPPED_SERVER, MISSING_STUDIES)
-REMOTE_BACKUP_KIND = "remote-backup"
-SUMMARY_FILE = "rehearsal.md"
 _GATE_PROBES = {"power", "ssh", "dicom"}
-# The sampled C-FIND: one study by StudyInstanceUID, the indexed lookup a viewer makes.
-# It measures how fast the archive answers, not how fast the simulator can invent
-# thousands of identifiers (a day's query on a small simulated fleet returns ~1 000).
-FIND_QUERY = {"StudyInstanceUID": "1.2.826.0.1.3680043.8.498.77.0.20000101.1.1"}
-
-
-@dataclass(frozen=True)
-class RehearsalOptions:
-    """How to rehearse: fleet size, speed, what to plant, where to report."""
-
-    report_dir: Path
-    servers: int = 300
-    plants: tuple[str, ...] = ()
-    time_scale: float = 0.05  # the simulator's power/boot delays (1 = realistic)
-    samples: int = 5  # latency samples per metric and server in each baseline
-    seed: int = 7
-    address_octet: int | None = None  # None: a random 127.X octet (no clash with a demo)
-    transit_s: float = 1.0  # how long the BMCs stay unreachable
-    replication_days: int = 7  # days compared between primary and replica (up to today)
-    study_window_days: int = 2  # days whose studies each baseline counts per archive
-    capture_concurrency: int = 1  # one server at a time: latency is service, not queueing
-    concurrency: int = 64  # servers at once per wave
-    poll_s: float = 0.25  # re-reads of PowerState and gates
-    escalate_after_s: float = 30.0  # ForceOff a server that ignored the shutdown this long
-    batch_timeout_s: float = 180.0  # per PowerState wait and per gate
-    slow_storage_role: str = "archive"
-    slow_storage_delay_s: float = 0.1  # what the planted slower tier adds to each C-FIND
-    # The simulator shares the CPU with its client (and, on a laptop, with everything
-    # else): latency changes below this are noise here, not a slower site.
-    noise_floor_ms: float = 10.0
-    sim_start_timeout_s: float = 180.0
-
-    def __post_init__(self) -> None:
-        unknown = set(self.plants) - set(PLANTS)
-        if unknown:
-            raise ValueError(
-                f"unknown plant(s) {', '.join(sorted(unknown))} (known: {', '.join(PLANTS)})"
-            )
-        if self.servers < 12:
-            raise ValueError("a rehearsal needs at least 12 servers (one has a remote backup)")
-        if self.time_scale <= 0 or self.samples < 1 or self.transit_s < 0:
-            raise ValueError("time scale must be > 0, samples >= 1, transit >= 0")
-        if self.replication_days < 1 or self.study_window_days < 1:
-            raise ValueError("replication and study windows need at least one day")
-
-
-@dataclass(frozen=True)
-class Detection:
-    """One problem the rehearsal found, named by its kind (e.g. ``slow-storage``)."""
-
-    fault: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.fault}: {self.message}"
-
-
-@dataclass
-class PhaseOutcome:
-    """One phase of the rehearsal: when, how long, and how it went."""
-
-    name: str
-    kind: str
-    started_s: float  # seconds after the rehearsal started
-    duration_s: float = 0.0
-    ok: bool = True
-    summary: str = ""
-    no_service: int = 0  # hospitals/clinics without PACS service after the phase
-
-    def to_json(self) -> dict[str, Any]:
-        """The phase as JSON-able data."""
-        return {
-            "name": self.name,
-            "kind": self.kind,
-            "started_s": round(self.started_s, 2),
-            "duration_s": round(self.duration_s, 2),
-            "ok": self.ok,
-            "summary": self.summary,
-            "no_service": self.no_service,
-        }
-
-
-@dataclass
-class RehearsalResult:
-    """The outcome: every phase, every detected problem, where the report is."""
-
-    options: RehearsalOptions
-    phases: list[PhaseOutcome] = field(default_factory=list)
-    detections: list[Detection] = field(default_factory=list)
-    stopped_at: str = ""  # the phase that stopped the rehearsal ("" when it ran through)
-    summary_path: Path | None = None
-    report_paths: tuple[Path, ...] = ()
-    elapsed_s: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        """True only when every phase went well and the move is proven same-or-better."""
-        return not self.detections and not self.stopped_at and all(p.ok for p in self.phases)
-
-    @property
-    def faults(self) -> list[str]:
-        """The kinds of problem found, without repeats, in order of detection."""
-        return list(dict.fromkeys(d.fault for d in self.detections))
-
-    def to_json(self) -> dict[str, Any]:
-        """The result as JSON-able data."""
-        return {
-            "ok": self.ok,
-            "servers": self.options.servers,
-            "planted": list(self.options.plants),
-            "faults": self.faults,
-            "detections": [str(d) for d in self.detections],
-            "stopped_at": self.stopped_at or None,
-            "elapsed_s": round(self.elapsed_s, 1),
-            "phases": [p.to_json() for p in self.phases],
-            "summary": str(self.summary_path) if self.summary_path else None,
-            "reports": [str(p) for p in self.report_paths],
-        }
-
-
-class RehearsalStopped(Exception):
-    """A phase failed in a way that makes going on pointless or unsafe."""
-
-
-# -- the simulator in its own process -----------------------------------------------------
-
-
-@dataclass
-class SimProcess:
-    """``pacs-tui sim`` started by the rehearsal (and only ever stopped by it)."""
-
-    out: Path
-    process: asyncio.subprocess.Process
-    control_url: str
-    log_path: Path
-
-    def log_tail(self) -> str:
-        """The end of the simulator's log, for error messages."""
-        return _tail(self.log_path)
-
-
-def _tail(path: Path) -> str:
-    return path.read_text()[-2000:] if path.exists() else ""
-
-
-def _make_dir(path: Path) -> None:
-    path.mkdir(parents=True, exist_ok=True)
-
-
-@contextlib.asynccontextmanager
-async def running_simulator(
-    out: Path, log_path: Path, args: Sequence[str], timeout_s: float
-) -> AsyncIterator[SimProcess]:
-    """Start the simulator, wait until it has written ``sim.json``, stop it on exit."""
-    _make_dir(out)
-    state_file = out / "sim.json"
-    with log_path.open("w") as log_file:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "pacs_tui", "sim", "--out", str(out), *args,
-            stdout=log_file, stderr=asyncio.subprocess.STDOUT,
-        )  # fmt: skip
-    try:
-        deadline = time.monotonic() + timeout_s
-        while not state_file.exists():
-            if process.returncode is not None:
-                raise RehearsalStopped(
-                    f"the simulator exited with {process.returncode}: {_tail(log_path)}"
-                )
-            if time.monotonic() > deadline:
-                raise RehearsalStopped(f"the simulator was not ready in {timeout_s:.0f} s")
-            await asyncio.sleep(0.1)
-        state = json.loads(state_file.read_text())
-        yield SimProcess(out, process, str(state["control_url"]), log_path)
-    finally:
-        if process.returncode is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(process.wait(), 30)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
-
-
-class SimControl:
-    """The simulator's control API (plant faults, swap boxes, drop replica days)."""
-
-    def __init__(self, url: str, http: aiohttp.ClientSession) -> None:
-        self.url = url
-        self.http = http
-
-    async def call(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
-        """One request; raise ``RehearsalStopped`` with the simulator's error."""
-        async with self.http.request(method, self.url + path, json=body) as answer:
-            data = await answer.json()
-            if answer.status >= 400:
-                raise RehearsalStopped(f"sim control {method} {path}: {data.get('error', data)}")
-            return data
-
-    async def set_faults(self, names: Iterable[str], changes: Mapping[str, Any]) -> None:
-        """Apply the same fault switches to many servers."""
-        gate = asyncio.Semaphore(32)
-
-        async def one(name: str) -> None:
-            async with gate:
-                await self.call("POST", f"/hosts/{name}/faults", changes)
-
-        await asyncio.gather(*(one(n) for n in names))
-
-
-# -- naming what the comparison found -----------------------------------------------------
-
-
-def _median_ms(value: Any) -> str:
-    median = getattr(value, "median", None)
-    return f"{median:.1f} ms" if isinstance(median, int | float) else str(value)
-
-
-def name_problems(comparison: Any, before: Any, after: Any) -> list[Detection]:
-    """Name the comparison's problems by what they look like.
-
-    - a role whose C-FIND latency got worse: ``slow-storage``;
-    - servers reporting another server's serial number or MACs, or a changed
-      one: ``swapped-server`` (their model, vendor and firmware differences are
-      part of the same finding);
-    - fewer studies in an archive: ``missing-studies``;
-    - a server that did not answer after the move: ``missing-server``;
-    - any other worse latency, changed fact or missing unit: ``regression``.
-    """
-    found: list[Detection] = []
-    problems = list(comparison.problems())
-    slow_roles = {f.name for f in problems if f.scope == "role" and f.metric == "find"}
-    swapped: dict[str, set[str]] = {}
-    serial_owner = {
-        s.hardware.get("serial_number"): name
-        for name, s in before.servers.items()
-        if s.hardware.get("serial_number")
-    }
-    for f in problems:
-        if f.scope == "role" and f.metric == "find":
-            found.append(
-                Detection(
-                    SLOW_STORAGE,
-                    f"{f.name} find latency worse: median {_median_ms(f.before)} → "
-                    f"{_median_ms(f.after)}",
-                )
-            )
-        elif f.metric in HARDWARE_KEYS or f.metric == "hardware":
-            swapped.setdefault(f.name, set()).add(f.metric)
-        elif f.metric == "study_count":
-            found.append(
-                Detection(MISSING_STUDIES, f"{f.scope} {f.name}: {f.before} → {f.after} studies")
-            )
-        elif f.metric == "presence" or (f.scope == "fleet" and f.metric == "servers"):
-            found.append(Detection("missing-server", f.detail))
-        elif f.scope == "server" and f.metric == "find":
-            role = before.servers[f.name].role if f.name in before.servers else ""
-            if role not in slow_roles:
-                found.append(Detection("regression", f"{f.name} find latency: {f.detail}"))
-        elif f.scope != "server" or f.metric not in ("echo", "redfish"):
-            found.append(Detection("regression", f"{f.scope} {f.name} {f.metric}: {f.detail}"))
-        elif f.scope == "server":
-            found.append(Detection("regression", f"{f.name} {f.metric}: {f.detail}"))
-    done: set[str] = set()
-    for name in swapped:
-        if name in done:
-            continue
-        now_serial = after.servers[name].hardware.get("serial_number")
-        other = serial_owner.get(now_serial)
-        if other and other != name:
-            done.update((name, other))
-            found.append(
-                Detection(
-                    SWAPPED_SERVER,
-                    f"{name} and {other} are racked in each other's place: {name} reports "
-                    f"{other}'s serial {now_serial} and MACs",
-                )
-            )
-        elif swapped[name] & {"serial_number", "mac_addresses"}:
-            done.add(name)
-            changed = ", ".join(sorted(swapped[name]))
-            found.append(Detection(SWAPPED_SERVER, f"{name}: {changed} changed (another box?)"))
-        else:  # same box, other firmware or BIOS: not a swap, still not the same
-            done.add(name)
-            changed = ", ".join(sorted(swapped[name]))
-            found.append(Detection("regression", f"{name}: {changed} changed"))
-    return found
-
-
-# -- the rehearsal ----------------------------------------------------------------------------
 
 
 Progress = Callable[[str], None]
@@ -756,68 +454,3 @@ class Rehearsal:
             verdicts = ", ".join(f"{v} {k}" for k, v in sorted(comparison.verdicts().items()))
             outcome.summary = f"{verdicts}; {len(verified)} of {len(self.moved)} verified"
             outcome.ok = comparison.ok
-
-
-def tolerances(options: RehearsalOptions) -> Tolerances:
-    """The comparison's tolerances: the defaults, with the rehearsal's noise floor."""
-    floor = options.noise_floor_ms
-    return Tolerances(latency_floor_ms=floor, p95_floor_ms=2.5 * floor)
-
-
-# -- the summary ------------------------------------------------------------------------------
-
-
-def write_summary(
-    result: RehearsalResult, board: CustodyBoard | None, inventory: Inventory | None
-) -> Path:
-    """Write ``rehearsal.md``: the verdict, each phase's timing and outcome, what was found."""
-    o = result.options
-    t = tolerances(o)
-    path = o.report_dir / SUMMARY_FILE
-    verdict = (
-        "**PASSED**: the move is proven same-or-better."
-        if result.ok
-        else f"**FAILED**: {', '.join(result.faults) or 'a phase failed'}"
-        + (f" (stopped at: {result.stopped_at})" if result.stopped_at else "")
-    )
-    lines = [
-        "# Move-weekend rehearsal",
-        "",
-        f"- Fleet: {o.servers} simulated servers (seed {o.seed}), simulator time scale "
-        f"{o.time_scale:g}, {o.samples} latency samples per metric and server",
-        f"- Planted: {', '.join(o.plants) or 'nothing'}",
-        f"- Latency tolerance: median ×{t.latency_ratio:g} and +{t.latency_floor_ms:g} ms, "
-        f"p95 ×{t.p95_ratio:g} and +{t.p95_floor_ms:g} ms; C-FIND sampled as a "
-        "StudyInstanceUID lookup",
-        f"- Took: {result.elapsed_s:.1f} s",
-        f"- Verdict: {verdict}",
-        "",
-        "## Phases",
-        "",
-        "| # | phase | kind | start | took | outcome | sites without PACS | summary |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for i, p in enumerate(result.phases, 1):
-        summary = p.summary.replace("|", "\\|")
-        lines.append(
-            f"| {i} | {p.name} | {p.kind} | +{p.started_s:.1f} s | {p.duration_s:.1f} s | "
-            f"{'ok' if p.ok else 'FAILED'} | {p.no_service} | {summary} |"
-        )
-    lines += ["", "## Problems found", ""]
-    lines += [f"- **{d.fault}**: {d.message}" for d in result.detections] or ["- none"]
-    if board is not None:
-        counts = ", ".join(f"{state}: {n}" for state, n in board.counts().items() if n)
-        lines += ["", "## Custody at the end", "", f"- {counts}"]
-        if inventory is not None:
-            affected = board.affected_sites(inventory)
-            lines.append(
-                "- Hospitals/clinics without full PACS service: "
-                + (", ".join(f"{a.site} ({a.level})" for a in affected) or "none")
-            )
-    lines += ["", "## Files", ""]
-    for name in ("baseline-before.json", "baseline-after.json", "custody.json", "sim.log"):
-        if (o.report_dir / name).exists():
-            lines.append(f"- [{name}]({name})")
-    lines += [f"- [{p.name}]({p.name})" for p in result.report_paths]
-    path.write_text("\n".join(lines) + "\n")
-    return path

@@ -1,0 +1,63 @@
+"""The whole move weekend, headless, on the simulated data center.
+
+``Rehearsal.run()`` starts ``pacs-tui sim`` in its own process and drives it
+the way the weekend goes, through the same engines the lead uses:
+
+1. **pre-checks**: every server's PowerState read through the power probe;
+2. **replication**: each primary archive against its remote-backup replica
+   (C-FIND counts per day); a replica that lacks studies stops the rehearsal
+   here: it is not safe to shut down;
+3. **baseline**: a performance baseline of the whole fleet;
+4. **shutdown**: the batch engine, ``off``, every server except the remote
+   backup, in dependency waves with escalation to ForceOff;
+5. **transit**: every moved BMC unreachable for a while (the trucks), custody
+   in-transit → racked;
+6. **power-up**: ``on`` in dependency waves, each gated on power, SSH, units
+   and DICOM;
+7. **baseline** again, **compare**, and the report.
+
+Problems found are named by what they look like (``slow-storage``,
+``swapped-server``, ``missing-studies``, ...), never by what was planted, so a
+planted fault is caught only if the checks really catch it. ``--plant``
+plants a problem in the new site through the simulator's control API.
+"""
+
+from pacs_tui.rehearsal.control_client import SimControl
+from pacs_tui.rehearsal.findings import name_problems
+from pacs_tui.rehearsal.options import (
+    FIND_QUERY,
+    MISSING_STUDIES,
+    PLANTS,
+    REMOTE_BACKUP_KIND,
+    SLOW_STORAGE,
+    SWAPPED_SERVER,
+    RehearsalOptions,
+    tolerances,
+)
+from pacs_tui.rehearsal.outcome import Detection, PhaseOutcome, RehearsalResult, RehearsalStopped
+from pacs_tui.rehearsal.phases import Progress, Rehearsal
+from pacs_tui.rehearsal.report import SUMMARY_FILE, write_summary
+from pacs_tui.rehearsal.simulator_process import SimProcess, running_simulator
+
+__all__ = [
+    "FIND_QUERY",
+    "MISSING_STUDIES",
+    "PLANTS",
+    "REMOTE_BACKUP_KIND",
+    "SLOW_STORAGE",
+    "SUMMARY_FILE",
+    "SWAPPED_SERVER",
+    "Detection",
+    "PhaseOutcome",
+    "Progress",
+    "Rehearsal",
+    "RehearsalOptions",
+    "RehearsalResult",
+    "RehearsalStopped",
+    "SimControl",
+    "SimProcess",
+    "name_problems",
+    "running_simulator",
+    "tolerances",
+    "write_summary",
+]
