@@ -622,7 +622,10 @@ class BmcClient:
                 raise BmcError("the BMC credential has no password")
             self._user = credential.username or ""
             pair = f"{self._user}:{credential.password.reveal()}"
-            self._basic = Secret("Basic " + base64.b64encode(pair.encode()).decode("ascii"))
+            encoded = Secret(base64.b64encode(pair.encode()).decode("ascii"))
+            # The encoded pair alone is the secret: it shows up without "Basic " too.
+            REDACTOR.add(encoded)
+            self._basic = Secret("Basic " + encoded.reveal())
             REDACTOR.add(self._basic)
         self._check_guard()
         return {"Authorization": self._basic.reveal()}
