@@ -210,3 +210,35 @@ def test_bad_report_and_bad_input_exit_2(
     check = ["replication", "check", "-i", str(inventory), "--primary", "a", "--replica", "a"]
     assert run_cli(*check) == 2
     assert "primary and replica name the same server" in capsys.readouterr().err
+
+
+def test_a_read_only_inventory_refuses_repair_before_any_association(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import socket
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+    port = listener.getsockname()[1]
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text(
+        "read_only: true\nsites: [{name: dc-main, kind: datacenter}]\nservers:\n"
+        f"  - {{name: a, site: dc-main, role: archive, dicom: {{host: 127.0.0.1, port: {port}, ae_title: A}}}}\n"
+        f"  - {{name: b, site: dc-main, role: archive, dicom: {{host: 127.0.0.1, port: {port}, ae_title: B}}}}\n"
+    )
+    report = tmp_path / "check.json"
+    report.write_text(
+        json.dumps(
+            {"format": "pacs-tui-replication-check", "version": 2, "primary": "a",
+             "replica": "b", "missing": [{"study_uid": "1.2.3"}], "partial": []}
+        )
+    )  # fmt: skip
+    try:
+        assert run_cli("replication", "repair", str(report), "-i", str(inventory), "--yes") == 2
+        with pytest.raises(TimeoutError):
+            listener.accept()  # neither archive was contacted
+    finally:
+        listener.close()
+    assert "marked read_only; repair sends C-MOVE requests and is disabled" in (
+        capsys.readouterr().err
+    )

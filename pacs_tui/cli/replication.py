@@ -178,6 +178,12 @@ def run_repair(args: argparse.Namespace) -> int:
     if args.timeout <= 0:
         return _error("--timeout must be > 0")
     inventory = load_fleet(args.inventory)
+    if inventory.read_only:
+        # A C-MOVE writes studies into the replica: read-only means nothing is changed anywhere.
+        return _error(
+            f"refused: the inventory {inventory.path} is marked read_only; "
+            "repair sends C-MOVE requests and is disabled"
+        )
     servers = _archives(inventory, [("primary", wanted.primary), ("replica", wanted.replica)])
     if isinstance(servers, str):
         return _error(f"{args.report}: {servers}")
