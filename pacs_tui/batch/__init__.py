@@ -8,6 +8,9 @@
 - ``runner``: ``BatchRunner`` runs a plan (concurrency cap, verification by
   re-reading PowerState, retries, halt/leave-out, abort, pause/resume).
 - ``audit``: the append-only SQLite log of everything.
+- ``interrupted``: batches whose process died mid-run (a start, no end),
+  named from the audit log until acknowledged (``interrupted_batches``).
+- ``units``: which systemd units a ``systemctl stop`` step stopped.
 
 Runners are built through ``pacs_tui.session.Session``, which refuses in a
 read-only session. This package never imports Textual.
@@ -17,6 +20,12 @@ from pacs_tui.batch.audit import AuditEvent, AuditLog, default_audit_path
 from pacs_tui.batch.confirm import Confirmation, ConfirmationRequired, ConfirmationRule
 from pacs_tui.batch.dry_run import dry_run_lines
 from pacs_tui.batch.gates import GATE_CHECKS, GatePolicy
+from pacs_tui.batch.interrupted import (
+    InterruptedBatch,
+    NotInterrupted,
+    acknowledge,
+    interrupted_batches,
+)
 from pacs_tui.batch.plan import VERBS, BatchPlan, PlanError, PlanOptions, build_plan
 from pacs_tui.batch.progress import BatchProgress
 from pacs_tui.batch.readings import MonitorReadings, PowerFacts, Readings, power_facts
@@ -28,6 +37,7 @@ from pacs_tui.batch.runner import (
     RetryPolicy,
     ServerResult,
     ServerStatus,
+    WriteGuard,
 )
 
 __all__ = [
@@ -44,7 +54,9 @@ __all__ = [
     "ConfirmationRule",
     "FailurePolicy",
     "GatePolicy",
+    "InterruptedBatch",
     "MonitorReadings",
+    "NotInterrupted",
     "PlanError",
     "PlanOptions",
     "PlanRefused",
@@ -53,8 +65,11 @@ __all__ = [
     "RetryPolicy",
     "ServerResult",
     "ServerStatus",
+    "WriteGuard",
+    "acknowledge",
     "build_plan",
     "default_audit_path",
     "dry_run_lines",
+    "interrupted_batches",
     "power_facts",
 ]

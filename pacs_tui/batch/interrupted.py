@@ -254,6 +254,34 @@ def _servers_seen(events: list[AuditEvent]) -> tuple[str, ...]:
     return tuple(seen)
 
 
+def interrupted_in(log: AuditLog) -> list[InterruptedBatch]:
+    """``find_interrupted`` over the rows that matter, without scanning the whole log.
+
+    Only batches with a start and no end or ack can be interrupted; besides
+    their own rows, only later batches' plans, starts and ends are needed (to
+    know which servers a later, finished batch covered).
+    """
+    open_ids = [
+        e.batch
+        for e in log.select(
+            "kind = 'batch-start' AND batch NOT IN "
+            "(SELECT batch FROM events WHERE kind IN ('batch-end', ?))",
+            (ACK_KIND,),
+        )
+    ]
+    if not open_ids:
+        return []
+    marks = ", ".join("?" for _ in open_ids)
+    first = min(
+        e.id for e in log.select(f"kind = 'batch-start' AND batch IN ({marks})", tuple(open_ids))
+    )
+    rows = log.select(
+        f"batch IN ({marks}) OR (id > ? AND kind IN ('plan', 'batch-start', 'batch-end'))",
+        (*open_ids, first),
+    )
+    return find_interrupted(rows)
+
+
 def interrupted_batches(audit_path: Path | None = None) -> list[InterruptedBatch]:
     """The interrupted batches in the audit log at ``audit_path`` (default: the user's).
 
@@ -264,7 +292,7 @@ def interrupted_batches(audit_path: Path | None = None) -> list[InterruptedBatch
     if not path.exists():
         return []
     with AuditLog(path) as log:
-        return find_interrupted(log.iter_events())
+        return interrupted_in(log)
 
 
 class NotInterrupted(ValueError):
@@ -277,8 +305,7 @@ def acknowledge(log: AuditLog, batch: str) -> InterruptedBatch:
     Raises ``NotInterrupted`` naming why: no such batch, still running, ended,
     already acknowledged.
     """
-    events = log.events()
-    for item in find_interrupted(events):
+    for item in interrupted_in(log):
         if item.batch == batch:
             log.record(
                 batch,
@@ -291,7 +318,7 @@ def acknowledge(log: AuditLog, batch: str) -> InterruptedBatch:
                 ),
             )
             return item
-    own = [e for e in events if e.batch == batch]
+    own = log.events(batch=batch)
     if not own:
         raise NotInterrupted(f"no batch {batch!r} in the audit log {log.path}")
     kinds = {e.kind for e in own}

@@ -58,7 +58,7 @@ def run_audit(args: argparse.Namespace) -> int:
         event_line,
         parse_since,
     )
-    from pacs_tui.batch.interrupted import NotInterrupted, acknowledge, find_interrupted
+    from pacs_tui.batch.interrupted import NotInterrupted, acknowledge, interrupted_in
 
     since = None
     if args.since:
@@ -88,7 +88,7 @@ def run_audit(args: argparse.Namespace) -> int:
             if not args.interrupted:
                 for event in log.iter_events(since, args.batch):
                     print(event_json(event) if args.json else event_line(event))
-            for item in find_interrupted(log.iter_events()):
+            for item in interrupted_in(log):
                 if args.batch is None or item.batch == args.batch:
                     print(json.dumps(item.to_json()) if args.json else item.line())
     except sqlite3.Error as exc:

@@ -180,13 +180,13 @@ async def _plan_and_run(
 ) -> int:
     from pacs_tui.batch.confirm import Confirmation, ConfirmationRule
     from pacs_tui.batch.dry_run import dry_run_lines
-    from pacs_tui.batch.interrupted import find_interrupted
+    from pacs_tui.batch.interrupted import interrupted_in
     from pacs_tui.batch.plan import PlanError
     from pacs_tui.batch.runner import FailurePolicy
 
     for name, reason in session.failed_actions.items():
         print(f"pacs-tui power: warning: action {name} unavailable: {reason}", file=sys.stderr)
-    interrupted = find_interrupted(session.audit.iter_events())
+    interrupted = interrupted_in(session.audit)
     for item in interrupted:
         print(f"pacs-tui power: warning: {item.line()}", file=sys.stderr, flush=True)
     try:
