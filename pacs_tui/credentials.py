@@ -119,11 +119,16 @@ class SecretRedactor(logging.Filter):
     def __init__(self) -> None:
         super().__init__()
         self._values: set[str] = set()
-        self._pattern: re.Pattern[str] | None = None
+        self._long: tuple[str, ...] = ()  # longest first, so a secret inside another goes whole
+        self._short: re.Pattern[str] | None = None
         self._lock = threading.Lock()
 
-    def add(self, secret: Secret, *, username: str | None = None) -> None:
-        """Remember ``secret`` and the forms it travels in, so records holding any are scrubbed.
+    def add(self, secret: Secret) -> None:
+        """Remember ``secret`` itself (a session token, a built header) for scrubbing."""
+        self._remember({secret.reveal()})
+
+    def add_password(self, secret: Secret, *, username: str | None = None) -> None:
+        """Remember a password and the forms it travels in.
 
         The forms are the value itself (also without surrounding blanks), its
         base64 and percent- and JSON-escaped spellings, and, with ``username``,
@@ -131,27 +136,40 @@ class SecretRedactor(logging.Filter):
         header carries (RFC 7617 section 2).
         """
         value = secret.reveal()
-        forms = {value, value.strip()}
-        forms.add(_b64(value))
-        forms.add(urllib.parse.quote(value, safe=""))
+        forms = {value, value.strip(), _b64(value), urllib.parse.quote(value, safe="")}
         forms.add(json.dumps(value, ensure_ascii=False)[1:-1])
         forms.add(json.dumps(value)[1:-1])
         if username is not None:
             forms.add(_b64(f"{username}:{value}"))
+        self._remember(forms)
+
+    def _remember(self, forms: set[str]) -> None:
         forms.discard("")
         with self._lock:
-            if not forms <= self._values:
-                self._values |= forms
-                self._pattern = _pattern(self._values, self.MIN_LENGTH)
+            if forms <= self._values:
+                return
+            self._values |= forms
+            long = [v for v in self._values if len(v) >= self.MIN_LENGTH]
+            self._long = tuple(sorted(long, key=len, reverse=True))
+            short = sorted(v for v in self._values if len(v) < self.MIN_LENGTH)
+            if short:
+                # Not next to a letter, digit or underscore: "ab" goes, "abc" and "tab" stay.
+                self._short = re.compile(
+                    "|".join(rf"(?<!\w){re.escape(v)}(?!\w)" for v in reversed(short))
+                )
 
     def redact(self, text: str) -> str:
         """``text`` with every known secret replaced by ``******``."""
-        pattern = self._pattern
-        return text if pattern is None else pattern.sub(REDACTED, text)
+        with self._lock:
+            long, short = self._long, self._short
+        for value in long:
+            if value in text:  # the scan is cheap; most records hold no secret
+                text = text.replace(value, REDACTED)
+        return text if short is None else short.sub(REDACTED, text)
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Rewrite the record's message and traceback text when they hold a secret."""
-        if self._pattern is None:
+        if not self._values:
             return True
         message = record.getMessage()
         clean = self.redact(message)
@@ -172,15 +190,6 @@ class SecretRedactor(logging.Filter):
 
 def _b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode("ascii")
-
-
-def _pattern(values: set[str], min_length: int) -> re.Pattern[str]:
-    # Longest first, so a secret containing another is replaced whole.
-    alternatives = [
-        re.escape(v) if len(v) >= min_length else rf"(?<!\w){re.escape(v)}(?!\w)"
-        for v in sorted(values, key=lambda v: (-len(v), v))
-    ]
-    return re.compile("|".join(alternatives))
 
 
 # The process-wide redactor: every password resolve() returns is registered here.
@@ -217,7 +226,7 @@ def resolve(
     if credential.password is not None:
         # With the user name: an HTTP Basic header carries base64 of "user:password";
         # clients without a user name send ":password".
-        REDACTOR.add(credential.password, username=credential.username or "")
+        REDACTOR.add_password(credential.password, username=credential.username or "")
     log.debug("resolved credential %r", ref_name)  # the name only, never the value
     return credential
 
