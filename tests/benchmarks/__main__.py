@@ -156,12 +156,19 @@ def run(script: Script, timeout_s: float) -> Outcome:
 
 
 def number(value: float) -> str:
-    """A figure as people read it: 3 significant digits, thousands separated."""
+    """A figure as people read it: thousands separated, decimals only where they matter."""
+    if isinstance(value, int):  # a count
+        return f"{value:,}"
     if math.isnan(value):
         return "n/a"
-    if abs(value) >= 1000:
+    size = abs(value)
+    if size >= 1000:
         return f"{value:,.0f}"
-    return f"{value:.3g}" if abs(value) >= 1 else f"{value:.2g}"
+    if size >= 100:
+        return f"{value:.0f}"
+    if size >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}" if size >= 0.1 or value == 0 else f"{value:.2g}"
 
 
 COLUMNS = (
@@ -169,8 +176,8 @@ COLUMNS = (
     ("measures", 30),
     ("figure", 36),
     ("value", 9),
-    ("unit", 7),
-    ("leaves out", 38),
+    ("unit", 9),
+    ("leaves out", 36),
 )
 
 

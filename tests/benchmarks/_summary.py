@@ -23,7 +23,7 @@ MARKER = "BENCH-SUMMARY "
 
 @dataclass(frozen=True)
 class Figure:
-    """One headline number: ``name`` (what), ``value`` in ``unit``."""
+    """One headline number: ``name`` (what), ``value`` in ``unit`` (an int for a count)."""
 
     name: str
     value: float
@@ -36,6 +36,15 @@ def emit(*figures: Figure) -> None:
     print(MARKER + json.dumps(rows), flush=True)
 
 
+def _value(raw: object) -> float:
+    """A JSON value as a figure: counts stay ints (shown without decimals), null is NaN."""
+    if raw is None:
+        return float("nan")
+    if isinstance(raw, bool) or not isinstance(raw, int | float):
+        raise TypeError(f"value {raw!r} is not a number")
+    return raw
+
+
 def parse(stdout: str) -> list[Figure] | None:
     """The figures of the last summary line in ``stdout``; None when there is none.
 
@@ -46,13 +55,6 @@ def parse(stdout: str) -> list[Figure] | None:
         return None
     try:
         rows = json.loads(lines[-1][len(MARKER) :])
-        return [
-            Figure(
-                str(r["name"]),
-                float("nan") if r["value"] is None else float(r["value"]),
-                str(r["unit"]),
-            )
-            for r in rows
-        ]
+        return [Figure(str(r["name"]), _value(r["value"]), str(r["unit"])) for r in rows]
     except (ValueError, KeyError, TypeError) as exc:
         raise ValueError(f"malformed summary line {lines[-1]!r}: {exc}") from None
