@@ -250,3 +250,25 @@ def test_baseline_runbook_and_faults_files_that_are_fifos(tmp_path: Path) -> Non
         assert result.returncode == 2, (args, result.stderr)
         assert f"{pipe}: is a FIFO, not a regular file" in result.stderr, (args, result.stderr)
         assert "Traceback" not in result.stderr
+
+
+@pytest.mark.timeout(30)
+def test_keymap_config_and_theme_files_that_are_fifos_do_not_stop_the_ui(tmp_path: Path) -> None:
+    from pacs_tui_themes.loader import load_themes
+    from pacs_tui_widgets.keymap import load_keymap
+
+    config = fifo(tmp_path / "config.yaml")
+    keymap = load_keymap(config)
+    assert keymap.keymap == {}
+    assert keymap.problems == [f"{config}: is a FIFO, not a regular file"]
+
+    themes = tmp_path / "themes"
+    themes.mkdir()
+    fifo(themes / "night.yaml")
+    (themes / "latin1.yaml").write_bytes(b"name: caf\xe9\n")
+    found = load_themes(themes)
+    shown = sorted(str(p) for p in found.problems)
+    assert shown == [
+        f"{themes / 'latin1.yaml'}:1: not UTF-8 text (byte 0xe9); save the file as UTF-8 (column 10)",
+        f"{themes / 'night.yaml'}: is a FIFO, not a regular file",
+    ]

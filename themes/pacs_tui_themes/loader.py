@@ -35,6 +35,7 @@ import yaml
 from textual.color import Color, ColorParseError
 from textual.theme import BUILTIN_THEMES, Theme
 
+from pacs_tui.input_file import CONFIG, InputFileError, read_text
 from pacs_tui_themes.states import STATE_VARIABLES
 
 THEME_DIR_ENV = "PACS_TUI_THEME_DIR"
@@ -164,9 +165,10 @@ def load_themes(user_dir: Path | None = None) -> ThemeSet:
     elif folder.is_dir():
         for path in sorted(folder.glob("*.yaml")):
             try:
-                text = path.read_text(encoding="utf-8-sig")
-            except (OSError, UnicodeDecodeError) as exc:
-                found.problems.append(ThemeProblem(path, None, None, f"cannot read: {exc}"))
+                text = read_text(path, CONFIG)  # a FIFO named *.yaml must not hang the UI
+            except InputFileError as exc:
+                reason = f"{exc.reason} (column {exc.column})" if exc.column else exc.reason
+                found.problems.append(ThemeProblem(path, exc.line or None, None, reason))
                 found.skipped.append(path)
                 continue
             _add(found, path, text, str(path))
