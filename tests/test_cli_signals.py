@@ -126,7 +126,17 @@ def test_sigterm_at_the_confirmation_prompt_sends_nothing_and_logs_out(
     except BaseException:
         process.kill()
         raise
-    code, _, err = stop(process, signal.SIGTERM)
+    # stdin stays open until it exits: an EOF would answer the prompt (declined).
+    process.send_signal(signal.SIGTERM)
+    try:
+        code = process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    err = prompt + process.stderr.read()
+    assert process.stdin is not None
+    process.stdin.close()
     assert code == 128 + signal.SIGTERM, err
     assert "SIGTERM: stopped; nothing was sent" in err and "Traceback" not in err
     assert sessions(sim, target) == {target[0]: 0}
