@@ -36,11 +36,13 @@ class FileKind:
     max_bytes: int
 
 
-# An inventory line is ~170 bytes per server written compactly (what `pacs-tui sim`
-# writes) and ~300 in block style: 16 MiB holds 50 000+ servers either way, which
-# loads in about a minute; the 50 MB file of 412 000 servers is refused at once.
-INVENTORY = FileKind("inventory", 16 * MIB)
-CSV_EXPORT = FileKind("CSV export", 16 * MIB)
+# Parsing costs about 4 us and 7 KB of memory per server. A server takes ~170 bytes
+# as `pacs-tui sim` writes it (30 000 servers: 5.2 MB, 20 s, 480 MB measured) and
+# ~300 in block style, so 8 MiB still holds 28 000-49 000 servers, while the densest
+# file under the cap (75 bytes a server, 110 000 servers) stays near 20 s and 0.8 GB.
+# The reported 50 MB file of 412 000 servers (198 s, 4 GB) is refused before parsing.
+INVENTORY = FileKind("inventory", 8 * MIB)
+CSV_EXPORT = FileKind("CSV export", 8 * MIB)
 SECRETS = FileKind("secrets file", 1 * MIB)  # a few passwords; megabytes mean a wrong path
 # A CA bundle: the whole Debian system store is ~220 KiB.
 CERTIFICATE = FileKind("certificate file", 4 * MIB)

@@ -146,7 +146,7 @@ def test_inventory_over_the_cap_is_refused_before_parsing(tmp_path: Path) -> Non
     result = pacs_tui("inventory", "check", str(path))
     elapsed = time.monotonic() - started
     assert result.returncode == 2
-    assert "; an inventory may be at most 16.0 MiB" in result.stderr
+    assert "; an inventory may be at most 8.0 MiB" in result.stderr
     assert elapsed < 15.0, f"refusing took {elapsed:.1f} s: the file was parsed"
 
 
@@ -272,3 +272,12 @@ def test_keymap_config_and_theme_files_that_are_fifos_do_not_stop_the_ui(tmp_pat
         f"{themes / 'latin1.yaml'}:1: not UTF-8 text (byte 0xe9); save the file as UTF-8 (column 10)",
         f"{themes / 'night.yaml'}: is a FIFO, not a regular file",
     ]
+
+
+def test_the_inventory_cap_leaves_room_for_thirty_thousand_servers(tmp_path: Path) -> None:
+    from pacs_tui.sim.datacenter import SimOptions, SimulatedDataCenter, render_inventory
+
+    # The simulator's own rendering of 300 servers, scaled: tens of thousands must fit.
+    text = render_inventory(SimulatedDataCenter(SimOptions(servers=300, tls=False)))
+    per_server = len(text.encode()) / 300
+    assert per_server * 30_000 < INVENTORY.max_bytes

@@ -133,7 +133,7 @@ def _bmc_cell(bmc: BmcEndpoint) -> str:
 def run_import(args: argparse.Namespace) -> int:
     """Convert a CSV export; write YAML to --out or stdout; exit 2 on problems."""
     try:
-        text = read_text(args.file, CSV_EXPORT)  # regular, at most 16 MiB, UTF-8 (BOM dropped)
+        text = read_text(args.file, CSV_EXPORT)  # regular, at most 8 MiB, UTF-8 (BOM dropped)
     except InputFileError as exc:
         print(exc, file=sys.stderr)
         return EXIT_USAGE

@@ -16,7 +16,7 @@ def load_inventory(path: Path | str) -> Inventory:
 
     Raises :class:`InventoryError` listing every problem (file, line, key,
     reason); nothing is half-loaded. The file must be a regular UTF-8 file of at
-    most 16 MiB (:data:`pacs_tui.input_file.INVENTORY`): a FIFO, a device or a
+    most 8 MiB (:data:`pacs_tui.input_file.INVENTORY`): a FIFO, a device or a
     larger file is refused before parsing.
     """
     path = Path(path)
