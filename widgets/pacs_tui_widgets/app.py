@@ -88,6 +88,8 @@ DEFAULT_THEME = "dark"
 FALLBACK_THEME = "textual-dark"
 TICK_S = 0.5  # how often state changes reach the screen (keys redraw at once)
 ROLLUP_S = 1.0  # ages, STALE, summary bar, event log, toasts
+# An aborted batch lets its in-flight calls finish (a BMC timeout is 10 s by default).
+BATCH_END_WAIT_S = 20.0
 THREAD_ROLLUP_ABOVE = 500  # servers; smaller fleets roll up in well under 10 ms
 QUIT_AGAIN_S = 5.0  # a second q within this time quits although a batch runs
 
@@ -333,6 +335,7 @@ class ControlRoomApp(App[int]):
             + (" (read-only session)" if self.read_only else ""),
         )
         self.monitor.start()
+        await self.batch.name_interrupted()
 
     async def _open_session(self) -> None:
         """Load and open the action plugins; a broken one is reported, not fatal."""
@@ -351,6 +354,15 @@ class ControlRoomApp(App[int]):
     async def on_unmount(self) -> None:
         if self.runner is not None and self.batch_active:
             self.runner.abort("the control room was closed")
+            # Let the batch write its end row before the session closes: a batch cut
+            # off here would be named "interrupted" by the next room and `power`.
+            try:
+                await asyncio.wait_for(self.batch.idle.wait(), BATCH_END_WAIT_S)
+            except TimeoutError:
+                log.warning(
+                    "batch %s did not end within %.0f s of closing the room",
+                    self.runner.batch_id, BATCH_END_WAIT_S,
+                )  # fmt: skip
         if self.feed is not None:
             self.state.unsubscribe(self.feed)
         await self.session.close()
@@ -435,6 +447,7 @@ class ControlRoomApp(App[int]):
     async def _refresh_rollup(self) -> None:
         """Roll the fleet up, then update the summary, the health map, the log."""
         applicable = self.applicable
+        rollup_now = self.state.clock()
 
         def compute() -> FleetRollup:
             return fleet_rollup(
@@ -447,8 +460,17 @@ class ControlRoomApp(App[int]):
             rollup = await asyncio.to_thread(compute)
         else:
             rollup = compute()
+        before = self.rollup.flapping if self.rollup is not None else {}
         self.rollup = rollup
         self.main_screen.query_one(SummaryBar).show_rollup(rollup)
+        # A flap's health is steady (its worst phase), so only its start is news.
+        for server, flaps in rollup.flapping.items():
+            known = {probe for probe, _ in before.get(server, ())}
+            for probe, flap in flaps:
+                if probe not in known:
+                    self.events.note(
+                        rollup_now, f"{server} {probe} {flap.describe()}", Health.DEGRADED
+                    )
         changes = self.health.absorb(rollup.health)
         if changes:
             self._health_changed(changes)

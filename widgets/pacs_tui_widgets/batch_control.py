@@ -10,11 +10,15 @@ through ``MonitorReadings`` on the room's own poller.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import sqlite3
 from typing import TYPE_CHECKING
 
+from pacs_tui.batch.audit import default_audit_path
 from pacs_tui.batch.confirm import ConfirmationRequired
 from pacs_tui.batch.gates import GatePolicy
+from pacs_tui.batch.interrupted import InterruptedBatch, interrupted_batches
 from pacs_tui.batch.plan import VERBS, BatchPlan, PlanError, PlanOptions
 from pacs_tui.batch.progress import BatchProgress
 from pacs_tui.batch.runner import BatchResult, BatchRunner, PlanRefused
@@ -37,6 +41,25 @@ class BatchControl:
 
     def __init__(self, app: ControlRoomApp) -> None:
         self.app = app
+        self.idle = asyncio.Event()  # set while no batch of this room is running
+        self.idle.set()
+        self.task: asyncio.Task[None] | None = None
+
+    async def interrupted(self) -> list[InterruptedBatch]:
+        """The audit log's interrupted batches (read off the UI thread; none on error)."""
+        path = self.app.session.audit.path if self.app.session_open else default_audit_path()
+        try:
+            return await asyncio.to_thread(interrupted_batches, path)
+        except (OSError, sqlite3.Error) as exc:  # the room keeps running; the CLI names it too
+            log.warning("audit log %s not read for interrupted batches: %s", path, exc)
+            return []
+
+    async def name_interrupted(self) -> None:
+        """Say once, in the event log and a toast, which batches were left half done."""
+        now = self.app.state.clock()
+        for item in await self.interrupted():
+            self.app.events.note(now, item.line(), Health.DOWN)
+            self.app.notify(item.line(), title="interrupted batch", severity="error", timeout=30)
 
     def start_power(self, verb: str, selector: str | None = None) -> bool:
         """Plan ``verb`` on the selector's servers, else the marked ones, else the cursor's.
@@ -80,6 +103,7 @@ class BatchControl:
         except (PlanError, ReadOnlySession) as exc:
             self.app.notify(f"cannot plan {verb}: {exc}", severity="error", timeout=10)
             return
+        self.warn_interrupted(await self.interrupted(), plan)
 
         async def replan(options: PlanOptions) -> tuple[BatchPlan, str]:
             return await self.app.session.plan(
@@ -91,6 +115,19 @@ class BatchControl:
             record=self.app.session.record_confirmation,
         )  # fmt: skip
         self.app.push_screen(screen, self.plan_decided)
+
+    def warn_interrupted(self, interrupted: list[InterruptedBatch], plan: BatchPlan) -> None:
+        """Before a plan: batches left half done on these servers, with PowerState just read."""
+        read = {sp.server.name: sp.power_state for sp in plan.servers}
+        now = self.app.state.clock()
+        for item in interrupted:
+            known = [name for name in item.not_reached if name in read]
+            if not known:
+                continue
+            states = ", ".join(f"{name} {read[name]}" for name in known)
+            line = f"batch {item.batch} ({item.verb}) was interrupted; its servers now: {states}"
+            self.app.events.note(now, line, Health.DOWN)
+            self.app.notify(line, title="interrupted batch", severity="warning", timeout=20)
 
     def plan_decided(self, decision: PlanDecision | None) -> None:
         now = self.app.state.clock()
@@ -121,7 +158,10 @@ class BatchControl:
             return
         self.follow(runner)
         self.app.events.note(now, f"batch {batch} started: {plan.summary()}")
-        self.app.run_worker(self.run_batch(runner), name="batch", group="batch")
+        # A plain task, not a Textual worker: workers are cancelled when the room closes,
+        # and a batch cut off mid-step leaves no end row. ``on_unmount`` aborts it and
+        # waits (bounded) for ``idle``, so the batch ends itself and says so in the audit.
+        self.task = asyncio.create_task(self.run_batch(runner), name=f"batch {batch}")
 
     def follow(self, runner: BatchRunner) -> None:
         """Make ``runner`` the batch the keys and the pane act on until it ends."""
@@ -137,15 +177,22 @@ class BatchControl:
         runner.subscribe(ended)
 
     async def run_batch(self, runner: BatchRunner) -> None:
+        self.idle.clear()
         try:
             result = await runner.run()
         except Exception as exc:  # an engine bug must not take the control room down
             log.exception("batch %s crashed", runner.batch_id)
-            self.app.notify(f"batch {runner.batch_id} crashed: {exc}", severity="error", timeout=15)
+            if self.app.is_running:
+                self.app.notify(
+                    f"batch {runner.batch_id} crashed: {exc}", severity="error", timeout=15
+                )
             return
         finally:
             self.app.batch_active = False  # also when no batch-end event came
             self.app.quit_asked_at = None
+            self.idle.set()
+        if not self.app.is_running:  # it ended because the room closed; the audit has it
+            return
         self.app.batch_pane.drain()
         text = batch_result_text(result)
         self.app.events.note(self.app.state.clock(), text, Health.OK if result.ok else Health.DOWN)
@@ -210,7 +257,9 @@ def batch_result_text(result: BatchResult) -> str:
     """One line for the toast and the event log: verb, OK or not, counts, time."""
     counts = ", ".join(f"{count} {status}" for status, count in sorted(result.counts().items()))
     state = "OK" if result.ok else ("ABORTED" if result.aborted else "INCOMPLETE")
-    return (
+    line = (
         f"batch {result.batch} {result.verb}: {state} — {counts or 'no servers'} "
         f"in {result.elapsed_s:.1f} s"
     )
+    # A failed off that left servers On with their units stopped must not read as a count.
+    return "; ".join([line, *result.stranded_lines()])
