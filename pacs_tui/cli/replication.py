@@ -27,14 +27,14 @@ def register(subparsers: Any) -> None:
     """Add ``replication check`` and ``replication repair``."""
     p = subparsers.add_parser(
         "replication",
-        help="prove the remote-backup copy holds every study of the primary, and repair it",
+        help="compare the remote-backup copy with the primary study by study, and repair it",
         description="Compare two archives study by study (C-FIND) and repair the replica "
         "(C-MOVE from the primary).",
     )
     sub = p.add_subparsers(dest="replication_command", metavar="ACTION", required=True)
     c = sub.add_parser(
         "check",
-        help="prove, study by study, that the replica holds every study of the primary",
+        help="check that every study of the primary is listed on the replica with as many instances",
         description="List every study of both archives day by day (StudyInstanceUID and "
         "NumberOfStudyRelatedInstances), split a day that an archive does not answer "
         "completely, and name the missing, partial and extra studies. SAFE only when every "
@@ -121,7 +121,7 @@ def _archives(inventory: Any, pairs: list[tuple[str, str]]) -> list[Any] | str:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    """Resolve both servers, run the proof, print the findings and the verdict."""
+    """Resolve both servers, run the comparison, print the findings and the verdict."""
     from pacs_tui.replication import check_replication
     from pacs_tui.replication.progress import ProgressLine
 

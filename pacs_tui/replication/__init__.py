@@ -1,4 +1,4 @@
-"""The replication proof (is every study on the replica?) and its audited repair."""
+"""The replication check (is every study on the replica, with as many instances?) and repair."""
 
 from pacs_tui.replication.check import DEFAULT_MODALITIES, Progress, check_replication
 from pacs_tui.replication.proof import StudyFinding

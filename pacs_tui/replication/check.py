@@ -1,7 +1,7 @@
-"""Is the remote-backup copy complete? A study-level proof, window by window.
+"""Is the remote-backup copy complete? A study-level comparison, window by window.
 
 Before the primary archive is shut down for the move, every study must be on
-the replica. Counting studies is not proof (a swapped study keeps the count),
+the replica. Counting studies is not enough (a swapped study keeps the count),
 so for each day both archives list their studies with a study-level C-FIND
 (PS3.4 C.4.1) returning StudyInstanceUID and NumberOfStudyRelatedInstances;
 the sets are compared study by study (``proof.compare``). An answer that did

@@ -1,4 +1,4 @@
-"""Benchmark: prove one simulated year of replication (~876 000 studies per side).
+"""Benchmark: check one simulated year of replication (~876 000 studies per side).
 
 Not a test. Two simulated archives (a primary holding the group's ~2 400
 studies a day and its replica) run in a child process, so the archives and
