@@ -7,6 +7,9 @@
 - ``gates``: the per-role health checks a power-on wave waits for.
 - ``runner``: ``BatchRunner`` runs a plan (concurrency cap, verification by
   re-reading PowerState, retries, halt/leave-out, abort, pause/resume).
+- ``result``: ``BatchResult``/``ServerStatus``, what a batch did to each server;
+  ``policies``: ``FailurePolicy``, ``RetryPolicy``, ``WriteGuard``;
+  ``verify``/``stranded``: the runner's PowerState read-backs.
 - ``audit``: the append-only SQLite log of everything.
 - ``interrupted``: batches whose process died mid-run (a start, no end),
   named from the audit log until acknowledged (``interrupted_batches``).

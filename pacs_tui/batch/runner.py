@@ -27,18 +27,19 @@
 The runner needs only a ``WriteGuard`` (``Session`` is one) to refuse a
 read-only session; ``Session.runner`` builds it. It never imports the
 session module, so the dependency points one way: session → runner.
+
+Around it: ``result`` (``BatchResult``, ``ServerStatus``), ``policies``
+(``WriteGuard``, ``FailurePolicy``, ``RetryPolicy``), ``verify`` (reading
+PowerState back) and ``stranded`` (the end-of-batch read of servers whose
+units were stopped). Their names stay importable from here.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from enum import StrEnum
-from typing import Any, Protocol
 
 from pacs_tui.batch.audit import AuditLog
 from pacs_tui.batch.confirm import Confirmation, ConfirmationRequired, ConfirmationRule
@@ -53,185 +54,31 @@ from pacs_tui.batch.plan import (
     WavePlan,
     downstream_map,
 )
+from pacs_tui.batch.policies import FailurePolicy, PlanRefused, RetryPolicy, WriteGuard
 from pacs_tui.batch.progress import BatchProgress, Subscriber, estimate_eta
-from pacs_tui.batch.readings import POWER_PROBE, SSH_PROBE, Readings
-from pacs_tui.batch.units import STOP_UNITS_VERB, stopped_units
+from pacs_tui.batch.readings import POWER_PROBE, Readings
+from pacs_tui.batch.result import FINE, BatchResult, ServerResult, ServerStatus, WaveTiming
+from pacs_tui.batch.stranded import UnitStops
+from pacs_tui.batch.verify import already_there, wait_power
 from pacs_tui.inventory import Server
 from pacs_tui.plugin_api import Action, ActionOutcome
 from pacs_tui.power import PowerState
 
+# The result model and the policies live in their own modules; importable from here
+# as they always were.
+__all__ = [
+    "BatchResult",
+    "BatchRunner",
+    "FailurePolicy",
+    "PlanRefused",
+    "RetryPolicy",
+    "ServerResult",
+    "ServerStatus",
+    "WaveTiming",
+    "WriteGuard",
+]
+
 log = logging.getLogger(__name__)
-
-_SSH_GONE = ("down", "refused", "timeout", "unreachable")
-# The PowerState a call leaves a server in, for reading back after a refusal.
-_CALL_TARGET = {
-    "On": PowerState.ON,
-    "ForceOn": PowerState.ON,
-    "ForceOff": PowerState.OFF,
-    "GracefulShutdown": PowerState.OFF,
-    "shutdown": PowerState.OFF,
-}
-_LEFT_ON = (PowerState.OFF, PowerState.POWERING_OFF, PowerState.POWERING_ON)
-
-
-class WriteGuard(Protocol):
-    """What refuses to change the fleet in a read-only session (``Session`` is one)."""
-
-    def require_writable(self, what: str) -> None:
-        """Raise (``ReadOnlySession``) saying why ``what`` is not possible."""
-
-
-class FailurePolicy(StrEnum):
-    """What a failed server does to the rest of the batch."""
-
-    HALT = "halt"  # finish the current wave's in-flight servers, start nothing more
-    LEAVE_OUT = "leave-out"  # go on without it and without the servers that need it
-
-
-class ServerStatus(StrEnum):
-    """How a server ended up."""
-
-    REACHED = "reached"  # at the verb's target, verified
-    SKIPPED = "skipped"  # was already there; nothing sent
-    FAILED = "failed"
-    LEFT_OUT = "left-out"  # a server it needs (or that needs it) failed
-    NOT_RUN = "not-run"  # the batch halted first
-    ABORTED = "aborted"  # the operator aborted before it finished
-
-
-_FINE = (ServerStatus.REACHED, ServerStatus.SKIPPED)
-
-
-class PlanRefused(ValueError):
-    """The plan carries refusals and must not run."""
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Retries of transient failures: ``attempts`` more tries, doubling from ``base_s``."""
-
-    attempts: int = 4
-    base_s: float = 0.5
-    max_s: float = 30.0
-
-    def delay(self, attempt: int, retry_after_s: float | None) -> float:
-        """Seconds before retry number ``attempt`` (0-based), with a little jitter."""
-        backoff = self.base_s * 2.0**attempt * random.uniform(0.9, 1.1)
-        return min(self.max_s, max(backoff, retry_after_s or 0.0))
-
-
-@dataclass
-class ServerResult:
-    """The end of one server's part of the batch."""
-
-    server: str
-    wave: int
-    status: ServerStatus
-    detail: str = ""
-    started: float | None = None  # time.monotonic()
-    ended: float | None = None
-
-    @property
-    def duration_s(self) -> float:
-        """Seconds from its first step to its result (0 when nothing ran)."""
-        if self.started is None or self.ended is None:
-            return 0.0
-        return self.ended - self.started
-
-    def to_json(self) -> dict[str, Any]:
-        """The result as JSON-able data."""
-        return {
-            "server": self.server,
-            "wave": self.wave,
-            "status": str(self.status),
-            "detail": self.detail,
-            "duration_s": round(self.duration_s, 3),
-        }
-
-
-@dataclass
-class WaveTiming:
-    """When a wave ran, and its slowest server (for the critical path)."""
-
-    index: int
-    started: float
-    ended: float
-    slowest_s: float
-
-    @property
-    def duration_s(self) -> float:
-        """Wall time of the wave."""
-        return self.ended - self.started
-
-
-@dataclass
-class BatchResult:
-    """What a batch did to every server of its plan."""
-
-    batch: str
-    verb: str
-    servers: dict[str, ServerResult] = field(default_factory=dict)
-    waves: list[WaveTiming] = field(default_factory=list)
-    aborted: bool = False
-    halted: bool = False
-    elapsed_s: float = 0.0
-    # Servers not at target whose PACS units were stopped: read On at the end, or
-    # neither On nor Off then (unreadable, PoweringOff...); server → the units stopped.
-    units_stopped_on: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    units_stopped_unknown: dict[str, tuple[str, ...]] = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        """True when every server reached its target (or already was there)."""
-        return all(r.status in _FINE for r in self.servers.values())
-
-    @property
-    def critical_path_s(self) -> float:
-        """Sum over waves of the slowest server in the wave."""
-        return sum(w.slowest_s for w in self.waves)
-
-    def stranded_lines(self) -> list[str]:
-        """Lines naming servers left running (or unreadable) with their PACS units stopped.
-
-        ``["2 servers still On with their PACS units stopped: arch-001 (pacs,
-        pacs-archive), web-002 (pacs-web)"]``; empty when there are none.
-        """
-        lines = []
-        for servers, what in (
-            (self.units_stopped_on, "still On"),
-            (self.units_stopped_unknown, "not confirmed Off"),
-        ):
-            if servers:
-                names = ", ".join(f"{n} ({', '.join(u)})" for n, u in sorted(servers.items()))
-                lines.append(
-                    f"{len(servers)} server{'s' if len(servers) != 1 else ''} {what} "
-                    f"with their PACS units stopped: {names}"
-                )
-        return lines
-
-    def counts(self) -> dict[str, int]:
-        """Servers per status."""
-        out: dict[str, int] = {}
-        for result in self.servers.values():
-            out[str(result.status)] = out.get(str(result.status), 0) + 1
-        return out
-
-    def to_json(self) -> dict[str, Any]:
-        """The result as JSON-able data (what ``pacs-tui power --json`` prints last)."""
-        return {
-            "kind": "result",
-            "batch": self.batch,
-            "verb": self.verb,
-            "ok": self.ok,
-            "aborted": self.aborted,
-            "halted": self.halted,
-            "elapsed_s": round(self.elapsed_s, 3),
-            "critical_path_s": round(self.critical_path_s, 3),
-            "counts": self.counts(),
-            "units_stopped_on": {n: list(u) for n, u in self.units_stopped_on.items()},
-            "units_stopped_unknown": {n: list(u) for n, u in self.units_stopped_unknown.items()},
-            "servers": [r.to_json() for r in self.servers.values()],
-        }
 
 
 class BatchRunner:
@@ -287,7 +134,7 @@ class BatchRunner:
         self._wave_done = 0
         self._total = len(plan.servers)
         self._downstream = downstream_map(plan.verb, [sp.server for sp in plan.servers])
-        self._units_stopped: dict[str, tuple[str, ...]] = {}  # server → units it may have stopped
+        self._unit_stops = UnitStops()  # server → the PACS units it may have stopped
 
     # -- control ------------------------------------------------------------------------
 
@@ -363,27 +210,17 @@ class BatchRunner:
 
     async def _check_stranded(self) -> None:
         """Read PowerState of the servers that missed their target after a unit stop."""
-        for name, units in self._units_stopped.items():
-            result = self.result.servers.get(name)
-            if result is None or result.status in _FINE:
-                continue
-            server = next(sp.server for sp in self.plan.servers if sp.server.name == name)
-            try:
-                reading = await self.readings.read(server, POWER_PROBE)
-            except Exception:  # a broken probe must not hide the stop: report unknown
-                log.exception("reading PowerState of %s after the batch failed", name)
-                reading = None
-            state = reading.state if reading is not None else str(PowerState.UNKNOWN)
-            if state == PowerState.OFF:
-                continue  # down with its server: the units come back with the boot
-            if state == PowerState.ON:
-                self.result.units_stopped_on[name] = units
-            else:
-                self.result.units_stopped_unknown[name] = units
+        servers: dict[str, Server] = {}
+        for sp in self.plan.servers:
+            servers.setdefault(sp.server.name, sp.server)
+
+        def report(name: str, state: str, units: tuple[str, ...]) -> None:
             self._record(
                 "units-stopped", server=name, outcome=f"PowerState {state}",
                 detail=f"units stopped and not started again: {' '.join(units)}",
             )  # fmt: skip
+
+        await self._unit_stops.read_back(self.result, servers, self.readings, report)
 
     async def _run_wave(self, wave: WavePlan, left_out: dict[str, str]) -> None:
         self._wave = wave
@@ -397,7 +234,7 @@ class BatchRunner:
         slowest = max((r.duration_s for r in results), default=0.0)
         self.result.waves.append(WaveTiming(wave.index, started, ended, slowest))
         failed = [r.server for r in results if r.status is ServerStatus.FAILED]
-        missed = [r.server for r in results if r.status not in _FINE]
+        missed = [r.server for r in results if r.status not in FINE]
         verdict = f"{len(failed)} failed" if failed else f"{len(missed)} not at target"
         self._record(
             "wave-end",
@@ -481,7 +318,7 @@ class BatchRunner:
                                      outcome="not needed", detail=f"PowerState is {state}")  # fmt: skip
                         continue
                 outcome = await self._call(server, step)
-                self._note_unit_stop(server, step, outcome)
+                self._unit_stops.note(server, step, outcome)
                 if outcome.unknown:
                     # It may have been carried out: verify by reading, never re-send.
                     unknown, task_done = outcome.detail, False
@@ -494,7 +331,7 @@ class BatchRunner:
                 self._record("step", server=server.name, call=step.call, outcome=label,
                              detail=outcome.detail)  # fmt: skip
                 if not outcome.ok and not step.optional:
-                    there = await self._already_there(server, step)
+                    there = await already_there(self.readings, server, step)
                     if there is None:
                         return ServerStatus.FAILED, f"{step.call}: {outcome.detail}"
                     detail = f"already {there} (the BMC answered: {outcome.detail})"
@@ -510,7 +347,9 @@ class BatchRunner:
                     self._record("step", server=server.name, call=step.call, outcome="ok",
                                  detail=detail)  # fmt: skip
                     continue
-                label, detail = await self._wait(server, step)
+                label, detail = await wait_power(
+                    self.readings, server, step, poll_s=self.poll_s, stop=lambda: self._aborted
+                )
                 if label == "timeout" and unknown:
                     detail += f"; the last call's outcome was unknown ({unknown})"
                 self._record(
@@ -563,73 +402,6 @@ class BatchRunner:
                          detail=f"try {attempt + 1} failed: {outcome.detail}; again in {delay:.1f} s")  # fmt: skip
             await asyncio.sleep(delay)
             attempt += 1
-
-    def _note_unit_stop(self, server: Server, step: PlannedStep, outcome: ActionOutcome) -> None:
-        """Remember units a stop call may have stopped (done, or sent with no answer)."""
-        if step.action_step is None or step.action_step.verb != STOP_UNITS_VERB:
-            return
-        if outcome.ok or outcome.unknown:
-            units = stopped_units(step.call)
-            if units:
-                self._units_stopped[server.name] = units
-
-    async def _already_there(self, server: Server, step: PlannedStep) -> str | None:
-        """After a refused call: the PowerState it aimed at, if the server is there now."""
-        assert step.action_step is not None
-        params = step.action_step.params
-        target = _CALL_TARGET.get(params.get("reset_type", step.action_step.verb))
-        if target is None:
-            return None
-        reading = await self.readings.read(server, POWER_PROBE)
-        if reading is not None and reading.state == target:
-            return str(target)
-        return None
-
-    async def _wait(self, server: Server, step: PlannedStep) -> tuple[str, str]:
-        """Re-read PowerState until the step's condition, a timeout or an abort."""
-        wanted = step.wait_for
-        started = time.monotonic()
-        deadline = started + step.timeout_s
-        # A reboot may pass through Off in a second: look more often.
-        interval = min(self.poll_s, 0.25) if wanted is WaitFor.DOWN else self.poll_s
-        watch_ssh = (
-            wanted is WaitFor.DOWN and server.ssh is not None and self.readings.has(SSH_PROBE)
-        )
-        state = str(PowerState.UNKNOWN)
-        answered_at: float | None = None  # when the BMC last gave a usable answer
-        lost = ""
-        while True:
-            reading = await self.readings.read(server, POWER_PROBE)
-            state = reading.state if reading is not None else str(PowerState.UNKNOWN)
-            elapsed = time.monotonic() - started
-            if reading is not None and reading.endpoint_failed:
-                lost = reading.detail
-            else:
-                answered_at, lost = elapsed, ""
-            if wanted is WaitFor.DOWN:
-                if state in _LEFT_ON:
-                    return "ok", f"went down (PowerState={state}) after {elapsed:.1f} s"
-                if watch_ssh:
-                    ssh = await self.readings.read(server, SSH_PROBE)
-                    if ssh is not None and ssh.state in _SSH_GONE:
-                        return "ok", f"went down (SSH {ssh.state}) after {elapsed:.1f} s"
-            elif state == str(wanted):
-                return "ok", f"PowerState={state} after {elapsed:.1f} s"
-            if self._aborted:
-                return "aborted", f"aborted while waiting; PowerState={state}"
-            now = time.monotonic()
-            if now >= deadline:
-                what = "did not go down" if wanted is WaitFor.DOWN else f"not {wanted}"
-                if lost:
-                    since = (
-                        f"after {answered_at:.0f} s" if answered_at is not None else "throughout"
-                    )
-                    return "timeout", (
-                        f"{what} after {step.timeout_s:g} s: BMC lost — it stopped answering "
-                        f"{since} ({lost})"
-                    )
-                return "timeout", f"{what} after {step.timeout_s:g} s (PowerState={state})"
-            await asyncio.sleep(min(interval, deadline - now))
 
     # -- bookkeeping --------------------------------------------------------------------
 
