@@ -1,7 +1,7 @@
 """The control room: the Textual app the on-site lead drives.
 
 The app owns one ``FleetMonitor`` (the fleet's only poller) and reads its
-``FleetState``; it never polls an endpoint itself. A 4 Hz timer drains the
+``FleetState``; it never polls an endpoint itself. A 2 Hz timer drains the
 state's coalesced change feed and hands the changed servers to the widgets,
 which redraw at most once per tick; a 1 Hz timer refreshes ages, STALE
 readings and the roll-up.
@@ -12,19 +12,18 @@ marked ``read_only``) that session is read-only, refuses to load action
 plugins or build a runner, the app holds no runner, and the batch keys are
 not even bound (they live on ``BatchDesk``, which is then not mounted).
 
-The app is the room's frame: layout, the two timers, the grid's messages
-and the plain keys. The work behind the other keys and commands sits on its
-desks, one module each: ``BatchControl`` (plan, ask, run and follow power
-batches), ``CustodyControl`` (custody changes), ``CommandDesk`` (``:``
-commands), ``commands.palette_entries`` (the palette) and
-``room_bindings`` (the help's and the keymap's list of bindings).
+The app is the room's frame: layout, the grid's messages and the plain
+keys. The rest sits beside it, one module each: ``RoomClock`` (the two
+timers), ``room_start`` (opening and closing the monitor, the session, a
+running batch), ``room_looks`` (themes, the keymap), ``BatchControl``
+(plan, ask, run and follow power batches), ``CustodyControl`` (custody
+changes), ``CommandDesk`` (``:`` commands), ``commands.palette_entries``
+(the palette) and ``room_bindings`` (the help's and the keymap's list of
+bindings).
 """
 
 from __future__ import annotations
 
-import asyncio
-import importlib
-import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
@@ -34,7 +33,6 @@ from typing import Any, ClassVar
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
-from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Footer, Header
 
@@ -44,17 +42,17 @@ from pacs_tui.batch.confirm import DEFAULT_THRESHOLD, ConfirmationRule
 from pacs_tui.batch.plan import PlanOptions
 from pacs_tui.batch.readings import MonitorReadings
 from pacs_tui.batch.runner import BatchRunner
-from pacs_tui.custody import CustodyBoard, CustodyError
+from pacs_tui.custody import CustodyBoard
 from pacs_tui.inventory import Inventory
 from pacs_tui.monitor import FleetMonitor
-from pacs_tui.plugin_api import Health, Probe
-from pacs_tui.rollup import FleetRollup, fleet_rollup
+from pacs_tui.plugin_api import Probe
+from pacs_tui.rollup import FleetRollup
 from pacs_tui.runbook import Runbook
 from pacs_tui.selector import SelectorError, compile_selector
 from pacs_tui.session import Session
 from pacs_tui.state import ChangeFeed
 from pacs_tui_widgets.audit_pane import AuditPane
-from pacs_tui_widgets.baseline_screen import BaselineScreen, load_view
+from pacs_tui_widgets.baseline_screen import BaselineScreen
 from pacs_tui_widgets.batch_control import BatchControl, batch_result_text
 from pacs_tui_widgets.batch_desk import BatchDesk
 from pacs_tui_widgets.batch_pane import BatchPane
@@ -72,25 +70,20 @@ from pacs_tui_widgets.fleet_health import FleetHealth
 from pacs_tui_widgets.fleet_rows import COLUMNS, CUSTODY_COLUMNS
 from pacs_tui_widgets.health_style import STATE_VARIABLE_DEFAULTS
 from pacs_tui_widgets.help_screen import BindingRow, HelpScreen
-from pacs_tui_widgets.keymap import KeymapConfig, load_keymap
+from pacs_tui_widgets.keymap import KeymapConfig
 from pacs_tui_widgets.modal import Palette
 from pacs_tui_widgets.move_bar import MoveBar
 from pacs_tui_widgets.move_status import MoveStatus, wall_clock
-from pacs_tui_widgets.room_bindings import ALWAYS_KNOWN_IDS, room_binding_rows
+from pacs_tui_widgets.room_bindings import room_binding_rows
+from pacs_tui_widgets.room_clock import RoomClock
+from pacs_tui_widgets.room_looks import apply_keymap, load_themes
+from pacs_tui_widgets.room_start import close_room, start_monitor
 from pacs_tui_widgets.summary_bar import SummaryBar
 
 # Kept importable from here (older callers and tests name them through the app).
 __all__ = ["CUSTODY_CONFIRM_ABOVE", "ControlRoomApp", "batch_result_text"]
 
-log = logging.getLogger(__name__)
 
-DEFAULT_THEME = "dark"
-FALLBACK_THEME = "textual-dark"
-TICK_S = 0.5  # how often state changes reach the screen (keys redraw at once)
-ROLLUP_S = 1.0  # ages, STALE, summary bar, event log, toasts
-# An aborted batch lets its in-flight calls finish (a BMC timeout is 10 s by default).
-BATCH_END_WAIT_S = 20.0
-THREAD_ROLLUP_ABOVE = 500  # servers; smaller fleets roll up in well under 10 ms
 QUIT_AGAIN_S = 5.0  # a second q within this time quits although a batch runs
 
 
@@ -190,8 +183,7 @@ class ControlRoomApp(App[int]):
         self.feed: ChangeFeed | None = None
         self.down_notices = DownNotices()
         self.rollup: FleetRollup | None = None
-        self._monitor_open = False
-        self._rollup_running = False
+        self.monitor_open = False
         # Only a writable room holds the board as something it may change.
         self.custody: CustodyBoard | None = None if self.read_only else custody
         self.move = MoveStatus(board=custody, runbook=runbook, now=wall_time or wall_clock)
@@ -203,6 +195,7 @@ class ControlRoomApp(App[int]):
         self.batch = BatchControl(self)
         self.custody_control = CustodyControl(self)
         self.commands = CommandDesk(self)
+        self.room_clock = RoomClock(self)
 
     # -- layout ------------------------------------------------------------------
 
@@ -299,14 +292,11 @@ class ControlRoomApp(App[int]):
             " · READ-ONLY" if self.read_only else ""
         )
         self.set_class(self.read_only, "-read-only")
-        self._load_themes()
-        self._apply_keymap()
+        load_themes(self)
+        apply_keymap(self)
         self.grid.focus()
-        self.feed = self.state.subscribe()
-        self.set_interval(TICK_S, self._tick, name="changes")
-        self.set_interval(ROLLUP_S, self._second, name="rollup")
-        self.call_later(self._second)
-        self.run_worker(self._start_monitor(), name="monitor")
+        self.room_clock.start()
+        self.run_worker(start_monitor(self), name="monitor")
         if self.runner is not None:
             self.batch.follow(self.runner)
         if self.baseline_files is not None:
@@ -315,184 +305,16 @@ class ControlRoomApp(App[int]):
             except BaselineError as exc:  # the file changed since the CLI checked it
                 self.notify(f"baseline not shown: {exc}", severity="error", timeout=15)
 
-    async def _start_monitor(self) -> None:
-        await self.monitor.open()
-        self._monitor_open = True
-        self.readings = MonitorReadings(self.monitor)
-        if not self.read_only:
-            await self._open_session()
-        now = self.state.clock()
-        opened = {p.name for p in self.monitor.probes}
-        for name in self.applicable:  # a probe that failed to open reads nothing
-            self.applicable[name] = self.applicable[name] & opened
-        for plugin, reason in self.monitor.failed_plugins.items():
-            self.events.note(now, f"probe plugin {plugin} failed: {reason}", Health.UNKNOWN)
-            self.notify(f"probe plugin {plugin} failed: {reason}", severity="warning")
-        self.events.note(
-            now,
-            f"monitoring {len(self.servers)} servers with "
-            f"{', '.join(sorted(opened)) or 'no probes'}"
-            + (" (read-only session)" if self.read_only else ""),
-        )
-        self.monitor.start()
-        await self.batch.name_interrupted()
-
-    async def _open_session(self) -> None:
-        """Load and open the action plugins; a broken one is reported, not fatal."""
-        now = self.state.clock()
-        try:
-            await self.session.open()
-        except Exception as exc:  # the room still monitors; batches will say why not
-            self.events.note(now, f"power actions unavailable: {exc}", Health.UNKNOWN)
-            self.notify(f"power actions unavailable: {exc}", severity="error", timeout=10)
-            return
-        self.session_open = True
-        for action, reason in self.session.failed_actions.items():
-            self.events.note(now, f"action plugin {action} failed: {reason}", Health.UNKNOWN)
-            self.notify(f"action plugin {action} failed: {reason}", severity="warning")
-
     async def on_unmount(self) -> None:
-        if self.runner is not None and self.batch_active:
-            self.runner.abort("the control room was closed")
-            # Let the batch write its end row before the session closes: a batch cut
-            # off here would be named "interrupted" by the next room and `power`.
-            try:
-                await asyncio.wait_for(self.batch.idle.wait(), BATCH_END_WAIT_S)
-            except TimeoutError:
-                log.warning(
-                    "batch %s did not end within %.0f s of closing the room",
-                    self.runner.batch_id, BATCH_END_WAIT_S,
-                )  # fmt: skip
-        if self.feed is not None:
-            self.state.unsubscribe(self.feed)
-        await self.session.close()
-        if self._monitor_open:
-            await self.monitor.close()
+        await close_room(self)
 
-    def _load_themes(self) -> None:
-        try:
-            module = importlib.import_module("pacs_tui_themes")
-            load = (
-                getattr(module, "load_themes", None)
-                or importlib.import_module("pacs_tui_themes.loader").load_themes
-            )
-            themes = load(self.theme_dir)
-        except Exception as exc:  # the room still works in Textual's own colours
-            log.warning("themes not loaded: %s", exc)
-            self.theme = FALLBACK_THEME
-            return
-        for theme in themes:
-            self.register_theme(theme)
-        self.theme_names = list(themes.names)
-        for problem in themes.problems:
-            self.notify(f"theme skipped: {problem}", severity="warning", timeout=8)
-        self.theme = DEFAULT_THEME if DEFAULT_THEME in themes else FALLBACK_THEME
-
-    def _apply_keymap(self) -> None:
-        config = self.keymap_config if self.keymap_config is not None else load_keymap()
-        known = {row.binding_id for row in self.binding_rows({})} | ALWAYS_KNOWN_IDS
-        checked = config.checked(known)
-        self.keymap_config = checked
-        for problem in checked.problems:
-            self.notify(problem, severity="warning", timeout=8)
-        if checked.keymap:
-            self.set_keymap(checked.keymap)
-
-    # -- the change feed ---------------------------------------------------------
-
-    def _tick(self) -> None:
-        """Apply every change since the last tick: one redraw, whatever the count."""
-        if self.feed is None or not self.main_screen.query("#grid"):
-            return  # not composed yet, or being torn down
-        keys = self.feed.drain()
-        if not keys:
-            return
-        servers = {server for server, _ in keys}
-        self.grid.servers_changed(servers)
-        if self.detail.display and self.detail.server in servers:
-            self.detail.refresh_content()
-
-    def _health_changed(self, changes: Mapping[str, tuple[Health, Health]]) -> None:
-        now = self.state.clock()
-        self.events.health_changes(now, changes)
-        for server, (before, after) in changes.items():
-            if after is Health.DOWN and before is not Health.DOWN:
-                self.down_notices.add(server)
-
-    async def _second(self) -> None:
-        try:
-            await self._each_second()
-        except NoMatches:
-            return  # a timer that fires while the app tears its screens down
-
-    async def _each_second(self) -> None:
-        if self._rollup_running:
-            return  # the last one is still being computed: skip, never pile up
-        self._rollup_running = True
-        try:
-            await self._refresh_rollup()
-        finally:
-            self._rollup_running = False
-        if self.live_phases is not None:
-            for phase, line in self.live_phases():
-                self.note_live_phase(phase, line)
-        self._refresh_move()
-        self.grid.refresh()  # ages move on every second
-        if self.detail.display:
-            self.detail.refresh_content()
-        message = self.down_notices.flush()
-        if message:
-            self.notify(message, title="DOWN", severity="error", timeout=10)
-
-    async def _refresh_rollup(self) -> None:
-        """Roll the fleet up, then update the summary, the health map, the log."""
-        applicable = self.applicable
-        rollup_now = self.state.clock()
-
-        def compute() -> FleetRollup:
-            return fleet_rollup(
-                self.inventory, self.state, lambda server: applicable.get(server.name, ())
-            )
-
-        if len(self.servers) > THREAD_ROLLUP_ABOVE:
-            # ~0.1 s of pure reading at 3 000 servers: in a thread the GIL is handed
-            # back every few ms, so a keypress never waits for the whole roll-up.
-            rollup = await asyncio.to_thread(compute)
-        else:
-            rollup = compute()
-        before = self.rollup.flapping if self.rollup is not None else {}
-        self.rollup = rollup
-        self.main_screen.query_one(SummaryBar).show_rollup(rollup)
-        # A flap's health is steady (its worst phase), so only its start is news.
-        for server, flaps in rollup.flapping.items():
-            known = {probe for probe, _ in before.get(server, ())}
-            for probe, flap in flaps:
-                if probe not in known:
-                    self.events.note(
-                        rollup_now, f"{server} {probe} {flap.describe()}", Health.DEGRADED
-                    )
-        changes = self.health.absorb(rollup.health)
-        if changes:
-            self._health_changed(changes)
-            self.grid.refresh()
-
-    def _refresh_move(self) -> None:
-        """Follow the custody board and runbook files; redraw the move line."""
-        try:
-            changed = self.move.reload()
-        except (OSError, ValueError, CustodyError) as exc:  # a half-written foreign file
-            log.warning("custody/runbook not re-read: %s", exc)
-            changed = False
-        if changed and self.move.has_board:
-            self.grid.custody_changed()
-        for bar in self.main_screen.query(MoveBar):
-            bar.show(self.move)
+    # -- the move line ------------------------------------------------------------
 
     def note_live_phase(self, phase: str, line: str = "") -> None:
         """A rehearsal playing in this room started ``phase``: log it, show it."""
         self.move.live_phase = phase
         self.events.note(self.state.clock(), line or f"rehearsal phase: {phase}")
-        self._refresh_move()
+        self.room_clock.refresh_move()
 
     # -- grid messages -----------------------------------------------------------
 
@@ -654,18 +476,7 @@ class ControlRoomApp(App[int]):
 
     def open_baseline(self, before: Path, after: Path) -> BaselineScreen:
         """Load, compare and show two baseline files; ``BaselineError`` when one is bad."""
-        view = load_view(before, after)
-        self.baseline_files = (before, after)
-        screen = BaselineScreen(view)
-        self.push_screen(screen)
-        verdict = "same or better" if view.comparison.ok else "NOT PROVEN"
-        self.events.note(
-            self.state.clock(),
-            f"baseline {before.name} → {after.name}: {verdict} "
-            f"({len(view.comparison.problems())} problem(s))",
-            Health.OK if view.comparison.ok else Health.DEGRADED,
-        )
-        return screen
+        return self.commands.open_baseline(before, after)
 
     def palette_commands(self) -> list[PaletteCommand]:
         """The commands the palette offers (each is a ``:`` command)."""

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from pacs_tui.baseline.model import BaselineError
 from pacs_tui.plugin_api import Health
 from pacs_tui.selector import SelectorError, compile_selector
+from pacs_tui_widgets.baseline_screen import BaselineScreen, load_view
 from pacs_tui_widgets.command_line import CommandError, parse_command
 from pacs_tui_widgets.fleet_rows import GROUP_KEYS
 
@@ -111,3 +112,18 @@ class CommandDesk:
         except BaselineError as exc:
             where = starts[1] if exc.path == paths[1] and exc.path != paths[0] else starts[0]
             raise CommandError(str(exc), text, where) from exc
+
+    def open_baseline(self, before: Path, after: Path) -> BaselineScreen:
+        """Load, compare and show two baseline files; ``BaselineError`` when one is bad."""
+        view = load_view(before, after)
+        self.app.baseline_files = (before, after)
+        screen = BaselineScreen(view)
+        self.app.push_screen(screen)
+        verdict = "same or better" if view.comparison.ok else "NOT PROVEN"
+        self.app.events.note(
+            self.app.state.clock(),
+            f"baseline {before.name} → {after.name}: {verdict} "
+            f"({len(view.comparison.problems())} problem(s))",
+            Health.OK if view.comparison.ok else Health.DEGRADED,
+        )
+        return screen

@@ -1,0 +1,148 @@
+"""The control room's clock: the two timers that carry the fleet's state to the screen.
+
+- Every ``TICK_S`` (0.5 s) ``tick`` drains the state's coalesced change feed
+  and hands the changed servers to the grid and the detail pane: one redraw
+  per tick, whatever the count of changes.
+- Every ``ROLLUP_S`` (1 s) ``second`` rolls the fleet up (in a thread above
+  ``THREAD_ROLLUP_ABOVE`` servers) into the summary bar, the health map, the
+  event log (DOWN, flaps) and the toasts, follows the custody board and the
+  runbook into the move line, and redraws the ages.
+
+A second that is still rolling up when the next comes is skipped, never piled up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from textual.css.query import NoMatches
+
+from pacs_tui.custody import CustodyError
+from pacs_tui.plugin_api import Health
+from pacs_tui.rollup import FleetRollup, fleet_rollup
+from pacs_tui_widgets.move_bar import MoveBar
+from pacs_tui_widgets.summary_bar import SummaryBar
+
+if TYPE_CHECKING:
+    from pacs_tui_widgets.app import ControlRoomApp
+
+# The app's logger, as before the split: log configs and filters name it.
+log = logging.getLogger("pacs_tui_widgets.app")
+
+TICK_S = 0.5  # how often state changes reach the screen (keys redraw at once)
+ROLLUP_S = 1.0  # ages, STALE, summary bar, event log, toasts
+THREAD_ROLLUP_ABOVE = 500  # servers; smaller fleets roll up in well under 10 ms
+
+
+class RoomClock:
+    """The tick and the each-second refresh of one ``ControlRoomApp``."""
+
+    def __init__(self, app: ControlRoomApp) -> None:
+        self.app = app
+        self.rollup_running = False  # a roll-up is being computed
+
+    def start(self) -> None:
+        """Subscribe to the state's changes and start both timers (from ``on_mount``)."""
+        app = self.app
+        app.feed = app.state.subscribe()
+        app.set_interval(TICK_S, self.tick, name="changes")
+        app.set_interval(ROLLUP_S, self.second, name="rollup")
+        app.call_later(self.second)
+
+    def tick(self) -> None:
+        """Apply every change since the last tick: one redraw, whatever the count."""
+        app = self.app
+        if app.feed is None or not app.main_screen.query("#grid"):
+            return  # not composed yet, or being torn down
+        keys = app.feed.drain()
+        if not keys:
+            return
+        servers = {server for server, _ in keys}
+        app.grid.servers_changed(servers)
+        if app.detail.display and app.detail.server in servers:
+            app.detail.refresh_content()
+
+    def health_changed(self, changes: Mapping[str, tuple[Health, Health]]) -> None:
+        """Log health changes; a server newly DOWN joins the next DOWN toast."""
+        now = self.app.state.clock()
+        self.app.events.health_changes(now, changes)
+        for server, (before, after) in changes.items():
+            if after is Health.DOWN and before is not Health.DOWN:
+                self.app.down_notices.add(server)
+
+    async def second(self) -> None:
+        """The each-second refresh; quiet while the app tears its screens down."""
+        try:
+            await self.each_second()
+        except NoMatches:
+            return  # a timer that fires while the app tears its screens down
+
+    async def each_second(self) -> None:
+        """Roll up, drain a rehearsal's phases, follow the move, redraw ages, toast DOWNs."""
+        app = self.app
+        if self.rollup_running:
+            return  # the last one is still being computed: skip, never pile up
+        self.rollup_running = True
+        try:
+            await self.refresh_rollup()
+        finally:
+            self.rollup_running = False
+        if app.live_phases is not None:
+            for phase, line in app.live_phases():
+                app.note_live_phase(phase, line)
+        self.refresh_move()
+        app.grid.refresh()  # ages move on every second
+        if app.detail.display:
+            app.detail.refresh_content()
+        message = app.down_notices.flush()
+        if message:
+            app.notify(message, title="DOWN", severity="error", timeout=10)
+
+    async def refresh_rollup(self) -> None:
+        """Roll the fleet up, then update the summary, the health map, the log."""
+        app = self.app
+        applicable = app.applicable
+        rollup_now = app.state.clock()
+
+        def compute() -> FleetRollup:
+            return fleet_rollup(
+                app.inventory, app.state, lambda server: applicable.get(server.name, ())
+            )
+
+        if len(app.servers) > THREAD_ROLLUP_ABOVE:
+            # ~0.1 s of pure reading at 3 000 servers: in a thread the GIL is handed
+            # back every few ms, so a keypress never waits for the whole roll-up.
+            rollup = await asyncio.to_thread(compute)
+        else:
+            rollup = compute()
+        before = app.rollup.flapping if app.rollup is not None else {}
+        app.rollup = rollup
+        app.main_screen.query_one(SummaryBar).show_rollup(rollup)
+        # A flap's health is steady (its worst phase), so only its start is news.
+        for server, flaps in rollup.flapping.items():
+            known = {probe for probe, _ in before.get(server, ())}
+            for probe, flap in flaps:
+                if probe not in known:
+                    app.events.note(
+                        rollup_now, f"{server} {probe} {flap.describe()}", Health.DEGRADED
+                    )
+        changes = app.health.absorb(rollup.health)
+        if changes:
+            self.health_changed(changes)
+            app.grid.refresh()
+
+    def refresh_move(self) -> None:
+        """Follow the custody board and runbook files; redraw the move line."""
+        app = self.app
+        try:
+            changed = app.move.reload()
+        except (OSError, ValueError, CustodyError) as exc:  # a half-written foreign file
+            log.warning("custody/runbook not re-read: %s", exc)
+            changed = False
+        if changed and app.move.has_board:
+            app.grid.custody_changed()
+        for bar in app.main_screen.query(MoveBar):
+            bar.show(app.move)

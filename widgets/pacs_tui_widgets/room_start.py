@@ -1,0 +1,87 @@
+"""Opening and closing what the control room holds: the poller, the session, a running batch.
+
+Opening runs as a worker after mount, so the room is drawn before the
+first probe connects: the monitor opens (a probe plugin that fails is
+reported and reads nothing), a writable session loads its action plugins
+(a broken one is reported, not fatal), then polling starts and the
+interrupted batches of earlier runs are named. Closing aborts a batch still
+running and waits (at most ``BATCH_END_WAIT_S``) for its end row before the
+session closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+from pacs_tui.batch.readings import MonitorReadings
+from pacs_tui.plugin_api import Health
+
+if TYPE_CHECKING:
+    from pacs_tui_widgets.app import ControlRoomApp
+
+# The app's logger, as before the split: log configs and filters name it.
+log = logging.getLogger("pacs_tui_widgets.app")
+
+# An aborted batch lets its in-flight calls finish (a BMC timeout is 10 s by default).
+BATCH_END_WAIT_S = 20.0
+
+
+async def start_monitor(app: ControlRoomApp) -> None:
+    """Open the monitor (and a writable session), start polling, name interrupted batches."""
+    await app.monitor.open()
+    app.monitor_open = True
+    app.readings = MonitorReadings(app.monitor)
+    if not app.read_only:
+        await open_session(app)
+    now = app.state.clock()
+    opened = {p.name for p in app.monitor.probes}
+    for name in app.applicable:  # a probe that failed to open reads nothing
+        app.applicable[name] = app.applicable[name] & opened
+    for plugin, reason in app.monitor.failed_plugins.items():
+        app.events.note(now, f"probe plugin {plugin} failed: {reason}", Health.UNKNOWN)
+        app.notify(f"probe plugin {plugin} failed: {reason}", severity="warning")
+    app.events.note(
+        now,
+        f"monitoring {len(app.servers)} servers with "
+        f"{', '.join(sorted(opened)) or 'no probes'}"
+        + (" (read-only session)" if app.read_only else ""),
+    )
+    app.monitor.start()
+    await app.batch.name_interrupted()
+
+
+async def open_session(app: ControlRoomApp) -> None:
+    """Load and open the action plugins; a broken one is reported, not fatal."""
+    now = app.state.clock()
+    try:
+        await app.session.open()
+    except Exception as exc:  # the room still monitors; batches will say why not
+        app.events.note(now, f"power actions unavailable: {exc}", Health.UNKNOWN)
+        app.notify(f"power actions unavailable: {exc}", severity="error", timeout=10)
+        return
+    app.session_open = True
+    for action, reason in app.session.failed_actions.items():
+        app.events.note(now, f"action plugin {action} failed: {reason}", Health.UNKNOWN)
+        app.notify(f"action plugin {action} failed: {reason}", severity="warning")
+
+
+async def close_room(app: ControlRoomApp) -> None:
+    """Abort a running batch and wait for its end row; close the session and the monitor."""
+    if app.runner is not None and app.batch_active:
+        app.runner.abort("the control room was closed")
+        # Let the batch write its end row before the session closes: a batch cut
+        # off here would be named "interrupted" by the next room and `power`.
+        try:
+            await asyncio.wait_for(app.batch.idle.wait(), BATCH_END_WAIT_S)
+        except TimeoutError:
+            log.warning(
+                "batch %s did not end within %.0f s of closing the room",
+                app.runner.batch_id, BATCH_END_WAIT_S,
+            )  # fmt: skip
+    if app.feed is not None:
+        app.state.unsubscribe(app.feed)
+    await app.session.close()
+    if app.monitor_open:
+        await app.monitor.close()
