@@ -7,6 +7,11 @@ It only reads: the board file is loaded again when another process (the
 CLI, the rehearsal, the lead's control room) changed it, and so is the
 runbook progress file. Changing custody is the control room's business,
 through the board it alone holds (``ControlRoomApp.custody``).
+
+A board file that turns bad (hand-edited, truncated, replaced by something
+that is not a board) never stops the wall or the room: the last good board
+stays on show, marked as such, with the file's first problem beside it
+(``board_error``) until the file is good again.
 """
 
 from __future__ import annotations
@@ -17,7 +22,8 @@ from pathlib import Path
 
 from rich.markup import escape
 
-from pacs_tui.custody import CUSTODY_ORDER, CustodyBoard, CustodyState
+from pacs_tui.custody import CUSTODY_ORDER, CustodyBoard, CustodyFileError, CustodyState
+from pacs_tui.custody_file import FileStamp, file_stamp
 from pacs_tui.inventory import Inventory
 from pacs_tui.plugin_api import Health
 from pacs_tui.rollup import AffectedSite
@@ -66,8 +72,14 @@ class MoveStatus:
         self.now = now
         self.progress: RunbookProgress | None = None
         self._progress_mtime: int | None = None
-        self._board_mtime: int | None = _mtime(board.path) if board is not None else None
+        # The version of the board file last read (good or bad): a replace changes the
+        # inode even within one mtime tick, so no change is missed.
+        self._board_stamp: FileStamp | None = board.stamp if board is not None else None
+        self.board_error: str | None = None  # why the file on disk is not the board shown
+        self.board_good_at: datetime | None = None  # when the board shown was last read good
         self.live_phase: str | None = None  # a rehearsal's phase, when one is playing
+        if board is not None:
+            self.board_good_at = now()
         if runbook is not None:
             self._load_progress()
 
@@ -88,19 +100,37 @@ class MoveStatus:
         changed = False
         board = self._board
         if board is not None:
-            stamp = _mtime(board.path)
-            if stamp is not None and stamp != self._board_mtime:
-                board.reload()
-                self._board_mtime = stamp
-                changed = True
+            stamp = file_stamp(board.path)
+            if stamp is not None and stamp != self._board_stamp:
+                changed = self._reload_board(board, stamp)
         if self.runbook is not None:
             changed = self._load_progress() or changed
         return changed
 
+    def _reload_board(self, board: CustodyBoard, stamp: FileStamp) -> bool:
+        # Remember the stamp even when the file is bad: it is read again once it
+        # changes, not every second (and not logged every second).
+        self._board_stamp = stamp
+        try:
+            board.reload()
+        except CustodyFileError as exc:
+            first = exc.problems[0] if exc.problems else str(exc)
+            more = len(exc.problems) - 1
+            error = first + (f" (+{more} more)" if more > 0 else "")
+            changed = error != self.board_error
+            self.board_error = error
+            return changed
+        self.board_error = None
+        self.board_good_at = self.now()
+        self._board_stamp = board.stamp or stamp
+        return True
+
     def noted_own_change(self) -> None:
         """The control room changed the board itself: its file is already current."""
         if self._board is not None:
-            self._board_mtime = _mtime(self._board.path)
+            self._board_stamp = self._board.stamp
+            self.board_error = None
+            self.board_good_at = self.now()
 
     def _load_progress(self) -> bool:
         path = self.progress_path or default_progress_path()
@@ -159,6 +189,16 @@ class MoveStatus:
             f"{CUSTODY_GLYPH[s]} {counts[s]} {s}" for s in CUSTODY_ORDER if counts.get(s)
         )
 
+    def board_problem_text(self) -> str:
+        """``custody board unreadable, showing the last good read (20:42:05): WHY``.
+
+        "" while the board file is good (or there is no board).
+        """
+        if self.board_error is None:
+            return ""
+        when = f" ({self.board_good_at:%H:%M:%S})" if self.board_good_at is not None else ""
+        return f"custody board unreadable, showing the last good read{when}: {self.board_error}"
+
     def markup(self) -> str:
         """One line for the control room's summary bar ("" when there is nothing)."""
         parts = []
@@ -169,6 +209,9 @@ class MoveStatus:
             parts.append(f"[b]PHASE[/b] [{colour}]{escape(phase)}[/]")
         if self._board is not None:
             parts.append(f"[b]CUSTODY[/b] {escape(self.counts_text())}")
+            problem = self.board_problem_text()
+            if problem:
+                parts.append(f"[$state-down][b]⚠[/b] {escape(problem)}[/]")
         return "  │  ".join(parts)
 
 

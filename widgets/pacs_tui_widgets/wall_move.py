@@ -1,4 +1,8 @@
-"""The wall's move-weekend section: the phase, the clock against plan, custody counts."""
+"""The wall's move-weekend section: the phase, the clock against plan, custody counts.
+
+When the board file turns bad the counts of the last good read stay, marked,
+under a line saying why the file is not read (the wall never stops for it).
+"""
 
 from __future__ import annotations
 
@@ -37,10 +41,13 @@ class WallMove(Static):
             lines.append(state_markup(health, f"PHASE {escape(phase)}", bold=True))
         if move.has_board:
             counts = move.counts()
+            problem = move.board_problem_text()
             lines.append(
-                "CUSTODY  "
+                ("CUSTODY (last good read)  " if problem else "CUSTODY  ")
                 + "   ".join(f"[b]{CUSTODY_GLYPH[s]} {counts[s]}[/b] {s}" for s in CUSTODY_ORDER)
             )
+            if problem:
+                lines.append(state_markup(Health.DOWN, escape(problem), bold=True))
         text = "\n".join(lines)
         if text != self.text:
             self.text = text
