@@ -164,3 +164,17 @@ def test_cli_show_advance_correct(
     with AuditLog(data_dir / "audit.sqlite3") as audit:
         kinds = [e.kind for e in audit.events()]
     assert kinds.count("custody") == 4 and kinds.count("custody-correction") == 1
+
+
+def test_cli_refuses_custody_changes_on_a_read_only_inventory(
+    tmp_path: Path, data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "read-only.yaml"
+    path.write_text("read_only: true\n" + INVENTORY)
+    board = tmp_path / "custody.json"
+    for action in (["advance"], ["correct", "--to", "racked", "--reason", "x"]):
+        args = ["custody", *action[:1], "-i", str(path), "-s", "db-001", "--board", str(board)]
+        assert cli(*args, *action[1:]) == 2
+        assert "marked read_only; custody changes are disabled" in capsys.readouterr().err
+    assert not board.exists()  # nothing written
+    assert cli("custody", "show", "-i", str(path), "--board", str(board)) == 0

@@ -176,6 +176,13 @@ def run_custody(args: argparse.Namespace) -> int:
     servers = select_servers(inventory, args.select)
     names = [s.name for s in servers]
     if args.custody_action != "show":
+        if inventory.read_only:
+            # The board is the room's record of where every box is; read-only changes nothing.
+            return _error(
+                "custody",
+                f"refused: the inventory {inventory.path} is marked read_only; "
+                "custody changes are disabled",
+            )
         if args.to:
             try:
                 parse_state(args.to)
