@@ -222,3 +222,74 @@ def test_the_wall_and_the_control_room_log_out_on_sigterm(
     assert process.returncode == 0, screen[-2000:]
     assert "Traceback" not in screen
     assert logged_in and sessions(sim, logged_in) == {n: before[n] for n in logged_in}
+
+
+REPAIR_REPORT = {
+    "format": "pacs-tui-replication-check", "version": 2, "primary": "a", "replica": "b",
+    "missing": [{"study_uid": "1.2.3.4"}], "partial": [],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("at_prompt", [True, False], ids=["at-prompt", "mid-repair"])
+def test_sigterm_stops_a_replication_repair_with_its_stop_audited(
+    tmp_path: Path, at_prompt: bool
+) -> None:
+    import socket
+
+    # A "primary" that accepts the connection and never answers: the repair stalls in it.
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text(
+        "sites: [{name: dc-main, kind: datacenter}]\nservers:\n"
+        f"  - {{name: a, site: dc-main, role: archive, dicom: {{host: 127.0.0.1, port: {port}, ae_title: A}}}}\n"
+        f"  - {{name: b, site: dc-main, role: archive, dicom: {{host: 127.0.0.1, port: {port}, ae_title: B}}}}\n"
+    )
+    report = tmp_path / "check.json"
+    report.write_text(json.dumps(REPAIR_REPORT))
+    data = tmp_path / "data"
+    args = ["replication", "repair", str(report), "-i", str(inventory), "--timeout", "120"]
+    process = subprocess.Popen(
+        [*PACS_TUI, *args, *([] if at_prompt else ["--yes"])],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PACS_TUI_DATA_DIR": str(data)},
+    )  # fmt: skip
+    try:
+        if at_prompt:
+            assert process.stderr is not None
+            said = ""
+            while "to confirm: " not in said:  # the prompt ends without a newline
+                chunk = os.read(process.stderr.fileno(), 4096).decode()
+                assert chunk, f"the repair ended before its prompt: {said}"
+                said += chunk
+            time.sleep(0.3)  # the prompt is printed just before its read starts
+        else:
+            listener.settimeout(60)
+            held, _ = listener.accept()  # the repair is now waiting on the primary
+        process.send_signal(signal.SIGTERM)
+        # stdin stays open until the command exits: an EOF would be a declined answer.
+        process.wait(timeout=30)
+        assert process.stderr is not None
+        err = process.stderr.read()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        listener.close()
+    assert process.returncode == 143, err
+    assert "Traceback" not in err
+    rows = audit_rows(data)
+    kinds = [(r["kind"], r["outcome"]) for r in rows]
+    if not at_prompt:
+        held.close()
+    if at_prompt:
+        assert ("confirm", "refused") in kinds and "stopped by a signal" in rows[-1]["detail"]
+        assert "batch-start" not in [k for k, _ in kinds]
+    else:
+        assert kinds[-1] == ("batch-end", "aborted"), kinds
+        assert ("batch-start", "") in kinds
+    audit = subprocess.run(
+        [*PACS_TUI, "audit", "--interrupted"], capture_output=True, text=True, timeout=60,
+        env={**os.environ, "PACS_TUI_DATA_DIR": str(data)},
+    )  # fmt: skip
+    assert "INTERRUPTED" not in audit.stdout + audit.stderr

@@ -16,11 +16,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import signal
 import sys
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -183,6 +181,7 @@ async def _plan_and_run(
     from pacs_tui.batch.interrupted import interrupted_in
     from pacs_tui.batch.plan import PlanError
     from pacs_tui.batch.runner import FailurePolicy
+    from pacs_tui.cli.signals import read_line
 
     for name, reason in session.failed_actions.items():
         print(f"pacs-tui power: warning: action {name} unavailable: {reason}", file=sys.stderr)
@@ -231,7 +230,7 @@ async def _plan_and_run(
                 print("\n".join(dry_run_lines(plan)[1:]), file=sys.stderr)
             print(rule.prompt(plan), end="", file=sys.stderr, flush=True)
             try:
-                confirmation = Confirmation(await _read_line())
+                confirmation = Confirmation(await read_line())
             except asyncio.CancelledError:
                 why = stop.received.name if stop.received is not None else "cancelled"
                 session.audit.record(
@@ -269,30 +268,6 @@ async def _plan_and_run(
     else:
         _print_result(result)
     return EXIT_OK if result.ok else EXIT_UNHEALTHY
-
-
-async def _read_line() -> str:
-    """One line from stdin without the default executor: a thread blocked in
-    ``readline`` must not hold up the exit after a signal (it is a daemon)."""
-    loop = asyncio.get_running_loop()
-    answer: asyncio.Future[str] = loop.create_future()
-
-    def read() -> None:
-        try:
-            line = sys.stdin.readline()
-        except (OSError, ValueError):
-            line = ""
-
-        def deliver() -> None:
-            if not answer.done():  # cancelled by a signal meanwhile
-                answer.set_result(line)
-
-        # A closed loop: the command ended (a signal) before the answer came.
-        with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(deliver)
-
-    threading.Thread(target=read, name="confirm-stdin", daemon=True).start()
-    return await answer
 
 
 def _print_states_now(interrupted: list[Any], plan: Any) -> None:

@@ -188,13 +188,21 @@ def run_repair(args: argparse.Namespace) -> int:
     if isinstance(servers, str):
         return _error(f"{args.report}: {servers}")
     destination = args.destination_ae or servers[1].dicom.ae_title
-    return asyncio.run(_repair(args, servers[0], servers[1], destination, wanted.studies))
+    from pacs_tui.cli.signals import run_until_signalled
+
+    # SIGTERM like Ctrl-C: the stop is audited (no end row would read as a crash).
+    return asyncio.run(
+        run_until_signalled(
+            lambda _stop: _repair(args, servers[0], servers[1], destination, wanted.studies)
+        )
+    )
 
 
 async def _repair(
     args: argparse.Namespace, primary: Any, replica: Any, destination: str, studies: Any
 ) -> int:
     from pacs_tui.batch.audit import AuditLog
+    from pacs_tui.cli.signals import read_line
     from pacs_tui.dicom.tls import TlsSetupError, setup_context
     from pacs_tui.replication.repair import VERB, plan_text, repair_studies
 
@@ -221,7 +229,14 @@ async def _repair(
         else:
             print(f"This will {plan}.", file=sys.stderr)
             print(f"Type {expected} to confirm: ", end="", file=sys.stderr, flush=True)
-            answer = await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+            try:
+                answer = await read_line()
+            except asyncio.CancelledError:
+                audit.record(
+                    batch, "confirm", verb=VERB, server=primary.name, outcome="refused",
+                    detail="stopped by a signal at the prompt; nothing was moved",
+                )  # fmt: skip
+                raise
             how = "typed"
         accepted = answer.strip() == expected
         audit.record(
@@ -235,6 +250,7 @@ async def _repair(
         if not accepted:
             print("pacs-tui replication: not confirmed; nothing was moved", file=sys.stderr)
             return EXIT_UNHEALTHY
+        audit.record(batch, "batch-start", verb=VERB, server=primary.name, detail=plan)
         try:
             result = await repair_studies(
                 primary,

@@ -16,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import sys
+import threading
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, Protocol
 
@@ -126,3 +128,32 @@ def app_exits_on_sigterm(app: Exitable) -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+async def read_line() -> str:
+    """One line from stdin (``""`` at its end) that a signal can interrupt.
+
+    Not through the default executor: ``asyncio.run`` waits for its threads
+    at exit, so a thread blocked in ``readline`` would hold up the exit after
+    a signal. This one is a daemon, and its answer is dropped once the
+    awaiting task was cancelled.
+    """
+    loop = asyncio.get_running_loop()
+    answer: asyncio.Future[str] = loop.create_future()
+
+    def read() -> None:
+        try:
+            line = sys.stdin.readline()
+        except (OSError, ValueError):
+            line = ""
+
+        def deliver() -> None:
+            if not answer.done():  # cancelled by a signal meanwhile
+                answer.set_result(line)
+
+        # A closed loop: the command ended (a signal) before the answer came.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(deliver)
+
+    threading.Thread(target=read, name="confirm-stdin", daemon=True).start()
+    return await answer
