@@ -29,7 +29,7 @@ imports: $(STAMP)
 
 # The documentation site (mkdocs.yml, docs/); --strict turns a broken link into a failure.
 docs: $(STAMP)
-	$(BIN)/mkdocs build --strict --quiet --site-dir build/site
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir build/site
 
 pytest: $(STAMP)
 	$(BIN)/pytest
