@@ -133,6 +133,9 @@ async def test_the_control_room_shows_the_problem_and_refuses_to_change_custody(
         # Fixed: the warning goes and the key works again.
         restore(names, ["rtr-003"])
         await wait_for(pilot, lambda: UNREADABLE not in bar.text, timeout=10)
+        logged = [strip.text for strip in app.events.lines]
+        assert sum(UNREADABLE in line for line in logged) == 1, logged  # once, not per second
+        assert any("custody board readable again" in line for line in logged), logged
         await pilot.press("c")
         await wait_for(pilot, lambda: board.state("db-002") is CustodyState.SHUT_DOWN)
         assert app.is_running

@@ -43,6 +43,7 @@ class RoomClock:
     def __init__(self, app: ControlRoomApp) -> None:
         self.app = app
         self.rollup_running = False  # a roll-up is being computed
+        self.board_error: str | None = None  # the custody board problem last logged
 
     def start(self) -> None:
         """Subscribe to the state's changes and start both timers (from ``on_mount``)."""
@@ -144,5 +145,13 @@ class RoomClock:
             changed = False
         if changed and app.move.has_board:
             app.grid.custody_changed()
+        # The move line shows a bad board all along; the event log keeps when it broke/mended.
+        if app.move.board_error != self.board_error:
+            now = app.state.clock()
+            if app.move.board_error is not None:
+                app.events.note(now, app.move.board_problem_text(), Health.DEGRADED)
+            elif self.board_error is not None:
+                app.events.note(now, "custody board readable again", Health.OK)
+            self.board_error = app.move.board_error
         for bar in app.main_screen.query(MoveBar):
             bar.show(app.move)
