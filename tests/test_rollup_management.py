@@ -179,3 +179,19 @@ def test_status_json_names_the_management_fault() -> None:
     assert "management" not in server_view(
         inventory.server("rtr-2"), state, all_probes(inventory.server("rtr-2")), now=NOW
     )
+
+
+def test_status_table_calls_it_a_management_fault(capsys: pytest.CaptureFixture[str]) -> None:
+    from pacs_tui.cli.status import _print
+
+    inventory = hand_inventory()
+    state = healthy_state(inventory)
+    record(state, "rtr-1", "power", "unreachable", Health.DOWN)
+    views = [
+        server_view(inventory.server(n), state, all_probes(inventory.server(n)), now=NOW)
+        for n in ("rtr-1", "rtr-2")
+    ]
+    _print(views, as_json=False)
+    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
+    assert f"{BMC_ONLY} (management fault); power:" in rows["rtr-1"]
+    assert "management" not in rows["rtr-2"]

@@ -136,6 +136,8 @@ def _print(views: list[dict[str, Any]], as_json: bool) -> None:
             extra = power["detail"].removeprefix("powered on").strip("; ")
             if extra:
                 problems = "; ".join(x for x in (problems, f"power note: {extra}") if x)
+        if "management" in v:  # say it is the management network, not the PACS service
+            problems = f"{v['management']} (management fault); {problems}".rstrip("; ")
         rows.append([v["name"], v["site"], v["role"], *(_cell(v[p]) for p in probes), problems])
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header) - 1)]
     for row in [header, *rows]:
