@@ -48,7 +48,10 @@ class SignalStop:
     def install(self) -> None:
         """Catch SIGINT and SIGTERM from now on."""
         for sig in SIGNALS:
-            self._loop.add_signal_handler(sig, self._on_signal, sig)
+            # Only the main thread receives signals; a command run from another thread
+            # (an embedding program, a test) keeps the process's own handling.
+            with contextlib.suppress(ValueError, RuntimeError):
+                self._loop.add_signal_handler(sig, self._on_signal, sig)
 
     def uninstall(self) -> None:
         """Give both signals back to their defaults."""
