@@ -177,4 +177,22 @@ def test_cli_refuses_custody_changes_on_a_read_only_inventory(
         assert cli(*args, *action[1:]) == 2
         assert "marked read_only; custody changes are disabled" in capsys.readouterr().err
     assert not board.exists()  # nothing written
-    assert cli("custody", "show", "-i", str(path), "--board", str(board)) == 0
+
+
+def test_an_explicit_board_that_is_not_there_is_refused_unless_created(
+    inventory: Inventory, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    inv, typo = str(inventory.path), tmp_path / "nodir" / "board.json"
+    assert cli("custody", "show", "-i", inv, "--board", str(typo)) == 2
+    assert f"no custody board at {typo}" in capsys.readouterr().err
+    assert cli("custody", "advance", "-i", inv, "-s", "db-001", "--board", str(typo)) == 2
+    assert "add --create to start one there" in capsys.readouterr().err
+    assert not typo.parent.exists()  # no directory, no board, no lock file
+    args = ["custody", "advance", "-i", inv, "-s", "db-001", "--create"]
+    assert cli(*args, "--board", str(typo)) == 2
+    assert f"--board: no directory {typo.parent}" in capsys.readouterr().err
+    fresh = tmp_path / "board.json"
+    assert cli(*args, "--board", str(fresh)) == 0
+    assert f"starting a new board at {fresh}" in capsys.readouterr().err
+    assert cli("custody", "show", "-i", inv, "--board", str(fresh), "--json") == 0
+    assert json.loads(capsys.readouterr().out)["counts"]["shut-down"] == 1

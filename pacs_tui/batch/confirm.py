@@ -10,7 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pacs_tui.batch.plan import FORCE_OFF, BatchPlan
+from pacs_tui.batch.plan import FORCE_OFF, OFF, ON, RESTART, BatchPlan
+
+# The prompt is a sentence the operator reads at 3 a.m.: "This will power off 2 server(s)".
+_DOING = {
+    OFF: "power off (graceful shutdown)",
+    ON: "power on",
+    RESTART: "restart",
+    FORCE_OFF: "FORCE OFF (cut power, no OS shutdown)",
+}
 
 DEFAULT_THRESHOLD = 5
 
@@ -31,7 +39,7 @@ class ConfirmationRule:
     def prompt(self, plan: BatchPlan) -> str:
         """The question to show; the answer is ``expected(plan)``."""
         count = len(plan.touched)
-        what = "FORCE OFF (cut power, no OS shutdown)" if plan.verb == FORCE_OFF else plan.verb
+        what = _DOING.get(plan.verb, plan.verb)
         return f"This will {what} {count} server(s). Type {count} to confirm: "
 
     @staticmethod

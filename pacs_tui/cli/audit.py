@@ -88,9 +88,11 @@ def run_audit(args: argparse.Namespace) -> int:
             if not args.interrupted:
                 for event in log.iter_events(since, args.batch):
                     print(event_json(event) if args.json else event_line(event))
-            for item in interrupted_in(log):
-                if args.batch is None or item.batch == args.batch:
-                    print(json.dumps(item.to_json()) if args.json else item.line())
+            named = [i for i in interrupted_in(log) if args.batch is None or i.batch == args.batch]
+            for item in named:
+                print(json.dumps(item.to_json()) if args.json else item.line())
+            if args.interrupted and not named and not args.json:
+                print("no interrupted batches")  # silence would read as "did it run?"
     except sqlite3.Error as exc:
         print(f"pacs-tui audit: error: {path}: not a readable audit log: {exc}", file=sys.stderr)
         return EXIT_USAGE

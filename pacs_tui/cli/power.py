@@ -300,7 +300,8 @@ def _text_printer(event: Any) -> None:
     elif event.kind == "server":
         line = (
             f"  {event.server}: {event.outcome.upper()} {event.detail} "
-            f"[wave {event.wave_done}/{event.wave_total}, all {event.done}/{event.total}{eta}]"
+            f"[{event.wave_done}/{event.wave_total} of wave {event.wave}, "
+            f"{event.done}/{event.total} of all{eta}]"
         )
     elif event.kind == "wave-end":
         line = f"wave {event.wave} done: {event.outcome} ({event.detail})"

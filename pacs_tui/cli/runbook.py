@@ -72,6 +72,10 @@ def register(subparsers: Any) -> None:
         if name != "show":
             p.add_argument("--to", required=name == "correct", help="target state")
             p.add_argument("--reason", default="", help="why (required for a correction)")
+            p.add_argument(
+                "--create", action="store_true",
+                help="start a new board at --board when none is there (else refused)",
+            )  # fmt: skip
         p.set_defaults(handler=run_custody, custody_action=name)
 
 
@@ -190,6 +194,17 @@ def run_custody(args: argparse.Namespace) -> int:
                 return _error("custody", f"--to: {exc}")
         if args.custody_action == "correct" and not args.reason.strip():
             return _error("custody", "--reason is required for a correction")
+    if args.board is not None and not args.board.exists():
+        # A typo in --board must not start a private board the team never sees.
+        if args.custody_action == "show" or not args.create:
+            return _error(
+                "custody",
+                f"no custody board at {args.board}"
+                + ("" if args.custody_action == "show" else " (add --create to start one there)"),
+            )
+        if not args.board.parent.is_dir():
+            return _error("custody", f"--board: no directory {args.board.parent}")
+        print(f"pacs-tui custody: starting a new board at {args.board}", file=sys.stderr)
     try:
         board = CustodyBoard.open(inventory, path=args.board)
     except CustodyFileError as exc:
