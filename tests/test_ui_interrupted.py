@@ -61,17 +61,31 @@ async def test_the_room_names_a_batch_whose_process_died(
         assert room.power("rtr-001").value == "On"  # the plan sent nothing
 
 
+@pytest.mark.parametrize("late", [False, True], ids=["prompt-answer", "late-answer"])
 async def test_closing_the_room_mid_batch_leaves_no_interrupted_batch(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, late: bool
 ) -> None:
     async with control_room(tmp_path, monkeypatch) as room:
-        app, pilot = room.app, room.pilot
+        app, pilot, center = room.app, room.pilot, room.center
+        if late:  # the reset is carried out at once; its answer comes 4 s later
+            center.hosts["gw-northgate-1"].faults.bmc_post_answer_delay_s = 4.0
         await room.mark("gw-northgate-1", "rtr-001")
         await room.plan_screen("O")
         await pilot.press("enter")
         await wait_for(pilot, lambda: app.batch_active, 30, "the batch to start")
         batch = app.runner.batch_id if app.runner is not None else ""
+        if late:
+            await wait_for(
+                pilot, lambda: bool(center.bmc and center.bmc.resets("gw-northgate-1")), 30,
+                "the reset POST to reach gw-northgate-1's BMC",
+            )  # fmt: skip
         # Leaving the block closes the room while the batch runs.
+    assert center.bmc is not None
+    sent = {name: center.bmc.resets(name) for name in ("gw-northgate-1", "rtr-001")}
+    # One reset per server per step at most, none re-sent on close, however late the answer.
+    assert all(len(types) <= 1 for types in sent.values()), sent
+    if late:
+        assert sent["gw-northgate-1"] == ["GracefulShutdown"], sent
     # Asked from another process: the room's own process still runs, so only the end row
     # (not liveness) can keep the batch from being named.
     rows = await asyncio.to_thread(
@@ -89,3 +103,10 @@ async def test_closing_the_room_mid_batch_leaves_no_interrupted_batch(
     ]
     assert [e["batch"] for e in ends] == [batch], rows.stdout[-2000:]
     assert '"kind": "interrupted"' not in rows.stdout
+    # What the BMCs received is what the audit says was sent, call for call.
+    events = [json.loads(line) for line in rows.stdout.splitlines() if line.startswith("{")]
+    for name, types in sent.items():
+        audited = [e for e in events if e["kind"] == "step" and e["server"] == name]
+        assert len([e for e in audited if "GracefulShutdown" in e["call"]]) == len(types), (
+            name, audited, types,
+        )  # fmt: skip
