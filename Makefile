@@ -25,7 +25,7 @@ typecheck: $(STAMP)
 
 # Layer contracts (.importlinter): cli -> widgets -> core; plugins see only the plugin API and the core.
 imports: $(STAMP)
-	$(BIN)/lint-imports --config .importlinter
+	$(BIN)/lint-imports .importlinter
 
 # The documentation site (mkdocs.yml, docs/); --strict turns a broken link into a failure.
 docs: $(STAMP)

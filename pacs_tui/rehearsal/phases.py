@@ -26,6 +26,7 @@ from pacs_tui.batch.confirm import Confirmation
 from pacs_tui.batch.gates import GatePolicy
 from pacs_tui.batch.plan import PlanOptions
 from pacs_tui.batch.readings import MonitorReadings, power_facts
+from pacs_tui.batch.result import FINE
 from pacs_tui.batch.runner import BatchResult, FailurePolicy
 from pacs_tui.custody import CustodyBoard, CustodyState
 from pacs_tui.inventory import Inventory, Server, load_inventory
@@ -350,20 +351,31 @@ class Rehearsal:
         return [
             f"{r.server}: {r.status}: {r.detail}"
             for r in result.servers.values()
-            if r.status not in ("reached", "skipped")
+            if r.status not in FINE
         ]
 
-    async def _shutdown(self) -> None:
+    async def _moved_batch(
+        self, outcome: PhaseOutcome, verb: str, state: CustodyState, reason: str, detection: str
+    ) -> list[str]:
+        """Run ``verb`` on the moved servers; those at target advance to ``state``.
+
+        Returns the failures (``server: status: detail``), each also a ``detection``.
+        """
         assert self.board is not None
+        result = await self._power_batch(verb, self.moved)
+        at_target = [r.server for r in result.servers.values() if r.status in FINE]
+        self.board.advance(at_target, state, reason=reason)
+        outcome.summary = self._batch_summary(result)
+        failures = self._batch_failures(result)
+        self.result.detections.extend(Detection(detection, failure) for failure in failures)
+        return failures
+
+    async def _shutdown(self) -> None:
         async with self.phase("Shutdown waves", "shutdown") as outcome:
-            result = await self._power_batch("off", self.moved)
-            down = [r.server for r in result.servers.values() if r.status in ("reached", "skipped")]
-            self.board.advance(down, CustodyState.SHUT_DOWN, reason="rehearsal: powered off")
-            outcome.summary = self._batch_summary(result)
-            failures = self._batch_failures(result)
+            failures = await self._moved_batch(
+                outcome, "off", CustodyState.SHUT_DOWN, "rehearsal: powered off", "shutdown-failed"
+            )
             if failures:
-                for failure in failures:
-                    self.result.detections.append(Detection("shutdown-failed", failure))
                 raise RehearsalStopped(f"{len(failures)} server(s) did not power off")
 
     async def _transit(self) -> None:
@@ -418,16 +430,11 @@ class Rehearsal:
         raise RehearsalStopped("no two moved servers of one role to swap")
 
     async def _power_up(self) -> None:
-        assert self.board is not None
         async with self.phase("Power-up waves", "power-up") as outcome:
-            result = await self._power_batch("on", self.moved)
-            up = [r.server for r in result.servers.values() if r.status in ("reached", "skipped")]
-            self.board.advance(up, CustodyState.POWERED, reason="rehearsal: gate passed")
-            outcome.summary = self._batch_summary(result)
-            failures = self._batch_failures(result)
+            failures = await self._moved_batch(
+                outcome, "on", CustodyState.POWERED, "rehearsal: gate passed", "power-up-failed"
+            )
             if failures:
-                for failure in failures:
-                    self.result.detections.append(Detection("power-up-failed", failure))
                 outcome.ok = False  # go on: the comparison tells what the failure costs
 
     async def _compare(self) -> None:
