@@ -149,6 +149,7 @@ def test_sigterm_mid_batch_aborts_audits_and_logs_out(sim: RunningSim, tmp_path:
     victims = ["bkp-arch-01", "ris-001", "gw-northgate-1"]
     for name in victims:  # slow BMCs, so the batch is still running at the signal
         control(sim, "POST", f"/hosts/{name}/faults", {"bmc_delay_s": 0.3})
+    before = {n: len(control(sim, "GET", f"/hosts/{n}/bmc")["resets"]) for n in victims}
     process = start(
         sim, tmp_path, "power", "force-off", "--select", ",".join(victims), "--yes", "--json",
         "--concurrency", "1", "--poll", "0.1", "--timeout", "30",
@@ -175,6 +176,17 @@ def test_sigterm_mid_batch_aborts_audits_and_logs_out(sim: RunningSim, tmp_path:
     assert len(abort) == 1 and abort[0]["detail"].startswith("SIGTERM: stopped")
     assert rows[-1]["kind"] == "batch-end"  # ended, so not an interrupted batch
     assert sessions(sim, victims) == dict.fromkeys(victims, 0)
+    # Each BMC received at most one reset, and exactly the ones the audit says were sent.
+    total = 0
+    for name in victims:
+        received = control(sim, "GET", f"/hosts/{name}/bmc")["resets"][before[name] :]
+        audited = [r for r in rows if r["kind"] == "step" and r["server"] == name]
+        assert len(received) <= 1, (name, received)
+        assert len([r for r in audited if "ForceOff" in r["call"]]) == len(received), (
+            name, audited, received,
+        )  # fmt: skip
+        total += len(received)
+    assert total >= 1  # the signal came after a step, so something was sent
     # Put back what was forced off, for the other tests on this simulator.
     for name in victims:
         with contextlib.suppress(urllib.error.HTTPError):  # a strict BMC refuses On when On
