@@ -303,7 +303,8 @@ class CustodyBoard:
             except BaseException:
                 self._states, self._since = states, since  # the file kept the old board
                 raise
-        audit = self.audit
+        # Recorded as whoever the board acts for (a service caller's token name).
+        audit = self.audit.for_operator(self.operator)
         batch = f"custody-{secrets.token_hex(4)}"
         for change in changes:
             audit.record(

@@ -151,8 +151,12 @@ class Session:
         selection: str = "",
         batch_id: str | None = None,
         dry_run: bool = False,
+        audit: AuditLog | None = None,
     ) -> tuple[BatchPlan, str]:
-        """Read power facts, build the plan, audit it; return (plan, batch id)."""
+        """Read power facts, build the plan, audit it; return (plan, batch id).
+
+        ``audit`` records under another operator (``AuditLog.for_operator``).
+        """
         self.require_writable("plan a power batch")
         servers = list(selected)
         names = {s.name for s in servers}
@@ -163,38 +167,43 @@ class Session:
             self.inventory, servers, verb, facts, self.actions, options, selection=selection
         )
         batch = batch_id or new_batch_id()
-        self.record_plan(plan, batch, dry_run=dry_run)
+        self.record_plan(plan, batch, dry_run=dry_run, audit=audit)
         return plan, batch
 
-    def record_plan(self, plan: BatchPlan, batch: str, *, dry_run: bool = False) -> None:
+    def record_plan(
+        self, plan: BatchPlan, batch: str, *, dry_run: bool = False, audit: AuditLog | None = None
+    ) -> None:
         """Audit a plan: its waves, refusals and overrides."""
+        log = audit or self.audit
         waves = [[sp.server.name for sp in w.servers] for w in plan.waves]
         outcome = "refused" if plan.refused else ("dry-run" if dry_run else "planned")
         detail = f"{plan.summary()}; selection {plan.selection or '-'}; waves {json.dumps(waves)}"
-        self.audit.record(batch, "plan", verb=plan.verb, outcome=outcome, detail=detail)
+        log.record(batch, "plan", verb=plan.verb, outcome=outcome, detail=detail)
         for reason in plan.refusals:
-            self.audit.record(batch, "refused", verb=plan.verb, outcome="refused", detail=reason)
+            log.record(batch, "refused", verb=plan.verb, outcome="refused", detail=reason)
         for reason in plan.overridden:
-            self.audit.record(
-                batch, "override", verb=plan.verb, outcome="overridden", detail=reason
-            )
+            log.record(batch, "override", verb=plan.verb, outcome="overridden", detail=reason)
         for reason in plan.included_unknown:
-            self.audit.record(
-                batch, "include-unknown", verb=plan.verb, outcome="included", detail=reason
-            )
+            log.record(batch, "include-unknown", verb=plan.verb, outcome="included", detail=reason)
         for sp in plan.servers:
             if sp.left_out:
-                self.audit.record(
+                log.record(
                     batch, "left-out", verb=plan.verb, server=sp.server.name,
                     outcome="left out", detail=sp.skip_reason,
                 )  # fmt: skip
 
     def record_confirmation(
-        self, plan: BatchPlan, batch: str, confirmation: Confirmation | None, accepted: bool
+        self,
+        plan: BatchPlan,
+        batch: str,
+        confirmation: Confirmation | None,
+        accepted: bool,
+        *,
+        audit: AuditLog | None = None,
     ) -> None:
         """Audit a confirmation (typed, ``--yes``, or declined)."""
         how = confirmation.how if confirmation is not None else "none"
-        self.audit.record(
+        (audit or self.audit).record(
             batch,
             "confirm",
             verb=plan.verb,
@@ -214,6 +223,7 @@ class Session:
         on_failure: FailurePolicy = FailurePolicy.HALT,
         poll_s: float = 1.0,
         retry: RetryPolicy | None = None,
+        audit: AuditLog | None = None,
     ) -> BatchRunner:
         """A runner for ``plan`` (refused when read-only, refused or unconfirmed)."""
         self.require_writable("build a batch runner")
@@ -222,7 +232,7 @@ class Session:
             plan,
             self.actions,
             readings,
-            self.audit,
+            audit or self.audit,
             batch_id=batch_id,
             confirmation=confirmation,
             confirm_rule=confirm_rule,

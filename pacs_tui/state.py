@@ -69,12 +69,19 @@ class Reading:
 
 
 class ChangeFeed:
-    """Coalesced change notifications for one consumer."""
+    """Coalesced change notifications for one consumer.
 
-    def __init__(self) -> None:
+    A feed made with ``every_result=True`` hears of every result and every
+    expectation, not only of changes a screen would show: a mirror of the state
+    elsewhere (``pacs-tui serve``'s viewers) needs each new ``observed_at``, or
+    its copy of a steady reading would age into STALE.
+    """
+
+    def __init__(self, *, every_result: bool = False) -> None:
         self._pending: set[Key] = set()
         self._event = asyncio.Event()
         self.closed = False
+        self.every_result = every_result
 
     def _push(self, key: Key) -> None:
         self._pending.add(key)
@@ -117,6 +124,7 @@ class FleetState:
         # Only keys whose health ever changed have a log: a steady fleet costs nothing.
         self._changes: dict[Key, deque[HealthChange]] = {}
         self._feeds: list[ChangeFeed] = []
+        self._mirror_feeds: list[ChangeFeed] = []
         self.updates = 0  # results recorded (benchmarks read it)
 
     @property
@@ -142,6 +150,8 @@ class FleetState:
         if history is None:
             history = self._history[key] = deque(maxlen=self._history_length)
         history.append(result.latency_ms)
+        for feed in self._mirror_feeds:
+            feed._push(key)
         if (
             previous is None
             or previous.state != result.state
@@ -161,6 +171,47 @@ class FleetState:
         intervals. Recording a result drops the expectation.
         """
         self._due[(server, probe)] = within_s
+        for feed in self._mirror_feeds:
+            feed._push((server, probe))
+
+    def due(self, server: str, probe: str) -> float | None:
+        """Seconds after the latest result that the next one is due (None: no expectation)."""
+        return self._due.get((server, probe))
+
+    def restore(
+        self,
+        server: str,
+        probe: str,
+        result: ProbeResult,
+        *,
+        due_s: float | None,
+        history: Iterable[float | None] = (),
+        changes: Iterable[HealthChange] = (),
+    ) -> None:
+        """Put a reading copied from another ``FleetState`` in place, as it was there.
+
+        For mirrors (a screen attached to ``pacs-tui serve``): the history and the
+        health-change log come with the reading, so sparklines and flap detection
+        match the service's at once. Feeds are told as for ``record``.
+        """
+        key = (server, probe)
+        self._latest[key] = result
+        self._history[key] = deque(history, maxlen=self._history_length)
+        log = list(changes)
+        if log:
+            self._changes[key] = deque(log, maxlen=CHANGE_LOG_LENGTH)
+        else:
+            self._changes.pop(key, None)
+        if due_s is None:
+            self._due.pop(key, None)
+        else:
+            self._due[key] = due_s
+        for feed in (*self._feeds, *self._mirror_feeds):
+            feed._push(key)
+
+    def keys(self) -> list[Key]:
+        """Every (server, probe) with a result."""
+        return list(self._latest)
 
     def reading(self, server: str, probe: str, now: float | None = None) -> Reading:
         """The current reading of one probe on one server."""
@@ -192,14 +243,15 @@ class FleetState:
         """Recent latencies (ms, None where the probe failed), oldest first."""
         return list(self._history.get((server, probe), ()))
 
-    def subscribe(self) -> ChangeFeed:
-        """A new feed that receives every later change."""
-        feed = ChangeFeed()
-        self._feeds.append(feed)
+    def subscribe(self, *, every_result: bool = False) -> ChangeFeed:
+        """A new feed that receives every later change (or every result: see ``ChangeFeed``)."""
+        feed = ChangeFeed(every_result=every_result)
+        (self._mirror_feeds if every_result else self._feeds).append(feed)
         return feed
 
     def unsubscribe(self, feed: ChangeFeed) -> None:
         """Stop notifying ``feed``."""
         feed.closed = True
-        if feed in self._feeds:
-            self._feeds.remove(feed)
+        for feeds in (self._feeds, self._mirror_feeds):
+            if feed in feeds:
+                feeds.remove(feed)

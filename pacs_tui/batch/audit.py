@@ -18,6 +18,7 @@ open; their old rows carry none.
 
 from __future__ import annotations
 
+import copy
 import getpass
 import json
 import os
@@ -169,6 +170,15 @@ class AuditLog:
         self._host = host_name()
         self._pid = os.getpid()
         self._proc = process_token(self._pid)
+
+    def for_operator(self, operator: str) -> AuditLog:
+        """The same log, recording ``operator`` as who acted (``pacs-tui serve``'s callers).
+
+        The copy shares this log's database connection: close only the original.
+        """
+        view = copy.copy(self)
+        view.operator = operator
+        return view
 
     def _add_columns(self) -> None:
         """Give a database from before the process columns those columns."""

@@ -39,6 +39,7 @@ COMMAND_MODULES = (
     "pacs_tui.cli.replication",
     "pacs_tui.cli.runbook",
     "pacs_tui.cli.rehearse",
+    "pacs_tui.cli.serve",
 )
 
 EXIT_OK = 0

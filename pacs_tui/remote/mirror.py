@@ -1,0 +1,230 @@
+"""ServiceMirror: a ``FleetState`` that follows a ``pacs-tui serve``, for thin screens.
+
+It offers what the control room and the wall use of a ``FleetMonitor``
+(``inventory``, ``servers``, ``state``, ``probe_names``, ``applicable``,
+``failed_plugins``, ``open``/``start``/``close``), so a screen draws from a
+service exactly as from its own poller, and it opens no device session.
+
+It takes a snapshot, then follows the event stream from the snapshot's
+sequence number. When the stream breaks it keeps what it has (readings age,
+and turn STALE by the state's own rule) and reconnects with backoff
+(``BACKOFF_S`` doubling up to ``BACKOFF_MAX_S``), resuming from the last
+event it applied; the service sends a fresh snapshot when that is too old.
+``data_age_s()`` is None while connected and otherwise the seconds since the
+service was last heard: what the screen shows as "data is N s old".
+
+Times in the service's events are its ``time.time()``; the mirror shifts
+them by the clock difference seen on the snapshot when it exceeds
+``CLOCK_SKEW_S``, so ages match what the service sees.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+from pacs_tui.inventory import Inventory, Server
+from pacs_tui.remote.client import ServiceClient, ServiceError, ServiceUnavailable
+from pacs_tui.remote.sse import SseEvent
+from pacs_tui.service.wire import WireError, apply_reading
+from pacs_tui.state import FleetState
+
+log = logging.getLogger(__name__)
+
+BACKOFF_S = 0.5
+BACKOFF_MAX_S = 10.0
+CLOCK_SKEW_S = 1.0
+
+Listener = Callable[[str, dict[str, Any]], None]
+
+
+class ServiceMirror:
+    """A screen's copy of one service's fleet state."""
+
+    def __init__(
+        self,
+        client: ServiceClient,
+        inventory: Inventory,
+        service: dict[str, Any],
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """``service`` is the service's ``GET /api/v1/service`` answer."""
+        self.client = client
+        self.inventory = inventory
+        self.servers: list[Server] = list(inventory.servers)
+        self.service = service
+        probes = service.get("probes") or {}
+        self.state = FleetState([s.name for s in self.servers], dict(probes), clock=clock)
+        self.failed_plugins: dict[str, str] = dict(service.get("failed_plugins") or {})
+        self.listeners: list[Listener] = []
+        self.connected = False
+        self.last_heard: float | None = None
+        self.last_error = ""
+        self.reconnects = 0
+        self.batch: dict[str, Any] | None = None
+        self.custody: dict[str, Any] | None = None
+        self._known = {s.name for s in self.servers}
+        self._applicable: dict[str, tuple[str, ...]] = {}
+        self._seq: str | None = None
+        self._offset = 0.0
+        self._task: asyncio.Task[None] | None = None
+
+    # -- what a screen reads ----------------------------------------------------------
+
+    @property
+    def label(self) -> str:
+        """The service's name and URL, for titles and the event log."""
+        return f"{self.service.get('site') or 'service'} ({self.client.url})"
+
+    @property
+    def probe_names(self) -> list[str]:
+        """The probes the service polls with."""
+        return list(self.state.probes)
+
+    def applicable(self, server: Server) -> tuple[str, ...]:
+        """The probes that apply to ``server``, as the service said."""
+        return self._applicable.get(server.name, ())
+
+    def data_age_s(self, now: float | None = None) -> float | None:
+        """None while following the service; else seconds since it was last heard."""
+        if self.connected:
+            return None
+        if self.last_heard is None:
+            return float("inf")
+        return max(0.0, (now if now is not None else self.state.clock()) - self.last_heard)
+
+    # -- life -------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Take a first snapshot (``ServiceUnavailable``/``ServiceError`` if none)."""
+        await self.client.open()
+        snapshot = await self.client.get("/api/v1/snapshot")
+        self._apply_snapshot(snapshot)
+
+    def start(self) -> asyncio.Task[None]:
+        """Follow the event stream in the background, reconnecting as needed."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._follow(), name=f"mirror {self.client.url}")
+        return self._task
+
+    async def stop(self) -> None:
+        """Stop following."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        self.connected = False
+
+    async def close(self) -> None:
+        """Stop following and close the HTTP session."""
+        await self.stop()
+        await self.client.close()
+
+    async def _follow(self) -> None:
+        delay = BACKOFF_S
+        while True:
+            try:
+                async for event in self.client.events(self._seq):
+                    self.last_heard = self.state.clock()
+                    if not self.connected:
+                        self.connected = True
+                        delay = BACKOFF_S
+                        self._tell("connection", {"connected": True})
+                    if event is not None:
+                        self._handle(event)
+            except (ServiceUnavailable, ServiceError) as exc:
+                self.last_error = str(exc)
+            except (WireError, ValueError) as exc:  # a broken event: start afresh
+                self.last_error = f"bad data from the service: {exc}"
+                self._seq = None
+            if self.connected:
+                self.connected = False
+                self._tell("connection", {"connected": False, "error": self.last_error})
+            self.reconnects += 1
+            await asyncio.sleep(delay * (0.8 + 0.4 * random.random()))
+            delay = min(delay * 2, BACKOFF_MAX_S)
+
+    # -- applying events ----------------------------------------------------------------
+
+    def _handle(self, event: SseEvent) -> None:
+        data = json.loads(event.data)
+        if not isinstance(data, dict):
+            raise WireError(f"event {event.kind} is not an object")
+        if event.kind == "snapshot":
+            self._apply_snapshot(data)
+        elif event.kind == "readings":
+            for entry in data.get("readings") or []:
+                if entry.get("server") in self._known:
+                    apply_reading(self.state, entry, offset_s=self._offset)
+        else:
+            if event.kind in ("batch", "batch-result") and self.batch is not None:
+                self.batch = {**self.batch, **_batch_update(event.kind, data)}
+            elif event.kind in ("batch", "batch-result"):
+                self.batch = _batch_update(event.kind, data)
+            elif event.kind == "custody":
+                self.custody = data.get("custody")
+            self._tell(event.kind, data)
+        if event.id is not None:
+            self._seq = event.id
+
+    def _apply_snapshot(self, snapshot: Any) -> None:
+        if not isinstance(snapshot, dict):
+            raise WireError("the snapshot is not an object")
+        now = time.time()
+        skew = now - float(snapshot.get("now", now))
+        self._offset = skew if abs(skew) > CLOCK_SKEW_S else 0.0
+        self._applicable = {
+            name: tuple(probes) for name, probes in (snapshot.get("applicable") or {}).items()
+        }
+        service = snapshot.get("service")
+        if isinstance(service, dict):
+            self.service = service
+            self.failed_plugins = dict(service.get("failed_plugins") or {})
+        for entry in snapshot.get("readings") or []:
+            if entry.get("server") in self._known:
+                apply_reading(self.state, entry, offset_s=self._offset)
+        self.batch = snapshot.get("batch")
+        self.custody = snapshot.get("custody")
+        self._seq = str(snapshot.get("seq", 0))
+        self.last_heard = self.state.clock()
+        self._tell("snapshot", {"seq": self._seq})
+
+    def _tell(self, kind: str, data: dict[str, Any]) -> None:
+        for listener in list(self.listeners):
+            try:
+                listener(kind, data)
+            except Exception:  # a screen's bug must not stop the mirror
+                log.exception("mirror listener failed on %s", kind)
+
+
+def _batch_update(kind: str, data: dict[str, Any]) -> dict[str, Any]:
+    if kind == "batch-result":
+        return {"batch": data.get("batch"), "result": data.get("result"), "running": False}
+    return {"batch": data.get("batch"), "verb": data.get("verb"), "progress": data,
+            "paused": data.get("paused", False), "running": data.get("kind") != "batch-done"}  # fmt: skip
+
+
+async def attach(client: ServiceClient) -> tuple[Inventory, dict[str, Any]]:
+    """The service's inventory (parsed here, as the service did) and its description.
+
+    Raises ``ServiceUnavailable``/``ServiceError``, or ``InventoryError`` when the
+    text does not load here (another pacs-tui version).
+    """
+    from pacs_tui.inventory.loader import load_inventory_text
+
+    await client.open()
+    try:
+        service = await client.get("/api/v1/service")
+        inventory = await client.get("/api/v1/inventory")
+    finally:
+        await client.close()
+    name = str(inventory.get("name") or "inventory.yaml")
+    return load_inventory_text(str(inventory["text"]), f"{client.url}/{name}"), service

@@ -1,0 +1,286 @@
+"""The HTTP API of ``pacs-tui serve`` (aiohttp): documented in ``docs/openapi.yaml``.
+
+Every route needs ``Authorization: Bearer <token>`` (``tokens``); the routes
+in ``WRITES`` need an operator's token, and each write is audited under the
+token's name. Reads:
+
+- ``GET /api/v1/service`` who this service is; ``GET /api/v1/inventory`` the
+  inventory text (credential references only: the file never holds secrets);
+- ``GET /api/v1/snapshot`` the whole state at a sequence number;
+- ``GET /api/v1/events`` Server-Sent Events (``snapshot``, ``readings``,
+  ``batch``, ``batch-result``, ``custody``, ``notice``), resuming after
+  ``Last-Event-ID``; a gap older than the hub keeps is answered with a fresh
+  ``snapshot`` event, as is a viewer whose queue overflowed;
+- ``GET /api/v1/batches/current``, ``GET /api/v1/custody``, ``GET /api/v1/audit``,
+  ``GET /api/v1/audit/interrupted``; ``GET /metrics`` (Prometheus text format).
+
+Errors are JSON ``{"error": "..."}`` with 400 (malformed), 401 (no or unknown
+token), 403 (viewer token, or a read-only service), 404, 409 (conflict: a
+batch runs, the plan changed), 422 (refused plan or confirmation).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+from aiohttp_sse import sse_response
+
+from pacs_tui.batch.audit import parse_since
+from pacs_tui.batch.confirm import DEFAULT_THRESHOLD, ConfirmationRule
+from pacs_tui.service.batch_request import RequestError, parse_batch_request
+from pacs_tui.service.fleet_service import FleetService, ServiceRefusal
+from pacs_tui.service.hub import Event
+from pacs_tui.service.tokens import Caller, TokenTable
+
+log = logging.getLogger(__name__)
+
+API = "/api/v1"
+# (method, path) of every route that changes something: operators only.
+WRITES: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("POST", f"{API}/batches/plan"),
+        ("POST", f"{API}/batches"),
+        ("POST", f"{API}/batches/current/pause"),
+        ("POST", f"{API}/batches/current/resume"),
+        ("POST", f"{API}/batches/current/abort"),
+        ("POST", f"{API}/custody"),
+    }
+)
+SEND_TIMEOUT_S = 30.0  # a viewer that takes no data for this long is dropped; it resumes later
+AUDIT_LIMIT = 1000
+
+SERVICE_KEY = web.AppKey("service", FleetService)
+TOKENS_KEY = web.AppKey("tokens", TokenTable)
+CALLER = "pacs_tui.caller"
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _error(status: int, reason: str) -> web.Response:
+    return web.json_response({"error": reason}, status=status)
+
+
+@web.middleware
+async def _authorize(request: web.Request, handler: Handler) -> web.StreamResponse:
+    caller = request.app[TOKENS_KEY].caller(request.headers.get("Authorization"))
+    if caller is None:
+        response = _error(401, "a valid bearer token is required (Authorization: Bearer …)")
+        response.headers["WWW-Authenticate"] = 'Bearer realm="pacs-tui"'
+        return response
+    route = request.match_info.route.resource
+    path = route.canonical if route is not None else request.path
+    if (request.method, path) in WRITES and not caller.may_write:
+        return _error(403, f"token {caller.name!r} is a viewer: it can change nothing")
+    request[CALLER] = caller
+    try:
+        return await handler(request)
+    except ServiceRefusal as exc:
+        return _error(exc.status, exc.reason)
+    except RequestError as exc:
+        return _error(400, str(exc))
+
+
+def _service(request: web.Request) -> FleetService:
+    return request.app[SERVICE_KEY]
+
+
+def _caller(request: web.Request) -> Caller:
+    caller = request[CALLER]
+    assert isinstance(caller, Caller)
+    return caller
+
+
+async def _json_body(request: web.Request) -> Any:
+    try:
+        return await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise RequestError("the body is not JSON") from None
+
+
+async def get_service(request: web.Request) -> web.Response:
+    return web.json_response(_service(request).describe())
+
+
+async def get_inventory(request: web.Request) -> web.Response:
+    service = _service(request)
+    return web.json_response({"name": service.inventory.path.name, "text": service.inventory_text})
+
+
+async def get_snapshot(request: web.Request) -> web.Response:
+    return web.json_response(_service(request).snapshot())
+
+
+def _last_event_id(request: web.Request) -> int | None:
+    text = request.headers.get("Last-Event-ID") or request.query.get("last_event_id")
+    if not text:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        return None  # a foreign id: start afresh
+
+
+async def get_events(request: web.Request) -> web.StreamResponse:
+    """The SSE stream: a snapshot (unless resuming), then every event as it is published."""
+    service = _service(request)
+    hub = service.hub
+    viewer = hub.attach()
+    try:
+        async with sse_response(request, send_timeout=SEND_TIMEOUT_S) as stream:
+            last = _last_event_id(request)
+            backlog = hub.since(last) if last is not None else None
+            if backlog is None:
+                await _send_snapshot(stream, service)
+            else:
+                for event in backlog:
+                    await _send(stream, event)
+            while stream.is_connected():
+                events = await viewer.next(timeout=5.0)
+                if viewer.overflowed:
+                    viewer.resynced()
+                    await _send_snapshot(stream, service)
+                    continue
+                for event in events:
+                    await _send(stream, event)
+    except (ConnectionResetError, TimeoutError, asyncio.CancelledError):
+        pass  # the viewer went away or stopped reading: it resumes with Last-Event-ID
+    finally:
+        hub.detach(viewer)
+    return stream
+
+
+async def _send(stream: Any, event: Event) -> None:
+    await stream.send(event.data, id=str(event.id), event=event.kind)
+
+
+async def _send_snapshot(stream: Any, service: FleetService) -> None:
+    snapshot = service.snapshot()
+    await stream.send(json.dumps(snapshot, separators=(",", ":")), id=str(snapshot["seq"]),
+                      event="snapshot")  # fmt: skip
+
+
+async def post_plan(request: web.Request) -> web.Response:
+    service = _service(request)
+    batch_request = parse_batch_request(service.inventory, await _json_body(request))
+    plan, batch = await service.plan(_caller(request), batch_request)
+    rule = ConfirmationRule(int(service.settings.get("confirm_threshold", DEFAULT_THRESHOLD)))
+    return web.json_response(
+        {
+            "batch": batch,
+            "summary": plan.summary(),
+            "refused": plan.refused,
+            "refusals": list(plan.refusals),
+            "hints": list(plan.hints),
+            "confirm": ConfirmationRule.expected(plan) if rule.required(plan) else None,
+            "prompt": rule.prompt(plan) if rule.required(plan) else None,
+            "touched": [sp.server.name for sp in plan.touched],
+            "plan": plan.to_json(),
+        }
+    )
+
+
+async def post_batch(request: web.Request) -> web.Response:
+    service = _service(request)
+    batch_request = parse_batch_request(service.inventory, await _json_body(request))
+    await service.start_batch(_caller(request), batch_request)
+    state = service.batch_state()
+    return web.json_response(state, status=202)
+
+
+async def get_current_batch(request: web.Request) -> web.Response:
+    state = _service(request).batch_state()
+    if state is None:
+        return _error(404, "no batch has run on this service")
+    return web.json_response(state)
+
+
+def _batch_control(what: str) -> Handler:
+    async def control(request: web.Request) -> web.Response:
+        return web.json_response(_service(request).control_batch(_caller(request), what))
+
+    return control
+
+
+async def get_custody(request: web.Request) -> web.Response:
+    state = _service(request).custody_state()
+    if state is None:
+        return _error(404, "this service has no custody board (serve --custody)")
+    return web.json_response(state)
+
+
+async def post_custody(request: web.Request) -> web.Response:
+    body = await _json_body(request)
+    if not isinstance(body, dict):
+        raise RequestError("the body must be a JSON object")
+    how, names = body.get("how"), body.get("servers")
+    to, reason = body.get("to"), body.get("reason", "")
+    if how not in ("advance", "correct"):
+        raise RequestError("how: must be advance or correct")
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        raise RequestError("servers: must be a non-empty list of server names")
+    if to is not None and not isinstance(to, str):
+        raise RequestError("to: must be a custody state word")
+    if not isinstance(reason, str):
+        raise RequestError("reason: must be a string")
+    changes = _service(request).change_custody(_caller(request), how, names, to, reason)
+    return web.json_response({"changes": [c.to_json() for c in changes]})
+
+
+async def get_audit(request: web.Request) -> web.Response:
+    service = _service(request)
+    since_text, batch = request.query.get("since"), request.query.get("batch")
+    try:
+        since = parse_since(since_text) if since_text else None
+        limit = int(request.query.get("limit", AUDIT_LIMIT))
+    except ValueError as exc:
+        raise RequestError(f"since/limit: {exc}") from None
+    if not 1 <= limit <= AUDIT_LIMIT:
+        raise RequestError(f"limit: must be 1..{AUDIT_LIMIT}")
+    events = await asyncio.to_thread(service.audit_events, since, batch)
+    return web.json_response({"events": events[-limit:]})
+
+
+async def get_interrupted(request: web.Request) -> web.Response:
+    items = await asyncio.to_thread(_service(request).interrupted)
+    return web.json_response({"interrupted": items})
+
+
+def build_app(
+    service: FleetService,
+    tokens: TokenTable,
+    *,
+    metrics: Callable[[], tuple[bytes, str]] | None = None,
+) -> web.Application:
+    """The aiohttp application of one service; ``metrics`` renders ``/metrics``."""
+    app = web.Application(middlewares=[_authorize], client_max_size=1024 * 1024)
+    app[SERVICE_KEY] = service
+    app[TOKENS_KEY] = tokens
+    app.router.add_get(f"{API}/service", get_service)
+    app.router.add_get(f"{API}/inventory", get_inventory)
+    app.router.add_get(f"{API}/snapshot", get_snapshot)
+    app.router.add_get(f"{API}/events", get_events)
+    app.router.add_post(f"{API}/batches/plan", post_plan)
+    app.router.add_post(f"{API}/batches", post_batch)
+    app.router.add_get(f"{API}/batches/current", get_current_batch)
+    for what in ("pause", "resume", "abort"):
+        app.router.add_post(f"{API}/batches/current/{what}", _batch_control(what))
+    app.router.add_get(f"{API}/custody", get_custody)
+    app.router.add_post(f"{API}/custody", post_custody)
+    app.router.add_get(f"{API}/audit", get_audit)
+    app.router.add_get(f"{API}/audit/interrupted", get_interrupted)
+    if metrics is not None:
+        render = metrics
+
+        async def get_metrics(request: web.Request) -> web.Response:
+            # On the loop, not in a thread: the collector reads state the loop changes.
+            body, content_type = render()
+            response = web.Response(body=body)
+            response.headers["Content-Type"] = content_type
+            return response
+
+        app.router.add_get("/metrics", get_metrics)
+    return app
