@@ -54,6 +54,32 @@ class FleetMonitor:
         )
         self.scheduler: Scheduler | None = None
         self._run_task: asyncio.Task[None] | None = None
+        self._applicable: dict[str, tuple[str, ...]] = {}
+
+    # -- FleetSource (pacs_tui.fleet_source): what screens read -----------------------
+
+    @property
+    def probe_names(self) -> list[str]:
+        """The names of the probes (after ``open``: those that opened)."""
+        return [p.name for p in self.probes]
+
+    @property
+    def label(self) -> str:
+        """``this process`` : the screen polls the fleet itself."""
+        return "this process"
+
+    def applicable(self, server: Server) -> tuple[str, ...]:
+        """The probes that apply to ``server`` (cached: applicability is per inventory)."""
+        names = self._applicable.get(server.name)
+        if names is None:
+            names = self._applicable[server.name] = tuple(
+                p.name for p in self.probes if p.applies_to(server)
+            )
+        return names
+
+    def data_age_s(self, now: float | None = None) -> float | None:
+        """Always None: the poller is in this process, its readings say their own age."""
+        return None
 
     async def open(self) -> None:
         """Open every probe; a probe whose ``open`` fails is reported and left out."""
@@ -68,6 +94,7 @@ class FleetMonitor:
                 continue
             opened.append(probe)
         self.probes = opened
+        self._applicable.clear()  # a probe that failed to open applies to nobody
         # Intervals may have been set from settings in open().
         self.state.intervals = {p.name: p.interval_s for p in self.probes}
         self.scheduler = Scheduler(self.servers, self.probes, self.state, self.caps)

@@ -257,11 +257,13 @@ def generated_inventory(count: int) -> str:
 def test_three_thousand_servers_load_in_under_a_second(tmp_path: Path) -> None:
     path = tmp_path / "big.yaml"
     path.write_text(generated_inventory(3000))
-    started = time.perf_counter()
+    # CPU time of this process, not wall time: other processes on the 2 cores
+    # (a parallel helper, CI's own load) must not fail a test of our own cost.
+    started = time.process_time()
     inv = load_inventory(path)
-    elapsed = time.perf_counter() - started
-    print(f"3 000 servers loaded in {elapsed:.3f} s")
+    elapsed = time.process_time() - started
+    print(f"3 000 servers loaded in {elapsed:.3f} s of CPU")
     assert len(inv) == 3000
     assert len(inv.startup_waves()) == 10
-    # The brief's target is < 1 s; allow slack for a loaded 2-core CI machine.
-    assert elapsed < 2.0, f"loading 3 000 servers took {elapsed:.2f} s"
+    # The brief's target is < 1 s; slack for a slower CI CPU.
+    assert elapsed < 2.0, f"loading 3 000 servers took {elapsed:.2f} s of CPU"

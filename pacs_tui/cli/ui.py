@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pacs_tui.cli import EXIT_OK, EXIT_USAGE
+from pacs_tui.cli import EXIT_OK, EXIT_UNHEALTHY, EXIT_USAGE
 
 SIM_READY_TIMEOUT_S = 180.0
 # The UI stopped on an error nobody handled (sysexits' EX_SOFTWARE): not 1, which
@@ -43,6 +43,23 @@ def _move_arguments(parser: Any) -> None:
     )
 
 
+def _connect_arguments(parser: Any) -> None:
+    parser.add_argument(
+        "--connect", metavar="URL",
+        help="attach to a `pacs-tui serve` at URL instead of polling the fleet from here",
+    )  # fmt: skip
+    parser.add_argument(
+        "--token-file", type=Path, metavar="FILE",
+        help="the service's bearer token (first line of FILE; default $PACS_TUI_TOKEN)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--ca-file",
+        type=Path,
+        metavar="PEM",
+        help="CA that signed an https:// service's certificate",
+    )
+
+
 def register(subparsers: Any) -> None:
     """Add the ``run`` and ``demo`` subcommands."""
     run = subparsers.add_parser(
@@ -50,7 +67,8 @@ def register(subparsers: Any) -> None:
         help="open the control room on an inventory",
         description="Open the live control room: fleet grid, detail pane, summary, event log.",
     )
-    run.add_argument("--inventory", "-i", type=Path, required=True, help="inventory YAML file")
+    run.add_argument("--inventory", "-i", type=Path, help="inventory YAML file (or --connect)")
+    _connect_arguments(run)
     run.add_argument(
         "--read-only", action="store_true", help="a session that can change nothing (no runner)"
     )
@@ -74,7 +92,8 @@ def register(subparsers: Any) -> None:
             "it has no action runner and needs no keyboard."
         ),
     )
-    wall.add_argument("--inventory", "-i", type=Path, required=True, help="inventory YAML file")
+    wall.add_argument("--inventory", "-i", type=Path, help="inventory YAML file (or --connect)")
+    _connect_arguments(wall)
     wall.add_argument(
         "--page-seconds", type=float, default=15.0, help="seconds per page (default 15)"
     )
@@ -179,11 +198,57 @@ def _move_parts(args: argparse.Namespace, inventory: Any) -> dict[str, Any] | No
     return parts
 
 
+def _source(args: argparse.Namespace, command: str) -> tuple[Any, Any] | int:
+    """``(inventory, mirror or None)`` from ``--inventory`` or ``--connect``; else an exit code."""
+    if (args.inventory is None) == (args.connect is None):
+        print(f"pacs-tui {command}: error: give --inventory FILE or --connect URL", file=sys.stderr)
+        return EXIT_USAGE
+    if args.connect is None:
+        if args.token_file is not None or args.ca_file is not None:
+            print(f"pacs-tui {command}: error: --token-file/--ca-file go with --connect",
+                  file=sys.stderr)  # fmt: skip
+            return EXIT_USAGE
+        inventory = _load(args.inventory)
+        return EXIT_USAGE if inventory is None else (inventory, None)
+    import asyncio
+
+    from pacs_tui.inventory import InventoryError
+    from pacs_tui.remote.client import (
+        ServiceClient,
+        ServiceError,
+        ServiceUnavailable,
+        check_url,
+        load_token,
+    )
+    from pacs_tui.remote.mirror import ServiceMirror, attach
+
+    try:
+        client = ServiceClient(check_url(args.connect), load_token(args.token_file),
+                               ca_file=args.ca_file)  # fmt: skip
+    except ValueError as exc:
+        print(f"pacs-tui {command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        inventory, service = asyncio.run(attach(client))
+    except ServiceError as exc:
+        print(f"pacs-tui {command}: error: {client.url}: {exc.reason}", file=sys.stderr)
+        return EXIT_USAGE if exc.status in (401, 403) else EXIT_UNHEALTHY
+    except ServiceUnavailable as exc:
+        print(f"pacs-tui {command}: error: cannot attach: {exc}", file=sys.stderr)
+        return EXIT_UNHEALTHY
+    except InventoryError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return EXIT_UNHEALTHY
+    return inventory, ServiceMirror(client, inventory, service)
+
+
 def run_control_room(args: argparse.Namespace) -> int:
     """``pacs-tui run``."""
-    inventory = _load(args.inventory)
-    if inventory is None:
-        return EXIT_USAGE
+    got = _source(args, "run")
+    if isinstance(got, int):
+        return got
+    inventory, mirror = got
     if args.baseline_compare is not None:
         from pacs_tui.baseline.model import BaselineError, load_baseline
 
@@ -196,12 +261,16 @@ def run_control_room(args: argparse.Namespace) -> int:
     move = _move_parts(args, inventory)
     if move is None:
         return EXIT_USAGE
-    extra = (
+    extra: dict[str, Any] = (
         {} if args.baseline_compare is None else {"baseline_compare": tuple(args.baseline_compare)}
     )
+    read_only = args.read_only
+    if mirror is not None:
+        extra["source"] = mirror
+        read_only = True  # batches and custody go through the service (see the room's note)
     try:
         return _open_ui(
-            inventory, read_only=args.read_only, wall=False, config=args.config, **move, **extra
+            inventory, read_only=read_only, wall=False, config=args.config, **move, **extra
         )
     finally:
         if "custody" in move:
@@ -213,12 +282,15 @@ def run_wall(args: argparse.Namespace) -> int:
     if args.page_seconds <= 0:
         print("pacs-tui wall: error: --page-seconds must be > 0", file=sys.stderr)
         return EXIT_USAGE
-    inventory = _load(args.inventory)
-    if inventory is None:
-        return EXIT_USAGE
+    got = _source(args, "wall")
+    if isinstance(got, int):
+        return got
+    inventory, mirror = got
     move = _move_parts(args, inventory)
     if move is None:
         return EXIT_USAGE
+    if mirror is not None:
+        move.update(monitor=mirror, owns_monitor=True)
     wall_app = importlib.import_module("pacs_tui_widgets.wall").WallApp(
         inventory, page_seconds=args.page_seconds, **move
     )

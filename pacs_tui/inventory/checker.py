@@ -70,6 +70,9 @@ class Check:
     checked_files: dict[tuple[Path, FileKind], os.stat_result | str] = field(default_factory=dict)
     # Servers that failed their own checks: naming them in depends_on is no second error.
     failed: set[str] = field(default_factory=set)
+    # False for a screen's copy of a service's inventory: its files live on the
+    # service's machine and are never opened here, so only their paths are kept.
+    check_files: bool = True
 
     def problem(self, line: int, key: str, message: str) -> None:
         self.problems.append(Problem(self.file, line, key, message))
@@ -101,17 +104,21 @@ class Check:
 
     def certificate_path(self, value: Any) -> Path:
         """A CA bundle or certificate file: regular, at most 4 MiB."""
+        if not self.check_files:
+            return self.path(value)
         return self._checked(value, CERTIFICATE)[0]
 
     def known_hosts_path(self, value: Any) -> Path:
         """A known_hosts file, which may not exist yet; when it does, a regular file."""
         path = self.path(value)
-        if os.path.lexists(path):
+        if self.check_files and os.path.lexists(path):
             self._checked(value, KNOWN_HOSTS)
         return path
 
     def private_path(self, value: Any, kind: FileKind = PRIVATE_KEY) -> Path:
         """A file that must exist and be readable by its owner only."""
+        if not self.check_files:
+            return self.path(value)
         path, info = self._checked(value, kind)
         mode = stat.S_IMODE(info.st_mode)
         if mode & 0o077:

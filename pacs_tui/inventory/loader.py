@@ -27,14 +27,16 @@ def load_inventory(path: Path | str) -> Inventory:
     return load_inventory_text(text, path)
 
 
-def load_inventory_text(text: str, path: Path | str) -> Inventory:
+def load_inventory_text(text: str, path: Path | str, *, check_files: bool = True) -> Inventory:
     """Validate inventory ``text`` as if read from ``path``.
 
     ``path`` names the file in messages, and relative paths in the inventory
     (``ca_file``, ``file``, ``key_file``, ``known_hosts``) are taken from its folder.
+    ``check_files=False``: the text is a service's (``pacs-tui serve``), whose
+    files are on the service's machine; they are not looked for here.
     """
     path = Path(path).absolute()
     data, problems = read_yaml(text, path)
     if data is None and problems:
         raise InventoryError(problems)
-    return build_inventory(data, path, problems)
+    return build_inventory(data, path, problems, check_files=check_files)

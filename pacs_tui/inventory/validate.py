@@ -50,13 +50,16 @@ TOP_LEVEL = ("version", "read_only", "sites", "credentials", "defaults", "server
 # -- the run --------------------------------------------------------------------------
 
 
-def build_inventory(data: Any, file: Path, problems: Iterable[Problem] = ()) -> Inventory:
+def build_inventory(
+    data: Any, file: Path, problems: Iterable[Problem] = (), *, check_files: bool = True
+) -> Inventory:
     """Validate located YAML ``data`` read from ``file`` and build the inventory.
 
     ``problems`` are earlier findings (e.g. duplicate keys) that also make the
     file unusable. Raises :class:`InventoryError` listing every problem.
+    ``check_files=False`` leaves the files it names (CA, keys, secrets) unopened.
     """
-    check = Check(file=file, problems=list(problems))
+    check = Check(file=file, problems=list(problems), check_files=check_files)
     specs = block_specs(check)
     if data is None:
         check.problem(1, "", "the file is empty; expected a mapping with 'servers:'")

@@ -27,6 +27,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from pacs_tui.inventory import Inventory, Server
@@ -71,10 +72,11 @@ class ServiceMirror:
         self.batch: dict[str, Any] | None = None
         self.custody: dict[str, Any] | None = None
         self._known = {s.name for s in self.servers}
-        self._applicable: dict[str, tuple[str, ...]] = {}
+        self._applicable: dict[str, tuple[str, ...]] = _applicable(service)
         self._seq: str | None = None
         self._offset = 0.0
         self._task: asyncio.Task[None] | None = None
+        self._tried = False  # before the first attempt the data is not "old", only not here
 
     # -- what a screen reads ----------------------------------------------------------
 
@@ -94,7 +96,7 @@ class ServiceMirror:
 
     def data_age_s(self, now: float | None = None) -> float | None:
         """None while following the service; else seconds since it was last heard."""
-        if self.connected:
+        if self.connected or not self._tried:
             return None
         if self.last_heard is None:
             return float("inf")
@@ -105,8 +107,12 @@ class ServiceMirror:
     async def open(self) -> None:
         """Take a first snapshot (``ServiceUnavailable``/``ServiceError`` if none)."""
         await self.client.open()
-        snapshot = await self.client.get("/api/v1/snapshot")
+        try:
+            snapshot = await self.client.get("/api/v1/snapshot")
+        finally:
+            self._tried = True
         self._apply_snapshot(snapshot)
+        self.connected = True  # until the stream says otherwise
 
     def start(self) -> asyncio.Task[None]:
         """Follow the event stream in the background, reconnecting as needed."""
@@ -129,6 +135,7 @@ class ServiceMirror:
         await self.client.close()
 
     async def _follow(self) -> None:
+        self._tried = True
         delay = BACKOFF_S
         while True:
             try:
@@ -181,19 +188,17 @@ class ServiceMirror:
         now = time.time()
         skew = now - float(snapshot.get("now", now))
         self._offset = skew if abs(skew) > CLOCK_SKEW_S else 0.0
-        self._applicable = {
-            name: tuple(probes) for name, probes in (snapshot.get("applicable") or {}).items()
-        }
         service = snapshot.get("service")
         if isinstance(service, dict):
             self.service = service
+            self._applicable = _applicable(service)
             self.failed_plugins = dict(service.get("failed_plugins") or {})
         for entry in snapshot.get("readings") or []:
             if entry.get("server") in self._known:
                 apply_reading(self.state, entry, offset_s=self._offset)
         self.batch = snapshot.get("batch")
         self.custody = snapshot.get("custody")
-        self._seq = str(snapshot.get("seq", 0))
+        self._seq = f"{snapshot.get('instance', '')}:{snapshot.get('seq', 0)}"
         self.last_heard = self.state.clock()
         self._tell("snapshot", {"seq": self._seq})
 
@@ -203,6 +208,13 @@ class ServiceMirror:
                 listener(kind, data)
             except Exception:  # a screen's bug must not stop the mirror
                 log.exception("mirror listener failed on %s", kind)
+
+
+def _applicable(service: dict[str, Any]) -> dict[str, tuple[str, ...]]:
+    table = service.get("applicable") or {}
+    if not isinstance(table, dict):
+        raise WireError("applicable is not an object")
+    return {str(name): tuple(str(p) for p in probes) for name, probes in table.items()}
 
 
 def _batch_update(kind: str, data: dict[str, Any]) -> dict[str, Any]:
@@ -226,5 +238,7 @@ async def attach(client: ServiceClient) -> tuple[Inventory, dict[str, Any]]:
         inventory = await client.get("/api/v1/inventory")
     finally:
         await client.close()
-    name = str(inventory.get("name") or "inventory.yaml")
-    return load_inventory_text(str(inventory["text"]), f"{client.url}/{name}"), service
+    name = Path(str(inventory.get("name") or "inventory.yaml")).name
+    # Named as the service names it; its CA and key files are the service's business.
+    text = str(inventory["text"])
+    return load_inventory_text(text, Path(name), check_files=False), service

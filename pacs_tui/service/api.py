@@ -115,13 +115,17 @@ async def get_snapshot(request: web.Request) -> web.Response:
 
 
 def _last_event_id(request: web.Request) -> int | None:
+    """The sequence number to resume after; None (a snapshot) for none or a foreign id.
+
+    Ids are ``INSTANCE:SEQ``: a viewer that reconnects to a restarted service
+    (a new instance) gets a snapshot, never the new run's events as if they
+    followed the old run's.
+    """
     text = request.headers.get("Last-Event-ID") or request.query.get("last_event_id")
-    if not text:
+    instance, _, seq = (text or "").partition(":")
+    if instance != _service(request).instance or not seq.isdigit():
         return None
-    try:
-        return int(text)
-    except ValueError:
-        return None  # a foreign id: start afresh
+    return int(seq)
 
 
 async def get_events(request: web.Request) -> web.StreamResponse:
@@ -137,7 +141,7 @@ async def get_events(request: web.Request) -> web.StreamResponse:
                 await _send_snapshot(stream, service)
             else:
                 for event in backlog:
-                    await _send(stream, event)
+                    await _send(stream, event, service.instance)
             while stream.is_connected():
                 events = await viewer.next(timeout=5.0)
                 if viewer.overflowed:
@@ -145,7 +149,7 @@ async def get_events(request: web.Request) -> web.StreamResponse:
                     await _send_snapshot(stream, service)
                     continue
                 for event in events:
-                    await _send(stream, event)
+                    await _send(stream, event, service.instance)
     except (ConnectionResetError, TimeoutError, asyncio.CancelledError):
         pass  # the viewer went away or stopped reading: it resumes with Last-Event-ID
     finally:
@@ -153,14 +157,17 @@ async def get_events(request: web.Request) -> web.StreamResponse:
     return stream
 
 
-async def _send(stream: Any, event: Event) -> None:
-    await stream.send(event.data, id=str(event.id), event=event.kind)
+async def _send(stream: Any, event: Event, instance: str) -> None:
+    await stream.send(event.data, id=f"{instance}:{event.id}", event=event.kind)
 
 
 async def _send_snapshot(stream: Any, service: FleetService) -> None:
     snapshot = service.snapshot()
-    await stream.send(json.dumps(snapshot, separators=(",", ":")), id=str(snapshot["seq"]),
-                      event="snapshot")  # fmt: skip
+    await stream.send(
+        json.dumps(snapshot, separators=(",", ":")),
+        id=f"{service.instance}:{snapshot['seq']}",
+        event="snapshot",
+    )
 
 
 async def post_plan(request: web.Request) -> web.Response:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -92,6 +93,8 @@ class FleetService:
         self._actions = actions
         self.custody = custody
         self.hub = EventHub()
+        # Event ids carry it: an id from an earlier run of the service never resumes here.
+        self.instance = secrets.token_hex(4)
         self.tick_s = tick_s
         self.readings: MonitorReadings | None = None  # made once the monitor is open
         self.started_at = time.time()
@@ -183,6 +186,8 @@ class FleetService:
             "probes": {p.name: p.interval_s for p in self.monitor.probes},
             "failed_plugins": {**self.monitor.failed_plugins, **self.session.failed_actions},
             "custody": self.custody is not None,
+            # Which probes apply to which server: a viewer has no probe plugins to ask.
+            "applicable": self._applicable,
         }
 
     def snapshot(self) -> dict[str, Any]:
@@ -201,9 +206,9 @@ class FleetService:
         ]
         return {
             "seq": self.hub.seq,
+            "instance": self.instance,
             "now": time.time(),
             "service": self.describe(),
-            "applicable": self._applicable,
             "readings": entries,
             "batch": self.batch_state(),
             "custody": self.custody_state(),

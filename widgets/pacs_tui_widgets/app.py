@@ -43,6 +43,7 @@ from pacs_tui.batch.plan import PlanOptions
 from pacs_tui.batch.readings import MonitorReadings
 from pacs_tui.batch.runner import BatchRunner
 from pacs_tui.custody import CustodyBoard
+from pacs_tui.fleet_source import FleetSource
 from pacs_tui.inventory import Inventory
 from pacs_tui.monitor import FleetMonitor
 from pacs_tui.plugin_api import Probe
@@ -121,8 +122,14 @@ class ControlRoomApp(App[int]):
         wall_time: Callable[[], datetime] | None = None,
         live_phases: Callable[[], Sequence[tuple[str, str]]] | None = None,
         baseline_compare: tuple[Path, Path] | None = None,
+        source: FleetSource | None = None,
     ) -> None:
         """Build the control room.
+
+        ``source`` is where the fleet's state comes from: None builds this
+        room's own ``FleetMonitor`` from ``probes``/``settings``; a
+        ``ServiceMirror`` (``run --connect URL``) follows a ``pacs-tui serve``
+        instead, and the room then polls nothing itself.
 
         ``probes``/``settings`` go to the ``FleetMonitor`` (None: the installed
         probe plugins) and ``settings`` to the session. ``keymap`` None reads the
@@ -167,14 +174,17 @@ class ControlRoomApp(App[int]):
         )
         self.session_open = False
         self.quit_asked_at: float | None = None
-        self.monitor = FleetMonitor(inventory, probes=probes, settings=settings)
+        self.monitor: FleetSource = (
+            source
+            if source is not None
+            else FleetMonitor(inventory, probes=probes, settings=settings)
+        )
         if clock is not None:
             self.monitor.state.clock = clock
         self.state = self.monitor.state
         self.servers = {s.name: s for s in self.monitor.servers}
         self.applicable: dict[str, frozenset[str]] = {
-            s.name: frozenset(p.name for p in self.monitor.probes if p.applies_to(s))
-            for s in self.monitor.servers
+            s.name: frozenset(self.monitor.applicable(s)) for s in self.monitor.servers
         }
         self.health = FleetHealth(self.servers)
         self.keymap_config = keymap
@@ -226,7 +236,7 @@ class ControlRoomApp(App[int]):
             )
             yield DetailPane(
                 self.state,
-                [p.name for p in self.monitor.probes],
+                self.monitor.probe_names,
                 self.applicable,
                 self.servers,
                 id="detail",
@@ -288,7 +298,8 @@ class ControlRoomApp(App[int]):
     # -- start and stop ----------------------------------------------------------
 
     async def on_mount(self) -> None:
-        self.sub_title = f"{self.inventory.path.name} · {len(self.servers)} servers" + (
+        attached = "" if isinstance(self.monitor, FleetMonitor) else f" · {self.monitor.label}"
+        self.sub_title = f"{self.inventory.path.name} · {len(self.servers)} servers{attached}" + (
             " · READ-ONLY" if self.read_only else ""
         )
         self.set_class(self.read_only, "-read-only")

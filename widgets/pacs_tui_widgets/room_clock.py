@@ -95,12 +95,29 @@ class RoomClock:
             for phase, line in app.live_phases():
                 app.note_live_phase(phase, line)
         self.refresh_move()
+        self.refresh_connection()
         app.grid.refresh()  # ages move on every second
         if app.detail.display:
             app.detail.refresh_content()
         message = app.down_notices.flush()
         if message:
             app.notify(message, title="DOWN", severity="error", timeout=10)
+
+    def refresh_connection(self) -> None:
+        """Say how old the data is while the service this room follows is gone."""
+        app = self.app
+        age = app.monitor.data_age_s()
+        bar = app.main_screen.query_one(SummaryBar)
+        if age is None:
+            if bar.connection:
+                app.events.note(app.state.clock(), f"{app.monitor.label}: data is live again")
+            bar.show_connection("")
+            return
+        when = "no data yet" if age == float("inf") else f"data is {age:.0f} s old"
+        text = f"SERVICE UNREACHABLE — {when}; reconnecting to {app.monitor.label}"
+        if not bar.connection:
+            app.events.note(app.state.clock(), text, Health.STALE)
+        bar.show_connection(text)
 
     async def refresh_rollup(self) -> None:
         """Roll the fleet up, then update the summary, the health map, the log."""

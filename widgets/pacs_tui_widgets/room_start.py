@@ -16,6 +16,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from pacs_tui.batch.readings import MonitorReadings
+from pacs_tui.monitor import FleetMonitor
 from pacs_tui.plugin_api import Health
 
 if TYPE_CHECKING:
@@ -30,21 +31,27 @@ BATCH_END_WAIT_S = 20.0
 
 async def start_monitor(app: ControlRoomApp) -> None:
     """Open the monitor (and a writable session), start polling, name interrupted batches."""
-    await app.monitor.open()
+    try:
+        await app.monitor.open()
+    except ConnectionError as exc:  # a service that is not there yet: the mirror retries
+        app.events.note(app.state.clock(), f"no data yet: {exc}", Health.STALE)
+        app.notify(f"no data yet: {exc}", severity="error", timeout=15)
     app.monitor_open = True
-    app.readings = MonitorReadings(app.monitor)
+    if isinstance(app.monitor, FleetMonitor):
+        app.readings = MonitorReadings(app.monitor)
     if not app.read_only:
         await open_session(app)
     now = app.state.clock()
-    opened = {p.name for p in app.monitor.probes}
+    opened = set(app.monitor.probe_names)
     for name in app.applicable:  # a probe that failed to open reads nothing
         app.applicable[name] = app.applicable[name] & opened
     for plugin, reason in app.monitor.failed_plugins.items():
         app.events.note(now, f"probe plugin {plugin} failed: {reason}", Health.UNKNOWN)
         app.notify(f"probe plugin {plugin} failed: {reason}", severity="warning")
+    source = "" if isinstance(app.monitor, FleetMonitor) else f" from {app.monitor.label}"
     app.events.note(
         now,
-        f"monitoring {len(app.servers)} servers with "
+        f"monitoring {len(app.servers)} servers{source} with "
         f"{', '.join(sorted(opened)) or 'no probes'}"
         + (" (read-only session)" if app.read_only else ""),
     )

@@ -99,11 +99,22 @@ class SummaryBar(Static):
     """
 
     _shown = ""
+    rollup: FleetRollup | None = None
+    connection = ""  # "" while the data is live; else why it is not (a service gone)
+
+    def show_connection(self, text: str) -> None:
+        """Put a warning above the counts (``""``: none): the numbers below are old."""
+        if text != self.connection:
+            self.connection = text
+            if self.rollup is not None:
+                self.show_rollup(self.rollup)
 
     def show_rollup(self, rollup: FleetRollup) -> None:
         """Redraw from a fresh roll-up."""
         self.rollup = rollup
         markup = summary_markup(rollup)
+        if self.connection:
+            markup = f"[$state-stale][b]⚠ {escape(self.connection)}[/b][/]\n{markup}"
         if markup != self._shown:  # an unchanged bar must not cost a layout pass
             self._shown = markup
             self.update(markup)

@@ -21,6 +21,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 
 from pacs_tui.custody import CustodyBoard
+from pacs_tui.fleet_source import FleetSource
 from pacs_tui.inventory import Inventory
 from pacs_tui.monitor import FleetMonitor
 from pacs_tui.plugin_api import Health, Probe
@@ -30,7 +31,6 @@ from pacs_tui.rollup import (
     HealthCounts,
     ServiceLevel,
     affected_sites,
-    applicable_probes,
     count_health,
     fleet_rollup,
 )
@@ -53,8 +53,10 @@ WALL_THEME = "wall"
 
 
 class WallApp(App[None]):
-    """A read-only wall screen fed by one ``FleetMonitor``.
+    """A read-only wall screen fed by one ``FleetSource``.
 
+    ``monitor`` is a ``FleetMonitor`` or a ``ServiceMirror`` (``wall --connect``:
+    the wall then follows a ``pacs-tui serve`` and says when it is gone).
     With ``monitor`` the caller owns it (opens, starts and closes it); without,
     the wall builds one from ``inventory`` and ``probes`` (``None``: the
     installed probe plugins), opens and starts it on mount, and closes it on
@@ -81,7 +83,8 @@ class WallApp(App[None]):
         self,
         inventory: Inventory,
         *,
-        monitor: FleetMonitor | None = None,
+        monitor: FleetSource | None = None,
+        owns_monitor: bool | None = None,
         probes: Sequence[Probe] | None = None,
         page_seconds: float = 15.0,
         stale_after_s: float = 10.0,
@@ -97,8 +100,11 @@ class WallApp(App[None]):
         self.themes = themes if themes is not None else load_themes()
         super().__init__()
         self.inventory = inventory
-        self._owns_monitor = monitor is None
-        self.monitor = monitor if monitor is not None else FleetMonitor(inventory, probes=probes)
+        # A mirror made before the app's loop runs must open on that loop: the wall owns it.
+        self._owns_monitor = monitor is None if owns_monitor is None else owns_monitor
+        self.monitor: FleetSource = (
+            monitor if monitor is not None else FleetMonitor(inventory, probes=probes)
+        )
         self.page_seconds = page_seconds
         self.stale_after_s = stale_after_s
         self.refresh_seconds = refresh_seconds
@@ -107,7 +113,7 @@ class WallApp(App[None]):
         self.pages: list[WallPage] = wall_pages(inventory)
         self.page_index = 0
         self.rollup: FleetRollup | None = None
-        self._applicable = applicable_probes(self.monitor.probes)
+        self._applicable = self.monitor.applicable
         self._started_at = self.monitor.state.clock()
         # Held, not queried: a timer may still tick while the screen is torn down.
         self._title = WallTitle(id="wall-title")
@@ -155,8 +161,10 @@ class WallApp(App[None]):
             reasons = "\n".join(str(p) for p in self.themes.problems_of(path))
             self.notify(reasons, title="Theme skipped", severity="warning", timeout=30)
         if self._owns_monitor:
-            await self.monitor.open()
-            self._applicable = applicable_probes(self.monitor.probes)
+            try:
+                await self.monitor.open()
+            except ConnectionError as exc:  # a service not there yet: the mirror retries
+                self.log.warning(f"no data yet: {exc}")
             self.monitor.start()
         self._started_at = self.monitor.state.clock()
         self.refresh_wall()
@@ -213,6 +221,14 @@ class WallApp(App[None]):
             oldest_age_s=rollup.oldest_age_s,
             stale_after_s=self.stale_after_s,
         )
+        source_age = self.monitor.data_age_s()
+        if source_age is not None:  # the service this wall follows is gone: say so first
+            when = (
+                "NO DATA YET" if source_age == float("inf") else f"DATA IS {source_age:.0f} s OLD"
+            )
+            self._banner.show_unreachable(
+                f"⚠ SERVICE UNREACHABLE — {when}; reconnecting to {self.monitor.label}"
+            )
         self._sites.show(self._site_rows(page, rollup))
         if page.is_fleet:
             affected = list(rollup.affected)
@@ -227,7 +243,11 @@ class WallApp(App[None]):
             unreachable = tuple(n for n in rollup.unreachable if n in relevant)
             management = {n: h for n, h in rollup.management.items() if n in relevant}
             flapping = {n: f for n, f in rollup.flapping.items() if n in relevant}
-        fresh = rollup.newest_age_s is not None and rollup.newest_age_s <= self.stale_after_s
+        fresh = (
+            source_age is None
+            and rollup.newest_age_s is not None
+            and rollup.newest_age_s <= self.stale_after_s
+        )
         self._affected.show(affected, scope=scope, fresh=fresh)
         self._down.show(down, unreachable, fresh=fresh)
         self._management_section.display = self._management.show(management, flapping)

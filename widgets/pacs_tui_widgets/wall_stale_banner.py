@@ -59,6 +59,10 @@ class WallStaleBanner(Static):
         else:
             self._say(None, "")
 
+    def show_unreachable(self, text: str) -> None:
+        """The service the wall follows is gone: ``text`` says since when."""
+        self._say("-stalled", text)
+
     @property
     def warning(self) -> str:
         """The text shown now ("" when hidden)."""
