@@ -86,6 +86,8 @@ class PlannedStep:
         if self.action_step is not None:
             data["action"] = self.action_step.action
             data["verb"] = self.action_step.verb
+        if self.wait_for is not None:
+            data["wait_for"] = str(self.wait_for)
         if self.timeout_s:
             data["timeout_s"] = self.timeout_s
         if self.checks:

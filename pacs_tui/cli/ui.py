@@ -98,6 +98,14 @@ def register(subparsers: Any) -> None:
         "--page-seconds", type=float, default=15.0, help="seconds per page (default 15)"
     )
     _move_arguments(wall)
+    wall.add_argument(
+        "--web", action="store_true",
+        help="serve the wall to browsers (the room's TV) with textual-serve; needs --connect",
+    )  # fmt: skip
+    wall.add_argument(
+        "--web-listen", metavar="ADDR:PORT",
+        help="with --web: address and port to listen on (default 127.0.0.1:8766, loopback)",
+    )  # fmt: skip
     wall.set_defaults(handler=run_wall)
 
     demo = subparsers.add_parser(
@@ -210,6 +218,13 @@ def _source(args: argparse.Namespace, command: str) -> tuple[Any, Any] | int:
             return EXIT_USAGE
         inventory = _load(args.inventory)
         return EXIT_USAGE if inventory is None else (inventory, None)
+    if getattr(args, "custody", False) or getattr(args, "board", None) is not None:
+        print(
+            f"pacs-tui {command}: error: --custody/--board read this machine's board; an "
+            "attached screen shows the service's (start it with `pacs-tui serve --custody`)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     import asyncio
 
     from pacs_tui.inventory import InventoryError
@@ -264,13 +279,13 @@ def run_control_room(args: argparse.Namespace) -> int:
     extra: dict[str, Any] = (
         {} if args.baseline_compare is None else {"baseline_compare": tuple(args.baseline_compare)}
     )
-    read_only = args.read_only
     if mirror is not None:
-        extra["source"] = mirror
-        read_only = True  # batches and custody go through the service (see the room's note)
+        from pacs_tui.remote.batches import RemoteBatches
+
+        extra.update(source=mirror, remote=RemoteBatches(mirror.client, mirror))
     try:
         return _open_ui(
-            inventory, read_only=read_only, wall=False, config=args.config, **move, **extra
+            inventory, read_only=args.read_only, wall=False, config=args.config, **move, **extra
         )
     finally:
         if "custody" in move:
@@ -282,6 +297,10 @@ def run_wall(args: argparse.Namespace) -> int:
     if args.page_seconds <= 0:
         print("pacs-tui wall: error: --page-seconds must be > 0", file=sys.stderr)
         return EXIT_USAGE
+    if args.web or args.web_listen is not None:  # one process per browser, each --connect
+        from pacs_tui.cli.wall_web import run_wall_web
+
+        return run_wall_web(args)
     got = _source(args, "wall")
     if isinstance(got, int):
         return got

@@ -172,7 +172,9 @@ class ServiceMirror:
                 if entry.get("server") in self._known:
                     apply_reading(self.state, entry, offset_s=self._offset)
         else:
-            if event.kind in ("batch", "batch-result") and self.batch is not None:
+            if event.kind == "batch-started":
+                self.batch = data
+            elif event.kind in ("batch", "batch-result") and self.batch is not None:
                 self.batch = {**self.batch, **_batch_update(event.kind, data)}
             elif event.kind in ("batch", "batch-result"):
                 self.batch = _batch_update(event.kind, data)
@@ -190,7 +192,8 @@ class ServiceMirror:
         self._offset = skew if abs(skew) > CLOCK_SKEW_S else 0.0
         service = snapshot.get("service")
         if isinstance(service, dict):
-            self.service = service
+            # The snapshot's description does not say who we are: keep the caller.
+            self.service = {**service, "caller": self.service.get("caller")}
             self._applicable = _applicable(service)
             self.failed_plugins = dict(service.get("failed_plugins") or {})
         for entry in snapshot.get("readings") or []:
@@ -221,7 +224,7 @@ def _batch_update(kind: str, data: dict[str, Any]) -> dict[str, Any]:
     if kind == "batch-result":
         return {"batch": data.get("batch"), "result": data.get("result"), "running": False}
     return {"batch": data.get("batch"), "verb": data.get("verb"), "progress": data,
-            "paused": data.get("paused", False), "running": data.get("kind") != "batch-done"}  # fmt: skip
+            "paused": data.get("paused", False), "running": data.get("kind") != "batch-end"}  # fmt: skip
 
 
 async def attach(client: ServiceClient) -> tuple[Inventory, dict[str, Any]]:

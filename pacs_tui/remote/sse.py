@@ -42,6 +42,10 @@ class SseParser:
 
     def feed(self, chunk: bytes) -> Iterator[SseEvent]:
         """Parse ``chunk``; yield each event whose blank line it contains."""
+        if not chunk:
+            # Why: an empty chunk must not forget a CR that ended the last one, or the LF
+            # that follows would read as a blank line and dispatch half an event.
+            return
         if self._after_cr and chunk.startswith(b"\n"):
             chunk = chunk[1:]  # the LF of a CRLF split across chunks
         self._after_cr = False

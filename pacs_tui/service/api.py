@@ -102,7 +102,10 @@ async def _json_body(request: web.Request) -> Any:
 
 
 async def get_service(request: web.Request) -> web.Response:
-    return web.json_response(_service(request).describe())
+    caller = _caller(request)  # who asks: a screen shows or hides its write keys by it
+    return web.json_response(
+        {**_service(request).describe(), "caller": {"name": caller.name, "role": caller.role.value}}
+    )
 
 
 async def get_inventory(request: web.Request) -> web.Response:

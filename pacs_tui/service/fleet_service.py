@@ -109,6 +109,10 @@ class FleetService:
         self._applicable: dict[str, list[str]] = {}
         self._batch_idle = asyncio.Event()
         self._batch_idle.set()
+        # Held from the "a batch runs" check until the new batch's task exists: planning
+        # awaits the BMCs, and without it two requests arriving together both passed the
+        # check and both started, sending every reset twice (tests/test_service_api.py).
+        self._starting = asyncio.Lock()
         if custody is not None:
             custody.subscribe(self._custody_changed)
 
@@ -269,8 +273,13 @@ class FleetService:
 
         ``ServiceRefusal``: 409 while another batch runs or when the fresh plan
         would touch other servers than ``request.expect_touched``; 422 when the
-        plan is refused or the confirmation does not match.
+        plan is refused or the confirmation does not match. Requests are taken one
+        at a time: a second one waits for the first to start (then answers 409).
         """
+        async with self._starting:
+            return await self._start_batch(caller, request)
+
+    async def _start_batch(self, caller: Caller, request: BatchRequest) -> BatchPlan:
         readings = self._require_writable("run a power batch")
         if self.batch_task is not None and not self.batch_task.done():
             owner = self.batch_owner.name if self.batch_owner else "?"
@@ -315,6 +324,8 @@ class FleetService:
         runner.subscribe(self._progress)
         self._batch_idle.clear()
         self.batch_task = asyncio.create_task(self._run(runner), name=f"batch {batch}")
+        # Before any progress event: every screen learns the plan it then follows.
+        self.hub.publish("batch-started", self.batch_state())
         self.notice(f"batch {batch} started by {caller.name}: {plan.summary()}")
         return plan
 

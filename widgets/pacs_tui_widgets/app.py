@@ -47,6 +47,7 @@ from pacs_tui.fleet_source import FleetSource
 from pacs_tui.inventory import Inventory
 from pacs_tui.monitor import FleetMonitor
 from pacs_tui.plugin_api import Probe
+from pacs_tui.remote.batches import RemoteBatches, RemoteRunner
 from pacs_tui.rollup import FleetRollup
 from pacs_tui.runbook import Runbook
 from pacs_tui.selector import SelectorError, compile_selector
@@ -123,13 +124,17 @@ class ControlRoomApp(App[int]):
         live_phases: Callable[[], Sequence[tuple[str, str]]] | None = None,
         baseline_compare: tuple[Path, Path] | None = None,
         source: FleetSource | None = None,
+        remote: RemoteBatches | None = None,
     ) -> None:
         """Build the control room.
 
         ``source`` is where the fleet's state comes from: None builds this
         room's own ``FleetMonitor`` from ``probes``/``settings``; a
         ``ServiceMirror`` (``run --connect URL``) follows a ``pacs-tui serve``
-        instead, and the room then polls nothing itself.
+        instead, and the room then polls nothing itself. With it, ``remote``
+        carries batches out in that service (the room's own session stays
+        read-only: it loads no action plugin); the room can change things
+        only when the service is writable and its token an operator's.
 
         ``probes``/``settings`` go to the ``FleetMonitor`` (None: the installed
         probe plugins) and ``settings`` to the session. ``keymap`` None reads the
@@ -154,7 +159,13 @@ class ControlRoomApp(App[int]):
         (as ``:baseline BEFORE AFTER``; it only reads the files, read-only or not).
         """
         super().__init__()
-        if session is None:
+        self.remote = remote
+        if remote is not None:
+            if session is not None or runner is not None:
+                raise ValueError("an attached room acts through its service only")
+            # No local engine at all: the service owns every device session.
+            session = Session(inventory, read_only=True, settings=settings)
+        elif session is None:
             session = Session(inventory, read_only=read_only, settings=settings)
         elif session.inventory is not inventory:
             raise ValueError("the session must be over the same inventory as the control room")
@@ -164,9 +175,12 @@ class ControlRoomApp(App[int]):
             raise ValueError("a read-only session cannot hold an action runner")
         self.inventory = inventory
         self.session = session
-        self.read_only = session.read_only
-        # The batch being run or shown; None in a read-only session, always.
-        self.runner: BatchRunner | None = runner
+        self._read_only_flag = read_only
+        self.read_only = (
+            session.read_only if remote is None else read_only or bool(remote.read_only_reason)
+        )
+        # The batch being run or shown (in an attached room: followed in the service).
+        self.runner: BatchRunner | RemoteRunner | None = runner
         self.readings: MonitorReadings | None = None
         self.batch_active = False
         self.confirm_rule = ConfirmationRule(
@@ -241,13 +255,22 @@ class ControlRoomApp(App[int]):
                 self.servers,
                 id="detail",
             )
-        if not self.read_only:
-            yield BatchPane(id="batch")
+        if not self.read_only or self.remote is not None:
+            yield BatchPane(id="batch")  # an attached viewer follows the service's batches
         yield AuditPane(self._audit_log, id="audit")
         yield EventLog(id="events")
         yield FilterBar(id="filter")
         yield CommandLine(id="command")
         yield Footer()
+
+    @property
+    def read_only_reason(self) -> str:
+        """Why nothing can be changed from this room ("" when something can)."""
+        if self.remote is not None:
+            if self._read_only_flag:
+                return "the room was opened read-only (--read-only)"
+            return self.remote.read_only_reason
+        return self.session.read_only_reason
 
     @property
     def main_screen(self) -> Screen[Any]:

@@ -24,7 +24,9 @@ from pacs_tui.batch.progress import BatchProgress
 from pacs_tui.batch.runner import BatchResult, BatchRunner, PlanRefused
 from pacs_tui.inventory import Server
 from pacs_tui.plugin_api import Health
+from pacs_tui.remote.batches import RemoteRefusal, RemoteRunner
 from pacs_tui.selector import SelectorError, compile_selector
+from pacs_tui.service.wire import WireError
 from pacs_tui.session import ReadOnlySession
 from pacs_tui_widgets.abort_prompt import AbortPrompt
 from pacs_tui_widgets.command_line import CommandError
@@ -69,12 +71,13 @@ class BatchControl:
         if verb not in VERBS:
             raise ValueError(f"unknown verb {verb!r}")
         if self.app.read_only:
-            self.app.notify(f"refused: {self.app.session.read_only_reason}", severity="error")
+            self.app.notify(f"refused: {self.app.read_only_reason}", severity="error")
             return False
         if self.app.batch_active:
             self.app.notify("a batch is running: wait for it or abort it (A)", severity="warning")
             return False
-        if self.app.readings is None or not self.app.session_open:
+        local_ready = self.app.readings is not None and self.app.session_open
+        if self.app.remote is None and not local_ready:
             self.app.notify("power actions are not ready yet", severity="warning")
             return False
         names, selection = self.app.chosen_servers(selector)
@@ -93,6 +96,9 @@ class BatchControl:
         return PlanOptions(gate=GatePolicy(poll_s=gate_poll))
 
     async def plan_and_ask(self, verb: str, servers: list[Server], selection: str) -> None:
+        if self.app.remote is not None:
+            await self.plan_remotely(verb, servers, selection)
+            return
         readings = self.app.readings
         assert readings is not None
         self.app.notify(f"planning {verb} on {len(servers)} server(s): reading power states…")
@@ -116,6 +122,28 @@ class BatchControl:
         )  # fmt: skip
         self.app.push_screen(screen, self.plan_decided)
 
+    async def plan_remotely(self, verb: str, servers: list[Server], selection: str) -> None:
+        """Plan in the service (it reads the PowerStates and audits); show it here."""
+        remote = self.app.remote
+        assert remote is not None
+        self.app.notify(f"planning {verb} on {len(servers)} server(s) in the service…")
+        try:
+            plan, batch, _ = await remote.plan(servers, verb, self.plan_options(),
+                                               selection=selection)  # fmt: skip
+        except (RemoteRefusal, WireError) as exc:
+            self.app.notify(f"cannot plan {verb}: {exc}", severity="error", timeout=10)
+            return
+
+        async def replan(options: PlanOptions) -> tuple[BatchPlan, str]:
+            again, batch_id, _ = await remote.plan(servers, verb, options, selection=selection)
+            return again, batch_id
+
+        def record(*_: object) -> None:
+            pass  # the service audits the plan, the confirmation and the run itself
+
+        screen = PlanScreen(plan, batch, rule=self.app.confirm_rule, replan=replan, record=record)
+        self.app.push_screen(screen, self.plan_decided)
+
     def warn_interrupted(self, interrupted: list[InterruptedBatch], plan: BatchPlan) -> None:
         """Before a plan: batches left half done on these servers, with PowerState just read."""
         read = {sp.server.name: sp.power_state for sp in plan.servers}
@@ -135,6 +163,13 @@ class BatchControl:
             self.app.events.note(now, "batch plan cancelled: nothing was sent")
             return
         plan, batch = decision.plan, decision.batch
+        if decision.dry_run and self.app.remote is not None:
+            self.app.batch_pane.show_dry_run(plan, batch)  # the service audited it as a dry run
+            self.app.events.note(now, f"dry run of batch {batch} ({plan.summary()}): nothing sent")
+            return
+        if self.app.remote is not None:
+            self.task = asyncio.create_task(self.start_remotely(decision), name=f"batch {batch}")
+            return
         if decision.dry_run:
             self.app.session.audit.record(
                 batch, "dry-run", verb=plan.verb, outcome="dry-run",
@@ -163,7 +198,42 @@ class BatchControl:
         # waits (bounded) for ``idle``, so the batch ends itself and says so in the audit.
         self.task = asyncio.create_task(self.run_batch(runner), name=f"batch {batch}")
 
-    def follow(self, runner: BatchRunner) -> None:
+    async def start_remotely(self, decision: PlanDecision) -> None:
+        """Ask the service to run the plan shown; follow it there until it ends."""
+        remote = self.app.remote
+        assert remote is not None
+        try:
+            runner = await remote.start(decision.plan, decision.confirmation)
+        except (RemoteRefusal, WireError) as exc:
+            self.app.notify(f"not run: {exc}", severity="error", timeout=15)
+            self.app.events.note(self.app.state.clock(), f"batch not run: {exc}", Health.DOWN)
+            return
+        if self.app.runner is runner:
+            return  # already followed: the service's start event came before its answer
+        self.follow(runner)
+        self.app.events.note(
+            self.app.state.clock(), f"batch {runner.batch_id} started in the service: "
+            f"{runner.plan.summary()}",
+        )  # fmt: skip
+        await self.run_batch(runner)
+
+    def follow_service(self) -> None:
+        """Follow a batch the service runs that this room did not start (another screen's)."""
+        remote = self.app.remote
+        if remote is None or self.app.batch_active:
+            return
+        runner = remote.follow_existing()
+        if runner is None or runner.done or self.app.runner is runner:
+            return  # none, over, or this room's own (its last event arrives after its end)
+        self.follow(runner)
+        last = (remote.mirror.batch or {}).get("progress")
+        if isinstance(last, dict):
+            runner.progress(last)  # joined mid-batch: the pane starts where the batch is
+        self.app.events.note(self.app.state.clock(), f"following batch {runner.batch_id} "
+                             f"({runner.plan.summary()}) run by the service")  # fmt: skip
+        self.task = asyncio.create_task(self.run_batch(runner), name=f"follow {runner.batch_id}")
+
+    def follow(self, runner: BatchRunner | RemoteRunner) -> None:
         """Make ``runner`` the batch the keys and the pane act on until it ends."""
         self.app.runner = runner
         self.app.batch_active = True
@@ -176,7 +246,7 @@ class BatchControl:
 
         runner.subscribe(ended)
 
-    async def run_batch(self, runner: BatchRunner) -> None:
+    async def run_batch(self, runner: BatchRunner | RemoteRunner) -> None:
         self.idle.clear()
         try:
             result = await runner.run()
@@ -240,7 +310,7 @@ class BatchControl:
             raise CommandError("try :power off|on|restart|force-off [SELECTOR]", text, offset)
         if self.app.read_only:
             raise CommandError(
-                f"refused: {self.app.session.read_only_reason}; power commands are disabled", text
+                f"refused: {self.app.read_only_reason}; power commands are disabled", text
             )
         selector = rest.strip()
         if selector:

@@ -23,6 +23,7 @@ from pacs_tui.batch.dry_run import dry_run_lines
 from pacs_tui.batch.plan import BatchPlan
 from pacs_tui.batch.progress import BatchProgress
 from pacs_tui.batch.runner import BatchRunner
+from pacs_tui.remote.batches import RemoteRunner
 
 DRAIN_S = 0.25  # at most 4 redraws a second, whatever the event rate
 _STATUS_COLOUR = {
@@ -64,7 +65,7 @@ class BatchPane(Vertical):
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
-        self.runner: BatchRunner | None = None
+        self.runner: BatchRunner | RemoteRunner | None = None
         self.pending: deque[BatchProgress] = deque()
         self.status = "idle"
         self.results: dict[str, str] = {}  # server → status, for the ones that ended
@@ -94,7 +95,7 @@ class BatchPane(Vertical):
 
     # -- what to show --------------------------------------------------------------
 
-    def follow(self, runner: BatchRunner) -> None:
+    def follow(self, runner: BatchRunner | RemoteRunner) -> None:
         """Show ``runner``'s progress from now on (and stop following the last one)."""
         if self.runner is not None:
             self.runner.unsubscribe(self.pending.append)

@@ -37,7 +37,7 @@ class CustodyControl:
         """
         board = self.app.custody
         if board is None:
-            why = self.app.session.read_only_reason if self.app.read_only else "no custody board"
+            why = self.app.read_only_reason if self.app.read_only else "no custody board"
             self.app.notify(f"refused: {why}", severity="error")
             return False
         names, selection = self.app.chosen_servers(None)
@@ -94,7 +94,7 @@ class CustodyControl:
             )
         if self.app.read_only:
             raise CommandError(
-                f"refused: {self.app.session.read_only_reason}; custody cannot change here", text
+                f"refused: {self.app.read_only_reason}; custody cannot change here", text
             )
         if self.app.custody is None:
             raise CommandError("no custody board: start with pacs-tui run --custody", text)

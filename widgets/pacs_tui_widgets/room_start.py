@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pacs_tui.batch.readings import MonitorReadings
 from pacs_tui.monitor import FleetMonitor
@@ -39,7 +39,7 @@ async def start_monitor(app: ControlRoomApp) -> None:
     app.monitor_open = True
     if isinstance(app.monitor, FleetMonitor):
         app.readings = MonitorReadings(app.monitor)
-    if not app.read_only:
+    if not app.read_only and app.remote is None:
         await open_session(app)
     now = app.state.clock()
     opened = set(app.monitor.probe_names)
@@ -56,7 +56,23 @@ async def start_monitor(app: ControlRoomApp) -> None:
         + (" (read-only session)" if app.read_only else ""),
     )
     app.monitor.start()
+    if app.remote is not None:
+        app.remote.mirror.listeners.append(lambda kind, data: service_event(app, kind, data))
+        app.batch.follow_service()  # a batch already running there shows at once
+        return  # the service names its interrupted batches; this machine's log is not its
     await app.batch.name_interrupted()
+
+
+def service_event(app: ControlRoomApp, kind: str, data: dict[str, Any]) -> None:
+    """An attached room hears of another screen's batch and of the service's notices."""
+    if kind in ("batch-started", "batch"):
+        app.batch.follow_service()
+    elif kind == "notice":
+        try:
+            health = Health(str(data.get("health", "ok")))
+        except ValueError:
+            health = Health.UNKNOWN
+        app.events.note(app.state.clock(), f"service: {data.get('text', '')}", health)
 
 
 async def open_session(app: ControlRoomApp) -> None:
@@ -76,7 +92,8 @@ async def open_session(app: ControlRoomApp) -> None:
 
 async def close_room(app: ControlRoomApp) -> None:
     """Abort a running batch and wait for its end row; close the session and the monitor."""
-    if app.runner is not None and app.batch_active:
+    if app.runner is not None and app.batch_active and app.remote is None:
+        # (An attached room's batch runs in the service: it goes on when the room closes.)
         app.runner.abort("the control room was closed")
         # Let the batch write its end row before the session closes: a batch cut
         # off here would be named "interrupted" by the next room and `power`.

@@ -1,0 +1,319 @@
+"""Power batches of a thin control room, carried out by the service it is attached to.
+
+The room plans through ``POST /api/v1/batches/plan`` (the service reads the
+PowerStates and audits the plan under the caller's token) and shows the plan
+it gets back as a ``BatchPlan``; running it sends ``POST /api/v1/batches``
+with the servers the plan touched, so the service refuses (409) when its
+fresh plan would touch others. The batch runs in the service: closing the
+room leaves it running there, and every attached screen follows it.
+
+``RemoteRunner`` offers what the room's batch pane and keys use of a
+``BatchRunner`` (``batch_id``, ``plan``, ``paused``, ``subscribe``,
+``pause``/``resume``/``abort``, ``run``), fed by the mirror's ``batch`` and
+``batch-result`` events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from pacs_tui.batch.confirm import Confirmation
+from pacs_tui.batch.plan import (
+    BatchPlan,
+    PlannedStep,
+    PlanOptions,
+    ServerPlan,
+    StepKind,
+    WaitFor,
+    WavePlan,
+)
+from pacs_tui.batch.progress import BatchProgress, Subscriber
+from pacs_tui.batch.result import BatchResult, ServerResult, ServerStatus
+from pacs_tui.inventory import Inventory, Server
+from pacs_tui.plugin_api import ActionStep
+from pacs_tui.remote.client import ServiceClient, ServiceError, ServiceUnavailable
+from pacs_tui.remote.mirror import ServiceMirror
+from pacs_tui.service.wire import WireError
+
+log = logging.getLogger(__name__)
+
+_PROGRESS_FIELDS = {f.name for f in dataclasses.fields(BatchProgress)}
+
+
+class RemoteRefusal(Exception):
+    """The service refused (or could not be asked): the message says why, for a toast."""
+
+
+def options_to_wire(options: PlanOptions) -> dict[str, Any]:
+    """``PlanOptions`` as the request's ``options`` object (see ``batch_request``)."""
+    data: dict[str, Any] = {
+        "override_dependents": options.override_dependents,
+        "stop_units": options.stop_units,
+        "power_timeout_s": options.power_timeout_s,
+        "gate_timeout_s": options.gate.timeout_s,
+        "include_unknown": sorted("all" if n == "*" else n for n in options.include_unknown),
+    }
+    if options.escalate_after_s is not None:
+        data["escalate_after_s"] = options.escalate_after_s
+    return data
+
+
+def plan_from_wire(inventory: Inventory, data: Any, options: PlanOptions) -> BatchPlan:
+    """The ``BatchPlan`` of ``BatchPlan.to_json`` (``WireError`` when malformed)."""
+    try:
+        waves = tuple(
+            WavePlan(
+                int(wave["wave"]),
+                tuple(_server_plan(inventory, entry) for entry in wave["servers"]),
+            )
+            for wave in data["waves"]
+        )
+        return BatchPlan(
+            verb=str(data["verb"]),
+            waves=waves,
+            options=options,
+            selection=str(data.get("selection", "")),
+            refusals=tuple(str(r) for r in data.get("refusals", ())),
+            overridden=tuple(str(r) for r in data.get("overridden", ())),
+            hints=tuple(str(r) for r in data.get("hints", ())),
+            included_unknown=tuple(str(r) for r in data.get("included_unknown", ())),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise WireError(f"bad plan from the service: {exc}") from None
+
+
+def _server_plan(inventory: Inventory, entry: dict[str, Any]) -> ServerPlan:
+    server: Server = inventory.server(str(entry["server"]))
+    left_out = entry.get("left_out")
+    skipped = entry.get("skipped")
+    return ServerPlan(
+        server=server,
+        power_state=str(entry.get("power_state", "")),
+        steps=tuple(_step(server.name, s) for s in entry.get("steps", ())),
+        skip_reason=str(left_out or skipped or ""),
+        note=str(entry.get("note", "")),
+        left_out=left_out is not None,
+    )
+
+
+def _step(server: str, data: dict[str, Any]) -> PlannedStep:
+    action = data.get("action")
+    call, target = str(data["call"]), str(data["target"])
+    return PlannedStep(
+        kind=StepKind(data["kind"]),
+        call=call,
+        target=target,
+        action_step=(
+            ActionStep(server, str(data.get("verb", "")), call, target, str(action))
+            if action
+            else None
+        ),
+        wait_for=WaitFor(data["wait_for"]) if data.get("wait_for") else None,
+        timeout_s=float(data.get("timeout_s", 0.0)),
+        checks=tuple(str(c) for c in data.get("checks", ())),
+        optional=bool(data.get("optional", False)),
+        escalation=bool(data.get("escalation", False)),
+        escalate_on_timeout=bool(data.get("escalate_on_timeout", False)),
+        only_if_off=bool(data.get("only_if_off", False)),
+    )
+
+
+def result_from_wire(data: dict[str, Any]) -> BatchResult:
+    """A ``BatchResult`` from ``BatchResult.to_json`` (timings as durations only)."""
+    result = BatchResult(
+        str(data.get("batch", "")),
+        str(data.get("verb", "")),
+        aborted=bool(data.get("aborted", False)),
+        halted=bool(data.get("halted", False)),
+        elapsed_s=float(data.get("elapsed_s", 0.0)),
+        units_stopped_on={k: tuple(v) for k, v in (data.get("units_stopped_on") or {}).items()},
+        units_stopped_unknown={
+            k: tuple(v) for k, v in (data.get("units_stopped_unknown") or {}).items()
+        },
+    )
+    for entry in data.get("servers") or []:
+        result.servers[str(entry["server"])] = ServerResult(
+            str(entry["server"]), int(entry.get("wave", 0)), ServerStatus(entry["status"]),
+            str(entry.get("detail", "")), 0.0, float(entry.get("duration_s", 0.0)),
+        )  # fmt: skip
+    return result
+
+
+class RemoteRunner:
+    """A batch running in the service, followed through the mirror's events."""
+
+    def __init__(self, batches: RemoteBatches, batch_id: str, plan: BatchPlan) -> None:
+        self._batches = batches
+        self.batch_id = batch_id
+        self.plan = plan
+        self.paused = False
+        self._subscribers: list[Subscriber] = []
+        self._result: asyncio.Future[BatchResult] = asyncio.get_running_loop().create_future()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def subscribe(self, subscriber: Subscriber) -> None:
+        """Call ``subscriber`` with each progress event of this batch."""
+        self._subscribers.append(subscriber)
+
+    def unsubscribe(self, subscriber: Subscriber) -> None:
+        """Stop calling ``subscriber``."""
+        if subscriber in self._subscribers:
+            self._subscribers.remove(subscriber)
+
+    def pause(self) -> None:
+        """Ask the service to pause the batch (no new step starts)."""
+        self._control("pause")
+
+    def resume(self) -> None:
+        """Ask the service to resume the batch."""
+        self._control("resume")
+
+    def abort(self, reason: str = "operator abort") -> None:
+        """Ask the service to abort the batch (its in-flight calls finish)."""
+        self._control("abort")
+
+    @property
+    def done(self) -> bool:
+        """True once the service said how the batch ended."""
+        return self._result.done()
+
+    async def run(self) -> BatchResult:
+        """Wait for the batch's end in the service; its result."""
+        return await asyncio.shield(self._result)
+
+    def _control(self, what: str) -> None:
+        task = asyncio.create_task(self._batches.control(what), name=f"batch {what}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def progress(self, data: dict[str, Any]) -> None:
+        """A ``batch`` event of the service (ignored when of another batch)."""
+        if data.get("batch") != self.batch_id:
+            return
+        self.paused = bool(data.get("paused", False))
+        try:
+            event = BatchProgress(**{k: v for k, v in data.items() if k in _PROGRESS_FIELDS})
+        except TypeError as exc:
+            log.warning("bad batch progress from the service: %s", exc)
+            return
+        for subscriber in list(self._subscribers):
+            subscriber(event)
+
+    def ended(self, data: dict[str, Any] | None) -> None:
+        """The batch's result (``BatchResult.to_json``) arrived."""
+        if data is None or self._result.done():
+            return
+        try:
+            self._result.set_result(result_from_wire(data))
+        except (KeyError, TypeError, ValueError) as exc:
+            self._result.set_exception(WireError(f"bad batch result: {exc}"))
+
+
+class RemoteBatches:
+    """Plans, runs and controls batches through one service, for one room."""
+
+    def __init__(self, client: ServiceClient, mirror: ServiceMirror) -> None:
+        self.client = client
+        self.mirror = mirror
+        self.inventory = mirror.inventory
+        caller = mirror.service.get("caller") or {}
+        self.caller = str(caller.get("name", "?"))
+        self.role = str(caller.get("role", "viewer"))
+        self.current: RemoteRunner | None = None
+        mirror.listeners.append(self._event)
+
+    @property
+    def read_only_reason(self) -> str:
+        """Why this room cannot change anything ("" when it can)."""
+        if self.mirror.service.get("read_only"):
+            why = self.mirror.service.get("read_only_reason") or "it is read-only"
+            return f"the service {self.client.url} cannot change anything ({why})"
+        if self.role != "operator":
+            return f"the token {self.caller!r} is a viewer's: it can change nothing"
+        return ""
+
+    async def plan(
+        self, servers: Iterable[Server], verb: str, options: PlanOptions, *, selection: str
+    ) -> tuple[BatchPlan, str, dict[str, Any]]:
+        """The service's plan (a dry run: nothing sent), its batch id, and its answer."""
+        names = [s.name for s in servers]
+        body = {"verb": verb, "servers": names, "options": options_to_wire(options)}
+        answer = await self._post("/api/v1/batches/plan", body)
+        plan = plan_from_wire(self.inventory, answer["plan"], options)
+        return (
+            dataclasses.replace(plan, selection=selection or plan.selection),
+            str(answer["batch"]),
+            answer,
+        )
+
+    async def start(self, plan: BatchPlan, confirmation: Confirmation | None) -> RemoteRunner:
+        """Run ``plan`` in the service if its fresh plan touches the same servers."""
+        body: dict[str, Any] = {
+            "verb": plan.verb,
+            "servers": [sp.server.name for sp in plan.servers],
+            "options": options_to_wire(plan.options),
+            "expect": {"touched": [sp.server.name for sp in plan.touched]},
+        }
+        if confirmation is not None:
+            body["confirm"] = confirmation.answer
+        state = await self._post("/api/v1/batches", body)
+        batch = str(state["batch"])
+        if self.current is not None and self.current.batch_id == batch:
+            return self.current  # its start event came through the stream first
+        runner = RemoteRunner(self, batch, plan_from_wire(self.inventory, state["plan"],
+                                                          plan.options))  # fmt: skip
+        self.current = runner
+        return runner
+
+    async def control(self, what: str) -> None:
+        """``pause``/``resume``/``abort`` the service's running batch (a refusal is logged)."""
+        try:
+            await self._post(f"/api/v1/batches/current/{what}", {})
+        except RemoteRefusal as exc:
+            log.warning("batch %s refused: %s", what, exc)
+            for listener in list(self.mirror.listeners):
+                with contextlib.suppress(Exception):
+                    listener("notice", {"text": f"batch {what} refused: {exc}", "health": "down"})
+
+    def follow_existing(self) -> RemoteRunner | None:
+        """A runner for a batch the service is running (started by another screen)."""
+        state = self.mirror.batch
+        if not state or not state.get("running") or not state.get("plan"):
+            return None
+        batch = str(state.get("batch"))
+        if self.current is not None and self.current.batch_id == batch:
+            return self.current
+        try:
+            plan = plan_from_wire(self.inventory, state["plan"], PlanOptions())
+        except (WireError, KeyError) as exc:
+            log.warning("batch %s not followed: %s", batch, exc)
+            return None
+        self.current = RemoteRunner(self, batch, plan)
+        self.current.paused = bool(state.get("paused", False))
+        return self.current
+
+    async def _post(self, path: str, body: Any) -> Any:
+        try:
+            return await self.client.post(path, body)
+        except ServiceError as exc:
+            raise RemoteRefusal(exc.reason) from None
+        except ServiceUnavailable as exc:
+            raise RemoteRefusal(f"the service did not answer: {exc}") from None
+
+    def _event(self, kind: str, data: dict[str, Any]) -> None:
+        runner = self.current
+        if runner is None:
+            return
+        if kind == "batch":
+            runner.progress(data)
+        elif kind == "batch-result" and data.get("batch") == runner.batch_id:
+            runner.ended(data.get("result"))
+        elif kind == "snapshot":  # after a gap: the result may have come meanwhile
+            state = self.mirror.batch or {}
+            if state.get("batch") == runner.batch_id and state.get("result"):
+                runner.ended(state["result"])
