@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -38,6 +39,20 @@ class RunningSim:
     @property
     def defaults(self) -> dict[str, Any]:
         return dict(self.inventory["defaults"])
+
+    def control(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        """One request to the simulator's control API; its JSON answer."""
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(
+            self.control_url + path, data=data, method=method,
+            headers={"Content-Type": "application/json"},
+        )  # fmt: skip
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return json.loads(answer.read())
+
+    def bmc(self, name: str) -> dict[str, Any]:
+        """What the simulated BMC of ``name`` counted: ``sessions``, ``resets``, requests."""
+        return dict(self.control("GET", f"/hosts/{name}/bmc"))
 
     def bmc_credentials(self) -> tuple[str, str]:
         secrets = yaml.safe_load((self.out / "credentials.yaml").read_text())
