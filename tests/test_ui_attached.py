@@ -40,11 +40,12 @@ NO_THEMES = Path("/nonexistent/pacs-tui-themes")
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningSim, RunningService]]:
     root = tmp_path_factory.mktemp("attached")
-    with running_sim(root / "dc", "--servers", "12", "--time-scale", "0.05") as sim:
-        with running_service(
-            sim.out / "inventory.yaml", root / "svc", env={"PACS_TUI_DATA_DIR": str(root / "data")}
-        ) as service:
-            yield sim, service
+    data = {"PACS_TUI_DATA_DIR": str(root / "data")}
+    with (
+        running_sim(root / "dc", "--servers", "12", "--time-scale", "0.05") as sim,
+        running_service(sim.out / "inventory.yaml", root / "svc", env=data) as service,
+    ):
+        yield sim, service
 
 
 async def mirror_of(service: RunningService, token: str) -> tuple[ServiceMirror, RemoteBatches]:
