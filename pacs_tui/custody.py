@@ -18,7 +18,7 @@ a given path) and appends every change to the audit log with the operator
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -128,6 +128,17 @@ def parse_state(text: str) -> CustodyState:
         raise CustodyError(f"unknown custody state {text!r} (known: {known})") from None
 
 
+def custody_affected_sites(
+    states: Mapping[str, CustodyState], inventory: Inventory
+) -> tuple[AffectedSite, ...]:
+    """Hospitals and clinics cut off by custody alone (a server not ``serving`` is down)."""
+    health = {
+        name: Health.OK if states.get(name, CustodyState.RUNNING).serving else Health.DOWN
+        for name in inventory.names()
+    }
+    return affected_sites(inventory, health)
+
+
 class CustodyBoard:
     """Every server's custody state; changes are validated, locked, persisted and audited."""
 
@@ -201,11 +212,7 @@ class CustodyBoard:
         shut down, in transit or racked cuts off every server that depends on
         it (the inventory's ``depends_on``).
         """
-        health = {
-            name: Health.OK if self._states.get(name, CustodyState.RUNNING).serving else Health.DOWN
-            for name in inventory.names()
-        }
-        return affected_sites(inventory, health)
+        return custody_affected_sites(self._states, inventory)
 
     # -- changing ---------------------------------------------------------------------
 

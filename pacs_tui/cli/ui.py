@@ -221,7 +221,8 @@ def _source(args: argparse.Namespace, command: str) -> tuple[Any, Any] | int:
     if getattr(args, "custody", False) or getattr(args, "board", None) is not None:
         print(
             f"pacs-tui {command}: error: --custody/--board read this machine's board; an "
-            "attached screen shows the service's (start it with `pacs-tui serve --custody`)",
+            "attached screen shows the service's board when it serves one "
+            "(`pacs-tui serve --custody`)",
             file=sys.stderr,
         )
         return EXIT_USAGE
@@ -258,6 +259,15 @@ def _source(args: argparse.Namespace, command: str) -> tuple[Any, Any] | int:
     return inventory, ServiceMirror(client, inventory, service)
 
 
+def _service_custody(mirror: Any) -> dict[str, Any]:
+    """``{"custody": ServiceCustody}`` when the service serves a custody board, else {}."""
+    if not mirror.service.get("custody"):
+        return {}
+    from pacs_tui.remote.custody import ServiceCustody
+
+    return {"custody": ServiceCustody(mirror)}
+
+
 def run_control_room(args: argparse.Namespace) -> int:
     """``pacs-tui run``."""
     got = _source(args, "run")
@@ -283,12 +293,13 @@ def run_control_room(args: argparse.Namespace) -> int:
         from pacs_tui.remote.batches import RemoteBatches
 
         extra.update(source=mirror, remote=RemoteBatches(mirror.client, mirror))
+        move.update(_service_custody(mirror))
     try:
         return _open_ui(
             inventory, read_only=args.read_only, wall=False, config=args.config, **move, **extra
         )
     finally:
-        if "custody" in move:
+        if "custody" in move and hasattr(move["custody"], "close"):  # a file board's audit log
             move["custody"].close()
 
 
@@ -309,7 +320,7 @@ def run_wall(args: argparse.Namespace) -> int:
     if move is None:
         return EXIT_USAGE
     if mirror is not None:
-        move.update(monitor=mirror, owns_monitor=True)
+        move.update(monitor=mirror, owns_monitor=True, **_service_custody(mirror))
     wall_app = importlib.import_module("pacs_tui_widgets.wall").WallApp(
         inventory, page_seconds=args.page_seconds, **move
     )

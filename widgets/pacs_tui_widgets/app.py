@@ -48,6 +48,7 @@ from pacs_tui.inventory import Inventory
 from pacs_tui.monitor import FleetMonitor
 from pacs_tui.plugin_api import Probe
 from pacs_tui.remote.batches import RemoteBatches, RemoteRunner
+from pacs_tui.remote.custody import ServiceCustody
 from pacs_tui.rollup import FleetRollup
 from pacs_tui.runbook import Runbook
 from pacs_tui.selector import SelectorError, compile_selector
@@ -118,7 +119,7 @@ class ControlRoomApp(App[int]):
         runner: BatchRunner | None = None,
         clock: Callable[[], float] | None = None,
         theme_dir: Path | None = None,
-        custody: CustodyBoard | None = None,
+        custody: CustodyBoard | ServiceCustody | None = None,
         runbook: Runbook | None = None,
         wall_time: Callable[[], datetime] | None = None,
         live_phases: Callable[[], Sequence[tuple[str, str]]] | None = None,
@@ -209,7 +210,7 @@ class ControlRoomApp(App[int]):
         self.rollup: FleetRollup | None = None
         self.monitor_open = False
         # Only a writable room holds the board as something it may change.
-        self.custody: CustodyBoard | None = None if self.read_only else custody
+        self.custody: CustodyBoard | ServiceCustody | None = None if self.read_only else custody
         self.move = MoveStatus(board=custody, runbook=runbook, now=wall_time or wall_clock)
         self.live_phases = live_phases
         self.columns = CUSTODY_COLUMNS if custody is not None else COLUMNS

@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from pacs_tui.custody import CustodyChange, CustodyError, parse_state
+from pacs_tui.custody import CustodyChange, CustodyError, CustodyState, parse_state
+from pacs_tui.remote.custody import ServiceCustody, ServiceCustodyError
 from pacs_tui_widgets.command_line import CommandError
 from pacs_tui_widgets.custody_desk import CustodyPrompt
 from pacs_tui_widgets.move_bar import MoveBar
@@ -58,6 +59,10 @@ class CustodyControl:
 
             self.app.push_screen(CustodyPrompt(question, selection), answered)
             return False
+        if isinstance(board, ServiceCustody):
+            self.app.run_worker(self.change_in_service(board, how, names, to, reason),
+                                group="custody")  # fmt: skip
+            return True
         try:
             if how == "correct":
                 assert to is not None
@@ -70,6 +75,25 @@ class CustodyControl:
         self.app.move.noted_own_change()
         self.custody_changed(changes)
         return True
+
+    async def change_in_service(
+        self, board: ServiceCustody, how: str, names: list[str], to: str | None, reason: str
+    ) -> None:
+        """An attached room's change: the service checks, saves and audits it."""
+        try:
+            made = await board.change(how, names, to, reason)
+        except ServiceCustodyError as exc:
+            self.app.notify(f"custody not changed: {exc}", severity="error", timeout=10)
+            return
+        changes = [
+            CustodyChange(
+                str(c["server"]), CustodyState(c["before"]), CustodyState(c["after"]),
+                str(c.get("at", "")), str(c.get("operator", "")), bool(c.get("correction")),
+                str(c.get("reason", "")),
+            )
+            for c in made
+        ]  # fmt: skip
+        self.custody_changed(changes)
 
     def custody_changed(self, changes: Sequence[CustodyChange]) -> None:
         now = self.app.state.clock()

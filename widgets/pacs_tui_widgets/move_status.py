@@ -26,6 +26,7 @@ from pacs_tui.custody import CUSTODY_ORDER, CustodyBoard, CustodyFileError, Cust
 from pacs_tui.custody_file import FileStamp, file_stamp
 from pacs_tui.inventory import Inventory
 from pacs_tui.plugin_api import Health
+from pacs_tui.remote.custody import ServiceCustody
 from pacs_tui.rollup import AffectedSite
 from pacs_tui.runbook import Clock, Runbook, RunbookProgress, default_progress_path
 
@@ -60,7 +61,7 @@ class MoveStatus:
     def __init__(
         self,
         *,
-        board: CustodyBoard | None = None,
+        board: CustodyBoard | ServiceCustody | None = None,
         runbook: Runbook | None = None,
         progress_path: Path | None = None,
         now: Callable[[], datetime] = wall_clock,
@@ -74,7 +75,10 @@ class MoveStatus:
         self._progress_mtime: int | None = None
         # The version of the board file last read (good or bad): a replace changes the
         # inode even within one mtime tick, so no change is missed.
-        self._board_stamp: FileStamp | None = board.stamp if board is not None else None
+        self._board_stamp: FileStamp | None = (
+            board.stamp if isinstance(board, CustodyBoard) else None
+        )
+        self._board_version = -1  # a service's board: the version last drawn
         self.board_error: str | None = None  # why the file on disk is not the board shown
         self.board_good_at: datetime | None = None  # when the board shown was last read good
         self.live_phase: str | None = None  # a rehearsal's phase, when one is playing
@@ -99,7 +103,10 @@ class MoveStatus:
         """Read the board and the progress again if their files changed; True if any did."""
         changed = False
         board = self._board
-        if board is not None:
+        if isinstance(board, ServiceCustody):  # the service's events keep it current
+            changed = board.version != self._board_version
+            self._board_version = board.version
+        elif board is not None:
             stamp = file_stamp(board.path)
             if stamp is not None and stamp != self._board_stamp:
                 changed = self._reload_board(board, stamp)
@@ -127,7 +134,7 @@ class MoveStatus:
 
     def noted_own_change(self) -> None:
         """The control room changed the board itself: its file is already current."""
-        if self._board is not None:
+        if isinstance(self._board, CustodyBoard):
             self._board_stamp = self._board.stamp
             self.board_error = None
             self.board_good_at = self.now()

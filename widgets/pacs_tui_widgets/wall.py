@@ -25,6 +25,7 @@ from pacs_tui.fleet_source import FleetSource
 from pacs_tui.inventory import Inventory
 from pacs_tui.monitor import FleetMonitor
 from pacs_tui.plugin_api import Health, Probe
+from pacs_tui.remote.custody import ServiceCustody
 from pacs_tui.rollup import (
     HEALTH_ORDER,
     FleetRollup,
@@ -91,7 +92,7 @@ class WallApp(App[None]):
         refresh_seconds: float = 1.0,
         theme: str = WALL_THEME,
         themes: ThemeSet | None = None,
-        custody: CustodyBoard | None = None,
+        custody: CustodyBoard | ServiceCustody | None = None,
         runbook: Runbook | None = None,
         wall_time: Callable[[], datetime] | None = None,
         live_phases: Callable[[], Sequence[tuple[str, str]]] | None = None,
