@@ -20,9 +20,11 @@ from typing import Any
 import pytest
 
 from pacs_tui.credentials import Secret
+from pacs_tui.custody import CustodyState
 from pacs_tui.plugin_api import Health
 from pacs_tui.remote.batches import RemoteBatches
 from pacs_tui.remote.client import ServiceClient
+from pacs_tui.remote.custody import ServiceCustody
 from pacs_tui.remote.mirror import ServiceMirror, attach
 from pacs_tui_widgets.app import ControlRoomApp
 from pacs_tui_widgets.keymap import KeymapConfig
@@ -177,16 +179,38 @@ async def test_an_attached_wall_says_the_service_is_gone_then_recovers(
     sim, _ = served
     # Its own service, to kill and restart on the same port without hurting the others.
     with running_service(
-        sim.out / "inventory.yaml", tmp_path / "svc", env={"PACS_TUI_DATA_DIR": str(tmp_path)}
-    ) as service:
+        sim.out / "inventory.yaml", tmp_path / "svc", "--custody",
+        env={"PACS_TUI_DATA_DIR": str(tmp_path)},
+    ) as service:  # fmt: skip
         mirror, _ = await mirror_of(service, "wall")
+        assert mirror.service.get("custody") is True
         wall = WallApp(mirror.inventory, monitor=mirror, owns_monitor=True, page_seconds=1000,
-                       refresh_seconds=0.2)  # fmt: skip
+                       refresh_seconds=0.2, custody=ServiceCustody(mirror))  # fmt: skip
         async with wall.run_test(size=(140, 40)) as pilot:
             banner = wall._banner
             await wait_for(pilot, lambda: every_reading_in(mirror), 30, "the mirror's readings")
             await wait_for(pilot, lambda: "UNREACHABLE" not in banner.warning, 5, "no warning")
             await wait_for(pilot, lambda: live(wall), 30, "every server read")
+            # The room's batches and custody changes show on the wall as they happen.
+            assert not wall._batch_section.display
+            target = sim.servers("database")[0]["name"]
+            status, answer = service.request(
+                "POST", "/api/v1/batches", service.tokens["lead"],
+                {"verb": "restart", "servers": [target], "expect": {"touched": [target]}},
+            )  # fmt: skip
+            assert status == 202, answer
+            await wait_for(pilot, lambda: "OK" in wall._batch.text, 60, "the batch on the wall")
+            assert answer["batch"] in wall._batch.text and "lead" in wall._batch.text
+            assert wall._batch_section.display
+            status, answer = service.request(
+                "POST", "/api/v1/custody", service.tokens["lead"],
+                {"how": "advance", "servers": [target]},
+            )  # fmt: skip
+            assert status == 200, answer
+            await wait_for(
+                pilot, lambda: wall.move.counts().get(CustodyState.SHUT_DOWN) == 1, 10,
+                "the custody change on the wall",
+            )  # fmt: skip
             service.process.send_signal(signal.SIGKILL)
             service.process.wait(10)
             await wait_for(pilot, lambda: "SERVICE UNREACHABLE" in banner.warning, 20, "banner")

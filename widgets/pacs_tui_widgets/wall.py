@@ -26,6 +26,7 @@ from pacs_tui.inventory import Inventory
 from pacs_tui.monitor import FleetMonitor
 from pacs_tui.plugin_api import Health, Probe
 from pacs_tui.remote.custody import ServiceCustody
+from pacs_tui.remote.mirror import ServiceMirror
 from pacs_tui.rollup import (
     HEALTH_ORDER,
     FleetRollup,
@@ -40,6 +41,7 @@ from pacs_tui_themes import ThemeSet, load_themes
 from pacs_tui_widgets.crash import crash_report
 from pacs_tui_widgets.move_status import MoveStatus, service_health, wall_clock
 from pacs_tui_widgets.wall_affected_sites import WallAffectedSites
+from pacs_tui_widgets.wall_batch import WallBatch
 from pacs_tui_widgets.wall_down_list import WallDownList
 from pacs_tui_widgets.wall_management import WallManagement
 from pacs_tui_widgets.wall_move import WallMove
@@ -129,6 +131,9 @@ class WallApp(App[None]):
         self._status = WallStatusLine(id="wall-status")
         self.move = MoveStatus(board=custody, runbook=runbook, now=wall_time or wall_clock)
         self._move = WallMove(id="wall-move")
+        self._batch = WallBatch(id="wall-batch")
+        self._batch_section = _section(self._batch, "POWER BATCH")
+        self._batch_section.display = False  # only a wall attached to a service knows batches
         self.live_phases = live_phases  # (phase, line) of a rehearsal playing live
         if live_phases is not None:
             self.move.live_phase = "starting"
@@ -143,6 +148,7 @@ class WallApp(App[None]):
                 yield from self._counts.values()
             if self.move.active:
                 yield _section(self._move, "MOVE WEEKEND")
+            yield self._batch_section
             yield _section(self._sites, "SITES")
             yield _section(self._affected, "HOSPITALS & CLINICS")
             yield _section(self._down, "SERVERS DOWN")
@@ -210,6 +216,8 @@ class WallApp(App[None]):
         self.rollup = rollup
         if self.move.active:
             self._move.show(self.move)
+        if isinstance(self.monitor, ServiceMirror):
+            self._batch_section.display = self._batch.show(self.monitor.batch)
         page = self.page
         counts = rollup.fleet if page.is_fleet else _sum(rollup.by_site[s] for s in page.sites)
         for health, widget in self._counts.items():
@@ -272,7 +280,12 @@ class WallApp(App[None]):
 
 
 def _section(
-    widget: WallSiteTiles | WallAffectedSites | WallDownList | WallMove | WallManagement,
+    widget: WallSiteTiles
+    | WallAffectedSites
+    | WallDownList
+    | WallMove
+    | WallManagement
+    | WallBatch,
     title: str,
 ) -> Vertical:
     section = Vertical(widget, classes="wall-section")
