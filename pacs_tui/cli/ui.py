@@ -45,12 +45,14 @@ def _move_arguments(parser: Any) -> None:
 
 def _connect_arguments(parser: Any) -> None:
     parser.add_argument(
-        "--connect", metavar="URL",
-        help="attach to a `pacs-tui serve` at URL instead of polling the fleet from here",
+        "--connect", metavar="URL", action="append",
+        help="attach to a `pacs-tui serve` at URL instead of polling the fleet from here; "
+        "repeat for several services (one grid)",
     )  # fmt: skip
     parser.add_argument(
-        "--token-file", type=Path, metavar="FILE",
-        help="the service's bearer token (first line of FILE; default $PACS_TUI_TOKEN)",
+        "--token-file", type=Path, metavar="FILE", action="append",
+        help="the service's bearer token (first line of FILE; default $PACS_TUI_TOKEN); "
+        "one for every --connect, or one per --connect in the same order",
     )  # fmt: skip
     parser.add_argument(
         "--ca-file",
@@ -212,7 +214,7 @@ def _source(args: argparse.Namespace, command: str) -> tuple[Any, Any] | int:
         print(f"pacs-tui {command}: error: give --inventory FILE or --connect URL", file=sys.stderr)
         return EXIT_USAGE
     if args.connect is None:
-        if args.token_file is not None or args.ca_file is not None:
+        if args.token_file or args.ca_file is not None:
             print(f"pacs-tui {command}: error: --token-file/--ca-file go with --connect",
                   file=sys.stderr)  # fmt: skip
             return EXIT_USAGE
@@ -238,30 +240,69 @@ def _source(args: argparse.Namespace, command: str) -> tuple[Any, Any] | int:
     )
     from pacs_tui.remote.mirror import ServiceMirror, attach
 
+    urls: list[str] = args.connect
+    token_files: list[Path | None] = list(args.token_file or [None])
+    if len(token_files) == 1:
+        token_files = token_files * len(urls)
+    if len(token_files) != len(urls):
+        print(f"pacs-tui {command}: error: give one --token-file, or one per --connect "
+              f"({len(urls)})", file=sys.stderr)  # fmt: skip
+        return EXIT_USAGE
     try:
-        client = ServiceClient(check_url(args.connect), load_token(args.token_file),
-                               ca_file=args.ca_file)  # fmt: skip
+        clients = [
+            ServiceClient(check_url(url), load_token(token), ca_file=args.ca_file)
+            for url, token in zip(urls, token_files, strict=True)
+        ]
     except ValueError as exc:
         print(f"pacs-tui {command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    if len({c.url for c in clients}) != len(clients):
+        print(f"pacs-tui {command}: error: the same --connect URL twice", file=sys.stderr)
+        return EXIT_USAGE
+    attached = []
+    for client in clients:
+        try:
+            inventory, service = asyncio.run(attach(client))
+        except ServiceError as exc:
+            print(f"pacs-tui {command}: error: {client.url}: {exc.reason}", file=sys.stderr)
+            return EXIT_USAGE if exc.status in (401, 403) else EXIT_UNHEALTHY
+        except ServiceUnavailable as exc:
+            print(f"pacs-tui {command}: error: cannot attach: {exc}", file=sys.stderr)
+            return EXIT_UNHEALTHY
+        except InventoryError as exc:
+            for problem in exc.problems:
+                print(problem, file=sys.stderr)
+            return EXIT_UNHEALTHY
+        attached.append((client, inventory, service))
+    if len(attached) == 1:
+        client, inventory, service = attached[0]
+        return inventory, ServiceMirror(client, inventory, service)
+    from pacs_tui.remote.federation import FederationError, FleetFederation
+
     try:
-        inventory, service = asyncio.run(attach(client))
-    except ServiceError as exc:
-        print(f"pacs-tui {command}: error: {client.url}: {exc.reason}", file=sys.stderr)
-        return EXIT_USAGE if exc.status in (401, 403) else EXIT_UNHEALTHY
-    except ServiceUnavailable as exc:
-        print(f"pacs-tui {command}: error: cannot attach: {exc}", file=sys.stderr)
-        return EXIT_UNHEALTHY
-    except InventoryError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
-        return EXIT_UNHEALTHY
-    return inventory, ServiceMirror(client, inventory, service)
+        federation = FleetFederation.build(attached)
+    except FederationError as exc:
+        print(f"pacs-tui {command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return federation.inventory, federation
+
+
+def _remote_batches(source: Any) -> Any:
+    """Batches through the one service, or through each server's own (several)."""
+    from pacs_tui.remote.batches import RemoteBatches
+    from pacs_tui.remote.federation import FederatedBatches, FleetFederation
+
+    if isinstance(source, FleetFederation):
+        return FederatedBatches(source)
+    return RemoteBatches(source.client, source)
 
 
 def _service_custody(mirror: Any) -> dict[str, Any]:
-    """``{"custody": ServiceCustody}`` when the service serves a custody board, else {}."""
-    if not mirror.service.get("custody"):
+    """``{"custody": ServiceCustody}`` when the one service serves a custody board, else {}.
+
+    (Several services: each board is its service's; the grid shows none of them yet.)
+    """
+    if not hasattr(mirror, "service") or not mirror.service.get("custody"):
         return {}
     from pacs_tui.remote.custody import ServiceCustody
 
@@ -290,9 +331,7 @@ def run_control_room(args: argparse.Namespace) -> int:
         {} if args.baseline_compare is None else {"baseline_compare": tuple(args.baseline_compare)}
     )
     if mirror is not None:
-        from pacs_tui.remote.batches import RemoteBatches
-
-        extra.update(source=mirror, remote=RemoteBatches(mirror.client, mirror))
+        extra.update(source=mirror, remote=_remote_batches(mirror))
         move.update(_service_custody(mirror))
     try:
         return _open_ui(

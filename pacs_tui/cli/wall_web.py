@@ -118,9 +118,11 @@ def run_wall_web(args: argparse.Namespace) -> int:
         host, port = parse_listen(args.web_listen or DEFAULT_WEB_LISTEN)
     except ValueError as exc:
         return _usage(f"--web-listen: {exc}")
+    if len(args.connect) != 1 or len(args.token_file or []) > 1:
+        return _usage("--web shows one service: give one --connect URL (and one --token-file)")
     try:
-        url = check_url(args.connect)
-        token = load_token(args.token_file)
+        url = check_url(args.connect[0])
+        token = load_token(args.token_file[0] if args.token_file else None)
     except ValueError as exc:
         return _usage(str(exc))
     for option, path in (("--ca-file", args.ca_file), ("--runbook", args.runbook)):

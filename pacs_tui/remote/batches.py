@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from pacs_tui.batch.confirm import Confirmation
@@ -296,6 +296,18 @@ class RemoteBatches:
         self.current = RemoteRunner(self, batch, plan)
         self.current.paused = bool(state.get("paused", False))
         return self.current
+
+    def listen(self, listener: Callable[[str, dict[str, Any]], None]) -> None:
+        """Hear every event of the service (batches, custody, notices)."""
+        self.mirror.listeners.append(listener)
+
+    def last_progress(self, runner: RemoteRunner) -> dict[str, Any] | None:
+        """The service's last progress event of ``runner``'s batch (None: none yet)."""
+        state = self.mirror.batch or {}
+        progress = state.get("progress")
+        if state.get("batch") != runner.batch_id or not isinstance(progress, dict):
+            return None
+        return progress
 
     async def _post(self, path: str, body: Any) -> Any:
         try:

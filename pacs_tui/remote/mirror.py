@@ -55,14 +55,24 @@ class ServiceMirror:
         service: dict[str, Any],
         *,
         clock: Callable[[], float] = time.time,
+        state: FleetState | None = None,
     ) -> None:
-        """``service`` is the service's ``GET /api/v1/service`` answer."""
+        """``service`` is the service's ``GET /api/v1/service`` answer.
+
+        ``state`` shares one ``FleetState`` between the mirrors of several
+        services (``FleetFederation``); it must track this service's servers.
+        """
         self.client = client
         self.inventory = inventory
         self.servers: list[Server] = list(inventory.servers)
         self.service = service
-        probes = service.get("probes") or {}
-        self.state = FleetState([s.name for s in self.servers], dict(probes), clock=clock)
+        probes = {str(k): float(v) for k, v in (service.get("probes") or {}).items()}
+        if state is None:
+            state = FleetState([s.name for s in self.servers], probes, clock=clock)
+        else:
+            for probe, interval in probes.items():  # the slower service sets the fallback
+                state.intervals[probe] = max(interval, state.intervals.get(probe, 0.0))
+        self.state = state
         self.failed_plugins: dict[str, str] = dict(service.get("failed_plugins") or {})
         self.listeners: list[Listener] = []
         self.connected = False

@@ -49,6 +49,7 @@ from pacs_tui.monitor import FleetMonitor
 from pacs_tui.plugin_api import Probe
 from pacs_tui.remote.batches import RemoteBatches, RemoteRunner
 from pacs_tui.remote.custody import ServiceCustody
+from pacs_tui.remote.federation import FederatedBatches
 from pacs_tui.rollup import FleetRollup
 from pacs_tui.runbook import Runbook
 from pacs_tui.selector import SelectorError, compile_selector
@@ -125,7 +126,7 @@ class ControlRoomApp(App[int]):
         live_phases: Callable[[], Sequence[tuple[str, str]]] | None = None,
         baseline_compare: tuple[Path, Path] | None = None,
         source: FleetSource | None = None,
-        remote: RemoteBatches | None = None,
+        remote: RemoteBatches | FederatedBatches | None = None,
     ) -> None:
         """Build the control room.
 

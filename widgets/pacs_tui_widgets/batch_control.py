@@ -226,8 +226,8 @@ class BatchControl:
         if runner is None or runner.done or self.app.runner is runner:
             return  # none, over, or this room's own (its last event arrives after its end)
         self.follow(runner)
-        last = (remote.mirror.batch or {}).get("progress")
-        if isinstance(last, dict):
+        last = remote.last_progress(runner)
+        if last is not None:
             runner.progress(last)  # joined mid-batch: the pane starts where the batch is
         self.app.events.note(self.app.state.clock(), f"following batch {runner.batch_id} "
                              f"({runner.plan.summary()}) run by the service")  # fmt: skip

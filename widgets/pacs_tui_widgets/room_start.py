@@ -57,7 +57,7 @@ async def start_monitor(app: ControlRoomApp) -> None:
     )
     app.monitor.start()
     if app.remote is not None:
-        app.remote.mirror.listeners.append(lambda kind, data: service_event(app, kind, data))
+        app.remote.listen(lambda kind, data: service_event(app, kind, data))
         app.batch.follow_service()  # a batch already running there shows at once
         return  # the service names its interrupted batches; this machine's log is not its
     await app.batch.name_interrupted()
