@@ -132,45 +132,59 @@ def _last_event_id(request: web.Request) -> int | None:
 
 
 async def get_events(request: web.Request) -> web.StreamResponse:
-    """The SSE stream: a snapshot (unless resuming), then every event as it is published."""
+    """The SSE stream: a snapshot (unless resuming), then every event as it is published.
+
+    The viewer's queue is attached before the snapshot or backlog is taken, so
+    nothing published meanwhile is lost; what the queue holds that the
+    snapshot or backlog already covered (ids up to ``sent``) is skipped, so
+    nothing is sent twice either.
+    """
     service = _service(request)
     hub = service.hub
     viewer = hub.attach()
+    stream: web.StreamResponse | None = None
     try:
-        async with sse_response(request, send_timeout=SEND_TIMEOUT_S) as stream:
+        async with sse_response(request, send_timeout=SEND_TIMEOUT_S) as sse:
+            stream = sse
             last = _last_event_id(request)
             backlog = hub.since(last) if last is not None else None
             if backlog is None:
-                await _send_snapshot(stream, service)
+                sent = await _send_snapshot(sse, service)
             else:
+                sent = last if last is not None else 0
                 for event in backlog:
-                    await _send(stream, event, service.instance)
-            while stream.is_connected():
+                    await _send(sse, event, service.instance)
+                    sent = event.id
+            while sse.is_connected():
                 events = await viewer.next(timeout=5.0)
                 if viewer.overflowed:
                     viewer.resynced()
-                    await _send_snapshot(stream, service)
+                    sent = await _send_snapshot(sse, service)
                     continue
                 for event in events:
-                    await _send(stream, event, service.instance)
-    except (ConnectionResetError, TimeoutError, asyncio.CancelledError):
+                    if event.id > sent:
+                        await _send(sse, event, service.instance)
+                        sent = event.id
+    except (ConnectionResetError, TimeoutError):
         pass  # the viewer went away or stopped reading: it resumes with Last-Event-ID
     finally:
         hub.detach(viewer)
-    return stream
+    return stream if stream is not None else web.Response(status=503)
 
 
 async def _send(stream: Any, event: Event, instance: str) -> None:
     await stream.send(event.data, id=f"{instance}:{event.id}", event=event.kind)
 
 
-async def _send_snapshot(stream: Any, service: FleetService) -> None:
+async def _send_snapshot(stream: Any, service: FleetService) -> int:
+    """Send the whole state; the sequence number it stands at."""
     snapshot = service.snapshot()
     await stream.send(
         json.dumps(snapshot, separators=(",", ":")),
         id=f"{service.instance}:{snapshot['seq']}",
         event="snapshot",
     )
+    return int(snapshot["seq"])
 
 
 async def post_plan(request: web.Request) -> web.Response:
