@@ -21,6 +21,9 @@ from typing import Any
 from pacs_tui.cli import EXIT_OK, EXIT_USAGE, UsageError, load_fleet
 
 DEFAULT_LISTEN = "127.0.0.1:8765"
+# Seconds a stopping service waits for requests in progress before cancelling them
+# (screens' event streams never end by themselves; other requests take milliseconds).
+SHUTDOWN_TIMEOUT_S = 2.0
 
 
 def register(subparsers: Any) -> None:
@@ -163,23 +166,35 @@ async def _serve(
     )
     counters = BatchCounters()
     service.progress_subscribers.append(counters.observe)
-    await service.start()
-    from pacs_tui.rollup import applicable_probes
-
-    collector = FleetCollector(
-        inventory, service.monitor.state, applicable_probes(service.monitor.probes), counters
-    )
-    registry = fleet_registry(collector)
-    app = build_app(service, tokens, metrics=lambda: render(registry))
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
-    await runner.setup()
+    runner: web.AppRunner | None = None
+    # Why one try from here, not only around the wait: a signal during start-up (probes
+    # opening, the first polls logging in to BMCs) cancels this task too; before, it
+    # skipped service.stop() and left every BMC session it had opened until the BMC's
+    # idle timeout, and exited 143 with the monitor still polling.
     try:
+        await service.start()
+        from pacs_tui.rollup import applicable_probes
+
+        collector = FleetCollector(
+            inventory, service.monitor.state, applicable_probes(service.monitor.probes), counters
+        )
+        registry = fleet_registry(collector)
+        app = build_app(service, tokens, metrics=lambda: render(registry))
+        # Why shutdown_timeout: aiohttp waits that long for each request in progress to
+        # end by itself before cancelling it, and an attached screen's event stream never
+        # ends by itself: at the default 60 s, SIGTERM with a screen attached took >60 s.
+        runner = web.AppRunner(
+            app, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT_S
+        )
+        await runner.setup()
         site = web.TCPSite(runner, host, port, ssl_context=tls)
         try:
             await site.start()
         except OSError as exc:
             print(f"pacs-tui serve: error: cannot listen on {host}:{port}: {exc.strerror}",
                   file=sys.stderr)  # fmt: skip
+            # Why: the poller has started (and may have logged in); log out before exit 2.
+            await service.stop("the service could not listen")
             return EXIT_USAGE
         scheme = "https" if tls else "http"
         shown = f"[{host}]" if ":" in host else host
@@ -189,14 +204,14 @@ async def _serve(
             + (" (read-only)" if service.read_only else ""),
             flush=True,
         )
-        try:
-            await asyncio.Event().wait()
-        except asyncio.CancelledError:
-            print("pacs-tui serve: stopping: aborting a running batch, logging out", flush=True)
-            await service.stop("the service was stopped (signal)")
-            return EXIT_OK
+        await asyncio.Event().wait()
+    except asyncio.CancelledError:
+        print("pacs-tui serve: stopping: aborting a running batch, logging out", flush=True)
+        await service.stop("the service was stopped (signal)")
+        return EXIT_OK
     finally:
-        await runner.cleanup()
+        if runner is not None:
+            await runner.cleanup()
     return EXIT_OK
 
 
