@@ -882,3 +882,27 @@ def test_no_token_in_the_log_any_answer_or_the_audit(served: Served) -> None:
         assert token not in audit_text
     # The tokens file is the one place they are, and it is the owner's alone.
     assert stat.S_IMODE(served.service.tokens_file.stat().st_mode) == 0o600
+
+
+# -- a real Prometheus scrapes the service itself ----------------------------------------
+
+
+async def test_a_real_prometheus_scrapes_the_service(served: Served, tmp_path: Path) -> None:
+    """Acceptance: Prometheus scrapes ``pacs-tui serve``'s own ``/metrics`` with a viewer
+    token from a file, and what it stored is the fleet the service sees."""
+    from prometheus_peer import scraping
+
+    token_file = tmp_path / "wall.token"
+    token_file.write_text(served.wall + "\n")
+    token_file.chmod(0o600)
+    status, _, _ = call(served, "GET", "/metrics", None)
+    assert status == 401  # no token, no metrics
+    async with scraping(f"{served.service.url}/metrics", token_file, tmp_path / "prom") as prom:
+        await prom.wait_for("pacs_tui_servers", lambda v: v == 12.0, timeout=30)
+        assert await prom.value('up{job="pacs-tui"}') == 1.0
+        target = await prom.target()
+        assert target["health"] == "up" and target["lastError"] == "", target
+        # Every server has exactly one power state set, as the service reads it.
+        assert await prom.value("count(sum by (server) (pacs_tui_power_state))") == 12.0
+        assert await prom.value("sum(pacs_tui_power_state)") == 12.0
+        assert await prom.value("sum(pacs_tui_probe_up)") is not None

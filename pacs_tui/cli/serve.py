@@ -159,7 +159,12 @@ async def _serve(
 
     from pacs_tui.service.api import build_app
     from pacs_tui.service.fleet_service import FleetService
-    from pacs_tui.service.metrics import BatchCounters, FleetCollector, fleet_registry, render
+    from pacs_tui.service.metrics import (
+        BatchCounters,
+        FleetCollector,
+        fleet_registry,
+        render_async,
+    )
 
     service = FleetService(
         inventory, text, read_only=args.read_only, custody=custody, site_name=args.site
@@ -179,7 +184,7 @@ async def _serve(
             inventory, service.monitor.state, applicable_probes(service.monitor.probes), counters
         )
         registry = fleet_registry(collector)
-        app = build_app(service, tokens, metrics=lambda: render(registry))
+        app = build_app(service, tokens, metrics=lambda: render_async(registry))
         # Why shutdown_timeout: aiohttp waits that long for each request in progress to
         # end by itself before cancelling it, and an attached screen's event stream never
         # ends by itself: at the default 60 s, SIGTERM with a screen attached took >60 s.
