@@ -17,7 +17,9 @@ from typing import Any
 class BatchProgress:
     """One progress event; every field is plain data."""
 
-    kind: str  # batch-started, wave-started, step, retry, server-done, wave-done, paused, resumed, aborting, halted, batch-done
+    # The audit row's kind: batch-start, wave-start, step, retry, units-stopped, server,
+    # wave-end, pause, resume, abort, halt, batch-end (the words of the audit log).
+    kind: str
     batch: str
     verb: str
     wave: int | None
