@@ -24,12 +24,10 @@ from pacs_tui.remote.sse import SseError, SseEvent, SseParser
 API = "/api/v1"
 TOKEN_ENV = "PACS_TUI_TOKEN"
 REQUEST_TIMEOUT_S = 30.0
-# A stream silent for this long is a service that hung. Why 40 and not 15: the service
-# pings at aiohttp-sse's default, every 15 s (api.py sets no ping_interval), so a quiet
-# service (nothing published: a small fleet all backed off) sends a ping exactly when a
-# 15 s limit runs out, and the screen dropped and re-took the stream every 15 s,
-# flashing "service unreachable". 40 s lets two pings be late before giving up.
-STREAM_SILENCE_S = 40.0
+# A stream silent for this long is a service that hung. The service pings every 5 s
+# (api.PING_INTERVAL_S); 20 s lets three pings be late on a loaded machine before the
+# screen says "service unreachable" (a 15 s limit against 15 s pings flapped).
+STREAM_SILENCE_S = 20.0
 
 
 class ServiceUnavailable(ConnectionError):

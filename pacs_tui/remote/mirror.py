@@ -172,6 +172,8 @@ class ServiceMirror:
     # -- applying events ----------------------------------------------------------------
 
     def _handle(self, event: SseEvent) -> None:
+        if event.kind != "snapshot" and not self._is_new(event.id):
+            return  # already applied (a resent event must not record a reading twice)
         data = json.loads(event.data)
         if not isinstance(data, dict):
             raise WireError(f"event {event.kind} is not an object")
@@ -193,6 +195,16 @@ class ServiceMirror:
             self._tell(event.kind, data)
         if event.id is not None:
             self._seq = event.id
+
+    def _is_new(self, event_id: str | None) -> bool:
+        """False for an id of this service's run at or below the last one applied."""
+        if event_id is None or self._seq is None:
+            return True
+        instance, _, seq = event_id.partition(":")
+        last_instance, _, last_seq = self._seq.partition(":")
+        if instance != last_instance or not seq.isdigit() or not last_seq.isdigit():
+            return True
+        return int(seq) > int(last_seq)
 
     def _apply_snapshot(self, snapshot: Any) -> None:
         if not isinstance(snapshot, dict):

@@ -51,6 +51,9 @@ WRITES: frozenset[tuple[str, str]] = frozenset(
         ("POST", f"{API}/custody"),
     }
 )
+# A ping (an SSE comment) every 5 s lets a screen tell a hung service from a quiet one
+# within its silence limit (pacs_tui.remote.client.STREAM_SILENCE_S).
+PING_INTERVAL_S = 5.0
 SEND_TIMEOUT_S = 30.0  # a viewer that takes no data for this long is dropped; it resumes later
 AUDIT_LIMIT = 1000
 
@@ -144,7 +147,9 @@ async def get_events(request: web.Request) -> web.StreamResponse:
     viewer = hub.attach()
     stream: web.StreamResponse | None = None
     try:
-        async with sse_response(request, send_timeout=SEND_TIMEOUT_S) as sse:
+        async with sse_response(
+            request, send_timeout=SEND_TIMEOUT_S, ping_interval=PING_INTERVAL_S
+        ) as sse:
             stream = sse
             last = _last_event_id(request)
             backlog = hub.since(last) if last is not None else None
