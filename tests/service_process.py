@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -44,6 +45,7 @@ class RunningService:
     process: subprocess.Popen[str]
     log: Path
     tokens_file: Path
+    ca_file: Path | None = None  # the CA of an https:// service
 
     def request(
         self,
@@ -60,8 +62,9 @@ class RunningService:
             request.add_header("Authorization", f"Bearer {token}")
         if data is not None:
             request.add_header("Content-Type", "application/json")
+        context = ssl.create_default_context(cafile=str(self.ca_file)) if self.ca_file else None
         try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
+            with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
                 raw = response.read().decode()
                 status = response.status
         except urllib.error.HTTPError as exc:
@@ -82,6 +85,8 @@ def running_service(
     *args: str,
     timeout: float = 60.0,
     env: dict[str, str] | None = None,
+    scheme: str = "http",
+    ca_file: Path | None = None,
 ) -> Iterator[RunningService]:
     """Start ``pacs-tui serve`` on ``inventory`` with an operator (lead) and a viewer
     (wall) token; wait until it answers; SIGTERM it on exit."""
@@ -101,7 +106,9 @@ def running_service(
     process = subprocess.Popen(
         cmd, stdout=handle, stderr=subprocess.STDOUT, text=True, env={**os.environ, **(env or {})}
     )
-    service = RunningService(f"http://127.0.0.1:{port}", tokens, process, log, tokens_file)
+    service = RunningService(
+        f"{scheme}://127.0.0.1:{port}", tokens, process, log, tokens_file, ca_file
+    )
     try:
         deadline = time.monotonic() + timeout
         while True:

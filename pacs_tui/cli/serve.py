@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import ssl
+import stat
 import sys
 from pathlib import Path
 from typing import Any
@@ -92,15 +93,43 @@ def parse_listen(text: str) -> tuple[str, int]:
 
 
 def _tls(args: argparse.Namespace) -> ssl.SSLContext | None:
+    """The server's TLS context; ``UsageError`` names the file and what is wrong with it."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    from pacs_tui.input_file import CERTIFICATE, PRIVATE_KEY, InputFileError, read_checked
+
     if (args.tls_cert is None) != (args.tls_key is None):
-        raise UsageError("pacs-tui serve: error: --tls-cert and --tls-key go together")
+        raise UsageError("--tls-cert and --tls-key go together")
     if args.tls_cert is None:
         return None
+    try:
+        cert, _ = read_checked(args.tls_cert, CERTIFICATE)
+        key, key_info = read_checked(args.tls_key, PRIVATE_KEY)
+    except InputFileError as exc:
+        raise UsageError(str(exc)) from None
+    mode = stat.S_IMODE(key_info.st_mode)
+    if mode & 0o077:
+        raise UsageError(
+            f"--tls-key {args.tls_key}: mode {mode:04o} lets others read the key; "
+            f"chmod 600 {args.tls_key}"
+        )
+    try:
+        x509.load_pem_x509_certificate(cert)
+    except ValueError:
+        raise UsageError(f"--tls-cert {args.tls_cert}: not a PEM certificate") from None
+    try:
+        serialization.load_pem_private_key(key, password=None)
+    except (ValueError, TypeError):
+        raise UsageError(f"--tls-key {args.tls_key}: not an unencrypted PEM private key") from None
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     try:
         context.load_cert_chain(args.tls_cert, args.tls_key)
     except (OSError, ssl.SSLError) as exc:
-        raise UsageError(f"pacs-tui serve: error: --tls-cert/--tls-key: {exc}") from None
+        raise UsageError(
+            f"--tls-cert {args.tls_cert} / --tls-key {args.tls_key}: the key does not "
+            f"belong to the certificate ({getattr(exc, 'reason', None) or exc})"
+        ) from None
     return context
 
 
