@@ -139,7 +139,53 @@ def custody_affected_sites(
     return affected_sites(inventory, health)
 
 
-class CustodyBoard:
+class CustodyReading:
+    """The read side of a custody board: every server's state and since when.
+
+    Shared by ``CustodyBoard`` (a file this process may change) and a screen's
+    copy of a service's board (``pacs_tui.remote.custody.ServiceCustody``).
+    """
+
+    _states: dict[str, CustodyState]
+    _since: dict[str, str]
+
+    def state(self, name: str) -> CustodyState:
+        """The custody state of ``name``; KeyError names an unknown server."""
+        try:
+            return self._states[name]
+        except KeyError:
+            raise KeyError(f"no server named {name!r} on the custody board") from None
+
+    def since(self, name: str) -> str:
+        """When ``name`` entered its state (a utc_stamp; "" when it never changed)."""
+        return self._since.get(name, "")
+
+    def states(self) -> dict[str, CustodyState]:
+        """Every server's state, in board order."""
+        return dict(self._states)
+
+    def counts(self) -> dict[CustodyState, int]:
+        """Servers per state, every state listed in move order."""
+        tally = {state: 0 for state in CUSTODY_ORDER}
+        for state in self._states.values():
+            tally[state] += 1
+        return tally
+
+    def in_state(self, state: CustodyState) -> list[str]:
+        """Servers currently in ``state``."""
+        return [n for n, s in self._states.items() if s is state]
+
+    def affected_sites(self, inventory: Inventory) -> tuple[AffectedSite, ...]:
+        """Hospitals and clinics with no (or degraded) PACS service given custody.
+
+        A server serves when it is running, powered or verified; one that is
+        shut down, in transit or racked cuts off every server that depends on
+        it (the inventory's ``depends_on``).
+        """
+        return custody_affected_sites(self._states, inventory)
+
+
+class CustodyBoard(CustodyReading):
     """Every server's custody state; changes are validated, locked, persisted and audited."""
 
     def __init__(
@@ -176,43 +222,6 @@ class CustodyBoard:
     ) -> CustodyBoard:
         """The board of every server of ``inventory``."""
         return cls(inventory.names(), path=path, audit=audit)
-
-    # -- reading ----------------------------------------------------------------------
-
-    def state(self, name: str) -> CustodyState:
-        """The custody state of ``name``; KeyError names an unknown server."""
-        try:
-            return self._states[name]
-        except KeyError:
-            raise KeyError(f"no server named {name!r} on the custody board") from None
-
-    def since(self, name: str) -> str:
-        """When ``name`` entered its state (a utc_stamp; "" when it never changed)."""
-        return self._since.get(name, "")
-
-    def states(self) -> dict[str, CustodyState]:
-        """Every server's state, in board order."""
-        return dict(self._states)
-
-    def counts(self) -> dict[CustodyState, int]:
-        """Servers per state, every state listed in move order."""
-        tally = {state: 0 for state in CUSTODY_ORDER}
-        for state in self._states.values():
-            tally[state] += 1
-        return tally
-
-    def in_state(self, state: CustodyState) -> list[str]:
-        """Servers currently in ``state``."""
-        return [n for n, s in self._states.items() if s is state]
-
-    def affected_sites(self, inventory: Inventory) -> tuple[AffectedSite, ...]:
-        """Hospitals and clinics with no (or degraded) PACS service given custody.
-
-        A server serves when it is running, powered or verified; one that is
-        shut down, in transit or racked cuts off every server that depends on
-        it (the inventory's ``depends_on``).
-        """
-        return custody_affected_sites(self._states, inventory)
 
     # -- changing ---------------------------------------------------------------------
 

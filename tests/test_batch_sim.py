@@ -10,8 +10,6 @@ db-001 ← ris-001, bkp-stor-01 ← bkp-arch-01, rtr-001 ← gw-northgate-1.
 from __future__ import annotations
 
 import asyncio
-import json
-import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -48,16 +46,6 @@ def sim(tmp_path: Path) -> Iterator[RunningSim]:
 
 
 # -- the simulator's control API and the DMTF client ------------------------------------
-
-
-def control(sim: RunningSim, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(
-        sim.control_url + path, data=data, method=method,
-        headers={"Content-Type": "application/json"},
-    )  # fmt: skip
-    with urllib.request.urlopen(request, timeout=10) as answer:
-        return json.loads(answer.read())
 
 
 def dmtf_power_states(sim: RunningSim, names: list[str]) -> dict[str, str]:
@@ -177,7 +165,7 @@ async def test_off_then_on_in_dependency_waves(sim: RunningSim, tmp_path: Path) 
         assert last_ts(steps, "rtr-001") < first_ts(steps, "gw-northgate-1")
         gate = next(s for s in steps if s.server == "arch-001" and s.call.startswith("gate"))
         assert gate.outcome == "ok" and "dicom" in gate.call
-    hosts = {h["name"]: h for h in control(sim, "GET", "/hosts")}
+    hosts = {h["name"]: h for h in sim.control("GET", "/hosts")}
     assert hosts["arch-001"]["units"] == {"pacs": "active", "pacs-archive": "active"}
 
 
@@ -196,7 +184,7 @@ async def test_task_monitor_and_strict_state_bmcs(sim: RunningSim, tmp_path: Pat
         servers = [e.inventory.server(strict_leaf)]
         plan, batch = await e.session.plan(servers, "off", e.readings)
         assert plan.touched
-        control(sim, "POST", f"/hosts/{strict_leaf}/power", {"reset_type": "ForceOff"})
+        sim.control("POST", f"/hosts/{strict_leaf}/power", {"reset_type": "ForceOff"})
         runner = e.session.runner(plan, e.readings, batch_id=batch, poll_s=0.1)
         skipped = await runner.run()
         assert skipped.servers[strict_leaf].status == "skipped"
@@ -218,13 +206,13 @@ async def test_task_monitor_and_strict_state_bmcs(sim: RunningSim, tmp_path: Pat
 
 async def test_503_is_retried_and_a_slow_bmc_is_waited_for(sim: RunningSim, tmp_path: Path) -> None:
     busy, slow = "web-001", "web-002"
-    control(sim, "POST", f"/hosts/{slow}/faults", {"bmc_delay_s": 0.4})
+    sim.control("POST", f"/hosts/{slow}/faults", {"bmc_delay_s": 0.4})
     async with engine(sim, tmp_path) as e:
         # Plan first (the power probe must read the BMC), then make it answer 503.
         plan, batch = await e.session.plan(
             [e.inventory.server(busy), e.inventory.server(slow)], "force-off", e.readings
         )
-        control(sim, "POST", f"/hosts/{busy}/faults", {"bmc_503": True})
+        sim.control("POST", f"/hosts/{busy}/faults", {"bmc_503": True})
         runner = e.session.runner(
             plan, e.readings, batch_id=batch, confirmation=Confirmation.assumed(plan),
             poll_s=0.1, retry=RetryPolicy(attempts=6, base_s=0.2, max_s=3),
@@ -233,7 +221,7 @@ async def test_503_is_retried_and_a_slow_bmc_is_waited_for(sim: RunningSim, tmp_
         async def clear_after_a_retry() -> None:
             while not e.events(batch, "retry"):
                 await asyncio.sleep(0.05)
-            control(sim, "DELETE", f"/hosts/{busy}/faults")
+            sim.control("DELETE", f"/hosts/{busy}/faults")
 
         clearing = asyncio.create_task(clear_after_a_retry())
         result = await asyncio.wait_for(runner.run(), 60)
@@ -249,7 +237,7 @@ async def test_ignored_graceful_shutdown_fails_then_escalates(
     sim: RunningSim, tmp_path: Path
 ) -> None:
     stubborn = "web-002"
-    control(sim, "POST", f"/hosts/{stubborn}/faults", {"ignore_graceful_shutdown": True})
+    sim.control("POST", f"/hosts/{stubborn}/faults", {"ignore_graceful_shutdown": True})
     async with engine(sim, tmp_path) as e:
         failed = await e.run([stubborn, "web-001"], "off", PlanOptions(power_timeout_s=1.0))
         assert not failed.ok
@@ -274,8 +262,8 @@ async def test_dicom_that_never_comes_back_holds_the_next_wave(
 ) -> None:
     # Take img-001 and arch-001 down (bypassing any BMC), then power them on.
     for name in ("img-001", "arch-001"):
-        control(sim, "POST", f"/hosts/{name}/power", {"reset_type": "ForceOff"})
-    control(sim, "POST", "/hosts/arch-001/faults", {"dicom_never_ready": True})
+        sim.control("POST", f"/hosts/{name}/power", {"reset_type": "ForceOff"})
+    sim.control("POST", "/hosts/arch-001/faults", {"dicom_never_ready": True})
     gate = GatePolicy(timeout_s=1.5, poll_s=0.1)
     async with engine(sim, tmp_path) as e:
         left = await e.run(
@@ -394,7 +382,7 @@ async def test_a_refused_reset_names_the_server_left_on_with_its_units_stopped(
         calls = [s.call for s in plan.servers[0].steps]
         assert "systemctl stop" in calls[0] and "ResetType=GracefulRestart" in calls[1]
         # The BMC turns into one that refuses GracefulRestart after the plan was made.
-        control(sim, "POST", f"/hosts/{victim}/faults", {"bmc_flavour": "no-graceful-restart"})
+        sim.control("POST", f"/hosts/{victim}/faults", {"bmc_flavour": "no-graceful-restart"})
         try:
             runner = e.session.runner(
                 plan, e.readings, batch_id=batch, confirmation=Confirmation.assumed(plan),
@@ -402,11 +390,11 @@ async def test_a_refused_reset_names_the_server_left_on_with_its_units_stopped(
             )  # fmt: skip
             result = await runner.run()
         finally:
-            control(sim, "DELETE", f"/hosts/{victim}/faults")
+            sim.control("DELETE", f"/hosts/{victim}/faults")
         assert result.servers[victim].status == "failed"
         assert "GracefulRestart" in result.servers[victim].detail
-        units = tuple(control(sim, "GET", f"/hosts/{victim}")["units"])
-        assert set(control(sim, "GET", f"/hosts/{victim}")["units"].values()) == {"inactive"}
+        units = tuple(sim.control("GET", f"/hosts/{victim}")["units"])
+        assert set(sim.control("GET", f"/hosts/{victim}")["units"].values()) == {"inactive"}
         assert result.units_stopped_on == {victim: units}
         assert result.stranded_lines() == [
             f"1 server still On with their PACS units stopped: {victim} ({', '.join(units)})"

@@ -12,7 +12,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -42,16 +41,6 @@ def power(
         [*PACS_TUI, "power", *args, "--inventory", str(inventory or sim.out / "inventory.yaml")],
         input=stdin, capture_output=True, text=True, env=env, timeout=120,
     )  # fmt: skip
-
-
-def control(sim: RunningSim, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(
-        sim.control_url + path, data=data, method=method,
-        headers={"Content-Type": "application/json"},
-    )  # fmt: skip
-    with urllib.request.urlopen(request, timeout=10) as answer:
-        return json.loads(answer.read())
 
 
 def dmtf(sim: RunningSim, name: str, path: str | None = None) -> dict[str, Any]:
@@ -161,20 +150,20 @@ def test_force_off_needs_the_typed_count(sim: RunningSim, tmp_path: Path) -> Non
 
 
 def test_exit_1_when_a_server_misses_its_target(sim: RunningSim, tmp_path: Path) -> None:
-    control(sim, "POST", "/hosts/web-002/faults", {"ignore_graceful_shutdown": True})
+    sim.control("POST", "/hosts/web-002/faults", {"ignore_graceful_shutdown": True})
     try:
         done = power(sim, tmp_path, "off", "--select", "web-002", "--yes", "--json",
                      "--poll", "0.1", "--timeout", "0.6")  # fmt: skip
         text = power(sim, tmp_path, "off", "--select", "web-002", "--yes",
                      "--poll", "0.1", "--timeout", "0.6")  # fmt: skip
     finally:
-        control(sim, "DELETE", "/hosts/web-002/faults")
+        sim.control("DELETE", "/hosts/web-002/faults")
     assert done.returncode == 1
     result = json.loads(done.stdout.splitlines()[-1])
     assert not result["ok"] and result["servers"][0]["status"] == "failed"
     assert states(sim, ["web-002"]) == {"web-002": "On"}
     # Its units were stopped before the shutdown the OS ignored: the PACS is down on a live box.
-    host = next(h for h in control(sim, "GET", "/hosts") if h["name"] == "web-002")
+    host = next(h for h in sim.control("GET", "/hosts") if h["name"] == "web-002")
     units = list(host["units"])
     assert set(host["units"].values()) == {"inactive"}
     assert result["units_stopped_on"] == {"web-002": units}
@@ -186,7 +175,7 @@ def test_exit_1_when_a_server_misses_its_target(sim: RunningSim, tmp_path: Path)
     ends = [r for r in audit_rows(tmp_path) if r["kind"] == "batch-end"]
     assert all("still On with their PACS units stopped: web-002" in r["detail"] for r in ends)
     # Leave the shared simulator as found: a reboot starts the units again.
-    control(sim, "POST", "/hosts/web-002/power", {"reset_type": "ForceRestart"})
+    sim.control("POST", "/hosts/web-002/power", {"reset_type": "ForceRestart"})
 
 
 def test_usage_errors_exit_2(sim: RunningSim, tmp_path: Path) -> None:
@@ -201,7 +190,7 @@ def test_usage_errors_exit_2(sim: RunningSim, tmp_path: Path) -> None:
 def test_kill_9_mid_batch_loses_no_completed_step(sim: RunningSim, tmp_path: Path) -> None:
     victims = ["ris-001", "gw-northgate-1", "bkp-arch-01", "bkp-stor-01"]
     for name in victims:  # slow BMCs, so the batch is still running when it is killed
-        control(sim, "POST", f"/hosts/{name}/faults", {"bmc_delay_s": 0.2})
+        sim.control("POST", f"/hosts/{name}/faults", {"bmc_delay_s": 0.2})
     env = {**os.environ, "PACS_TUI_DATA_DIR": str(tmp_path)}
     process = subprocess.Popen(
         [*PACS_TUI, "power", "off", "--inventory", str(sim.out / "inventory.yaml"),
@@ -224,7 +213,7 @@ def test_kill_9_mid_batch_loses_no_completed_step(sim: RunningSim, tmp_path: Pat
             process.kill()
             process.wait()
         for name in victims:
-            control(sim, "DELETE", f"/hosts/{name}/faults")
+            sim.control("DELETE", f"/hosts/{name}/faults")
     assert process.returncode == -signal.SIGKILL
     assert len(reported) >= 4
     db = sqlite3.connect(tmp_path / "audit.sqlite3")
@@ -250,7 +239,7 @@ def test_an_interrupted_batch_is_named_until_acknowledged(tmp_path: Path) -> Non
 def _interrupted_batch_is_named(sim: RunningSim, data: Path) -> None:
     victims = ["web-001", "web-002", "gw-northgate-1", "rtr-001"]
     for name in victims:  # slow BMCs, so the batch is still running when it is killed
-        control(sim, "POST", f"/hosts/{name}/faults", {"bmc_delay_s": 0.3})
+        sim.control("POST", f"/hosts/{name}/faults", {"bmc_delay_s": 0.3})
     env = {**os.environ, "PACS_TUI_DATA_DIR": str(data)}
 
     def pacs(*args: str) -> subprocess.CompletedProcess[str]:
@@ -290,7 +279,7 @@ def _interrupted_batch_is_named(sim: RunningSim, data: Path) -> None:
             process.kill()
             process.wait()
         for name in victims:
-            control(sim, "DELETE", f"/hosts/{name}/faults")
+            sim.control("DELETE", f"/hosts/{name}/faults")
     assert process.returncode == -signal.SIGKILL and stopped_on, process.stderr
     assert running_seen is not None and running_seen.returncode == 0
     assert "INTERRUPTED" not in running_seen.stdout
@@ -298,7 +287,7 @@ def _interrupted_batch_is_named(sim: RunningSim, data: Path) -> None:
     assert now[stopped_on] == "On"  # its units are stopped, its OS still runs
     not_at_target = [n for n in victims if n not in reached]
     assert all(now[n] == "Off" for n in reached)
-    host = next(h for h in control(sim, "GET", "/hosts") if h["name"] == stopped_on)
+    host = next(h for h in sim.control("GET", "/hosts") if h["name"] == stopped_on)
     assert set(host["units"].values()) == {"inactive"}, host["units"]
     units = " ".join(host["units"])
 

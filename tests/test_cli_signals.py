@@ -38,18 +38,8 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSim]:
         yield running
 
 
-def control(sim: RunningSim, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(
-        sim.control_url + path, data=data, method=method,
-        headers={"Content-Type": "application/json"},
-    )  # fmt: skip
-    with urllib.request.urlopen(request, timeout=10) as answer:
-        return json.loads(answer.read())
-
-
 def sessions(sim: RunningSim, names: list[str]) -> dict[str, int]:
-    return {n: int(control(sim, "GET", f"/hosts/{n}/bmc")["sessions"]) for n in names}
+    return {n: int(sim.control("GET", f"/hosts/{n}/bmc")["sessions"]) for n in names}
 
 
 def start(sim: RunningSim, data: Path, *args: str) -> subprocess.Popen[str]:
@@ -140,7 +130,7 @@ def test_sigterm_at_the_confirmation_prompt_sends_nothing_and_logs_out(
     assert code == 128 + signal.SIGTERM, err
     assert "SIGTERM: stopped; nothing was sent" in err and "Traceback" not in err
     assert sessions(sim, target) == {target[0]: 0}
-    assert control(sim, "GET", f"/hosts/{target[0]}/bmc")["resets"] == []
+    assert sim.control("GET", f"/hosts/{target[0]}/bmc")["resets"] == []
     rows = [(r["kind"], r["outcome"]) for r in audit_rows(tmp_path)]
     assert rows[-1] == ("abort", "stopped") and not any(k == "step" for k, _ in rows)
 
@@ -148,8 +138,8 @@ def test_sigterm_at_the_confirmation_prompt_sends_nothing_and_logs_out(
 def test_sigterm_mid_batch_aborts_audits_and_logs_out(sim: RunningSim, tmp_path: Path) -> None:
     victims = ["bkp-arch-01", "ris-001", "gw-northgate-1"]
     for name in victims:  # slow BMCs, so the batch is still running at the signal
-        control(sim, "POST", f"/hosts/{name}/faults", {"bmc_delay_s": 0.3})
-    before = {n: len(control(sim, "GET", f"/hosts/{n}/bmc")["resets"]) for n in victims}
+        sim.control("POST", f"/hosts/{name}/faults", {"bmc_delay_s": 0.3})
+    before = {n: len(sim.control("GET", f"/hosts/{n}/bmc")["resets"]) for n in victims}
     process = start(
         sim, tmp_path, "power", "force-off", "--select", ",".join(victims), "--yes", "--json",
         "--concurrency", "1", "--poll", "0.1", "--timeout", "30",
@@ -165,7 +155,7 @@ def test_sigterm_mid_batch_aborts_audits_and_logs_out(sim: RunningSim, tmp_path:
             process.kill()
             process.wait()
         for name in victims:
-            control(sim, "DELETE", f"/hosts/{name}/faults")
+            sim.control("DELETE", f"/hosts/{name}/faults")
     assert code == 1, err  # not every server reached its target
     result = json.loads(out.splitlines()[-1])
     assert result["kind"] == "result" and result["aborted"]
@@ -179,7 +169,7 @@ def test_sigterm_mid_batch_aborts_audits_and_logs_out(sim: RunningSim, tmp_path:
     # Each BMC received at most one reset, and exactly the ones the audit says were sent.
     total = 0
     for name in victims:
-        received = control(sim, "GET", f"/hosts/{name}/bmc")["resets"][before[name] :]
+        received = sim.control("GET", f"/hosts/{name}/bmc")["resets"][before[name] :]
         audited = [r for r in rows if r["kind"] == "step" and r["server"] == name]
         assert len(received) <= 1, (name, received)
         assert len([r for r in audited if "ForceOff" in r["call"]]) == len(received), (
@@ -190,7 +180,7 @@ def test_sigterm_mid_batch_aborts_audits_and_logs_out(sim: RunningSim, tmp_path:
     # Put back what was forced off, for the other tests on this simulator.
     for name in victims:
         with contextlib.suppress(urllib.error.HTTPError):  # a strict BMC refuses On when On
-            control(sim, "POST", f"/hosts/{name}/power", {"reset_type": "On"})
+            sim.control("POST", f"/hosts/{name}/power", {"reset_type": "On"})
 
 
 @pytest.mark.parametrize("command", ["wall", "run"])

@@ -22,7 +22,6 @@ import argparse
 import asyncio
 import contextlib
 import http.client
-import json
 import os
 import signal
 import socket
@@ -31,7 +30,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -54,26 +52,16 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSim]:
         yield running
 
 
-def control(sim: RunningSim, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(
-        sim.control_url + path, data=data, method=method,
-        headers={"Content-Type": "application/json"},
-    )  # fmt: skip
-    with urllib.request.urlopen(request, timeout=10) as answer:
-        return json.loads(answer.read())
-
-
 def names(sim: RunningSim) -> list[str]:
     return [s["name"] for s in sim.servers()]
 
 
 def sessions(sim: RunningSim) -> dict[str, int]:
-    return {n: int(control(sim, "GET", f"/hosts/{n}/bmc")["sessions"]) for n in names(sim)}
+    return {n: int(sim.control("GET", f"/hosts/{n}/bmc")["sessions"]) for n in names(sim)}
 
 
 def resets(sim: RunningSim, name: str) -> list[Any]:
-    return list(control(sim, "GET", f"/hosts/{name}/bmc")["resets"])
+    return list(sim.control("GET", f"/hosts/{name}/bmc")["resets"])
 
 
 def wait_for_logins(sim: RunningSim, before: dict[str, int]) -> list[str]:
@@ -169,7 +157,7 @@ def test_sigterm_mid_batch_aborts_audits_sends_no_second_reset_and_logs_out(
     before_sessions = sessions(sim)
     before_resets = {n: len(resets(sim, n)) for n in VICTIMS}
     for name in VICTIMS:  # the OS ignores the shutdown: the batch waits on their power
-        control(sim, "POST", f"/hosts/{name}/faults", {"ignore_graceful_shutdown": True})
+        sim.control("POST", f"/hosts/{name}/faults", {"ignore_graceful_shutdown": True})
     try:
         with running_service(sim.out / "inventory.yaml", tmp_path / "svc") as service:
             wait_for_logins(sim, before_sessions)
@@ -227,7 +215,7 @@ def test_sigterm_mid_batch_aborts_audits_sends_no_second_reset_and_logs_out(
         assert "no interrupted batches" in done.stdout, done.stdout
     finally:
         for name in VICTIMS:
-            control(sim, "DELETE", f"/hosts/{name}/faults")
+            sim.control("DELETE", f"/hosts/{name}/faults")
 
 
 # -- SIGTERM during start-up ----------------------------------------------------------

@@ -1,7 +1,6 @@
 """ServiceCustody: a service's custody board, as an attached screen reads and changes it.
 
-It reads like ``CustodyBoard`` (``state``, ``states``, ``since``, ``counts``,
-``in_state``, ``affected_sites``), from the snapshot and ``custody`` events
+It reads as ``CustodyBoard`` does (``CustodyReading``), from the snapshot and ``custody`` events
 the mirror receives; ``version`` grows with every change, so a screen redraws
 only when something moved. Changes go to the service (``POST
 /api/v1/custody``), which checks them under its lock, writes its file and
@@ -13,22 +12,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from pacs_tui.custody import (
-    CUSTODY_ORDER,
-    CustodyState,
-    custody_affected_sites,
-)
-from pacs_tui.inventory import Inventory
+from pacs_tui.custody import CustodyReading, CustodyState
 from pacs_tui.remote.client import ServiceError, ServiceUnavailable
 from pacs_tui.remote.mirror import ServiceMirror
-from pacs_tui.rollup import AffectedSite
 
 
 class ServiceCustodyError(Exception):
     """The service refused a custody change or did not answer; the message says why."""
 
 
-class ServiceCustody:
+class ServiceCustody(CustodyReading):
     """The custody board of the service a mirror follows."""
 
     def __init__(self, mirror: ServiceMirror) -> None:
@@ -58,38 +51,6 @@ class ServiceCustody:
             self.apply(data.get("custody"))
         elif kind == "snapshot":
             self.apply(self.mirror.custody)
-
-    # -- reading (as CustodyBoard) --------------------------------------------------------
-
-    def state(self, name: str) -> CustodyState:
-        """The custody state of ``name``; KeyError names an unknown server."""
-        try:
-            return self._states[name]
-        except KeyError:
-            raise KeyError(f"no server named {name!r} on the custody board") from None
-
-    def states(self) -> dict[str, CustodyState]:
-        """Every server's state."""
-        return dict(self._states)
-
-    def since(self, name: str) -> str:
-        """When ``name`` entered its state ("" when it never changed)."""
-        return self._since.get(name, "")
-
-    def counts(self) -> dict[CustodyState, int]:
-        """Servers per state, every state in move order."""
-        tally = {state: 0 for state in CUSTODY_ORDER}
-        for state in self._states.values():
-            tally[state] += 1
-        return tally
-
-    def in_state(self, state: CustodyState) -> list[str]:
-        """Servers currently in ``state``."""
-        return [n for n, s in self._states.items() if s is state]
-
-    def affected_sites(self, inventory: Inventory) -> tuple[AffectedSite, ...]:
-        """Hospitals and clinics cut off by custody alone."""
-        return custody_affected_sites(self._states, inventory)
 
     # -- changing (in the service) -------------------------------------------------------
 

@@ -59,7 +59,7 @@ AUDIT_LIMIT = 1000
 
 SERVICE_KEY = web.AppKey("service", FleetService)
 TOKENS_KEY = web.AppKey("tokens", TokenTable)
-CALLER = "pacs_tui.caller"
+CALLER = web.RequestKey("caller", Caller)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -92,9 +92,7 @@ def _service(request: web.Request) -> FleetService:
 
 
 def _caller(request: web.Request) -> Caller:
-    caller = request[CALLER]
-    assert isinstance(caller, Caller)
-    return caller
+    return request[CALLER]
 
 
 async def _json_body(request: web.Request) -> Any:
