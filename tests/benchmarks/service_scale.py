@@ -8,6 +8,9 @@ screens. Only loopback is used.
 
 Method
 ------
+0. **Warm-up.** At least ``--warmup`` seconds, then until every BMC holds its
+   Redfish session (the first power poll of every server is done) or the
+   count stops changing, at most ``--warmup-max``.
 1. **A control room in a real terminal.** ``pacs-tui run --connect URL`` runs
    in a 160×50 pty (``pty_terminal.PtyTerminal``: pyte emulates the terminal;
    the time of a key is from writing it to the pty until the output that
@@ -16,9 +19,11 @@ Method
    next row and on no other. Filter keystrokes: ``/`` (timed until the filter
    bar shows), then a word letter by letter, each timed until the grid's rows
    are exactly the first rows of what that filter matches (computed with the
-   room's own ``FleetRows``); a letter that does not change the visible rows is
-   typed but not timed; ``escape`` clears (timed too: it includes Textual's
-   100 ms ESCDELAY). Keys are 0.15–0.35 s apart. The room's CPU share is
+   room's own ``FleetRows``); a letter that leaves the visible rows as they
+   were is timed apart, until the bar echoes it; ``escape`` clears (timed too:
+   it includes Textual's 100 ms ESCDELAY). Keys are 0.15–0.35 s apart. A key
+   whose frame does not come within 5 s counts as such and is not a sample
+   (the next waits until the screen caught up). The room's CPU share is
    utime+stime from ``/proc/PID/stat`` over a window without keys (it only
    renders) and over the key trials.
    **Rows changing.** ``serve`` takes no probe settings, so its probes poll at
@@ -38,8 +43,9 @@ Method
    received) are counted at the simulator (``GET /hosts/NAME/bmc`` for every
    server, one per BMC address) with 0, 1 (+ the room) and 10 screens.
 3. **A viewer that stops reading.** A raw SSE client (receive buffer
-   ``--stall-rcvbuf`` bytes, so the stall reaches the service within seconds
-   instead of after the kernel's autotuned megabytes) opens
+   ``--stall-rcvbuf`` bytes, so the stall is not hidden in megabytes of its
+   own autotuned buffer; the service's send buffer still holds some: at 300
+   servers a 15 s stall never reaches the service) opens
    ``GET /api/v1/events`` with a viewer token, reads normally for
    ``--stall-seconds`` (the service's RSS drift without a stall), then reads
    nothing for ``--stall-seconds``, then reads again. VmRSS of the service is
@@ -82,14 +88,14 @@ MEASURES = (
     "and its CPU; BMC sessions and service CPU with 0/1/10 screens; a stalled viewer's cost"
 )
 LEAVES_OUT = (
-    "3 000 servers under make bench (run it with no arguments); a real terminal's drawing "
-    "(pyte emulates text); network latency (loopback); probe intervals below 5 s (serve "
-    "takes no settings); screens on other machines (all share these 2 cores); ten rooms "
-    "(the ten screens are bare mirrors)"
+    "3 000 servers under make bench (run it with no arguments); every row changing every "
+    "second (serve polls at its built-in 5-10 s intervals, and falls behind them at 3 000); "
+    "a real terminal's drawing (pyte emulates text); network latency (loopback); screens on "
+    "other machines (all share these 2 cores); ten rooms (the ten screens are bare mirrors)"
 )
 QUICK_ARGS = (
     "--servers", "300", "--warmup", "15", "--cursor-keys", "40", "--filter-words", "6",
-    "--cpu-seconds", "10", "--screen-seconds", "10", "--stall-seconds", "15",
+    "--cpu-seconds", "10", "--screen-seconds", "15", "--stall-seconds", "15",
 )  # fmt: skip
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -678,6 +684,7 @@ def measure(
         table.append((what, value, how))
         log(f"  {what}: {value}  [{how}]")
 
+    load0 = os.getloadavg()[0]
     # -- warm-up, 0 screens ------------------------------------------------------------
     # At least --warmup seconds, then until every BMC has its Redfish session (the first
     # power poll of every server is done) or the count stops changing, at most --warmup-max.
@@ -771,8 +778,8 @@ def measure(
         row("key → frame, cursor j/k", cursor.text(),
             f"pty {args.size}; once pyte applied it: p90 {cursor_em.p90:.0f} ms")  # fmt: skip
         row("key → frame, filter letter", letters.text(),
-            f"until the grid shows the filtered rows; {results.letters_unseen} letters changed "
-            f"no visible row (not timed); emulated p90 {letters_em.p90:.0f} ms")  # fmt: skip
+            f"until the grid shows the filtered rows ({results.letters_unseen} more left the "
+            f"visible rows as they were: next row); emulated p90 {letters_em.p90:.0f} ms")  # fmt: skip
         row("key → frame, letter, bar echo only", Spread.of(results.echo).text(),
             "letters that left the visible rows as they were: until the bar shows the text")  # fmt: skip
         row("key → frame, / (filter bar)", bar.text(), "until the bar shows")
@@ -864,12 +871,17 @@ def measure(
         ),
         Figure(f"{n}: service CPU, 1 screen", one_cpu * 100, "% core"),
         Figure(f"{n}: service CPU growth 1→{args.screens}", growth, "%"),
+        Figure(f"{n}: serve RSS", stall["rss_mb"], "MiB"),
         Figure(f"{n}: serve RSS growth, {args.stall_seconds:.0f} s stall", stall["growth"], "MiB"),
         Figure(f"{n}: stalled viewer resynced", int(stall["resynced"]), "bool"),
     ]
     misses = []
-    if cursor.p90 > 100 or letters.p90 > 100:
-        misses.append("key → frame p90 over 100 ms")
+    # Issue 14: p90 ≤ 50 ms at 300 servers, ≤ 100 ms at 3 000 (issue 11 too).
+    target_ms = 50 if n <= 300 else 100
+    if cursor.p90 > target_ms:
+        misses.append(f"cursor key → frame p90 over {target_ms} ms")
+    if letters.p90 > target_ms:
+        misses.append(f"filter key → frame p90 over {target_ms} ms")
     if idle_share["room"] > 0.10:
         misses.append("room CPU over 10 % of a core")
     if growth > 10:
@@ -878,8 +890,11 @@ def measure(
         misses.append("BMC sessions changed with screens")
     if not stall["resynced"]:
         misses.append("the stalled viewer did not resync")
+    row("machine load", f"{load0:.1f} → {os.getloadavg()[0]:.1f}",
+        f"1-min load average at start and end, {os.cpu_count()} cores; other work on the "
+        "machine competes with these figures")  # fmt: skip
     row("targets missed", "; ".join(misses) or "none",
-        "p90 ≤ 100 ms, room ≤ 10 %, growth ≤ 10 %, sessions same, resync")  # fmt: skip
+        f"p90 ≤ {target_ms} ms, room ≤ 10 %, growth ≤ 10 %, sessions same, resync")  # fmt: skip
     return room_code
 
 
@@ -976,6 +991,7 @@ def stall_test(service: Any, args: argparse.Namespace, serve_pid: int) -> dict[s
     return {
         "rows": rows,
         "growth": stalled_mb - reading_end,
+        "rss_mb": reading_end,
         "resynced": resynced,
         "samples": samples,
     }
