@@ -63,6 +63,7 @@ import http.client
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import statistics
@@ -633,6 +634,7 @@ def main() -> int:
     parser.add_argument("--stall-seconds", type=float, default=60.0)
     parser.add_argument("--stall-rcvbuf", type=int, default=65536)
     parser.add_argument("--size", default="160x50", help="the room's terminal, COLUMNSxLINES")
+    parser.add_argument("--keep", action="store_true", help="keep the work folder (logs, tokens)")
     args = parser.parse_args()
     from service_process import running_service
     from sim_process import running_sim
@@ -642,13 +644,17 @@ def main() -> int:
     table: list[tuple[str, str, str]] = []  # (what, figure, method / spread)
     began = time.monotonic()
     log(f"service_scale: {args.servers} servers; work folder {work}")
-    with running_sim(work / "sim", "--servers", str(args.servers), timeout=600) as sim:
-        log(f"  simulator up ({time.monotonic() - began:.0f} s)")
-        serve_env = {"PACS_TUI_DATA_DIR": str(work / "serve-data")}
-        with running_service(
-            sim.out / "inventory.yaml", work / "serve", timeout=600, env=serve_env
-        ) as service:
-            code = measure(args, work, sim, service, figures, table)
+    try:
+        with running_sim(work / "sim", "--servers", str(args.servers), timeout=600) as sim:
+            log(f"  simulator up ({time.monotonic() - began:.0f} s)")
+            serve_env = {"PACS_TUI_DATA_DIR": str(work / "serve-data")}
+            with running_service(
+                sim.out / "inventory.yaml", work / "serve", timeout=600, env=serve_env
+            ) as service:
+                code = measure(args, work, sim, service, figures, table)
+    finally:
+        if not args.keep:  # tokens, the simulator's keys and credentials: nothing to leave
+            shutil.rmtree(work, ignore_errors=True)
     log(f"\nservice_scale: {args.servers} servers, done in {time.monotonic() - began:.0f} s\n")
     width = max(len(w) for w, _, _ in table)
     for what, value, how in table:
@@ -871,6 +877,7 @@ def measure(
         ),
         Figure(f"{n}: service CPU, 1 screen", one_cpu * 100, "% core"),
         Figure(f"{n}: service CPU growth 1→{args.screens}", growth, "%"),
+        Figure(f"{n}: service CPU per reading, growth 1→{args.screens}", growth_per_reading, "%"),
         Figure(f"{n}: serve RSS", stall["rss_mb"], "MiB"),
         Figure(f"{n}: serve RSS growth, {args.stall_seconds:.0f} s stall", stall["growth"], "MiB"),
         Figure(f"{n}: stalled viewer resynced", int(stall["resynced"]), "bool"),
