@@ -42,6 +42,7 @@ from pacs_tui.sim.host import HardwareFacts, HostTimings, SimulatedHost
 from pacs_tui.sim.pki import FleetPki
 from pacs_tui.sim.redfish_flavour import ENCLOSURE_SIZE, FlavourTimings, group_blades, profile
 from pacs_tui_redfish_power.probe import RedfishPowerProbe
+from sim_process import stop_process
 
 USER = "root"
 PASSWORD = "pw-" + "x7Qk2-sim-bmc"  # a test secret; tests assert it never shows up
@@ -357,12 +358,7 @@ def remote_bmcs(folder: Path, count: int, *, within_s: float = 60.0) -> Iterator
         info = json.loads(ready.read_text())
         yield RemoteBmcs(info["addresses"], info["port"], Path(info["ca_file"]), process)
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, 10)
 
 
 async def _serve_bmcs(folder: Path, count: int) -> None:

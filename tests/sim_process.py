@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -86,14 +86,36 @@ def running_sim(out: Path, *args: str, timeout: float = 60.0) -> Iterator[Runnin
         inventory = yaml.safe_load((out / "inventory.yaml").read_text())
         yield RunningSim(out, state, inventory, proc)
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.kill(proc.pid, signal.SIGKILL)
-                proc.wait()
+        stop_process(proc, 20)
         log.close()
+
+
+def stop_process(process: subprocess.Popen[Any], timeout: float) -> None:
+    """SIGTERM a child still running, wait ``timeout`` s for it, then SIGKILL it."""
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def audit_rows(data: Path, *, missing_ok: bool = False) -> list[dict[str, Any]]:
+    """Every row of the audit log in data directory ``data``, oldest first.
+
+    ``missing_ok``: no log yet reads as no rows (else sqlite's error surfaces).
+    """
+    path = data / "audit.sqlite3"
+    if missing_ok and not path.exists():
+        return []
+    db = sqlite3.connect(path)
+    db.row_factory = sqlite3.Row
+    try:
+        return [dict(r) for r in db.execute("SELECT * FROM events ORDER BY id")]
+    finally:
+        db.close()
 
 
 def log_text(out: Path) -> str:

@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from peers import require_module
-from sim_process import RunningSim, running_sim
+from sim_process import RunningSim, audit_rows, running_sim
 
 PACS_TUI = [sys.executable, "-m", "pacs_tui"]
 FAST = ["--poll", "0.1", "--gate-timeout", "30", "--timeout", "30"]
@@ -65,15 +65,6 @@ def dmtf(sim: RunningSim, name: str, path: str | None = None) -> dict[str, Any]:
 
 def states(sim: RunningSim, names: list[str]) -> dict[str, str]:
     return {n: dmtf(sim, n)["PowerState"] for n in names}
-
-
-def audit_rows(data: Path) -> list[dict[str, Any]]:
-    db = sqlite3.connect(data / "audit.sqlite3")
-    db.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in db.execute("SELECT * FROM events ORDER BY id")]
-    finally:
-        db.close()
 
 
 def test_dry_run_shows_every_call_and_changes_nothing(sim: RunningSim, tmp_path: Path) -> None:

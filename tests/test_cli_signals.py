@@ -12,7 +12,6 @@ import json
 import os
 import pty
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -21,11 +20,10 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from sim_process import RunningSim, running_sim, wait_until
+from sim_process import RunningSim, audit_rows, running_sim, wait_until
 
 PACS_TUI = [sys.executable, "-m", "pacs_tui"]
 WATCHED = ["web-001", "web-002", "ris-001"]
@@ -83,15 +81,6 @@ def test_status_watch_logs_out_on_sigterm_and_sigint(
     assert "Traceback" not in err
     assert "healthy" in out
     assert sessions(sim, WATCHED) == dict.fromkeys(WATCHED, 0)
-
-
-def audit_rows(data: Path) -> list[dict[str, Any]]:
-    db = sqlite3.connect(data / "audit.sqlite3")
-    db.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in db.execute("SELECT * FROM events ORDER BY id")]
-    finally:
-        db.close()
 
 
 def test_sigterm_at_the_confirmation_prompt_sends_nothing_and_logs_out(

@@ -25,7 +25,6 @@ import http.client
 import os
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -38,7 +37,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from service_process import RunningService, add_token, free_port, running_service
-from sim_process import RunningSim, running_sim, wait_until
+from sim_process import RunningSim, audit_rows, running_sim, wait_until
 
 PACS_TUI = [sys.executable, "-m", "pacs_tui"]
 VICTIMS = ["web-001", "web-002", "ris-001"]  # leaves: an `off` of them needs no override
@@ -114,15 +113,6 @@ def sigterm(process: subprocess.Popen[str]) -> tuple[int, float]:
         process.wait()
         pytest.fail("serve did not exit within 60 s of SIGTERM")
     return code, time.monotonic() - started
-
-
-def audit_rows(data: Path) -> list[dict[str, Any]]:
-    db = sqlite3.connect(data / "audit.sqlite3")
-    db.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in db.execute("SELECT * FROM events ORDER BY id")]
-    finally:
-        db.close()
 
 
 # -- SIGTERM while idle ---------------------------------------------------------------

@@ -25,7 +25,6 @@ import copy
 import json
 import os
 import re
-import sqlite3
 import stat
 import subprocess
 import sys
@@ -49,6 +48,7 @@ from openapi_spec_validator import validate as validate_spec
 
 from service_process import RunningService, running_service
 from sim_process import RunningSim, running_sim, wait_until
+from sim_process import audit_rows as sim_audit_rows
 
 SPEC_FILE = Path(__file__).resolve().parents[1] / "docs" / "openapi.yaml"
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
@@ -321,15 +321,7 @@ def received(sim: RunningSim) -> Received:
 
 
 def audit_rows(data: Path) -> list[dict[str, Any]]:
-    path = data / "audit.sqlite3"
-    if not path.exists():
-        return []
-    db = sqlite3.connect(path)
-    db.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in db.execute("SELECT * FROM events ORDER BY id")]
-    finally:
-        db.close()
+    return sim_audit_rows(data, missing_ok=True)  # a service that wrote nothing has no log
 
 
 def custody_board(served: Served) -> Any:

@@ -49,7 +49,7 @@ import pytest
 
 from peers import require_binary, require_module
 from service_process import RunningService, free_port, running_service
-from sim_process import RunningSim, running_sim, wait_until
+from sim_process import RunningSim, running_sim, stop_process, wait_until
 
 pytestmark = pytest.mark.peer("chromium")
 
@@ -421,13 +421,7 @@ def test_wall_in_chromium_shows_counters_and_keys_change_nothing(
     finally:
         if driver is not None:
             driver.quit()
-        if web.poll() is None:
-            web.send_signal(signal.SIGTERM)
-            try:
-                web.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                web.kill()
-                web.wait()
+        stop_process(web, 20)
         for pid in walls:  # orphans now, if any
             if _alive(pid):
                 os.kill(pid, signal.SIGKILL)
