@@ -55,6 +55,8 @@ class SystemDiscovery(SessionAuth):
             async with self._discovery_lock:
                 if self._members is None:
                     root = await self._service_root()
+                    if root.systems is None:
+                        raise BmcBadAnswer(f"the service root of {self._where} lists no Systems")
                     answer = await self._call("GET", root.systems, use)
                     members = json_object(answer, "GET", root.systems).get("Members")
                     paths = [link(m) for m in members] if isinstance(members, list) else []

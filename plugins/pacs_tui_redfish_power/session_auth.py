@@ -62,7 +62,7 @@ _MAX_ORPHANS = 4
 class ServiceRoot:
     """What the client needs of ``/redfish/v1/``: the Systems and Sessions paths."""
 
-    systems: str
+    systems: str | None  # None: a service without servers (a PDU), known only to discovery
     sessions: str | None  # None: the BMC has no SessionService
 
 
@@ -97,8 +97,6 @@ class SessionAuth(BmcTransport):
             raise_for_status(answer, "GET", SERVICE_ROOT)
             body = json_object(answer, "GET", SERVICE_ROOT)
             systems = link(body.get("Systems"))
-            if systems is None:
-                raise BmcBadAnswer(f"the service root of {self._where} lists no Systems")
             links = body.get("Links")
             sessions = link(links.get("Sessions")) if isinstance(links, dict) else None
             if sessions is None:
