@@ -22,6 +22,16 @@ and in the plugin's ``pyproject.toml``::
 
     [project.entry-points."pacs_tui.probes"]
     uptime = "my_package.probe:UptimeProbe"
+
+A probe that judges a latency against a limit judges it net of our own event
+loop's lag (``pacs_tui.loop_lag``): a peer is never slow or failed because this
+process was busy::
+
+    with measure_loop_lag() as lag:
+        answer = await exchange()
+    verdict = judge_latency(answer.latency_ms, limit_ms, lag.late_ms)
+    if verdict.verdict == "unreliable":
+        return ProbeResult.unreliable("ok", verdict.describe("echo"), lag.late_ms)
 """
 
 from __future__ import annotations
@@ -32,6 +42,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar
+
+# Our own lag, for probes that time an exchange (re-exported: plugins import only this module).
+from pacs_tui.loop_lag import LAG_FACT as LAG_FACT
+from pacs_tui.loop_lag import UNRELIABLE_FACT as UNRELIABLE_FACT
+from pacs_tui.loop_lag import LagWindow as LagWindow
+from pacs_tui.loop_lag import LatencyVerdict as LatencyVerdict
+from pacs_tui.loop_lag import judge_latency as judge_latency
+from pacs_tui.loop_lag import lag_explains_timeout as lag_explains_timeout
+from pacs_tui.loop_lag import measure_loop_lag as measure_loop_lag
+from pacs_tui.loop_lag import unreliable_detail as unreliable_detail
 
 if TYPE_CHECKING:
     from pacs_tui.inventory import Inventory, Server
@@ -93,6 +113,34 @@ class ProbeResult:
         if self.facts.get("endpoint_answered"):
             return False
         return self.health in (Health.DOWN, Health.UNREACHABLE, Health.UNKNOWN)
+
+    @property
+    def measurement_unreliable(self) -> bool:
+        """The reading could not be taken fairly because of us (our loop, our queue).
+
+        Such a reading is UNKNOWN, never DEGRADED or DOWN; a one-off sweep takes it again.
+        """
+        return bool(self.facts.get(UNRELIABLE_FACT))
+
+    @classmethod
+    def unreliable(
+        cls,
+        state: str,
+        detail: str,
+        lag_ms: float | None = None,
+        *,
+        latency_ms: float | None = None,
+        **facts: Any,
+    ) -> ProbeResult:
+        """An UNKNOWN reading that our own lag or queue spoiled (``detail`` says how).
+
+        ``lag_ms``: how late our event loop ran during the measurement (ms), kept
+        in ``facts["loop_lag_ms"]``; ``facts["measurement_unreliable"]`` is the detail.
+        """
+        extra: dict[str, Any] = {UNRELIABLE_FACT: detail}
+        if lag_ms is not None:
+            extra[LAG_FACT] = round(lag_ms, 1)
+        return cls(state, Health.UNKNOWN, latency_ms, detail, time.time(), {**facts, **extra})
 
     @classmethod
     def make(

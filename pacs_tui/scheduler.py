@@ -4,6 +4,14 @@ One scheduler per fleet: screens and the CLI read ``FleetState`` and never
 poll on their own, because BMCs allow only a handful of sessions. Each
 (server, probe) pair has one loop that schedules its next poll when the last
 one finished, so polls never pile up behind a slow endpoint.
+
+The first poll of each pair is the expensive one (TLS handshake and login at a
+BMC, SSH key exchange, a DICOM association and the first C-FIND): at most
+``ConcurrencyCaps.first_polls`` of them run at once, each holding its slot for
+at most ``first_poll_hold_s``, so a first sweep ramps up instead of opening every
+connection of the fleet at once and congesting our own event loop (which made
+healthy peers read "slow"). A dead endpoint therefore delays the ramp by at most
+the hold, never by its timeout.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from pacs_tui.inventory import Server
+from pacs_tui.loop_lag import lag_explains_timeout, measure_loop_lag, unreliable_detail
 from pacs_tui.plugin_api import Health, Probe, ProbeResult
 from pacs_tui.state import FleetState
 
@@ -34,6 +43,13 @@ class ConcurrencyCaps:
     per_endpoint: int = 4
     per_bmc: int = 2  # real BMCs allow few sessions and serialise requests
     per_ssh_host: int = 2  # sshd's MaxStartups drops bursts of new connections
+    # First polls (handshakes, logins) in flight at once, each holding its slot
+    # at most first_poll_hold_s (s): the ramp of a first sweep.
+    first_polls: int = 24
+    first_poll_hold_s: float = 0.5
+    # Readings our own lag or queue spoiled, measured again at the end of a
+    # one-off sweep, this many at once.
+    remeasure: int = 4
 
     def limit_for(self, endpoint: str) -> int:
         """The cap of one endpoint key (``bmc:…``, ``ssh:…``, anything else)."""
@@ -79,6 +95,11 @@ class Scheduler:
         self.peak_in_flight = 0
         self.peak_per_endpoint: dict[str, int] = {}
         self._per_endpoint_now: dict[str, int] = {}
+        self._first_polls = asyncio.Semaphore(self.caps.first_polls)
+        self._polled: set[tuple[str, str]] = set()  # pairs past their first poll
+        self.first_polls_in_flight = 0
+        self.peak_first_polls = 0
+        self.remeasured = 0  # readings taken again by sweeps (our lag spoiled them)
 
     def pairs(self, names: Iterable[str] | None = None) -> list[tuple[Server, Probe]]:
         """Every (server, probe) pair that applies, for the given servers or all."""
@@ -88,7 +109,36 @@ class Scheduler:
     # -- one poll ---------------------------------------------------------------
 
     async def poll(self, server: Server, probe: Probe) -> ProbeResult:
-        """Run one probe on one server under the caps and record the result."""
+        """Run one probe on one server under the caps and record the result.
+
+        A pair's first poll waits for a first-poll slot (the ramp) before the caps.
+        """
+        key = (server.name, probe.name)
+        if key in self._polled:
+            return await self._poll(server, probe)
+        self._polled.add(key)
+        await self._first_polls.acquire()
+        self.first_polls_in_flight += 1
+        self.peak_first_polls = max(self.peak_first_polls, self.first_polls_in_flight)
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                self.first_polls_in_flight -= 1
+                self._first_polls.release()
+
+        # The slot is held until the poll ends or first_poll_hold_s passes: a
+        # silent endpoint must not hold the ramp for its whole timeout.
+        timer = asyncio.get_running_loop().call_later(self.caps.first_poll_hold_s, release)
+        try:
+            return await self._poll(server, probe)
+        finally:
+            timer.cancel()
+            release()
+
+    async def _poll(self, server: Server, probe: Probe) -> ProbeResult:
         endpoint = probe.endpoint(server)
         gate = self._endpoints.get(endpoint)
         if gate is None:
@@ -97,19 +147,30 @@ class Scheduler:
             self._enter(endpoint)
             started = time.perf_counter()
             deadline = poll_deadline_s(probe)
-            try:
-                result = await asyncio.wait_for(probe.probe(server), deadline)
-            except TimeoutError:
-                result = ProbeResult.make(
-                    "timeout", Health.DOWN, detail=f"no answer in {deadline:.0f} s"
-                )
-            except Exception as exc:  # a plugin bug must not stop the other probes
-                log.exception("probe %s failed on %s", probe.name, server.name)
-                result = ProbeResult.make(
-                    "error", Health.UNKNOWN, detail=f"probe error: {type(exc).__name__}: {exc}"
-                )
-            finally:
-                self._leave(endpoint)
+            # Measured from here, after our own caps: waiting for them is not the peer's time.
+            with measure_loop_lag() as lag:
+                try:
+                    result = await asyncio.wait_for(probe.probe(server), deadline)
+                except TimeoutError:
+                    if lag_explains_timeout(lag.late_ms, deadline):
+                        result = ProbeResult.unreliable(
+                            "timeout",
+                            unreliable_detail(
+                                lag.late_ms, f"a poll cut off after {deadline:.0f} s"
+                            ),
+                            lag.late_ms,
+                        )
+                    else:
+                        result = ProbeResult.make(
+                            "timeout", Health.DOWN, detail=f"no answer in {deadline:.0f} s"
+                        )
+                except Exception as exc:  # a plugin bug must not stop the other probes
+                    log.exception("probe %s failed on %s", probe.name, server.name)
+                    result = ProbeResult.make(
+                        "error", Health.UNKNOWN, detail=f"probe error: {type(exc).__name__}: {exc}"
+                    )
+                finally:
+                    self._leave(endpoint)
             if result.latency_ms is None and result.health is Health.OK:
                 elapsed = (time.perf_counter() - started) * 1000
                 result = ProbeResult(
@@ -156,6 +217,9 @@ class Scheduler:
         """Poll every applicable (server, probe) pair once, as fast as the caps allow.
 
         Network probes run first so that the others can tell DOWN from UNREACHABLE.
+        Readings our own lag or queue spoiled (``ProbeResult.measurement_unreliable``)
+        are taken once more at the end, ``ConcurrencyCaps.remeasure`` at a time,
+        when the sweep's rush is over; what is still unreliable stays UNKNOWN.
         """
         pairs = self.pairs(names)
         first = [(s, p) for s, p in pairs if p.name == NETWORK_PROBE]
@@ -170,6 +234,25 @@ class Scheduler:
                 if judged is not latest:
                     self.state.record(server.name, probe.name, judged)
         await asyncio.gather(*(self.poll(s, p) for s, p in rest))
+        await self._remeasure(pairs)
+
+    async def _remeasure(self, pairs: list[tuple[Server, Probe]]) -> None:
+        spoiled = [
+            (s, p)
+            for s, p in pairs
+            if (r := self.state.latest(s.name, p.name)) is not None and r.measurement_unreliable
+        ]
+        if not spoiled:
+            return
+        log.info("measuring %d reading(s) again: our own lag spoiled them", len(spoiled))
+        gate = asyncio.Semaphore(self.caps.remeasure)
+
+        async def again(server: Server, probe: Probe) -> None:
+            async with gate:
+                await self.poll(server, probe)
+
+        self.remeasured += len(spoiled)
+        await asyncio.gather(*(again(s, p) for s, p in spoiled))
 
     def next_delay(self, server: str, probe: Probe) -> float:
         """Seconds until the next poll: the interval, doubled per failure, with jitter."""

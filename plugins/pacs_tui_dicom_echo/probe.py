@@ -10,7 +10,11 @@ Settings (``ProbeContext.settings``), all optional:
 
 - ``dicom_interval_s``: seconds between polls (10).
 - ``dicom_timeout_s``: the deadline of one C-ECHO and of one C-FIND (5).
-- ``dicom_slow_ms``: an echo slower than this is DEGRADED (1000).
+- ``dicom_slow_ms``: an echo slower than this is DEGRADED (1000), judged net of
+  our own event loop's lag during the echo (``pacs_tui.loop_lag``): an echo
+  over the limit only because our loop ran late is UNKNOWN, "measurement
+  unreliable", never DEGRADED; so is a timeout during which our loop was late
+  for half the deadline or more.
 - ``dicom_find``: true, C-FIND on every DICOM node; false, on none; unset,
   on the roles in ``dicom_find_roles`` (archive, image-manager).
 - ``dicom_find_query``: the C-FIND keys (``{StudyDate: today}``); the value
@@ -34,7 +38,17 @@ from typing import Any
 from pacs_tui.dicom.client import DicomOutcome, FindOutcome, c_echo, c_find_studies, study_query
 from pacs_tui.dicom.tls import client_context, tls_mode
 from pacs_tui.inventory import Server
-from pacs_tui.plugin_api import Health, Probe, ProbeContext, ProbeResult
+from pacs_tui.plugin_api import (
+    LAG_FACT,
+    Health,
+    Probe,
+    ProbeContext,
+    ProbeResult,
+    judge_latency,
+    lag_explains_timeout,
+    measure_loop_lag,
+    unreliable_detail,
+)
 
 log = logging.getLogger(__name__)
 
@@ -215,16 +229,26 @@ class DicomProbe(Probe):
         except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
             detail = f"TLS setup failed: {exc}"
             return ProbeResult.make("error", Health.UNKNOWN, detail=detail, tls=mode)
-        echo = await c_echo(
-            dicom.host,
-            dicom.port,
-            called_ae=dicom.ae_title,
-            calling_ae=dicom.calling_ae_title,
-            tls=tls,
-            timeout=settings.timeout_s,
-        )
+        # Our loop's lag over the echo alone (not the C-FIND after it): the part
+        # of its latency that is ours.
+        with measure_loop_lag() as lag:
+            echo = await c_echo(
+                dicom.host,
+                dicom.port,
+                called_ae=dicom.ae_title,
+                calling_ae=dicom.calling_ae_title,
+                tls=tls,
+                timeout=settings.timeout_s,
+            )
+        lag_ms = lag.late_ms
         track = self._tracks.setdefault(server.name, _FindTrack())
         due = track.tick() if settings.finds_on(server) else False
+        if echo.state == "timeout" and lag_explains_timeout(lag_ms, settings.timeout_s):
+            detail = unreliable_detail(lag_ms, f"the C-ECHO ({echo.detail})")
+            return ProbeResult.unreliable(
+                echo.state, _with_tls_note(detail, mode), lag_ms, latency_ms=echo.latency_ms,
+                tls=mode, **track.facts(),
+            )  # fmt: skip
         if echo.state != "ok":
             # No C-FIND: the node does not even echo. It stays due for the next poll.
             return ProbeResult.make(
@@ -248,10 +272,10 @@ class DicomProbe(Probe):
             )
             phase = zlib.crc32(server.name.encode()) % settings.find_every
             track.ran(find, settings.find_every, phase)
-        return self._ok_result(echo, track, fresh=due, tls=mode)
+        return self._ok_result(echo, track, fresh=due, tls=mode, lag_ms=lag_ms)
 
     def _ok_result(
-        self, echo: DicomOutcome, track: _FindTrack, *, fresh: bool, tls: str
+        self, echo: DicomOutcome, track: _FindTrack, *, fresh: bool, tls: str, lag_ms: float
     ) -> ProbeResult:
         health = Health.OK
         notes = [f"echo ok in {echo.latency_ms:.1f} ms"]
@@ -259,26 +283,32 @@ class DicomProbe(Probe):
             notes.append(
                 echo.detail.removeprefix("echo ok").strip().removeprefix("(").removesuffix(")")
             )
-        slow_ms = self.settings.slow_ms
-        if echo.latency_ms > slow_ms:
+        verdict = judge_latency(echo.latency_ms, self.settings.slow_ms, lag_ms)
+        unreliable = ""
+        if verdict.verdict == "slow":
             health = Health.DEGRADED
-            notes.append(f"slow: echo over {slow_ms:g} ms")
-        facts = track.facts()
+            notes.append(verdict.describe("echo"))
+        elif verdict.verdict == "unreliable":
+            # Not the peer's slowness, and no proof it is fast: UNKNOWN, taken again.
+            health = Health.UNKNOWN
+            unreliable = verdict.describe("echo")
+            notes.append(unreliable)
+        facts: dict[str, Any] = {**track.facts(), LAG_FACT: round(lag_ms, 1)}
         find = track.last
         if find is not None:
             age = "" if fresh else f" ({facts['find_age_s']:.0f} s ago)"
             if find.state == "ok":
                 notes.append(f"C-FIND {find.detail} in {find.latency_ms:.0f} ms{age}")
             else:
-                health = Health.DEGRADED
+                health = Health.DEGRADED  # a real fault, whatever our lag did to the echo
                 notes.append(f"{_find_failure(find)}{age}")
+        detail = _with_tls_note("; ".join(notes), tls)
+        if health is Health.UNKNOWN:
+            return ProbeResult.unreliable(
+                "ok", detail, lag_ms, latency_ms=echo.latency_ms, tls=tls, **facts
+            )
         return ProbeResult.make(
-            "ok",
-            health,
-            latency_ms=echo.latency_ms,
-            detail=_with_tls_note("; ".join(notes), tls),
-            tls=tls,
-            **facts,
+            "ok", health, latency_ms=echo.latency_ms, detail=detail, tls=tls, **facts
         )
 
 

@@ -15,6 +15,10 @@ Settings (``ProbeContext.settings``):
 - ``network_ports``: ``management`` (default: the SSH port, or the DICOM port
   of a server without SSH — whether the DICOM service answers is the DICOM
   probe's fact) or ``all`` (SSH and DICOM; one refusing port is degraded).
+
+A connect that timed out while our own event loop was late for half the timeout
+or more is not the host's fault: the reading is UNKNOWN "measurement
+unreliable", never DOWN (``pacs_tui.loop_lag``).
 """
 
 from __future__ import annotations
@@ -26,7 +30,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from pacs_tui.inventory import Server
-from pacs_tui.plugin_api import Health, Probe, ProbeContext, ProbeResult
+from pacs_tui.plugin_api import (
+    Health,
+    Probe,
+    ProbeContext,
+    ProbeResult,
+    lag_explains_timeout,
+    measure_loop_lag,
+    unreliable_detail,
+)
 from pacs_tui_network.icmp import EchoOutcome, IcmpUnavailable, Pinger, SocketFactory
 from pacs_tui_network.tcp import PortOutcome, resolve_address, tcp_connect
 
@@ -143,8 +155,21 @@ class NetworkProbe(Probe):
         connects = [
             tcp_connect(a, t.port, self.timeout_s) for a, t in zip(addresses, targets, strict=True)
         ]
-        echo, outcomes = await asyncio.gather(self._echo(addresses[0]), asyncio.gather(*connects))
-        return self._judge(addresses[0], targets, outcomes, echo)
+        with measure_loop_lag() as lag:
+            echo, outcomes = await asyncio.gather(
+                self._echo(addresses[0]), asyncio.gather(*connects)
+            )
+        result = self._judge(addresses[0], targets, outcomes, echo)
+        if any(o.state == "timeout" for o in outcomes) and lag_explains_timeout(
+            lag.late_ms, self.timeout_s
+        ):
+            return ProbeResult.unreliable(
+                result.state,
+                unreliable_detail(lag.late_ms, f"the connects ({result.detail})"),
+                lag.late_ms,
+                **result.facts,
+            )
+        return result
 
     async def _echo(self, address: str) -> EchoOutcome | str:
         """The echo outcome, or why no echo was sent."""

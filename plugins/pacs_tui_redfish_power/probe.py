@@ -9,6 +9,10 @@ the inventory. Settings read from ``ProbeContext.settings``:
 - ``redfish_auth``: ``auto``, ``session`` or ``basic`` for every BMC,
   overriding the inventory (absent: each BMC's own ``bmc.auth``);
 - ``redfish_max_connections``: the pool's total connection cap (default 256).
+
+A BMC that timed out while our own event loop was late for half its timeout or
+more is not reported DOWN: the reading is UNKNOWN "measurement unreliable"
+(``pacs_tui.loop_lag``).
 """
 
 from __future__ import annotations
@@ -21,7 +25,15 @@ import aiohttp
 
 from pacs_tui.credentials import CredentialError
 from pacs_tui.inventory import BmcEndpoint, Server
-from pacs_tui.plugin_api import Health, Probe, ProbeContext, ProbeResult
+from pacs_tui.plugin_api import (
+    Health,
+    Probe,
+    ProbeContext,
+    ProbeResult,
+    lag_explains_timeout,
+    measure_loop_lag,
+    unreliable_detail,
+)
 from pacs_tui.power import PowerState
 from pacs_tui_redfish_power.client import (
     AuthMode,
@@ -135,15 +147,27 @@ class RedfishPowerProbe(Probe):
         if self._http is None:
             return ProbeResult.make(_UNKNOWN, Health.UNKNOWN, detail="power probe is not open")
         client = self.client(server)
+        lag = measure_loop_lag()
         try:
             # Each request is bounded by the BMC's timeout_s; this bounds the lot.
-            async with asyncio.timeout(self.timeout_s * 2):
-                reading = await client.power(bmc.system)
+            with lag:
+                async with asyncio.timeout(self.timeout_s * 2):
+                    reading = await client.power(bmc.system)
         except CredentialError as exc:
             return ProbeResult.make(_UNKNOWN, Health.UNKNOWN, detail=str(exc), tls=tls)
         except BmcError as exc:
+            if isinstance(exc, BmcTimeout) and lag_explains_timeout(lag.late_ms, client.timeout_s):
+                detail = unreliable_detail(lag.late_ms, f"a BMC request ({exc})")
+                return ProbeResult.unreliable(
+                    _UNKNOWN, detail, lag.late_ms, tls=tls, auth=client.auth
+                )
             return _failure(exc, tls, client.auth)
         except TimeoutError:
+            if lag_explains_timeout(lag.late_ms, self.timeout_s * 2):
+                detail = unreliable_detail(lag.late_ms, "the power reading")
+                return ProbeResult.unreliable(
+                    _UNKNOWN, detail, lag.late_ms, tls=tls, auth=client.auth
+                )
             return ProbeResult.make(
                 _UNKNOWN,
                 Health.DOWN,

@@ -10,6 +10,10 @@ Settings (``ProbeContext.settings``):
 
 - ``ssh_max_new_connections``: new connections in flight at once (default 10);
 - ``ssh_timeout_s``: limit of each step (default 5 s); a poll takes at most twice that.
+
+Our own waits are never the host's fault: a poll that found every new-connection
+slot of the pool busy, or that timed out while our event loop was late for half
+the step's limit or more, is UNKNOWN "measurement unreliable", never DOWN.
 """
 
 from __future__ import annotations
@@ -24,7 +28,15 @@ import asyncssh
 
 from pacs_tui.credentials import CredentialError
 from pacs_tui.inventory import Inventory, Server, SshEndpoint
-from pacs_tui.plugin_api import Health, Probe, ProbeContext, ProbeResult
+from pacs_tui.plugin_api import (
+    Health,
+    Probe,
+    ProbeContext,
+    ProbeResult,
+    lag_explains_timeout,
+    measure_loop_lag,
+    unreliable_detail,
+)
 from pacs_tui_ssh_services.connections import (
     HostConnections,
     MissingKeyFile,
@@ -57,6 +69,14 @@ class _Failed(Exception):
     def __init__(self, result: ProbeResult) -> None:
         super().__init__(result.detail)
         self.result = result
+
+
+class _TimedOut(Exception):
+    """A poll ran out of time; ``step`` says during what."""
+
+    def __init__(self, step: str) -> None:
+        super().__init__(step)
+        self.step = step
 
 
 def _down(state: str, detail: str, health: Health = Health.DOWN) -> _Failed:
@@ -113,6 +133,35 @@ class SshServiceProbe(Probe):
         if ssh is None:
             return ProbeResult.make("error", Health.UNKNOWN, detail="server has no ssh endpoint")
         command = systemctl_command(server.services) if server.services else "true"
+        lag = measure_loop_lag()
+        try:
+            with lag:
+                result = await self._poll(ssh, command, server.services)
+        except _Failed as failed:
+            if failed.result.state == "timeout" and lag_explains_timeout(
+                lag.late_ms, self.timeout_s
+            ):
+                return ProbeResult.unreliable(
+                    "timeout", unreliable_detail(lag.late_ms, "the SSH login"), lag.late_ms
+                )
+            return failed.result
+        except NoConnectSlot as exc:
+            # Our own pool was full: nothing was asked of the host.
+            return ProbeResult.unreliable("queued", f"not measured: {exc}", lag.late_ms)
+        except _TimedOut as timed_out:
+            if lag_explains_timeout(lag.late_ms, self.timeout_s):
+                return ProbeResult.unreliable(
+                    "timeout",
+                    unreliable_detail(lag.late_ms, timed_out.step),
+                    lag.late_ms,
+                )
+            return ProbeResult.make(
+                "timeout", Health.DOWN, detail=f"no answer in time while {timed_out.step}"
+            )
+        return result
+
+    async def _poll(self, ssh: SshEndpoint, command: str, units: tuple[str, ...]) -> ProbeResult:
+        """One poll; raises ``_Failed``, ``NoConnectSlot`` or ``_TimedOut`` (naming the step)."""
         # Each step (waiting for a connect slot, connecting, the command) has
         # its own limit, and the whole poll twice that: within the scheduler's
         # 2 * timeout_s + 1 even when a stale connection has to be replaced.
@@ -134,21 +183,15 @@ class SshServiceProbe(Probe):
                     conn, fresh = await self.pool.get(ssh, self.timeout_s)
                     step = f"running {command!r}"
                     completed, rtt_ms = await self._run(conn, command)
-        except _Failed as failed:
-            return failed.result
-        except NoConnectSlot as exc:
-            return ProbeResult.make("queued", Health.UNKNOWN, detail=str(exc))
         except TimeoutError:
             if conn is not None:
                 self.pool.discard(ssh, conn)  # it may hang; the next poll starts afresh
-            return ProbeResult.make(
-                "timeout", Health.DOWN, detail=f"no answer in time while {step}"
-            )
+            raise _TimedOut(step) from None
         except (asyncssh.Error, OSError) as exc:
             if conn is not None:
                 self.pool.discard(ssh, conn)
             return ProbeResult.make("down", Health.DOWN, detail=f"connection lost: {_reason(exc)}")
-        return _judge(server.services, completed, rtt_ms, fresh)
+        return _judge(units, completed, rtt_ms, fresh)
 
     async def _run(
         self, conn: asyncssh.SSHClientConnection, command: str
