@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from pacs_tui.flapping import Flap, HealthChange, detect_flap
@@ -30,6 +30,8 @@ STALE_AFTER_INTERVALS = 3
 STALE_GRACE_INTERVALS = 1.0
 HISTORY_LENGTH = 60
 CHANGE_LOG_LENGTH = 16  # health changes kept per probe, for flap detection
+# Fewer changes than this can hold no flap (two failures and two recoveries).
+FLAP_MIN_CHANGES = 4
 
 Key = tuple[str, str]  # (server name, probe name)
 
@@ -215,21 +217,38 @@ class FleetState:
 
     def reading(self, server: str, probe: str, now: float | None = None) -> Reading:
         """The current reading of one probe on one server."""
+        parts = self.reading_parts(server, probe)
+        if parts is None:
+            return Reading(None, None, False)
+        result, stale_after_s, changes = parts
+        now = now if now is not None else self.clock()
+        age = max(0.0, now - result.observed_at)
+        stale = age > stale_after_s
+        flap = detect_flap(changes, now) if len(changes) >= FLAP_MIN_CHANGES else None
+        return Reading(result, age, stale, flap)
+
+    def reading_parts(
+        self, server: str, probe: str
+    ) -> tuple[ProbeResult, float, Sequence[HealthChange]] | None:
+        """What ``reading`` is made of, without the clock: None before the first result.
+
+        ``(latest result, age in s past which it is STALE, recent health changes
+        oldest first)``. For a roll-up that keeps readings between seconds
+        (``pacs_tui.rollup_tracker``): the STALE age tells when a fresh reading
+        turns STALE with no new result. The changes are the state's own log: read
+        them, never change them.
+        """
         key = (server, probe)
         result = self._latest.get(key)
         if result is None:
-            return Reading(None, None, False)
-        now = now if now is not None else self.clock()
-        age = max(0.0, now - result.observed_at)
+            return None
         interval = self.intervals.get(probe, 5.0)
         due = self._due.get(key)
         if due is None:
-            stale = age > STALE_AFTER_INTERVALS * interval
+            stale_after_s = STALE_AFTER_INTERVALS * interval
         else:
-            stale = age > due + STALE_GRACE_INTERVALS * interval
-        changes = self._changes.get(key)
-        flap = detect_flap(changes, now) if changes is not None and len(changes) >= 4 else None
-        return Reading(result, age, stale, flap)
+            stale_after_s = due + STALE_GRACE_INTERVALS * interval
+        return result, stale_after_s, self._changes.get(key, ())
 
     def changes(self, server: str, probe: str) -> list[HealthChange]:
         """The recent health changes of one probe on one server, oldest first."""

@@ -34,8 +34,8 @@ from pacs_tui.rollup import (
     ServiceLevel,
     affected_sites,
     count_health,
-    fleet_rollup,
 )
+from pacs_tui.rollup_tracker import RollupTracker
 from pacs_tui.runbook import Runbook
 from pacs_tui_themes import ThemeSet, load_themes
 from pacs_tui_widgets.crash import crash_report
@@ -117,6 +117,8 @@ class WallApp(App[None]):
         self.page_index = 0
         self.rollup: FleetRollup | None = None
         self._applicable = self.monitor.applicable
+        # Each second reads again only the servers with news (``pacs_tui.rollup_tracker``).
+        self._rollups: RollupTracker | None = None
         self._started_at = self.monitor.state.clock()
         # Held, not queried: a timer may still tick while the screen is torn down.
         self._title = WallTitle(id="wall-title")
@@ -199,7 +201,7 @@ class WallApp(App[None]):
 
     def refresh_wall(self) -> None:
         """Read the state once and redraw the page on screen."""
-        rollup = fleet_rollup(self.inventory, self.monitor.state, self._applicable)
+        rollup = self._tracker().rollup()
         if self.live_phases is not None:
             for phase, _line in self.live_phases():
                 self.move.live_phase = phase
@@ -266,6 +268,17 @@ class WallApp(App[None]):
             page=self.page_index,
             pages=len(self.pages),
         )
+
+    def _tracker(self) -> RollupTracker:
+        """The kept roll-up of the monitor's state (made anew if the state is another)."""
+        tracker = self._rollups
+        if tracker is None or tracker.state is not self.monitor.state:
+            if tracker is not None:
+                tracker.close()
+            tracker = self._rollups = RollupTracker(
+                self.inventory, self.monitor.state, self._applicable
+            )
+        return tracker
 
     def _site_rows(
         self, page: WallPage, rollup: FleetRollup
