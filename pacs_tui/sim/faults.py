@@ -12,6 +12,8 @@ import yaml
 from pacs_tui.input_file import FAULTS, InputFileError, read_text
 from pacs_tui.sim.redfish_flavour import PLANTABLE
 
+PSU_BAYS = 2  # power supplies per simulated server (pacs_tui.sim.redfish_power)
+
 
 @dataclass
 class HostFaults:
@@ -44,6 +46,9 @@ class HostFaults:
     flapping_unit: str = ""  # this systemd unit alternates active/failed
     flap_period_s: float = 2.0
     ignore_graceful_shutdown: bool = False  # the OS ignores GracefulShutdown / ACPI button
+    # Rack power (issue 12): power supply N (1 or 2) has no input, its cable not in the PDU.
+    psu_unplugged: int = 0
+    inlet_celsius: float = 0.0  # >0: the inlet air reads this (cooling not up at the new site)
 
     @classmethod
     def names(cls) -> list[str]:
@@ -73,6 +78,8 @@ class HostFaults:
                 raise ValueError(
                     f"fault 'bmc_flavour' takes one of {', '.join(PLANTABLE)}, got {value!r}"
                 )
+            if key == "psu_unplugged" and value > PSU_BAYS:
+                raise ValueError(f"fault 'psu_unplugged' takes a bay 1..{PSU_BAYS} (0: none)")
             setattr(self, key, value)
 
     @classmethod

@@ -99,6 +99,8 @@ class SimulatedHost:
         self._unit_active: dict[str, bool] = {u: self.os_state == "up" for u in self.units}
         self._transition: asyncio.Task[None] | None = None
         self._booted_at = time.monotonic()
+        # A host that starts On is long past its boot (no power peak at simulator start).
+        self._powered_on_at = time.monotonic() - 3600.0
 
     # -- state seen from outside ------------------------------------------------
 
@@ -133,6 +135,10 @@ class SimulatedHost:
     def uptime_s(self) -> float:
         """Seconds since the OS finished booting (0 when down)."""
         return time.monotonic() - self._booted_at if self.os_state == "up" else 0.0
+
+    def seconds_since_power_on(self) -> float:
+        """Seconds since the power last went On (an hour and more for a host that started On)."""
+        return time.monotonic() - self._powered_on_at
 
     def snapshot(self) -> dict[str, object]:
         """A JSON-able view for the control API."""
@@ -280,6 +286,7 @@ class SimulatedHost:
         self._set_power(PowerState.POWERING_ON)
         await asyncio.sleep(self.timings.power_transition_s)
         self.os_state = "booting"
+        self._powered_on_at = time.monotonic()
         self._set_power(PowerState.ON)
         await asyncio.sleep(self.timings.boot_s)
         if self.ssh_listener is not None:

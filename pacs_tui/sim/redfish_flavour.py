@@ -36,6 +36,11 @@ Every flavour, one line each (knobs in ``FlavourTimings``, defaults in brackets)
   [``answer_delay_s`` = 3 s].
 - ``legacy-tls``: the TLS listener offers only TLS 1.2 with ``AES256-SHA`` (an RSA cert).
 - ``null-power-state``: the ComputerSystem's ``PowerState`` is JSON null.
+- ``legacy-power``: the chassis serves only the legacy ``Power`` and ``Thermal``
+  (deprecated since Redfish 2020.4, still what most fielded BMCs serve).
+- ``dual-power``: the chassis serves both those and the newer ones, as the DMTF's
+  rack-server mockup does. Every other flavour serves only the newer ``PowerSubsystem``,
+  ``ThermalSubsystem`` and ``EnvironmentMetrics``.
 
 All but blade-enclosure can also be planted per server with the ``bmc_flavour`` fault.
 """
@@ -72,6 +77,8 @@ class BmcFlavour(StrEnum):
     SLOW_ANSWERS = "slow-answers"  # every answer after answer_delay_s
     LEGACY_TLS = "legacy-tls"  # TLS 1.2 with AES256-SHA only
     NULL_POWER_STATE = "null-power-state"  # ComputerSystem.PowerState is null
+    LEGACY_POWER = "legacy-power"  # the chassis has only Power and Thermal
+    DUAL_POWER = "dual-power"  # the chassis has both Power/Thermal and PowerSubsystem/...
 
 
 class ErrorStyle(StrEnum):
@@ -122,6 +129,9 @@ class FlavourProfile:
     slow_answers: bool = False
     legacy_tls: bool = False
     null_power_state: bool = False
+    # Which chassis power/thermal schemas are served: subsystem (PowerSubsystem,
+    # ThermalSubsystem, EnvironmentMetrics), legacy (Power, Thermal) or both.
+    power_schemas: str = "subsystem"
 
 
 _BASE = "Base.1.12"
@@ -261,6 +271,8 @@ BASE_FLAVOUR: dict[BmcFlavour, BmcFlavour] = {
     _F.SLOW_ANSWERS: _F.GENERIC,
     _F.LEGACY_TLS: _F.GENERIC,
     _F.NULL_POWER_STATE: _F.GENERIC,
+    _F.LEGACY_POWER: _F.GENERIC,
+    _F.DUAL_POWER: _F.GENERIC,
 }
 _KNOBS: dict[BmcFlavour, dict[str, Any]] = {
     _F.SESSION_REDIRECT: {"session_redirect": 308},
@@ -275,6 +287,8 @@ _KNOBS: dict[BmcFlavour, dict[str, Any]] = {
     _F.SLOW_ANSWERS: {"slow_answers": True},
     _F.LEGACY_TLS: {"legacy_tls": True},
     _F.NULL_POWER_STATE: {"null_power_state": True},
+    _F.LEGACY_POWER: {"power_schemas": "legacy"},
+    _F.DUAL_POWER: {"power_schemas": "both"},
 }
 for _flavour, _base in BASE_FLAVOUR.items():
     PROFILES[_flavour] = replace(PROFILES[_base], **_KNOBS[_flavour])

@@ -13,6 +13,7 @@ from typing import Any
 from pacs_tui.power import PowerState
 from pacs_tui.sim.host import SimulatedHost
 from pacs_tui.sim.redfish_flavour import FlavourProfile, nic_id
+from pacs_tui.sim.redfish_power import chassis_links
 from pacs_tui.sim.redfish_sessions import RedfishSession
 from pacs_tui.sim.redfish_tasks import TASKS
 
@@ -227,6 +228,7 @@ def chassis(host: SimulatedHost, p: FlavourProfile) -> Body:
         "SerialNumber": hw.serial_number,
         "PowerState": str(host.power_state),
         "Status": _status(host.power_state),
+        **chassis_links(p),
         "Links": {
             "ComputerSystems": [_ref(system_uri(p))],
             "ManagedBy": [_ref(f"{MANAGERS}/{p.manager_id}")],

@@ -32,6 +32,7 @@ from pacs_tui.sim.redfish_messages import (
     no_content,
     not_found,
 )
+from pacs_tui.sim.redfish_power_routes import POWER_ROUTES
 from pacs_tui.sim.redfish_tasks import MONITORS, TASKS
 
 __all__ = ["REALM", "ROUTES", "Credentials", "Route", "SimulatedBmc"]
@@ -367,6 +368,7 @@ def _route_table() -> list[Route]:
         route(f"/redfish/v1/Managers/{one}", GET=_get_manager),
         route(r"/redfish/v1/Chassis", GET=_get_chassis_collection),
         route(f"/redfish/v1/Chassis/{one}", GET=_get_chassis),
+        *(route(pattern, GET=handler) for pattern, handler in POWER_ROUTES),
         route(r"/redfish/v1/SessionService", GET=_get_session_service),
         route(res.SESSIONS, ("POST",), GET=_get_sessions, POST=_post_login),
         route(f"{res.SESSIONS}/{one}", GET=_get_session, DELETE=_delete_session),
