@@ -11,9 +11,12 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 from pacs_tui.plugin_api import Health, ProbeResult
 from pacs_tui.power import PowerState
 from pacs_tui.sim.bmc import BmcFlavour
+from pacs_tui.sim.faults import HostFaults
 from pacs_tui.sim.host import HostTimings
 from pacs_tui.sim.redfish_power import (
     BOOT_PEAK_FACTOR,
@@ -139,3 +142,11 @@ async def test_a_truncated_answer_is_unknown_with_the_reason(tmp_path: Path) -> 
     assert (result.state, result.health) == ("unknown", Health.UNKNOWN)
     assert result.detail == "malformed JSON from BMC (GET /redfish/v1/Chassis/1)"
     assert "watts" not in result.facts
+
+
+def test_psu_unplugged_takes_a_bay() -> None:
+    faults = HostFaults()
+    faults.update({"psu_unplugged": 2, "inlet_celsius": 31})
+    assert faults.active() == {"psu_unplugged": 2, "inlet_celsius": 31.0}
+    with pytest.raises(ValueError, match=r"a bay 1\.\.2"):
+        faults.update({"psu_unplugged": 3})

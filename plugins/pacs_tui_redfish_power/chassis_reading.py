@@ -4,8 +4,8 @@ The chassis is the first of ``ComputerSystem.Links.Chassis`` (DSP0268,
 ``ComputerSystem.v1``): a blade's own chassis, never the enclosure. Its
 ``PowerSubsystem`` / ``Power`` and ``ThermalSubsystem`` / ``Thermal`` links
 say which schemas the BMC serves (``chassis_power``, ``chassis_thermal``).
-Only GETs; at most ``4 + 2 × supplies`` of them for the newer schema, 2 for
-the legacy one, each bounded by the BMC's ``timeout_s``.
+Only GETs: ``6 + 2 × supplies`` of them for the newer schema, 3 for the
+legacy one (the chassis included), each bounded by the BMC's ``timeout_s``.
 """
 
 from __future__ import annotations
