@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from pacs_tui.inventory import Server
 from pacs_tui.plugin_api import Health, ProbeResult
 from pacs_tui.power import PowerState
 from pacs_tui.sim.bmc import BmcFlavour
@@ -26,6 +27,7 @@ from pacs_tui.sim.redfish_power import (
     supply_watts,
 )
 from pacs_tui_redfish_power.rack_power import RedfishRackPowerProbe
+from pacs_tui_redfish_power.rack_power_verdict import RackPowerSettings
 from redfish_peers import PASSWORD, BmcLab, bmc_lab
 
 F = BmcFlavour
@@ -150,3 +152,18 @@ def test_psu_unplugged_takes_a_bay() -> None:
     assert faults.active() == {"psu_unplugged": 2, "inlet_celsius": 31.0}
     with pytest.raises(ValueError, match=r"a bay 1\.\.2"):
         faults.update({"psu_unplugged": 3})
+
+
+def test_settings_are_checked_and_sites_get_their_own_limits() -> None:
+    with pytest.raises(ValueError, match=r"warn_c \(40\) must be below crit_c \(35\)"):
+        RackPowerSettings.from_settings({"rack_power_inlet_warn_c": 40})
+    with pytest.raises(ValueError, match="rack_power_schema must be"):
+        RackPowerSettings.from_settings({"rack_power_schema": "newest"})
+    with pytest.raises(ValueError, match=r"rack_power_inlet_by_site\.dc-new\.crit_c"):
+        RackPowerSettings.from_settings({"rack_power_inlet_by_site": {"dc-new": {"crit_c": "hot"}}})
+    settings = RackPowerSettings.from_settings(
+        {"rack_power_inlet_by_site": {"dc-new": {"warn_c": 24, "crit_c": 30}}}
+    )
+    new_hall = Server(name="arch-001", site="dc-new", role="archive")
+    old_hall = Server(name="arch-002", site="dc-old", role="archive")
+    assert (settings.limits(new_hall), settings.limits(old_hall)) == ((24, 30), (27, 35))

@@ -59,6 +59,11 @@ class RedfishRackPowerProbe(RedfishPowerProbe):
         self.interval_s = self.settings.interval_s
         await super().open(context)
 
+    async def close(self) -> None:
+        """Forget the chassis paths, then log out of every BMC and close the connections."""
+        self._chassis.clear()
+        await super().close()
+
     async def probe(self, server: Server) -> ProbeResult:
         """Read the chassis now; every failure becomes a result, never an exception."""
         bmc = server.bmc

@@ -59,8 +59,8 @@ class RackPowerSettings:
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> RackPowerSettings:
         """Read and check the settings."""
-        warn = _celsius(settings, "rack_power_inlet_warn_c", DEFAULT_INLET_WARN_C)
-        crit = _celsius(settings, "rack_power_inlet_crit_c", DEFAULT_INLET_CRIT_C)
+        warn = _number(settings, "rack_power_inlet_warn_c", DEFAULT_INLET_WARN_C)
+        crit = _number(settings, "rack_power_inlet_crit_c", DEFAULT_INLET_CRIT_C)
         _ordered(warn, crit, "rack_power_inlet")
         by_site: dict[str, tuple[float, float]] = {}
         raw = settings.get("rack_power_inlet_by_site") or {}
@@ -71,8 +71,8 @@ class RackPowerSettings:
                 raise ValueError(f"rack_power_inlet_by_site.{site} must be {{warn_c, crit_c}}")
             key = f"rack_power_inlet_by_site.{site}"
             pair = (
-                _celsius(limits, "warn_c", warn, key),
-                _celsius(limits, "crit_c", crit, key),
+                _number(limits, "warn_c", warn, key),
+                _number(limits, "crit_c", crit, key),
             )
             _ordered(*pair, key)
             by_site[str(site)] = pair
@@ -81,7 +81,7 @@ class RackPowerSettings:
             raise ValueError(
                 f"rack_power_schema must be 'auto', 'subsystem' or 'legacy', not {schema!r}"
             )
-        interval = _celsius(settings, "rack_power_interval_s", DEFAULT_INTERVAL_S)
+        interval = _number(settings, "rack_power_interval_s", DEFAULT_INTERVAL_S)
         if interval <= 0:
             raise ValueError("rack_power_interval_s must be > 0")
         return cls(warn, crit, by_site, schema, interval)
@@ -91,7 +91,7 @@ class RackPowerSettings:
         return self.by_site.get(server.site, (self.warn_c, self.crit_c))
 
 
-def _celsius(settings: Mapping[str, Any], key: str, default: float, where: str = "") -> float:
+def _number(settings: Mapping[str, Any], key: str, default: float, where: str = "") -> float:
     value = settings.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int | float):
         name = f"{where}.{key}" if where else key
