@@ -47,6 +47,7 @@ class RunningService:
     log: Path
     tokens_file: Path
     ca_file: Path | None = None  # the CA of an https:// service
+    env: dict[str, str] | None = None  # what was added to its environment (to start it again)
 
     def request(
         self,
@@ -108,7 +109,7 @@ def running_service(
         cmd, stdout=handle, stderr=subprocess.STDOUT, text=True, env={**os.environ, **(env or {})}
     )
     service = RunningService(
-        f"{scheme}://127.0.0.1:{port}", tokens, process, log, tokens_file, ca_file
+        f"{scheme}://127.0.0.1:{port}", tokens, process, log, tokens_file, ca_file, env
     )
     try:
         deadline = time.monotonic() + timeout

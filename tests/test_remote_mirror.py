@@ -337,3 +337,50 @@ async def test_a_quiet_service_keeps_the_mirror_connected(tmp_path: Path) -> Non
         await mirror.close()
         await runner.cleanup()
         await service.stop()
+
+
+def test_a_new_run_of_the_service_drops_the_old_runs_history_and_health_changes() -> None:
+    """Pure logic of the mirror: two snapshots, the second from another instance.
+
+    A key the new run has not read yet keeps its last result (it turns STALE by
+    the usual rule) but loses the old run's latencies and health changes, so an
+    old transition plus a new one never count as a flap; a key the new run has
+    read takes the new run's history.
+    """
+    from pacs_tui.inventory.loader import load_inventory_text
+
+    inventory = load_inventory_text(
+        "sites: [{name: dc, kind: datacenter}]\nservers:\n"
+        "  - {name: a, role: storage, site: dc}\n  - {name: b, role: storage, site: dc}\n",
+        "inv.yaml", check_files=False,
+    )  # fmt: skip
+    client = ServiceClient("http://127.0.0.1:9", Secret("unused"))  # never opened
+    mirror = ServiceMirror(client, inventory, {"probes": {"ssh": 10.0}})
+    told: list[dict[str, Any]] = []
+    mirror.listeners.append(lambda kind, data: told.append(data) if kind == "snapshot" else None)
+    now = time.time()
+
+    def entry(server: str, health: str, history: list[float | None]) -> dict[str, Any]:
+        result = {"state": "active", "health": health, "latency_ms": 5.0, "detail": "",
+                  "observed_at": now, "facts": {}}  # fmt: skip
+        changes = [{"at": now - 30 + i, "before": "ok", "after": "down", "detail": ""}
+                   for i in range(3)]  # fmt: skip
+        return {"server": server, "probe": "ssh", "result": result, "due_s": 20.0,
+                "history": history, "changes": changes}  # fmt: skip
+
+    old = {"instance": "old", "seq": 7, "now": now,
+           "readings": [entry("a", "ok", [1.0, 2.0]), entry("b", "down", [None, 3.0])]}  # fmt: skip
+    mirror._apply_snapshot(old)
+    assert told[-1] == {"seq": "old:7", "restarted": False}
+    assert len(mirror.state.changes("b", "ssh")) == 3
+    mirror._apply_snapshot({**old, "seq": 9, "readings": []})  # a resync of the same run
+    assert told[-1]["restarted"] is False and len(mirror.state.changes("b", "ssh")) == 3
+
+    new = {"instance": "new", "seq": 1, "now": now, "readings": [entry("a", "ok", [4.0])]}
+    mirror._apply_snapshot(new)
+    assert told[-1] == {"seq": "new:1", "restarted": True}
+    assert mirror.state.history("a", "ssh") == [4.0]
+    b = mirror.state.latest("b", "ssh")
+    assert b is not None and b.health.value == "down"  # kept, to age into STALE
+    assert mirror.state.history("b", "ssh") == [] and mirror.state.changes("b", "ssh") == []
+    assert mirror.state.due("b", "ssh") == 20.0

@@ -582,9 +582,16 @@ def test_an_operator_batch_sends_one_reset_audited_as_the_token(
     refused = [r for r in audit_rows(served.data) if r["kind"] == "refused"]
     assert refused and refused[-1]["operator"] == "token:lead"
 
+    # The run keeps the id of the plan shown, but only the caller's, of the same verb.
+    other = {"verb": "off", "servers": [TARGET], "batch": plan_answer_id(plan)}
+    answer = call(served, "POST", "/api/v1/batches", served.lead, other)
+    assert answer[0] == 409 and "plan again" in json.loads(answer[2])["error"], answer
+    assert received(sim) == start
+
     mark = json.loads(call(served, "GET", "/api/v1/snapshot", served.wall)[2])
     seq = mark["seq"]
-    body = {"verb": "restart", "servers": [TARGET], "expect": {"touched": plan["touched"]}}
+    body = {"verb": "restart", "servers": [TARGET], "expect": {"touched": plan["touched"]},
+            "batch": plan_answer_id(plan)}  # fmt: skip
     # Two operators press run at the same moment (three requests at once): one batch starts.
     with ThreadPoolExecutor(3) as pool:
         answers = list(pool.map(lambda _: call(served, "POST", "/api/v1/batches", served.lead,
@@ -594,6 +601,7 @@ def test_an_operator_batch_sends_one_reset_audited_as_the_token(
     state = check(openapi, served, "POST", "/api/v1/batches", answer, body=body)
     assert state["owner"] == "lead" and state["verb"] == "restart"
     batch = state["batch"]
+    assert batch == plan_answer_id(plan)  # plan, confirmation and run: one id in the audit
     # While it runs: a second batch is 409, a viewer can neither abort nor pause it.
     second = call(served, "POST", "/api/v1/batches", served.lead, body)
     assert second[0] == 409 and "running" in json.loads(second[2])["error"], second
@@ -632,6 +640,11 @@ def test_an_operator_batch_sends_one_reset_audited_as_the_token(
         event_validator(spec, event.name).validate(event.data)
     assert events[-1].data["batch"] == batch and events[-1].data["result"]["ok"]
     assert [e for e in events if e.name == "batch" and e.data["kind"] == "batch-start"]
+
+
+def plan_answer_id(plan: dict[str, Any]) -> str:
+    """The batch id ``POST /api/v1/batches/plan`` gave its plan."""
+    return str(plan["batch"])
 
 
 # -- custody through the API -----------------------------------------------------------------
@@ -716,6 +729,7 @@ BAD_BATCHES: list[tuple[str, bytes | None, Any, str]] = [
     ("selector matching nothing", None, {"verb": "off", "selector": "role=nothing"}, "selector"),
     ("expect not a list", None,
      {"verb": "off", "servers": [TARGET], "expect": {"touched": TARGET}}, "expect.touched"),
+    ("batch not a plan id", None, {"verb": "off", "servers": [TARGET], "batch": "../x"}, "batch"),
 ]  # fmt: skip
 
 

@@ -10,6 +10,7 @@ itself when it is back on the same port.
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -27,6 +28,7 @@ from pacs_tui.remote.client import ServiceClient
 from pacs_tui.remote.custody import ServiceCustody
 from pacs_tui.remote.mirror import ServiceMirror, attach
 from pacs_tui_widgets.app import ControlRoomApp
+from pacs_tui_widgets.command_line import CommandLine
 from pacs_tui_widgets.keymap import KeymapConfig
 from pacs_tui_widgets.plan_screen import PlanScreen
 from pacs_tui_widgets.wall import WallApp
@@ -106,6 +108,7 @@ async def test_an_attached_room_runs_a_batch_in_the_service_and_another_screen_f
             await wait_for(pilot, lambda: app.runner is not None, 20, "the batch to start")
             runner = app.runner
             assert runner is not None
+            assert runner.batch_id == screen.batch_id  # the run keeps the plan's id
             await wait_for(pilot, lambda: not app.batch_active, 60, "the batch to end")
             result = await runner.run()
             assert result.ok, result.to_json()
@@ -152,6 +155,12 @@ async def test_a_viewer_room_binds_no_batch_key_and_follows_the_service_batch(
             await pilot.press(key)
         await pilot.pause(0.5)
         assert not isinstance(app.screen, PlanScreen)
+        await pilot.press("colon")
+        line = app.query_one(CommandLine)
+        line.input.value = ":power off"
+        await pilot.press("enter")
+        assert "viewer" in str(line.query_one("#command-error").render())  # said, not ignored
+        await pilot.press("escape")
         assert resets(sim, target) == before  # nothing sent by the viewer's keys
         # An operator elsewhere starts a batch: this room follows it in its pane.
         status, answer = service.request(
@@ -263,8 +272,12 @@ def assert_sent_as_planned(plan: Any, before: list[str], after: list[str]) -> No
 
 
 def restart(service: RunningService) -> subprocess.Popen[Any]:
-    """Start ``pacs-tui serve`` again with the same arguments (port, tokens, inventory)."""
+    """Start ``pacs-tui serve`` again with the same arguments (port, tokens, inventory)
+    and environment (its data folder: the audit log of its first run)."""
     args = service.process.args
     assert isinstance(args, list)
     log = service.log.with_suffix(".again.log").open("w")
-    return subprocess.Popen([sys.executable, *args[1:]], stdout=log, stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [sys.executable, *args[1:]], stdout=log, stderr=subprocess.STDOUT,
+        env={**os.environ, **(service.env or {})},
+    )  # fmt: skip

@@ -108,6 +108,28 @@ class InterruptedBatch:
         parts.append(f"acknowledge with: pacs-tui audit --ack {self.batch}")
         return "; ".join(parts)
 
+    @classmethod
+    def from_json(cls, data: Any) -> InterruptedBatch:
+        """The batch of ``to_json`` (``ValueError`` when ``data`` is not that shape)."""
+        try:
+            pid = data.get("pid")
+            return cls(
+                batch=str(data["batch"]), verb=str(data.get("verb", "")),
+                operator=str(data.get("operator", "")), started=str(data.get("started", "")),
+                last_event=str(data.get("last_event", "")), host=str(data.get("host", "")),
+                pid=None if pid is None else int(pid),
+                process=Liveness(data.get("process", "unknown")),
+                servers=tuple(str(n) for n in data.get("servers", ())),
+                reached=tuple(str(n) for n in data.get("reached", ())),
+                not_reached=tuple(str(n) for n in data.get("not_reached", ())),
+                units_stopped={
+                    str(n): tuple(str(u) for u in units)
+                    for n, units in (data.get("units_stopped") or {}).items()
+                },
+            )  # fmt: skip
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ValueError(f"bad interrupted batch: {exc}") from None
+
     def to_json(self) -> dict[str, Any]:
         """JSON-able data, ``kind`` ``interrupted``."""
         return {

@@ -21,6 +21,9 @@ class ServerStatus(StrEnum):
     LEFT_OUT = "left-out"  # a server it needs (or that needs it) failed
     NOT_RUN = "not-run"  # the batch halted first
     ABORTED = "aborted"  # the operator aborted before it finished
+    # The process running the batch stopped before saying how this server ended
+    # (a service killed mid-batch): read its state back before acting on it again.
+    UNKNOWN = "unknown"
 
 
 # The statuses of a server that ended where the verb wanted it.
@@ -81,6 +84,7 @@ class BatchResult:
     waves: list[WaveTiming] = field(default_factory=list)
     aborted: bool = False
     halted: bool = False
+    interrupted: bool = False  # its process stopped mid-batch: no end was recorded
     elapsed_s: float = 0.0
     # Servers not at target whose PACS units were stopped: read On at the end, or
     # neither On nor Off then (unreadable, PoweringOff...); server → the units stopped.
@@ -132,6 +136,7 @@ class BatchResult:
             "ok": self.ok,
             "aborted": self.aborted,
             "halted": self.halted,
+            "interrupted": self.interrupted,
             "elapsed_s": round(self.elapsed_s, 3),
             "critical_path_s": round(self.critical_path_s, 3),
             "counts": self.counts(),

@@ -23,6 +23,8 @@ from typing import Any
 from pacs_tui.cli import EXIT_OK, EXIT_UNHEALTHY, EXIT_USAGE
 
 SIM_READY_TIMEOUT_S = 180.0
+ATTACH_RETRY_S = 0.5  # a screen waiting for its service: first retry, doubling to
+ATTACH_RETRY_MAX_S = 10.0
 # The UI stopped on an error nobody handled (sysexits' EX_SOFTWARE): not 1, which
 # means "the checked thing is unhealthy" everywhere else in the CLI.
 EXIT_CRASH = 70
@@ -234,11 +236,10 @@ def _source(args: argparse.Namespace, command: str) -> tuple[Any, Any] | int:
     from pacs_tui.remote.client import (
         ServiceClient,
         ServiceError,
-        ServiceUnavailable,
         check_url,
         load_token,
     )
-    from pacs_tui.remote.mirror import ServiceMirror, attach
+    from pacs_tui.remote.mirror import ServiceMirror
 
     urls: list[str] = args.connect
     token_files: list[Path | None] = list(args.token_file or [None])
@@ -262,13 +263,10 @@ def _source(args: argparse.Namespace, command: str) -> tuple[Any, Any] | int:
     attached = []
     for client in clients:
         try:
-            inventory, service = asyncio.run(attach(client))
+            inventory, service = asyncio.run(_attach_waiting(client, command))
         except ServiceError as exc:
             print(f"pacs-tui {command}: error: {client.url}: {exc.reason}", file=sys.stderr)
             return EXIT_USAGE if exc.status in (401, 403) else EXIT_UNHEALTHY
-        except ServiceUnavailable as exc:
-            print(f"pacs-tui {command}: error: cannot attach: {exc}", file=sys.stderr)
-            return EXIT_UNHEALTHY
         except InventoryError as exc:
             for problem in exc.problems:
                 print(problem, file=sys.stderr)
@@ -285,6 +283,33 @@ def _source(args: argparse.Namespace, command: str) -> tuple[Any, Any] | int:
         print(f"pacs-tui {command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     return federation.inventory, federation
+
+
+async def _attach_waiting(client: Any, command: str) -> Any:
+    """``attach(client)``, waiting for a service that is not there yet.
+
+    A wall switched on before its service (a power cut of the room, a reboot
+    order) must come up by itself: an unreachable service is retried with
+    backoff (``ATTACH_RETRY_S`` doubling to ``ATTACH_RETRY_MAX_S``), saying so
+    on stderr once per new reason; a refusal (``ServiceError``: a bad token)
+    is not retried. Ctrl-C gives up.
+    """
+    import asyncio
+
+    from pacs_tui.remote.client import ServiceUnavailable
+    from pacs_tui.remote.mirror import attach
+
+    delay, said = ATTACH_RETRY_S, ""
+    while True:
+        try:
+            return await attach(client)
+        except ServiceUnavailable as exc:
+            if str(exc) != said:
+                said = str(exc)
+                print(f"pacs-tui {command}: waiting for the service: {exc} "
+                      "(retrying; Ctrl-C gives up)", file=sys.stderr)  # fmt: skip
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, ATTACH_RETRY_MAX_S)
 
 
 def _remote_batches(source: Any) -> Any:

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from pacs_tui.batch.confirm import Confirmation
+from pacs_tui.batch.interrupted import InterruptedBatch
 from pacs_tui.batch.plan import (
     BatchPlan,
     PlannedStep,
@@ -155,6 +156,8 @@ class RemoteRunner:
         self._subscribers: list[Subscriber] = []
         self._result: asyncio.Future[BatchResult] = asyncio.get_running_loop().create_future()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._outcomes: dict[str, tuple[str, str]] = {}  # server → (outcome, detail) said
+        self._last: BatchProgress | None = None
 
     def subscribe(self, subscriber: Subscriber) -> None:
         """Call ``subscriber`` with each progress event of this batch."""
@@ -201,8 +204,43 @@ class RemoteRunner:
         except TypeError as exc:
             log.warning("bad batch progress from the service: %s", exc)
             return
+        self._last = event
+        if event.kind == "server" and event.server:
+            self._outcomes[event.server] = (event.outcome, event.detail)
         for subscriber in list(self._subscribers):
             subscriber(event)
+
+    def interrupted(self, reason: str) -> None:
+        """The service stopped mid-batch (its new run does not know this batch).
+
+        Servers it said were done keep that outcome; every other server of the
+        plan is ``unknown``: the service may have sent its power call or not,
+        so its state must be read back before anyone acts on it again. The
+        subscribers get a ``batch-end`` with outcome ``interrupted``.
+        """
+        if self._result.done():
+            return
+        result = BatchResult(self.batch_id, self.plan.verb, interrupted=True)
+        waves = {sp.server.name: wave.index for wave in self.plan.waves for sp in wave.servers}
+        for name, wave in waves.items():
+            outcome, detail = self._outcomes.get(name, ("", ""))
+            try:
+                status = ServerStatus(outcome)
+            except ValueError:
+                status, detail = ServerStatus.UNKNOWN, f"not confirmed: {reason}"
+            result.servers[name] = ServerResult(name, wave, status, detail)
+        last = self._last
+        end = BatchProgress(
+            kind="batch-end", batch=self.batch_id, verb=self.plan.verb, wave=None,
+            waves=len(self.plan.waves), wave_done=0, wave_total=0,
+            done=len(self._outcomes), total=len(waves),
+            elapsed_s=last.elapsed_s if last is not None else 0.0, eta_s=None,
+            outcome="interrupted", detail=reason,
+        )  # fmt: skip
+        self.paused = False
+        for subscriber in list(self._subscribers):
+            subscriber(end)
+        self._result.set_result(result)
 
     def ended(self, data: dict[str, Any] | None) -> None:
         """The batch's result (``BatchResult.to_json``) arrived."""
@@ -251,8 +289,13 @@ class RemoteBatches:
             answer,
         )
 
-    async def start(self, plan: BatchPlan, confirmation: Confirmation | None) -> RemoteRunner:
-        """Run ``plan`` in the service if its fresh plan touches the same servers."""
+    async def start(
+        self, plan: BatchPlan, confirmation: Confirmation | None, *, batch: str | None = None
+    ) -> RemoteRunner:
+        """Run ``plan`` in the service if its fresh plan touches the same servers.
+
+        ``batch`` is the id the service gave the plan: the run keeps it.
+        """
         body: dict[str, Any] = {
             "verb": plan.verb,
             "servers": [sp.server.name for sp in plan.servers],
@@ -261,6 +304,8 @@ class RemoteBatches:
         }
         if confirmation is not None:
             body["confirm"] = confirmation.answer
+        if batch is not None:
+            body["batch"] = batch
         state = await self._post("/api/v1/batches", body)
         batch = str(state["batch"])
         if self.current is not None and self.current.batch_id == batch:
@@ -329,3 +374,24 @@ class RemoteBatches:
             state = self.mirror.batch or {}
             if state.get("batch") == runner.batch_id and state.get("result"):
                 runner.ended(state["result"])
+            elif state.get("batch") != runner.batch_id and data.get("restarted"):
+                runner.interrupted(
+                    f"the service {self.client.url} restarted mid-batch; "
+                    "read the servers' power state before acting on them again"
+                )
+
+    async def interrupted(self) -> list[InterruptedBatch]:
+        """The service's batches left half done (``GET /api/v1/audit/interrupted``).
+
+        Raises ``RemoteRefusal`` when the service cannot be asked or answers
+        something else than the documented list.
+        """
+        try:
+            answer = await self.client.get("/api/v1/audit/interrupted")
+            return [InterruptedBatch.from_json(item) for item in answer["interrupted"]]
+        except ServiceError as exc:
+            raise RemoteRefusal(exc.reason) from None
+        except ServiceUnavailable as exc:
+            raise RemoteRefusal(f"the service did not answer: {exc}") from None
+        except (KeyError, TypeError, ValueError) as exc:
+            raise RemoteRefusal(f"bad answer from the service: {exc}") from None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import ssl
+import stat
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from pacs_tui.credentials import Secret
-from pacs_tui.input_file import SECRETS, InputFileError, read_text
+from pacs_tui.input_file import SECRETS, InputFileError, decode_text, read_checked
 from pacs_tui.remote.sse import SseError, SseEvent, SseParser
 
 API = "/api/v1"
@@ -60,9 +61,15 @@ def load_token(token_file: Path | None) -> Secret:
     """
     if token_file is not None:
         try:
-            text = read_text(token_file, SECRETS).strip()
+            data, info = read_checked(token_file, SECRETS)
+            text = decode_text(data, token_file).strip()
         except InputFileError as exc:
             raise ValueError(str(exc)) from None
+        mode = stat.S_IMODE(info.st_mode)
+        if mode & 0o077:  # as for the service's tokens file: a token others can read is spent
+            raise ValueError(
+                f"{token_file}: mode {mode:04o} lets others read the token; chmod 600 {token_file}"
+            )
         if not text:
             raise ValueError(f"{token_file}: the token file is empty")
         return Secret(text.splitlines()[0].strip())

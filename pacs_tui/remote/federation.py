@@ -14,16 +14,20 @@ because no service knows the order between another's servers.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from pacs_tui.batch.confirm import Confirmation
+from pacs_tui.batch.interrupted import InterruptedBatch
 from pacs_tui.batch.plan import BatchPlan, PlanOptions
 from pacs_tui.inventory import Inventory, Server
 from pacs_tui.remote.batches import RemoteBatches, RemoteRefusal, RemoteRunner
 from pacs_tui.remote.mirror import ServiceMirror
 from pacs_tui.state import FleetState
+
+log = logging.getLogger(__name__)
 
 
 class FederationError(ValueError):
@@ -178,10 +182,12 @@ class FederatedBatches:
             chosen, verb, options, selection=selection
         )
 
-    async def start(self, plan: BatchPlan, confirmation: Confirmation | None) -> RemoteRunner:
-        """Run ``plan`` in its servers' service."""
+    async def start(
+        self, plan: BatchPlan, confirmation: Confirmation | None, *, batch: str | None = None
+    ) -> RemoteRunner:
+        """Run ``plan`` in its servers' service (keeping the plan's id ``batch``)."""
         owner = self._owning(sp.server.name for sp in plan.servers)
-        return await owner.start(plan, confirmation)
+        return await owner.start(plan, confirmation, batch=batch)
 
     def follow_existing(self) -> RemoteRunner | None:
         """A batch some service runs (the first found), to follow."""
@@ -195,6 +201,26 @@ class FederatedBatches:
         """Hear every event of every service."""
         for service in self.services:
             service.listen(listener)
+
+    async def interrupted(self) -> list[InterruptedBatch]:
+        """Every service's batches left half done (``RemoteRefusal`` naming who failed)."""
+        answers = await asyncio.gather(
+            *(b.interrupted() for b in self.services), return_exceptions=True
+        )
+        found: list[InterruptedBatch] = []
+        failed: list[str] = []
+        for service, answer in zip(self.services, answers, strict=True):
+            if isinstance(answer, RemoteRefusal):
+                failed.append(f"{service.mirror.label}: {answer}")
+            elif isinstance(answer, BaseException):
+                raise answer
+            else:
+                found.extend(answer)
+        if failed and not found:
+            raise RemoteRefusal("; ".join(failed))
+        for reason in failed:  # the others' batches are still worth naming
+            log.warning("interrupted batches not read: %s", reason)
+        return found
 
     def last_progress(self, runner: RemoteRunner) -> dict[str, Any] | None:
         """The last progress event of ``runner``'s batch in its service."""

@@ -218,14 +218,38 @@ class ServiceMirror:
             self.service = {**service, "caller": self.service.get("caller")}
             self._applicable = _applicable(service)
             self.failed_plugins = dict(service.get("failed_plugins") or {})
+        instance = str(snapshot.get("instance", ""))
+        restarted = self._seq is not None and self._seq.partition(":")[0] != instance
+        fresh: set[tuple[str, str]] = set()
         for entry in snapshot.get("readings") or []:
             if entry.get("server") in self._known:
                 apply_reading(self.state, entry, offset_s=self._offset)
+                fresh.add((str(entry["server"]), str(entry["probe"])))
+        if restarted:
+            self._forget_history(fresh)
         self.batch = snapshot.get("batch")
         self.custody = snapshot.get("custody")
-        self._seq = f"{snapshot.get('instance', '')}:{snapshot.get('seq', 0)}"
+        self._seq = f"{instance}:{snapshot.get('seq', 0)}"
         self.last_heard = self.state.clock()
-        self._tell("snapshot", {"seq": self._seq})
+        self._tell("snapshot", {"seq": self._seq, "restarted": restarted})
+
+    def _forget_history(self, fresh: set[tuple[str, str]]) -> None:
+        """After a restart of the service, keep only what its new run knows.
+
+        Its snapshot carries the history and health changes of the readings it
+        has; for the others the last result stays (it turns STALE by the usual
+        rule until a new one comes) but their latencies and health changes of
+        the old run go: flap detection must not count a transition of the old
+        run plus one of the new as a flap, and the service forgot them too.
+        """
+        held = self.state.keys()  # a FleetState, not a dict: every key with a result
+        for server, probe in held:
+            if server not in self._known or (server, probe) in fresh:
+                continue
+            result = self.state.latest(server, probe)
+            if result is not None:
+                due = self.state.due(server, probe)
+                self.state.restore(server, probe, result, due_s=due, history=(), changes=())
 
     def _tell(self, kind: str, data: dict[str, Any]) -> None:
         for listener in list(self.listeners):

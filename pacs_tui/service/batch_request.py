@@ -15,6 +15,7 @@ plan would touch other servers than the ones shown.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,9 @@ _OPTION_KEYS = {
     "escalate_after_s", "override_dependents", "stop_units", "power_timeout_s",
     "gate_timeout_s", "include_unknown",
 }  # fmt: skip
+
+
+_BATCH_ID = re.compile(r"[0-9a-f]{6,32}")  # what ``session.new_batch_id`` makes
 
 
 class RequestError(ValueError):
@@ -44,6 +48,7 @@ class BatchRequest:
     options: PlanOptions
     confirm: str | None
     expect_touched: frozenset[str] | None
+    plan_id: str | None = None  # the batch id of the plan shown (POST /batches/plan)
 
 
 def _number(options: Mapping[str, Any], key: str, default: float | None) -> float | None:
@@ -123,4 +128,9 @@ def parse_batch_request(inventory: Inventory, body: Any, *, poll_s: float = 1.0)
         if not isinstance(touched, list) or not all(isinstance(n, str) for n in touched):
             raise RequestError("expect.touched: must be a list of server names")
         expect_touched = frozenset(touched)
-    return BatchRequest(verb, tuple(servers), selection, plan_options, confirm, expect_touched)
+    plan_id = body.get("batch")
+    if plan_id is not None and (not isinstance(plan_id, str) or not _BATCH_ID.fullmatch(plan_id)):
+        raise RequestError("batch: must be the id of a plan (POST /api/v1/batches/plan)")
+    return BatchRequest(
+        verb, tuple(servers), selection, plan_options, confirm, expect_touched, plan_id
+    )

@@ -20,6 +20,7 @@ import contextlib
 import logging
 import secrets
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,7 @@ log = logging.getLogger(__name__)
 DEFAULT_TICK_S = 0.5
 # A stopped service lets a running batch's in-flight calls finish (BMC timeouts are ~10 s).
 BATCH_END_WAIT_S = 20.0
+PLANS_KEPT = 256  # plan ids a run may still refer to (the oldest are forgotten)
 
 
 class ServiceRefusal(Exception):
@@ -108,6 +110,7 @@ class FleetService:
         self._feed = self.monitor.state.subscribe(every_result=True)
         self._applicable: dict[str, list[str]] = {}
         self._batch_idle = asyncio.Event()
+        self._plans: OrderedDict[str, tuple[str, str]] = OrderedDict()  # id → (caller, verb)
         self._batch_idle.set()
         # Held from the "a batch runs" check until the new batch's task exists: planning
         # awaits the BMCs, and without it two requests arriving together both passed the
@@ -261,12 +264,16 @@ class FleetService:
         """Plan (a dry run: nothing is sent), audited under the caller's name."""
         readings = self._require_writable("plan a power batch")
         try:
-            return await self.session.plan(
+            plan, batch = await self.session.plan(
                 request.servers, request.verb, readings, request.options,
                 selection=request.selection, dry_run=True, audit=self._audit_for(caller),
             )  # fmt: skip
         except (PlanError, ReadOnlySession) as exc:
             raise ServiceRefusal(422, str(exc)) from None
+        self._plans[batch] = (caller.name, plan.verb)
+        while len(self._plans) > PLANS_KEPT:
+            self._plans.popitem(last=False)
+        return plan, batch
 
     async def start_batch(self, caller: Caller, request: BatchRequest) -> BatchPlan:
         """Plan from fresh PowerStates, check the caller's confirmation, start the batch.
@@ -286,10 +293,18 @@ class FleetService:
             raise ServiceRefusal(409, f"batch {self.runner.batch_id if self.runner else '?'} "
                                  f"(started by {owner}) is running: wait for it or abort it")  # fmt: skip
         audit = self._audit_for(caller)
+        if request.plan_id is not None:
+            # The run keeps the id of the plan the operator was shown, so the audit
+            # joins plan, confirmation and run; only the caller's own, unused plan.
+            if self._plans.get(request.plan_id) != (caller.name, request.verb):
+                raise ServiceRefusal(409, f"batch {request.plan_id} is not a {request.verb} plan "
+                                     f"of {caller.name} in this run of the service (or it ran "
+                                     "already): plan again")  # fmt: skip
+            del self._plans[request.plan_id]
         try:
             plan, batch = await self.session.plan(
                 request.servers, request.verb, readings, request.options,
-                selection=request.selection, audit=audit,
+                selection=request.selection, audit=audit, batch_id=request.plan_id,
             )  # fmt: skip
         except (PlanError, ReadOnlySession) as exc:
             raise ServiceRefusal(422, str(exc)) from None

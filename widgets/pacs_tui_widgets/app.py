@@ -386,10 +386,16 @@ class ControlRoomApp(App[int]):
         self.grid.set_marks(())
 
     async def action_quit(self) -> None:
-        """Quit; while a batch runs, only when asked twice (the batch is then aborted)."""
+        """Quit; while a batch of this room runs, only when asked twice (it is then aborted).
+
+        An attached room's batch runs in the service and goes on without the
+        room, so quitting there needs no second key and aborts nothing.
+        """
         now = time.monotonic()
-        if self.batch_active and (
-            self.quit_asked_at is None or now - self.quit_asked_at > QUIT_AGAIN_S
+        if (
+            self.batch_active
+            and self.remote is None
+            and (self.quit_asked_at is None or now - self.quit_asked_at > QUIT_AGAIN_S)
         ):
             self.quit_asked_at = now
             self.notify(

@@ -48,7 +48,16 @@ class BatchControl:
         self.task: asyncio.Task[None] | None = None
 
     async def interrupted(self) -> list[InterruptedBatch]:
-        """The audit log's interrupted batches (read off the UI thread; none on error)."""
+        """The audit log's interrupted batches (read off the UI thread; none on error).
+
+        An attached room asks its service: the log is the service's, not this machine's.
+        """
+        if self.app.remote is not None:
+            try:
+                return await self.app.remote.interrupted()
+            except RemoteRefusal as exc:
+                log.warning("interrupted batches not read from the service: %s", exc)
+                return []
         path = self.app.session.audit.path if self.app.session_open else default_audit_path()
         try:
             return await asyncio.to_thread(interrupted_batches, path)
@@ -203,7 +212,7 @@ class BatchControl:
         remote = self.app.remote
         assert remote is not None
         try:
-            runner = await remote.start(decision.plan, decision.confirmation)
+            runner = await remote.start(decision.plan, decision.confirmation, batch=decision.batch)
         except (RemoteRefusal, WireError) as exc:
             self.app.notify(f"not run: {exc}", severity="error", timeout=15)
             self.app.events.note(self.app.state.clock(), f"batch not run: {exc}", Health.DOWN)
@@ -326,10 +335,11 @@ class BatchControl:
 def batch_result_text(result: BatchResult) -> str:
     """One line for the toast and the event log: verb, OK or not, counts, time."""
     counts = ", ".join(f"{count} {status}" for status, count in sorted(result.counts().items()))
-    state = "OK" if result.ok else ("ABORTED" if result.aborted else "INCOMPLETE")
-    line = (
-        f"batch {result.batch} {result.verb}: {state} — {counts or 'no servers'} "
-        f"in {result.elapsed_s:.1f} s"
-    )
+    if result.interrupted:
+        state = "INTERRUPTED"
+    else:
+        state = "OK" if result.ok else ("ABORTED" if result.aborted else "INCOMPLETE")
+    took = "" if result.interrupted else f" in {result.elapsed_s:.1f} s"  # not known
+    line = f"batch {result.batch} {result.verb}: {state} — {counts or 'no servers'}{took}"
     # A failed off that left servers On with their units stopped must not read as a count.
     return "; ".join([line, *result.stranded_lines()])

@@ -9,6 +9,7 @@ theme's ``$state-down`` colour.
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from typing import Any
 
@@ -33,7 +34,10 @@ _STATUS_COLOUR = {
     "aborted": "state-degraded",
     "left-out": "state-degraded",
     "not-run": "state-degraded",
+    "unknown": "state-unknown",  # its process stopped before saying: read it back
 }
+_LIVE = ("running", "paused", "aborting")
+TICK_S = 1.0  # the title's elapsed time moves on between events at this pace
 
 
 def format_seconds(seconds: float | None) -> str:
@@ -72,6 +76,8 @@ class BatchPane(Vertical):
         self.current: dict[str, str] = {}  # server → its latest call, while in flight
         self.wave_done: dict[int, int] = {}
         self.last: BatchProgress | None = None
+        self.last_at = 0.0  # time.monotonic() when ``last`` was applied
+        self.title_at = 0.0  # time.monotonic() of the last title drawn
         self.plan: BatchPlan | None = None
         self.batch_id = ""
         self.redraws = 0
@@ -145,8 +151,11 @@ class BatchPane(Vertical):
     # -- events --------------------------------------------------------------------
 
     def drain(self) -> None:
-        """Apply every queued event, then redraw once."""
+        """Apply every queued event, then redraw once (the title once a second anyway)."""
         if not self.pending:
+            # Steps can be minutes apart (a BMC powering on): the clock must not stop.
+            if self.status in _LIVE and time.monotonic() - self.title_at >= TICK_S:
+                self._draw_title()
             return
         while self.pending:
             self._apply(self.pending.popleft())
@@ -154,6 +163,7 @@ class BatchPane(Vertical):
 
     def _apply(self, event: BatchProgress) -> None:
         self.last = event
+        self.last_at = time.monotonic()
         kind = event.kind
         if kind in ("step", "retry") and event.server:
             self.current[event.server] = f"{event.call} → {event.outcome}"
@@ -220,14 +230,18 @@ class BatchPane(Vertical):
         if plan is None:
             return
         last = self.last
+        self.title_at = now = time.monotonic()
         parts = [f"{plan.verb} · batch {self.batch_id} · {self.status.upper()}"]
         parts.append(f"{len(self.results)}/{len(plan.servers)} servers")
         if last is not None:
-            if last.wave is not None and self.status in ("running", "paused", "aborting"):
+            live = self.status in _LIVE
+            since = now - self.last_at if live else 0.0  # time since the batch last spoke
+            if last.wave is not None and live:
                 parts.append(f"wave {last.wave}/{last.waves}")
-            parts.append(f"elapsed {format_seconds(last.elapsed_s)}")
+            parts.append(f"elapsed {format_seconds(last.elapsed_s + since)}")
             if self.status == "running":
-                parts.append(f"ETA {format_seconds(last.eta_s)}")
+                eta = None if last.eta_s is None else max(0.0, last.eta_s - since)
+                parts.append(f"ETA {format_seconds(eta)}")
         failed = sum(1 for s in self.results.values() if s == "failed")
         if failed:
             parts.append(f"{failed} FAILED")

@@ -59,14 +59,18 @@ async def start_monitor(app: ControlRoomApp) -> None:
     if app.remote is not None:
         app.remote.listen(lambda kind, data: service_event(app, kind, data))
         app.batch.follow_service()  # a batch already running there shows at once
-        return  # the service names its interrupted batches; this machine's log is not its
-    await app.batch.name_interrupted()
+    await app.batch.name_interrupted()  # an attached room asks its service
 
 
 def service_event(app: ControlRoomApp, kind: str, data: dict[str, Any]) -> None:
     """An attached room hears of another screen's batch and of the service's notices."""
     if kind in ("batch-started", "batch"):
         app.batch.follow_service()
+    elif kind == "snapshot" and data.get("restarted"):
+        # A new run of the service: what it had in flight was cut off; say so now,
+        # not at the next plan (its audit log names what was left half done).
+        app.events.note(app.state.clock(), f"{app.monitor.label} restarted", Health.STALE)
+        app.run_worker(app.batch.name_interrupted(), group="interrupted", exclusive=True)
     elif kind == "notice":
         try:
             health = Health(str(data.get("health", "ok")))
