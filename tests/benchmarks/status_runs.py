@@ -1,0 +1,149 @@
+"""Benchmark: N consecutive ``pacs-tui status`` runs on a healthy simulated fleet (issue 14, item 1).
+
+The simulator (``--servers 300``, no faults) runs in its own process on
+loopback; each run is the real CLI, ``python -m pacs_tui status --json``, in
+its own process, one after another. Every reading of a healthy fleet should be
+OK and every run exit 0: a run that exits 1 cried wolf. Per run the table shows
+the exit code, the wall time (spawn to exit, interpreter start included) and
+the readings that were not OK, grouped by probe, health and state, with one
+detail each.
+
+``--load`` also runs a ``pacs-tui status --watch`` beside the runs (a control
+room's poller on the same fleet and the same cores), as issue 14 describes.
+``--pythonpath DIR`` puts another checkout first on the runs' ``PYTHONPATH`` (for
+before/after figures; the simulator stays this checkout's).
+
+    .venv/bin/python tests/benchmarks/status_runs.py [--runs 20] [--servers 300] [--load]
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from _summary import Figure, emit
+
+from sim_process import running_sim, stop_process
+
+MEASURES = "`pacs-tui status` N times in a row on a healthy 300-server simulator: exit codes, readings not OK, wall time"  # fmt: skip
+LEAVES_OUT = (
+    "faults (the fleet is healthy); real networks' latency (loopback); "
+    "--load (a status --watch beside the runs) unless asked for"
+)
+QUICK_ARGS = ("--runs", "10")
+
+PROBES = ("power", "network", "dicom", "ssh")
+
+
+def not_ok(views: list[dict[str, Any]]) -> list[tuple[str, str, str, str, str]]:
+    """(server, probe, health, state, detail) of every applicable reading that is not OK."""
+    found = []
+    for view in views:
+        for probe in PROBES:
+            reading = view.get(probe)
+            if isinstance(reading, dict) and reading["health"] not in ("ok", "n/a"):
+                found.append(
+                    (view["name"], probe, reading["health"], reading["state"], reading["detail"])
+                )
+    return found
+
+
+def describe(found: list[tuple[str, str, str, str, str]]) -> str:
+    """The not-OK readings of one run as ``probe health/state xN (first detail)``."""
+    groups: dict[tuple[str, str, str], list[str]] = collections.defaultdict(list)
+    for _server, probe, health, state, detail in found:
+        groups[(probe, health, state)].append(detail)
+    return "; ".join(
+        f"{p} {h}/{s} x{len(d)} ({d[0][:90]})" for (p, h, s), d in sorted(groups.items())
+    )
+
+
+def one_run(
+    inventory: Path, env: dict[str, str], cwd: Path | None
+) -> tuple[int, float, list[Any], str]:
+    """One ``status --json``: exit code, wall seconds, not-OK readings, stderr's tail."""
+    began = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "pacs_tui", "status", "-i", str(inventory), "--json"],
+        capture_output=True, text=True, env=env, cwd=cwd, timeout=300, check=False,
+    )  # fmt: skip
+    wall = time.perf_counter() - began
+    try:
+        views = json.loads(done.stdout)
+    except ValueError:
+        return done.returncode, wall, [], done.stderr[-500:]
+    return done.returncode, wall, not_ok(views), done.stderr[-500:]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--servers", type=int, default=300)
+    parser.add_argument("--load", action="store_true", help="a status --watch beside the runs")
+    parser.add_argument("--pythonpath", type=Path, default=None, help="another checkout first")
+    args = parser.parse_args()
+    env = dict(os.environ)
+    cwd: Path | None = None
+    if args.pythonpath is not None:
+        root = cwd = args.pythonpath.resolve()
+        # The runs start in that checkout (python -m puts the working folder first).
+        env["PYTHONPATH"] = os.pathsep.join(
+            [str(root), str(root / "plugins"), env.get("PYTHONPATH", "")]
+        )
+    print(f"machine: {os.cpu_count()} cores; python {sys.version.split()[0]}; load {os.getloadavg()[0]:.2f}")  # fmt: skip
+    out = Path(tempfile.mkdtemp(prefix="pacs-tui-status-runs-")) / "dc"
+    octet = str(random.randint(100, 250))
+    results: list[tuple[int, float, list[Any], str]] = []
+    watch: subprocess.Popen[str] | None = None
+    with running_sim(out, "--servers", str(args.servers), "--address-octet", octet):
+        inventory = out / "inventory.yaml"
+        try:
+            if args.load:
+                watch = subprocess.Popen(
+                    [sys.executable, "-m", "pacs_tui", "status", "-i", str(inventory), "--watch",
+                     "--json", "--interval", "5"],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True, env=env,
+                    cwd=cwd,
+                )  # fmt: skip
+                time.sleep(8)  # past the watch's own first sweep
+            print(f"\n{'run':>3}  {'exit':>4}  {'wall s':>6}  {'not ok':>6}  readings not OK")
+            for run in range(1, args.runs + 1):
+                code, wall, found, stderr = one_run(inventory, env, cwd)
+                results.append((code, wall, found, stderr))
+                note = describe(found) or ("-" if code == 0 else stderr.strip()[-200:])
+                print(f"{run:>3}  {code:>4}  {wall:>6.2f}  {len(found):>6}  {note}", flush=True)
+        finally:
+            if watch is not None:
+                stop_process(watch, 20)
+    walls = [w for _, w, _, _ in results]
+    passed = sum(1 for c, _, _, _ in results if c == 0)
+    readings = sum(len(f) for _, _, f, _ in results)
+    print(
+        f"\n{passed}/{len(results)} runs exit 0; {readings} readings not OK in all; "
+        f"wall median {statistics.median(walls):.2f} s, max {max(walls):.2f} s"
+        + (" (with a status --watch beside)" if args.load else "")
+    )
+    emit(
+        Figure("runs that exit 0", passed, "runs"),
+        Figure("runs", len(results), "runs"),
+        Figure("readings not OK, all runs", readings, "readings"),
+        Figure("wall per run, median", statistics.median(walls), "s"),
+        Figure("wall per run, max", max(walls), "s"),
+    )
+    return 0 if passed == len(results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
