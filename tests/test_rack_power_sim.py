@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from pacs_tui.inventory import Server
-from pacs_tui.plugin_api import Health, ProbeResult
+from pacs_tui.plugin_api import Health, ProbeContext, ProbeResult
 from pacs_tui.power import PowerState
 from pacs_tui.sim.bmc import BmcFlavour
 from pacs_tui.sim.faults import HostFaults
@@ -167,3 +167,23 @@ def test_settings_are_checked_and_sites_get_their_own_limits() -> None:
     new_hall = Server(name="arch-001", site="dc-new", role="archive")
     old_hall = Server(name="arch-002", site="dc-old", role="archive")
     assert (settings.limits(new_hall), settings.limits(old_hall)) == ((24, 30), (27, 35))
+
+
+async def test_it_speaks_through_the_open_power_probes_session(tmp_path: Path) -> None:
+    async with bmc_lab(tmp_path, {"s": F.GENERIC}) as lab:  # lab.probe: the power probe
+        rack = RedfishRackPowerProbe()
+        await rack.open(ProbeContext(lab.inventory, {}))
+        try:
+            assert (await lab.probe.probe(lab.server("s"))).state == "On"
+            assert (await read_with(rack, lab, "s")).health is Health.OK
+            assert lab.sessions("s") == 1  # one session on the BMC for both probes
+        finally:
+            await rack.close()
+        assert (await lab.probe.probe(lab.server("s"))).state == "On"  # still logged in
+        assert lab.sessions("s") == 1
+
+
+async def read_with(probe: RedfishRackPowerProbe, lab: BmcLab, name: str) -> ProbeResult:
+    result = await probe.probe(lab.server(name))
+    assert PASSWORD not in repr(result)
+    return result

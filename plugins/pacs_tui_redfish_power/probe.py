@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from typing import Any
 
 import aiohttp
@@ -63,6 +64,10 @@ _IN_TRANSITION = {
 }
 _BAD_HEALTH = ("Warning", "Critical")
 
+# Power probes open now, so the rack-power probe can speak through their clients and
+# sessions instead of opening one more session on every BMC (``rack_power``).
+OPEN_POWER_PROBES: weakref.WeakSet[RedfishPowerProbe] = weakref.WeakSet()
+
 
 class RedfishPowerProbe(Probe):
     """Reads ``ComputerSystem.PowerState`` (and ``Status.Health``) over Redfish.
@@ -88,6 +93,7 @@ class RedfishPowerProbe(Probe):
         self._clients: dict[BmcEndpoint, BmcClient] = {}
         self._trust = TlsTrust()
         self._auth: AuthMode | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None  # the loop it was opened in
 
     async def open(self, context: ProbeContext) -> None:
         """Check the settings and open the shared HTTP session."""
@@ -96,9 +102,12 @@ class RedfishPowerProbe(Probe):
         self._context = context
         if self._http is None:
             self._http = open_http_session(limit=limit)
+        self.loop = asyncio.get_running_loop()
+        OPEN_POWER_PROBES.add(self)
 
     async def close(self) -> None:
         """Log out of every BMC (in parallel, each bounded), then close the connections."""
+        OPEN_POWER_PROBES.discard(self)
         clients, self._clients = self._clients, {}
         await asyncio.gather(*(c.close() for c in clients.values()))
         if self._http is not None:

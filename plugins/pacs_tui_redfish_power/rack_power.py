@@ -6,9 +6,11 @@ each supply's health and input, supply redundancy, and the inlet
 temperature from ``ThermalSubsystem`` or ``Thermal``. Verdict rules and
 settings: ``rack_power_verdict``. Only GETs.
 
-It speaks through the same ``BmcClient`` as the ``power`` probe (sessions,
-Basic fallback, TLS trust, bounded answers, login guard), in a client pool
-of its own: one more Redfish session per BMC, polled every 30 s.
+It speaks through the ``power`` probe's own clients while one is open in the
+same event loop on the same inventory (as in a ``FleetMonitor``): no second
+Redfish session on BMCs whose session tables are small. Without one, it
+opens clients of its own, with the same logic (sessions, Basic fallback, TLS
+trust, bounded answers, login guard).
 """
 
 from __future__ import annotations
@@ -22,7 +24,12 @@ from pacs_tui.plugin_api import Health, ProbeContext, ProbeResult
 from pacs_tui_redfish_power.chassis_reading import chassis_of, read_chassis
 from pacs_tui_redfish_power.client import BmcClient
 from pacs_tui_redfish_power.errors import BmcError, BmcHttpError
-from pacs_tui_redfish_power.probe import RedfishPowerProbe, _failure, _tls_notes
+from pacs_tui_redfish_power.probe import (
+    OPEN_POWER_PROBES,
+    RedfishPowerProbe,
+    _failure,
+    _tls_notes,
+)
 from pacs_tui_redfish_power.rack_power_verdict import RackPowerSettings, judge
 from pacs_tui_redfish_power.trust import TlsTrust
 
@@ -58,6 +65,26 @@ class RedfishRackPowerProbe(RedfishPowerProbe):
         self.settings = RackPowerSettings.from_settings(context.settings)
         self.interval_s = self.settings.interval_s
         await super().open(context)
+
+    def client(self, server: Server) -> BmcClient:
+        """The open ``power`` probe's client of ``server``'s BMC, else one of our own."""
+        donor = self._power_probe()
+        return donor.client(server) if donor is not None else super().client(server)
+
+    def _power_probe(self) -> RedfishPowerProbe | None:
+        if self._context is None:
+            return None
+        loop = asyncio.get_running_loop()
+        for probe in list(OPEN_POWER_PROBES):
+            if (
+                probe.name == "power"
+                and probe.loop is loop
+                and probe._http is not None
+                and probe._context is not None
+                and probe._context.inventory is self._context.inventory
+            ):
+                return probe
+        return None
 
     async def close(self) -> None:
         """Forget the chassis paths, then log out of every BMC and close the connections."""
