@@ -866,6 +866,17 @@ def test_bad_command_lines_exit_2_naming_the_problem(
     assert stat.S_IMODE(open_file.stat().st_mode) == 0o644  # refused, not "fixed" behind a back
 
 
+def test_unknown_routes_and_methods_answer_json_errors(served: Served) -> None:
+    """A script reading ``error`` gets it for aiohttp's own refusals too (404, 405)."""
+    status, head, text = call(served, "DELETE", "/api/v1/snapshot", served.wall)
+    assert status == 405 and head["Content-Type"].startswith("application/json"), (status, text)
+    assert json.loads(text)["error"] and "GET" in head.get("Allow", "")
+    status, head, text = call(served, "GET", "/api/v1/no-such-thing", served.wall)
+    assert status == 404 and json.loads(text)["error"], (status, text)
+    status, _, text = call(served, "GET", "/api/v1/no-such-thing")
+    assert status == 401  # who asks is checked first: no route is revealed to strangers
+
+
 # -- tokens stay secret ---------------------------------------------------------------------------
 
 

@@ -240,7 +240,9 @@ async def _serve(
         )
         await asyncio.Event().wait()
     except asyncio.CancelledError:
-        print("pacs-tui serve: stopping: aborting a running batch, logging out", flush=True)
+        running = service.batch_task is not None and not service.batch_task.done()
+        what = "aborting the running batch, logging out" if running else "logging out"
+        print(f"pacs-tui serve: stopping: {what}", flush=True)
         await service.stop("the service was stopped (signal)")
         return EXIT_OK
     finally:

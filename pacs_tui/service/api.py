@@ -85,6 +85,13 @@ async def _authorize(request: web.Request, handler: Handler) -> web.StreamRespon
         return _error(exc.status, exc.reason)
     except RequestError as exc:
         return _error(400, str(exc))
+    except web.HTTPException as exc:  # aiohttp's own 404/405/413: JSON like every error
+        if exc.status < 400:
+            raise
+        response = _error(exc.status, exc.reason)
+        if "Allow" in exc.headers:
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
 
 
 def _service(request: web.Request) -> FleetService:
