@@ -492,6 +492,7 @@ def write_bodies(served: Served) -> dict[tuple[str, str], Any]:
     """For each write, a body an operator's request would act on."""
     return {
         ("POST", "/api/v1/batches/plan"): {"verb": "force-off", "servers": [TARGET]},
+        ("POST", "/api/v1/batches/plan/{batch}/decline"): None,
         ("POST", "/api/v1/batches"): {"verb": "force-off", "servers": [TARGET], "confirm": "1"},
         ("POST", "/api/v1/batches/current/pause"): None,
         ("POST", "/api/v1/batches/current/resume"): None,
@@ -531,7 +532,8 @@ def test_no_write_without_an_operator_token(
     assert set(bodies) == set(writes), "a new write needs a body here"
     before, board, rows = received(sim), custody_board(served), audit_rows(served.data)
     tried = 0
-    for (method, path), body in sorted(bodies.items()):
+    for (method, route), body in sorted(bodies.items()):
+        path = route.replace("{batch}", "0123456789ab")  # a plan id the service never gave
         for who, (headers, expected) in credentials(served).items():
             answer = call(served, method, path, body=body, headers=headers)
             assert answer[0] == expected, (who, method, path, answer)
@@ -692,11 +694,12 @@ def test_a_read_only_service_refuses_every_write_even_to_an_operator(
         assert status == 200 and json.loads(text)["read_only"] is True
         board = custody_board(ro)
         before = received(sim)
-        for method, path in writes:
+        for method, route in writes:
+            path = route.replace("{batch}", "0123456789ab")
             for token, who in ((ro.lead, "operator"), (ro.wall, "viewer")):
-                answer = call(ro, method, path, token, bodies[(method, path)])
+                answer = call(ro, method, path, token, bodies[(method, route)])
                 assert answer[0] == 403, (who, method, path, answer)
-                check(openapi, ro, method, path, answer, body=bodies[(method, path)])
+                check(openapi, ro, method, path, answer, body=bodies[(method, route)])
         time.sleep(1.0)
         after = received(sim)
         assert after.resets == before.resets

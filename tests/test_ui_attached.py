@@ -98,6 +98,21 @@ async def test_an_attached_room_runs_a_batch_in_the_service_and_another_screen_f
             assert sessions(sim) == before_sessions
             await pilot.press("slash", *target, "enter")
             await wait_for(pilot, lambda: app.grid.cursor_server == target, 5, "cursor on target")
+            # Walked away from (escape): the service audits the plan as declined.
+            await pilot.press("R")
+            await wait_for(pilot, lambda: isinstance(app.screen, PlanScreen), 20, "the plan")
+            assert isinstance(app.screen, PlanScreen)
+            declined = app.screen.batch_id
+            await pilot.press("escape")
+
+            def declined_rows() -> list[dict[str, Any]]:
+                status, audit = service.request("GET", f"/api/v1/audit?batch={declined}",
+                                                service.tokens["wall"])  # fmt: skip
+                assert status == 200
+                return [e for e in audit["events"] if e["outcome"] == "declined"]
+
+            await wait_for(pilot, declined_rows, 10, "the declined plan in the service's audit")
+            assert declined_rows()[0]["operator"] == "token:lead"
             await pilot.press("R")
             await wait_for(pilot, lambda: isinstance(app.screen, PlanScreen), 20, "the plan")
             screen = app.screen

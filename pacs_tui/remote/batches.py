@@ -21,6 +21,7 @@ import dataclasses
 import logging
 from collections.abc import Callable, Iterable
 from typing import Any
+from urllib.parse import quote
 
 from pacs_tui.batch.confirm import Confirmation
 from pacs_tui.batch.interrupted import InterruptedBatch
@@ -314,6 +315,13 @@ class RemoteBatches:
                                                           plan.options))  # fmt: skip
         self.current = runner
         return runner
+
+    async def decline(self, plan: BatchPlan, batch: str) -> None:
+        """Tell the service the operator declined ``plan`` (id ``batch``); it audits that.
+
+        ``RemoteRefusal`` when the service refused or could not be asked.
+        """
+        await self._post(f"/api/v1/batches/plan/{quote(batch, safe='')}/decline", {})
 
     async def control(self, what: str) -> None:
         """``pause``/``resume``/``abort`` the service's running batch (a refusal is logged)."""

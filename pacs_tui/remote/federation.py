@@ -189,6 +189,10 @@ class FederatedBatches:
         owner = self._owning(sp.server.name for sp in plan.servers)
         return await owner.start(plan, confirmation, batch=batch)
 
+    async def decline(self, plan: BatchPlan, batch: str) -> None:
+        """Tell the plan's service that the operator declined it."""
+        await self._owning(sp.server.name for sp in plan.servers).decline(plan, batch)
+
     def follow_existing(self) -> RemoteRunner | None:
         """A batch some service runs (the first found), to follow."""
         for service in self.services:

@@ -44,6 +44,7 @@ API = "/api/v1"
 WRITES: frozenset[tuple[str, str]] = frozenset(
     {
         ("POST", f"{API}/batches/plan"),
+        ("POST", f"{API}/batches/plan/{{batch}}/decline"),
         ("POST", f"{API}/batches"),
         ("POST", f"{API}/batches/current/pause"),
         ("POST", f"{API}/batches/current/resume"),
@@ -217,6 +218,11 @@ async def post_plan(request: web.Request) -> web.Response:
     )
 
 
+async def post_decline(request: web.Request) -> web.Response:
+    batch = request.match_info["batch"]
+    return web.json_response(_service(request).decline_plan(_caller(request), batch))
+
+
 async def post_batch(request: web.Request) -> web.Response:
     service = _service(request)
     batch_request = parse_batch_request(service.inventory, await _json_body(request))
@@ -298,6 +304,7 @@ def build_app(
     app.router.add_get(f"{API}/snapshot", get_snapshot)
     app.router.add_get(f"{API}/events", get_events)
     app.router.add_post(f"{API}/batches/plan", post_plan)
+    app.router.add_post(f"{API}/batches/plan/{{batch}}/decline", post_decline)
     app.router.add_post(f"{API}/batches", post_batch)
     app.router.add_get(f"{API}/batches/current", get_current_batch)
     for what in ("pause", "resume", "abort"):

@@ -110,7 +110,8 @@ class FleetService:
         self._feed = self.monitor.state.subscribe(every_result=True)
         self._applicable: dict[str, list[str]] = {}
         self._batch_idle = asyncio.Event()
-        self._plans: OrderedDict[str, tuple[str, str]] = OrderedDict()  # id → (caller, verb)
+        # Plans shown and not yet run or declined: id → (caller, verb, servers touched).
+        self._plans: OrderedDict[str, tuple[str, str, int]] = OrderedDict()
         self._batch_idle.set()
         # Held from the "a batch runs" check until the new batch's task exists: planning
         # awaits the BMCs, and without it two requests arriving together both passed the
@@ -270,7 +271,7 @@ class FleetService:
             )  # fmt: skip
         except (PlanError, ReadOnlySession) as exc:
             raise ServiceRefusal(422, str(exc)) from None
-        self._plans[batch] = (caller.name, plan.verb)
+        self._plans[batch] = (caller.name, plan.verb, len(plan.touched))
         while len(self._plans) > PLANS_KEPT:
             self._plans.popitem(last=False)
         return plan, batch
@@ -296,7 +297,8 @@ class FleetService:
         if request.plan_id is not None:
             # The run keeps the id of the plan the operator was shown, so the audit
             # joins plan, confirmation and run; only the caller's own, unused plan.
-            if self._plans.get(request.plan_id) != (caller.name, request.verb):
+            shown = self._plans.get(request.plan_id)
+            if shown is None or shown[:2] != (caller.name, request.verb):
                 raise ServiceRefusal(409, f"batch {request.plan_id} is not a {request.verb} plan "
                                      f"of {caller.name} in this run of the service (or it ran "
                                      "already): plan again")  # fmt: skip
@@ -363,6 +365,23 @@ class FleetService:
         self.hub.publish("batch", {**self.last_progress, "paused": paused})
         for subscriber in self.progress_subscribers:
             subscriber(event)
+
+    def decline_plan(self, caller: Caller, batch: str) -> dict[str, Any]:
+        """The operator was shown plan ``batch`` and declined it: audit that; it cannot run.
+
+        ``ServiceRefusal`` 409 when it is not an unused plan of the caller in this
+        run of the service (the audit then has nothing to join it to).
+        """
+        self._require_writable("decline a plan")
+        shown = self._plans.get(batch)
+        if shown is None or shown[0] != caller.name:
+            raise ServiceRefusal(409, f"batch {batch} is not a plan of {caller.name} waiting "
+                                 "in this run of the service")  # fmt: skip
+        del self._plans[batch]
+        _, verb, touched = shown
+        self._audit_for(caller).record(batch, "confirm", verb=verb, outcome="declined",
+                                       detail=f"declined by {caller.name}; {touched} server(s)")  # fmt: skip
+        return {"batch": batch, "declined": True}
 
     def control_batch(self, caller: Caller, what: str) -> dict[str, Any]:
         """``pause``, ``resume`` or ``abort`` the running batch, audited under the caller."""

@@ -16,7 +16,7 @@ import sqlite3
 from typing import TYPE_CHECKING
 
 from pacs_tui.batch.audit import default_audit_path
-from pacs_tui.batch.confirm import ConfirmationRequired
+from pacs_tui.batch.confirm import Confirmation, ConfirmationRequired
 from pacs_tui.batch.gates import GatePolicy
 from pacs_tui.batch.interrupted import InterruptedBatch, interrupted_batches
 from pacs_tui.batch.plan import VERBS, BatchPlan, PlanError, PlanOptions
@@ -147,11 +147,28 @@ class BatchControl:
             again, batch_id, _ = await remote.plan(servers, verb, options, selection=selection)
             return again, batch_id
 
-        def record(*_: object) -> None:
-            pass  # the service audits the plan, the confirmation and the run itself
+        def record(
+            plan: BatchPlan, batch: str, confirmation: Confirmation | None, accepted: bool
+        ) -> None:
+            # The service audits the plan, and a run with its confirmation; a plan
+            # the operator walked away from (escape) is said to it, to be audited
+            # as declined. A wrong count stays on the screen, so it declines nothing.
+            if accepted or confirmation is None or confirmation.how != "escape":
+                return
+            self.app.run_worker(self.decline_remotely(plan, batch), group="decline")
 
         screen = PlanScreen(plan, batch, rule=self.app.confirm_rule, replan=replan, record=record)
         self.app.push_screen(screen, self.plan_decided)
+
+    async def decline_remotely(self, plan: BatchPlan, batch: str) -> None:
+        """Have the service audit a declined plan; a refusal is said, never raised."""
+        remote = self.app.remote
+        assert remote is not None
+        try:
+            await remote.decline(plan, batch)
+        except RemoteRefusal as exc:
+            line = f"the service did not record plan {batch} as declined: {exc}"
+            self.app.events.note(self.app.state.clock(), line, Health.UNKNOWN)
 
     def warn_interrupted(self, interrupted: list[InterruptedBatch], plan: BatchPlan) -> None:
         """Before a plan: batches left half done on these servers, with PowerState just read."""
