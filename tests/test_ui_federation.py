@@ -11,7 +11,9 @@ fresh, and the banner names B.
 
 from __future__ import annotations
 
+import asyncio
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,8 +22,10 @@ import pytest
 import yaml
 
 from pacs_tui.credentials import Secret
+from pacs_tui.custody import CustodyState
 from pacs_tui.plugin_api import Health
 from pacs_tui.remote.client import ServiceClient
+from pacs_tui.remote.custody import ServiceCustody, ServiceCustodyError
 from pacs_tui.remote.federation import FederatedBatches, FleetFederation
 from pacs_tui.remote.mirror import attach
 from pacs_tui_widgets.app import ControlRoomApp
@@ -63,9 +67,9 @@ def two_services(
     with running_sim(root / "dc", "--servers", "12", "--time-scale", "0.05") as sim:
         main, backup = split_inventory(sim, root)
         with (
-            running_service(main, root / "a", "--site", "main",
+            running_service(main, root / "a", "--site", "main", "--custody",
                             env={"PACS_TUI_DATA_DIR": str(root / "data-a")}) as a,
-            running_service(backup, root / "b", "--site", "backup",
+            running_service(backup, root / "b", "--site", "backup", "--custody",
                             env={"PACS_TUI_DATA_DIR": str(root / "data-b")}) as b,
         ):  # fmt: skip
             yield sim, a, b
@@ -84,6 +88,42 @@ def audit_batches(service: RunningService) -> set[str]:
     status, answer = service.request("GET", "/api/v1/audit", service.tokens["wall"])
     assert status == 200
     return {e["batch"] for e in answer["events"] if not e["batch"].startswith("custody-")}
+
+
+async def test_each_servers_custody_is_its_own_services_board(
+    two_services: tuple[RunningSim, RunningService, RunningService],
+) -> None:
+    """One board over two services: states from each, a change to the owner only."""
+    sim, a, b = two_services
+    federation = await federation_of(a, b)
+    board = ServiceCustody(*federation.mirrors)
+    backup_server = next(s["name"] for s in sim.servers() if s["site"] == BACKUP_SITE)
+    main_server = next(s["name"] for s in sim.servers() if s["site"] != BACKUP_SITE)
+    await federation.open()
+    federation.start()
+    try:
+        assert set(board.states()) == {s["name"] for s in sim.servers()}
+        with pytest.raises(ServiceCustodyError, match="2 services"):
+            await board.change("advance", [main_server, backup_server], None, "both")
+        assert custody_of(a)[main_server] == custody_of(b)[backup_server] == "running"
+        changes = await board.change("advance", [backup_server], None, "trial")
+        assert [c["server"] for c in changes] == [backup_server]
+        assert custody_of(b)[backup_server] == "shut-down"
+        assert custody_of(a)[main_server] == "running" and backup_server not in custody_of(a)
+        deadline = time.monotonic() + 10
+        while board.state(backup_server) is not CustodyState.SHUT_DOWN:
+            assert time.monotonic() < deadline, "the custody event never reached the board"
+            await asyncio.sleep(0.1)
+        assert board.state(main_server) is CustodyState.RUNNING
+        await board.change("correct", [backup_server], "running", "undo the trial")
+    finally:
+        await federation.close()
+
+
+def custody_of(service: RunningService) -> dict[str, str]:
+    status, answer = service.request("GET", "/api/v1/custody", service.tokens["wall"])
+    assert status == 200, answer
+    return dict(answer["states"])
 
 
 async def test_one_room_over_two_services(

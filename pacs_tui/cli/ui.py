@@ -322,16 +322,25 @@ def _remote_batches(source: Any) -> Any:
     return RemoteBatches(source.client, source)
 
 
-def _service_custody(mirror: Any) -> dict[str, Any]:
-    """``{"custody": ServiceCustody}`` when the one service serves a custody board, else {}.
+def _service_custody(source: Any) -> dict[str, Any]:
+    """``{"custody": ServiceCustody}`` when the service (every service) serves a board, else {}.
 
-    (Several services: each board is its service's; the grid shows none of them yet.)
+    With several services each server's state is its own service's; when only
+    some serve a board none is shown, and stderr says why: a partial board
+    would show the others' servers as "running" without anyone knowing.
     """
-    if not hasattr(mirror, "service") or not mirror.service.get("custody"):
-        return {}
     from pacs_tui.remote.custody import ServiceCustody
 
-    return {"custody": ServiceCustody(mirror)}
+    mirrors = list(getattr(source, "mirrors", None) or [source])
+    serving = [m for m in mirrors if m.service.get("custody")]
+    if not serving:
+        return {}
+    if len(serving) != len(mirrors):
+        missing = ", ".join(m.label for m in mirrors if not m.service.get("custody"))
+        print(f"pacs-tui: warning: no custody board shown: {missing} serves none "
+              "(serve --custody)", file=sys.stderr)  # fmt: skip
+        return {}
+    return {"custody": ServiceCustody(*serving)}
 
 
 def run_control_room(args: argparse.Namespace) -> int:

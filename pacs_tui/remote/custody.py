@@ -10,6 +10,7 @@ answer and, like every other screen, from the event.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from pacs_tui.custody import CustodyReading, CustodyState
@@ -22,35 +23,56 @@ class ServiceCustodyError(Exception):
 
 
 class ServiceCustody(CustodyReading):
-    """The custody board of the service a mirror follows."""
+    """The custody board of the service a mirror follows, or the boards of several.
 
-    def __init__(self, mirror: ServiceMirror) -> None:
+    With several mirrors (``run --connect A --connect B``) each server's state
+    comes from its own service's board, and a change goes to the service that
+    owns the servers; a change spanning services is refused, as a batch is.
+    """
+
+    def __init__(self, mirror: ServiceMirror, *more: ServiceMirror) -> None:
         self.mirror = mirror
-        self._states: dict[str, CustodyState] = {n: CustodyState.RUNNING for n in
-                                                 mirror.inventory.names()}  # fmt: skip
+        self.mirrors = (mirror, *more)
+        self._owner: dict[str, ServiceMirror] = {}
+        self._states: dict[str, CustodyState] = {}
+        for each in self.mirrors:
+            for name in each.inventory.names():
+                self._owner[name] = each
+                self._states[name] = CustodyState.RUNNING
         self._since: dict[str, str] = {}
         self.version = 0
-        self.apply(mirror.custody)
-        mirror.listeners.append(self._event)
+        for each in self.mirrors:
+            self.apply(each.custody, each)
+            each.listeners.append(self._listener(each))
 
-    def apply(self, data: Any) -> None:
-        """Take a ``custody`` object (``states`` and ``since``) from the service."""
+    def apply(self, data: Any, mirror: ServiceMirror | None = None) -> None:
+        """Take a ``custody`` object (``states`` and ``since``) from ``mirror``'s service.
+
+        Only that service's servers are taken (all of them for the first mirror
+        when ``mirror`` is None).
+        """
         if not isinstance(data, dict):
             return
+        source = mirror if mirror is not None else self.mirror
         for name, word in (data.get("states") or {}).items():
-            if name in self._states:
+            if self._owner.get(name) is source:
                 try:
                     self._states[name] = CustodyState(word)
                 except ValueError:
                     continue  # a state word of a newer service: keep the last known
-        self._since = {str(k): str(v) for k, v in (data.get("since") or {}).items()}
+        since = {str(k): str(v) for k, v in (data.get("since") or {}).items()}
+        self._since = {n: w for n, w in self._since.items() if self._owner.get(n) is not source}
+        self._since.update({n: w for n, w in since.items() if self._owner.get(n) is source})
         self.version += 1
 
-    def _event(self, kind: str, data: dict[str, Any]) -> None:
-        if kind == "custody":
-            self.apply(data.get("custody"))
-        elif kind == "snapshot":
-            self.apply(self.mirror.custody)
+    def _listener(self, mirror: ServiceMirror) -> Callable[[str, dict[str, Any]], None]:
+        def heard(kind: str, data: dict[str, Any]) -> None:
+            if kind == "custody":
+                self.apply(data.get("custody"), mirror)
+            elif kind == "snapshot":
+                self.apply(mirror.custody, mirror)
+
+        return heard
 
     # -- changing (in the service) -------------------------------------------------------
 
@@ -58,11 +80,22 @@ class ServiceCustody(CustodyReading):
         self, how: str, names: list[str], to: str | None, reason: str
     ) -> list[dict[str, Any]]:
         """``advance`` or ``correct`` in the service; the changes it made (JSON)."""
+        owners = {id(self._owner[n]): self._owner[n] for n in names if n in self._owner}
+        if len(owners) > 1:
+            split = "; ".join(
+                f"{m.label}: {', '.join(n for n in names if self._owner.get(n) is m)}"
+                for m in owners.values()
+            )
+            raise ServiceCustodyError(
+                f"the servers belong to {len(owners)} services ({split}); change each "
+                "service's servers on their own"
+            )
+        mirror = next(iter(owners.values()), self.mirror)
         body: dict[str, Any] = {"how": how, "servers": names, "reason": reason}
         if to is not None:
             body["to"] = to
         try:
-            answer = await self.mirror.client.post("/api/v1/custody", body)
+            answer = await mirror.client.post("/api/v1/custody", body)
         except ServiceError as exc:
             raise ServiceCustodyError(exc.reason) from None
         except ServiceUnavailable as exc:
