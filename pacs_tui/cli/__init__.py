@@ -36,6 +36,7 @@ COMMAND_MODULES = (
     "pacs_tui.cli.audit",
     "pacs_tui.cli.ui",
     "pacs_tui.cli.baseline",
+    "pacs_tui.cli.preflight",
     "pacs_tui.cli.replication",
     "pacs_tui.cli.runbook",
     "pacs_tui.cli.rehearse",

@@ -94,7 +94,8 @@ def block_specs(check: Check) -> dict[str, dict[str, Converter]]:
         },
         "server": server,
         "defaults": {k: v for k, v in server.items() if k != "name"},
-        "site": {"name": as_text, "kind": site_kind},
+        # "links" is read by pacs_tui.inventory.links; listed so the known keys name it.
+        "site": {"name": as_text, "kind": site_kind, "links": lambda value: value},
         "credential": {
             "username": as_text,
             "password_env": env_name,

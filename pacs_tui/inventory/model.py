@@ -21,6 +21,7 @@ HttpScheme = Literal["https", "http"]
 BmcAuth = Literal["auto", "session", "basic"]
 DEFAULT_BMC_TIMEOUT_S = 10.0  # one request; a BMC answering in 3 s is normal
 DEFAULT_BMC_LOGIN_TIMEOUT_S = 60.0  # a login we abandon may still open a session
+DICOM_PORT = 104
 
 
 def host_for_url(address: str) -> str:
@@ -34,11 +35,51 @@ def host_for_url(address: str) -> str:
 
 
 @dataclass(frozen=True)
+class LinkDicom:
+    """The AE at the far end of a site's link (its DICOM gateway or router AE).
+
+    Preflight associates with it over plain TCP: C-ECHO samples (PS3.7 §9.3.5)
+    and, when ``find`` is true, one Study Root C-FIND (PS3.4 C.4.1).
+    """
+
+    host: str
+    ae_title: str
+    port: int = DICOM_PORT
+    calling_ae_title: str = DEFAULT_CALLING_AE_TITLE  # the AE title pacs-tui calls from
+    find: bool = True  # false: the AE offers no Query/Retrieve, so no C-FIND is sent
+
+
+@dataclass(frozen=True)
+class LinkTcp:
+    """A TCP port across a site's link (e.g. the site router's SSH): connect time ≈ one RTT."""
+
+    host: str
+    port: int
+
+
+@dataclass(frozen=True)
+class SiteLink:
+    """One WAN link of a site and the endpoints that prove it (at least one of them).
+
+    ``expected_latency_ms`` is the link's expected round-trip time in ms, as a
+    TCP connect or a ping shows it. ``line`` is where it was declared.
+    """
+
+    name: str
+    kind: str  # free text: wan, vpn, mpls, ...
+    expected_latency_ms: float
+    dicom: LinkDicom | None = None
+    tcp: LinkTcp | None = None
+    line: int = field(default=0, compare=False)
+
+
+@dataclass(frozen=True)
 class Site:
     """A place: the data center, a hospital, a clinic, or the remote backup."""
 
     name: str
     kind: str  # one of SITE_KINDS
+    links: tuple[SiteLink, ...] = ()  # its WAN links (hospitals and clinics, usually)
 
 
 @dataclass(frozen=True)
@@ -70,7 +111,6 @@ class BmcEndpoint:
         return replace(self, system=None) if self.system is not None else self
 
 
-DICOM_PORT = 104
 DICOM_TLS_PORT = 2762  # the well-known port of DICOM over TLS (PS3.15 Annex B.1)
 
 

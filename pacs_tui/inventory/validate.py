@@ -27,6 +27,7 @@ from pacs_tui.inventory.checker import (
     suggest,
 )
 from pacs_tui.inventory.cross_check import cross_check
+from pacs_tui.inventory.links import read_links
 from pacs_tui.inventory.model import (
     DEFAULT_CALLING_AE_TITLE,
     DICOM_TLS_PORT,
@@ -36,6 +37,7 @@ from pacs_tui.inventory.model import (
     Inventory,
     Server,
     Site,
+    SiteLink,
     SshEndpoint,
 )
 from pacs_tui.inventory.problems import InventoryError, Problem
@@ -124,7 +126,16 @@ def _sites(
         body = mapping(check, item, raw.line_of(i), key_path)
         if body is None:
             continue
-        values = read_block(check, body, specs["site"], key_path)
+        # links: a list whose items report at their own lines, read apart from the scalars.
+        scalars = LocatedMap(body.line)
+        for key, value in body.items():
+            if key != "links":
+                scalars[key] = value
+                scalars.key_lines[key] = body.line_of(key)
+        values = read_block(check, scalars, specs["site"], key_path)
+        links: tuple[SiteLink, ...] = ()
+        if body.get("links") is not None:
+            links = read_links(check, body["links"], body.line_of("links"), f"{key_path}.links")
         missing = [k for k in ("name", "kind") if body.get(k) is None]
         for key in missing:
             check.problem(body.line, f"{key_path}.{key}", "missing required key")
@@ -138,7 +149,7 @@ def _sites(
                 f"duplicate site {name!r} (also on line {first_line[name]})",
             )
             continue
-        sites[name] = Site(name=name, kind=values["kind"])
+        sites[name] = Site(name=name, kind=values["kind"], links=links)
         first_line[name] = body.line_of("name")
     return sites
 
