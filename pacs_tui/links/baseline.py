@@ -12,7 +12,9 @@ Comparing uses ``baseline compare``'s own rule and words
 (``pacs_tui.baseline.compare.judge_latency``: a median beyond ratio and
 floor, a p95 with enough samples): per metric ``better``, ``same`` or
 ``worse``; a metric measured before and not now is ``missing``; more loss
-than before (beyond the loss threshold) is ``worse``. A link's verdict is
+than before (beyond the loss threshold) is ``worse``. The C-FIND is one
+sample on each side, so it gets a wider margin (``FIND_TOLERANCES``: twice
+as slow and 20 ms more) than the sampled metrics. A link's verdict is
 its worst metric's (worse, missing, then better over same); a link only
 in the baseline is ``missing``, one only measured now is ``new``.
 """
@@ -33,6 +35,8 @@ from pacs_tui.input_file import BASELINE, InputFileError, read_text
 from pacs_tui.links.verdict import DEFAULT_THRESHOLDS, LinkReport, Thresholds
 
 FORMAT = "pacs-tui link baseline"
+# One C-FIND per run: a loaded host moved a loopback one by ~6 ms between runs.
+FIND_TOLERANCES = Tolerances(latency_ratio=2.0, latency_floor_ms=20.0)
 VERSION = 1
 
 
@@ -194,19 +198,20 @@ def compare_link(
     now = LinkBaseline.of(report)
     verdicts: list[Verdict] = []
     details: list[str] = []
+    sampled = tolerances or Tolerances()
     pairs = (
-        ("TCP connect", before.tcp_ms, now.tcp_ms),
-        ("C-ECHO", before.echo_ms, now.echo_ms),
-        ("C-FIND", _one(before.find_ms), _one(now.find_ms)),
+        ("TCP connect", before.tcp_ms, now.tcp_ms, sampled),
+        ("C-ECHO", before.echo_ms, now.echo_ms, sampled),
+        ("C-FIND", _one(before.find_ms), _one(now.find_ms), FIND_TOLERANCES),
     )
-    for name, old, new in pairs:
+    for name, old, new, margin in pairs:
         if not old:
             continue
         if not new:
             verdicts.append("missing")
             details.append(f"{name}: measured before, no answer now")
             continue
-        verdict, why = judge_latency(Samples(old), Samples(new), tolerances or Tolerances())
+        verdict, why = judge_latency(Samples(old), Samples(new), margin)
         verdicts.append(verdict)
         if verdict != "same":
             details.append(f"{name} {verdict}: {why}")

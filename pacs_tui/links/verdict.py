@@ -96,10 +96,10 @@ class LinkReport:
 
     @property
     def loss_percent(self) -> float | None:
-        """Lost samples of both kinds as a percentage of the judged ones."""
-        series = [s for s in (self.tcp, self.echo) if s is not None]
-        judged = sum(s.judged for s in series)
-        return 100.0 * sum(s.lost for s in series) / judged if judged else None
+        """The higher loss (percent) of the TCP connects and the C-ECHOs: what the verdict used."""
+        losses = [s.loss_percent for s in (self.tcp, self.echo) if s is not None]
+        known = [loss for loss in losses if loss is not None]
+        return max(known) if known else None
 
     @property
     def jitter_ms(self) -> float | None:

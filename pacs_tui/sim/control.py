@@ -183,6 +183,34 @@ async def plant_studies(request: web.Request) -> web.Response:
     return web.json_response({"day": day.isoformat(), **planted})
 
 
+async def list_site_links(request: web.Request) -> web.Response:
+    """GET /sites: every hospital's and clinic's WAN link (address, ports, latency, faults)."""
+    return web.json_response([link.snapshot() for link in _center(request).site_links.values()])
+
+
+async def set_link_faults(request: web.Request) -> web.Response:
+    """POST /sites/{name}/link {"link_down": true} or {"link_latency_ms": 300, ...}."""
+    body = await _json_body(request)
+    try:
+        link = _center(request).site_link(request.match_info["name"])
+        active = await link.set_faults(body)
+    except KeyError as exc:
+        return _error(404, str(exc.args[0]))
+    except ValueError as exc:
+        return _error(400, str(exc))
+    return web.json_response({"faults": active, "link": link.snapshot()})
+
+
+async def clear_link_faults(request: web.Request) -> web.Response:
+    """DELETE /sites/{name}/link: the link healthy again."""
+    try:
+        link = _center(request).site_link(request.match_info["name"])
+    except KeyError as exc:
+        return _error(404, str(exc.args[0]))
+    await link.clear_faults()
+    return web.json_response({"faults": {}, "link": link.snapshot()})
+
+
 async def list_faults(request: web.Request) -> web.Response:
     """GET /faults: the fault switches and their defaults."""
     return web.json_response(vars(HostFaults()))
@@ -203,6 +231,9 @@ def control_app(center: SimulatedDataCenter) -> web.Application:
     app.router.add_post("/hosts/{name}/study-plants", plant_studies)
     app.router.add_post("/swap-hardware", swap_hardware)
     app.router.add_get("/replicas", list_replicas)
+    app.router.add_get("/sites", list_site_links)
+    app.router.add_post("/sites/{name}/link", set_link_faults)
+    app.router.add_delete("/sites/{name}/link", clear_link_faults)
     return app
 
 

@@ -27,6 +27,7 @@ from pacs_tui.sim.fleet import DEFAULT_MIX, REMOTE_BACKUP, SimFleet, SimServer, 
 from pacs_tui.sim.host import HostTimings, SimulatedHost
 from pacs_tui.sim.pki import FleetPki
 from pacs_tui.sim.redfish_flavour import BmcFlavour, profile
+from pacs_tui.sim.site_links import SiteLink, build_site_links, inventory_links
 from pacs_tui.sim.ssh_keys import FleetSshKeys
 from pacs_tui.sim.ssh_os import SshOs
 from pacs_tui.sim.studies import UID_ROOT, StudyIndex
@@ -82,6 +83,14 @@ class SimulatedDataCenter:
         self.ssh_keys = FleetSshKeys.create(s.name for s in self.fleet.servers)
         self.bmc: BmcService | None = None
         self.started_in_s = 0.0
+        # Each hospital's and clinic's WAN link and the gateway AE behind it (issue 12).
+        self.site_links: dict[str, SiteLink] = build_site_links(
+            self.fleet.sites,
+            octet=options.address_octet,
+            dicom_port=options.dicom_port,
+            tcp_port=options.ssh_port,
+            seed=options.seed,
+        )
         self._build_hosts()
 
     # -- construction -----------------------------------------------------------
@@ -182,12 +191,14 @@ class SimulatedDataCenter:
         await self.bmc.start()
         await _all_started(s.start() for s in self.ssh_servers.values())
         await _all_started(d.start() for d in self.dicom_nodes.values())
+        await _all_started(link.start() for link in self.site_links.values())
 
     async def stop(self) -> None:
         """Close every endpoint and cancel running power transitions."""
         await asyncio.gather(*(h.stop() for h in self.hosts.values()))
         await asyncio.gather(*(s.stop() for s in self.ssh_servers.values()))
         await asyncio.gather(*(d.stop() for d in self.dicom_nodes.values()))
+        await asyncio.gather(*(link.stop() for link in self.site_links.values()))
         if self.bmc is not None:
             await self.bmc.stop()
 
@@ -240,6 +251,17 @@ class SimulatedDataCenter:
             await ssh.start()
         if now.dicom_never_ready != before.dicom_never_ready:
             await host.sync_listeners()
+
+    def site_link(self, site: str) -> SiteLink:
+        """The WAN link of hospital or clinic ``site``; KeyError names it when unknown."""
+        try:
+            return self.site_links[site]
+        except KeyError:
+            raise KeyError(f"no simulated site link for {site!r}") from None
+
+    def down_links(self) -> list[str]:
+        """Sites whose link is down now (planted ``link_down``), in site order."""
+        return [name for name, link in self.site_links.items() if link.faults.link_down]
 
     def swap_hardware(self, a: str, b: str) -> None:
         """Two boxes racked in each other's place: each name now reports the other's
@@ -378,6 +400,14 @@ def _server_entry(spec: SimServer, flavour: BmcFlavour) -> dict[str, Any]:
     return entry
 
 
+def _site_entry(center: SimulatedDataCenter, name: str, kind: str) -> dict[str, Any]:
+    entry: dict[str, Any] = {"name": name, "kind": kind}
+    link = center.site_links.get(name)
+    if link is not None:
+        entry["links"] = inventory_links(link)
+    return entry
+
+
 def _flavour_now(center: SimulatedDataCenter, spec: SimServer) -> BmcFlavour:
     """The server's BMC flavour, as a planted ``bmc_flavour`` fault may have changed it."""
     planted = center.hosts[spec.name].faults.bmc_flavour
@@ -396,7 +426,7 @@ def render_inventory(center: SimulatedDataCenter) -> str:
         bmc_defaults.update(verify_tls=True, ca_file="ca.pem")
     document = {
         "version": 1,
-        "sites": [{"name": n, "kind": k} for n, k in center.fleet.sites],
+        "sites": [_site_entry(center, n, k) for n, k in center.fleet.sites],
         "credentials": {
             CREDENTIAL_BMC: {"file": "credentials.yaml"},
             CREDENTIAL_SSH: {"key_file": "id_ed25519"},
