@@ -93,23 +93,24 @@ class LinkState:
         now = self._clock()
         reports: list[LinkReport] = []
         oldest: float | None = None
-        fresh = True
+        unmeasured = stale = False
         for link in links:
             taken = self._reports.get(f"{name}/{link.name}")
             if taken is None:
-                fresh = False
+                unmeasured = True
                 continue
             report, at = taken
             reports.append(report)
             age = now - at
             oldest = age if oldest is None else max(oldest, age)
-            fresh = fresh and age <= self.max_age_s
+            stale = stale or age > self.max_age_s
         state = site_state(reports)
-        if state in ("ok", "degraded") and not fresh:
-            # A degraded link stays degraded while the rest is unmeasured: never better news.
-            state = "unknown" if state == "ok" else state
-        if not links:
-            state = "unknown"
+        if not links or stale:
+            state = "unknown"  # old news proves nothing either way
+        elif unmeasured and state == "down":
+            state = "degraded"  # some links not measured yet: one dead link is no outage …
+        elif unmeasured and state == "ok":
+            state = "unknown"  # … and one good link no proof
         return SiteLinks(name, state, tuple(reports), oldest)
 
     def all(self) -> list[SiteLinks]:
@@ -118,11 +119,7 @@ class LinkState:
 
     def down_sites(self) -> list[str]:
         """Sites whose every link is unreachable now (fresh reports only), in file order."""
-        return [s.site for s in self.all() if s.state == "down" and _fresh(s, self.max_age_s)]
-
-
-def _fresh(site: SiteLinks, max_age_s: float) -> bool:
-    return site.age_s is not None and site.age_s <= max_age_s
+        return [s.site for s in self.all() if s.state == "down"]
 
 
 class LinkWatch:
