@@ -47,6 +47,8 @@ from pacs_tui.state import FLAP_MIN_CHANGES, FleetState
 # rounding of ``observed_at + STALE age`` (~1e-6 s at today's epoch).
 MARGIN_S = 1e-3
 _NEVER = float("inf")
+_RANK = {health: health.rank for health in Health}  # ``Health.rank`` without a property call
+_BY_RANK = {rank: health for health, rank in _RANK.items()}
 
 
 class ServerPart(NamedTuple):
@@ -72,79 +74,79 @@ def server_part(server: str, names: Collection[str], state: FleetState, now: flo
     """Read one server as ``fleet_rollup`` does (``_assess``), with the instant it holds until.
 
     The same rules, written out over ``FleetState.reading_parts`` instead of
-    building a ``Reading`` per probe (that was most of the roll-up's time).
+    building a ``Reading`` per probe (that was most of the roll-up's time):
+    the worst health; a fresh power ``Off`` is DOWN; a fresh power reading
+    that is DOWN or UNREACHABLE without ``Off`` while every other reading is
+    fresh and serving (``bmc_only``) makes the server DEGRADED, with the
+    others' worst as its service.
     """
-    # (probe, health as Reading.health says, the result's state word (None: no
-    # result yet), stale, flap) per applicable probe, in ``names`` order.
-    seen: list[tuple[str, Health, PowerState | str | None, bool, Flap | None]] = []
     until = _NEVER
     oldest: float | None = None
     newest: float | None = None
     stale_count = 0
+    flaps: list[tuple[str, Flap]] = []
+    # Power: its health as ``fleet_rollup`` counts it, and whether the BMC alone is silent.
+    power: Health | None = None
+    power_cut = False
+    others = 0
+    others_serve = True
+    worst_other = -1  # rank of the worst reading other than power
     for probe in names:
         parts = state.reading_parts(server, probe)
         if parts is None:
-            seen.append((probe, Health.UNKNOWN, None, False, None))
-            continue
-        result, stale_after_s, changes = parts
-        observed = result.observed_at
-        age = max(0.0, now - observed)
-        stale = age > stale_after_s
-        flap: Flap | None = None
-        if stale:
-            health = Health.STALE
-            stale_count += 1
+            health = Health.UNKNOWN
+            fresh = False
+            word = None
         else:
-            # Fresh until its STALE age; a stale one stays stale until news.
-            until = min(until, observed + stale_after_s)
-            health = result.health
-            if len(changes) >= FLAP_MIN_CHANGES:
-                flap = detect_flap(changes, now)
-                if max(c.at for c in changes) + FLAP_WINDOW_S + MARGIN_S >= now:
-                    until = now  # inside the flap window: read again every time
-                if flap is not None and flap.worst.rank > health.rank:
-                    health = flap.worst
-        seen.append((probe, health, result.state, stale, flap))
-        oldest = observed if oldest is None or observed < oldest else oldest
-        newest = observed if newest is None or observed > newest else newest
-    management = _bmc_only(seen)
-    worst: Health | None = None
-    service: Health | None = None
-    for probe, health, word, stale, _flap in seen:
-        if probe == POWER_PROBE and word is not None and not stale:
-            if word == PowerState.OFF:
-                health = Health.DOWN
-            elif management:
-                health = Health.DEGRADED
-        elif management and (service is None or health.rank > service.rank):
-            service = health
-        if worst is None or health.rank > worst.rank:
-            worst = health
-    flaps = tuple((probe, flap) for probe, _h, _w, stale, flap in seen if flap is not None)
+            result, stale_after_s, changes = parts
+            observed = result.observed_at
+            word = result.state
+            if oldest is None or observed < oldest:
+                oldest = observed
+            if newest is None or observed > newest:
+                newest = observed
+            if max(0.0, now - observed) > stale_after_s:
+                health = Health.STALE
+                fresh = False
+                stale_count += 1
+            else:
+                # Fresh until its STALE age; a stale one stays stale until news.
+                fresh = True
+                until = min(until, observed + stale_after_s)
+                health = result.health
+                if len(changes) >= FLAP_MIN_CHANGES:
+                    if max(c.at for c in changes) + FLAP_WINDOW_S + MARGIN_S >= now:
+                        until = now  # inside the flap window: read again every time
+                    flap = detect_flap(changes, now)
+                    if flap is not None:
+                        flaps.append((probe, flap))
+                        if _RANK[flap.worst] > _RANK[health]:
+                            health = flap.worst
+        if probe == POWER_PROBE:
+            power = health
+            if fresh:
+                if word == PowerState.OFF:
+                    power = Health.DOWN
+                else:
+                    power_cut = health in _CUT_OFF
+        else:
+            others += 1
+            others_serve = others_serve and health in _SERVING
+            worst_other = max(worst_other, _RANK[health])
+    management = power_cut and others > 0 and others_serve
+    if management:
+        power = Health.DEGRADED
+    worst = max(worst_other, -1 if power is None else _RANK[power])
     return ServerPart(
         names=names,
-        health=Health.UNKNOWN if worst is None else worst,
-        service=service,
-        flaps=flaps,
+        health=Health.UNKNOWN if worst < 0 else _BY_RANK[worst],
+        service=_BY_RANK[worst_other] if management else None,
+        flaps=tuple(flaps),
         stale=stale_count,
         oldest_at=oldest,
         newest_at=newest,
         until=until,
     )
-
-
-def _bmc_only(seen: list[tuple[str, Health, PowerState | str | None, bool, Flap | None]]) -> bool:
-    """``rollup.bmc_only`` over ``server_part``'s readings."""
-    power = next((r for r in seen if r[0] == POWER_PROBE), None)
-    if power is None:
-        return False
-    _probe, health, word, stale, _flap = power
-    if word is None or stale:
-        return False
-    if health not in _CUT_OFF or word == PowerState.OFF:
-        return False
-    others = [r for r in seen if r[0] != POWER_PROBE]
-    return bool(others) and all(r[1] in _SERVING for r in others)
 
 
 class RollupTracker:

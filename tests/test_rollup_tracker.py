@@ -67,7 +67,7 @@ def assert_same(kept: FleetRollup, full: FleetRollup) -> None:
     assert list(kept.flapping) == list(full.flapping)
 
 
-@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("seed", range(20))
 def test_kept_rollup_equals_the_full_one_at_every_step(seed: int) -> None:
     rng = random.Random(seed)
     inventory = random_inventory(rng, rng.choice((6, 15, 30)))
@@ -77,7 +77,7 @@ def test_kept_rollup_equals_the_full_one_at_every_step(seed: int) -> None:
     state = FleetState(names, INTERVALS, clock=lambda: clock[0])
     tracker = RollupTracker(inventory, state, lambda s: applicable[s.name])
     flappers = rng.sample(names, k=min(3, len(names)))
-    flaps_seen = stale_seen = 0
+    flaps_seen = stale_seen = management_seen = 0
     for _step in range(250):
         for _ in range(rng.randint(0, 6)):
             action = rng.random()
@@ -87,11 +87,16 @@ def test_kept_rollup_equals_the_full_one_at_every_step(seed: int) -> None:
                 state.record(server, probe, result(rng, probe, clock[0] - age))
             elif action < 0.75:
                 # A flapping unit: OK and bad in turn, a change every poll.
-                server = rng.choice(flappers)
-                previous = state.latest(server, "ssh")
+                server, probe = rng.choice(flappers), rng.choice(("ssh", "ssh", "power"))
+                previous = state.latest(server, probe)
                 bad = previous is None or previous.health is Health.OK
                 health = rng.choice((Health.DEGRADED, Health.DOWN)) if bad else Health.OK
-                state.record(server, "ssh", result(rng, "ssh", clock[0], health))
+                state.record(server, probe, result(rng, probe, clock[0], health))
+            elif action < 0.8:
+                # A silent BMC on a serving server (counted under management).
+                state.record(server, "power", result(rng, "power", clock[0], Health.UNREACHABLE))
+                for other in PROBES[1:]:
+                    state.record(server, other, result(rng, other, clock[0], Health.OK))
             elif action < 0.9:
                 state.expect_next(server, probe, rng.choice((0.5, 3.0, 12.0, 60.0)))
             else:
@@ -123,8 +128,9 @@ def test_kept_rollup_equals_the_full_one_at_every_step(seed: int) -> None:
         assert_same(kept, full)
         flaps_seen += bool(full.flapping)
         stale_seen += full.stale_readings > 0
-    # The histories did reach the time-driven cases.
-    assert flaps_seen and stale_seen
+        management_seen += bool(full.management)
+    # The histories did reach the time-driven cases, and silent BMCs.
+    assert flaps_seen and stale_seen and management_seen
     tracker.close()
 
 

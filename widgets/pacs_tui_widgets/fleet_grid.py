@@ -200,11 +200,11 @@ class FleetGrid(ScrollView, can_focus=True):
             return
         top = int(self.scroll_offset.y)
         window = self.view.rows[top : top + self.size.height]
-        if any(
-            (row in changed) if isinstance(row, str) else not changed.isdisjoint(row.servers)
-            for row in window
-        ):
-            self.refresh()
+        for offset, row in enumerate(window):
+            if (row in changed) if isinstance(row, str) else not changed.isdisjoint(row.servers):
+                # Only the changed rows' lines: the others come from Textual's line cache.
+                # Line 0 is the header, so row ``top + offset`` is virtual line ``+ 1``.
+                self.refresh_line(top + offset + 1)
 
     def set_filter(self, text: str) -> None:
         """Filter by text or selector; ``SelectorError`` leaves the old filter."""
