@@ -45,7 +45,7 @@ class ConcurrencyCaps:
     per_ssh_host: int = 2  # sshd's MaxStartups drops bursts of new connections
     # First polls (handshakes, logins) in flight at once, each holding its slot
     # at most first_poll_hold_s (s): the ramp of a first sweep.
-    first_polls: int = 24
+    first_polls: int = 32
     first_poll_hold_s: float = 0.5
     # Readings our own lag or queue spoiled, measured again at the end of a
     # one-off sweep, this many at once.
