@@ -1,7 +1,8 @@
 """Site links: inventory checks, preflight against a peer we did not write, verdict rules.
 
-The peer is pynetdicom's own SCP (Verification and Study Root FIND) on a
-loopback address; dcmtk's dcmqrscp is not on every machine, pynetdicom is.
+The peers are pynetdicom's own SCP (Verification and Study Root FIND) on a
+loopback address and, where dcmtk is installed, its dcmqrscp archive (the
+test skips, saying why, where it is not).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pydicom.dataset import Dataset
 from pynetdicom import AE, evt
 from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind, Verification
 
+from dcmqrscp_peer import SyntheticStudy, dcmqrscp
 from dicom_peers import loopback_address
 from pacs_tui.cli import main
 from pacs_tui.inventory import SiteLink, load_inventory
@@ -104,6 +106,27 @@ def test_preflight_against_pynetdicom_is_ok(
     assert row.split()[:4] == ["clinic-oak", "clinic", "wan-1", "(mpls)"]
     assert row.split()[-2:] == ["ok", "-"]
     assert out.splitlines()[-1] == "1 link(s) of 1 site(s): 1 ok"
+
+
+def test_preflight_against_dcmtk_dcmqrscp_is_ok(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    study = SyntheticStudy("1.2.826.0.1.3680043.10.543.7", "20261127", "CT", "P7")
+    with dcmqrscp(tmp_path, [study]) as peer:
+        path = inventory(
+            tmp_path,
+            f"""\
+            - name: wan-1
+              expected_latency_ms: 5
+              dicom: {{host: {peer.address}, port: {peer.port}, ae_title: {peer.aet}}}
+              tcp: "{peer.address}:{peer.port}"
+            """,
+        )
+        code, out, _ = run(capsys, "-i", str(path), "-n", "4", "--json")
+    row = json.loads(out)["links"][0]
+    assert code == 0, row["reasons"]
+    assert (row["verdict"], row["find"]["state"]) == ("ok", "ok")
+    assert row["find"]["detail"] == "0 studies"  # the probe UID matches nothing
 
 
 @pytest.mark.parametrize("find", [_failing, _truncated], ids=["failure-status", "truncated"])
