@@ -188,7 +188,9 @@ def test_bad_input_exits_2_in_one_line(tmp_path: Path, capsys: pytest.CaptureFix
         assert err.startswith("pacs-tui preflight: error: ")
 
 
-def test_ipv6_and_names_in_tcp_endpoints(tmp_path: Path) -> None:
+def test_ipv6_and_names_in_tcp_endpoints(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = inventory(
         tmp_path,
         """\
@@ -201,6 +203,9 @@ def test_ipv6_and_names_in_tcp_endpoints(tmp_path: Path) -> None:
         ("::1", 22),
         ("router.clinic.example", 443),
     ]
+    capsys.readouterr()
+    assert main(["inventory", "check", str(path)]) == 0
+    assert "2 sites, 2 site links, dependency depth 1" in capsys.readouterr().out
 
 
 LINK = SiteLink("wan-1", "vpn", 5.0)

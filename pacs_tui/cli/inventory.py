@@ -85,9 +85,11 @@ def run_check(args: argparse.Namespace) -> int:
     if inventory is None:
         return EXIT_USAGE
     depth = len(inventory.startup_waves())
+    links = sum(len(site.links) for site in inventory.sites.values())
     print(
         f"{args.file}: OK: {len(inventory)} servers, {len(inventory.sites)} sites, "
-        f"dependency depth {depth}"
+        + (f"{links} site links, " if links else "")
+        + f"dependency depth {depth}"
     )
     return EXIT_OK
 
