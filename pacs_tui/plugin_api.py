@@ -109,9 +109,10 @@ class ProbeResult:
 
         A BMC that answers "Off" is working fine: the probe marks such results
         with ``facts["endpoint_answered"] = True`` so they are not backed off.
+        Nor is a reading our own lag spoiled (``measurement_unreliable``).
         """
-        if self.facts.get("endpoint_answered"):
-            return False
+        if self.facts.get("endpoint_answered") or self.measurement_unreliable:
+            return False  # an answer, or our own lag: no reason to back off
         return self.health in (Health.DOWN, Health.UNREACHABLE, Health.UNKNOWN)
 
     @property

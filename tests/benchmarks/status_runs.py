@@ -10,16 +10,20 @@ detail each.
 
 ``--load`` also runs a ``pacs-tui status --watch`` beside the runs (a control
 room's poller on the same fleet and the same cores), as issue 14 describes.
-``--pythonpath DIR`` puts another checkout first on the runs' ``PYTHONPATH`` (for
-before/after figures; the simulator stays this checkout's).
+``--against DIR`` runs another checkout's ``status`` after each run of this
+one, each on a simulator of its own code (before/after figures from
+interleaved runs, so a shared machine's changing load weighs on both alike;
+the ``--watch`` stays this checkout's).
 
     .venv/bin/python tests/benchmarks/status_runs.py [--runs 20] [--servers 300] [--load]
+        [--against DIR]
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import json
 import os
 import random
@@ -28,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from _summary import Figure, emit
 
-from sim_process import running_sim, stop_process
+from sim_process import stop_process
 
 MEASURES = "`pacs-tui status` N times in a row on a healthy 300-server simulator: exit codes, readings not OK, wall time"  # fmt: skip
 LEAVES_OUT = (
@@ -87,62 +92,103 @@ def one_run(
     return done.returncode, wall, not_ok(views), done.stderr[-500:]
 
 
+@contextlib.contextmanager
+def simulator(servers: int, env: dict[str, str], cwd: Path | None) -> Iterator[Path]:
+    """A healthy simulator of ``servers`` in its own process (loopback); its inventory file."""
+    out = Path(tempfile.mkdtemp(prefix="pacs-tui-status-runs-")) / "dc"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pacs_tui", "sim", "--servers", str(servers), "--out", str(out),
+         "--address-octet", str(random.randint(100, 250))],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env, cwd=cwd,
+    )  # fmt: skip
+    try:
+        while not (out / "sim.json").exists():
+            if proc.poll() is not None:
+                raise RuntimeError(proc.stderr.read() if proc.stderr else "sim exited")
+            time.sleep(0.05)
+        yield out / "inventory.yaml"
+    finally:
+        stop_process(proc, 20)
+
+
+def checkout_env(root: Path) -> dict[str, str]:
+    """The environment of runs of another checkout: its folders first on ``PYTHONPATH``."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(root), str(root / "plugins"), env.get("PYTHONPATH", "")]
+    )
+    return env
+
+
+def summary(name: str, results: list[tuple[int, float, list[Any], str]]) -> list[Figure]:
+    """Print one checkout's totals; its figures."""
+    walls = [w for _, w, _, _ in results]
+    passed = sum(1 for c, _, _, _ in results if c == 0)
+    readings = sum(len(f) for _, _, f, _ in results)
+    print(
+        f"{name}: {passed}/{len(results)} runs exit 0; {readings} readings not OK in all; "
+        f"wall median {statistics.median(walls):.2f} s, max {max(walls):.2f} s"
+    )
+    suffix = "" if name == "this checkout" else f" ({name})"
+    return [
+        Figure(f"runs that exit 0{suffix}", passed, "runs"),
+        Figure(f"runs{suffix}", len(results), "runs"),
+        Figure(f"readings not OK, all runs{suffix}", readings, "readings"),
+        Figure(f"wall per run, median{suffix}", statistics.median(walls), "s"),
+        Figure(f"wall per run, max{suffix}", max(walls), "s"),
+    ]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--servers", type=int, default=300)
     parser.add_argument("--load", action="store_true", help="a status --watch beside the runs")
-    parser.add_argument("--pythonpath", type=Path, default=None, help="another checkout first")
+    parser.add_argument(
+        "--against", type=Path, default=None,
+        help="another checkout (e.g. `git archive OLD | tar -x -C DIR`), run after each run",
+    )  # fmt: skip
     args = parser.parse_args()
-    env = dict(os.environ)
-    cwd: Path | None = None
-    if args.pythonpath is not None:
-        root = cwd = args.pythonpath.resolve()
-        # The runs start in that checkout (python -m puts the working folder first).
-        env["PYTHONPATH"] = os.pathsep.join(
-            [str(root), str(root / "plugins"), env.get("PYTHONPATH", "")]
-        )
+    # name -> (environment, working folder): python -m puts the working folder first.
+    checkouts: dict[str, tuple[dict[str, str], Path | None]] = {
+        "this checkout": (dict(os.environ), None)
+    }
+    if args.against is not None:
+        root = args.against.resolve()
+        checkouts[f"against {root}"] = (checkout_env(root), root)
     print(f"machine: {os.cpu_count()} cores; python {sys.version.split()[0]}; load {os.getloadavg()[0]:.2f}")  # fmt: skip
-    out = Path(tempfile.mkdtemp(prefix="pacs-tui-status-runs-")) / "dc"
-    octet = str(random.randint(100, 250))
-    results: list[tuple[int, float, list[Any], str]] = []
-    watch: subprocess.Popen[str] | None = None
-    with running_sim(out, "--servers", str(args.servers), "--address-octet", octet):
-        inventory = out / "inventory.yaml"
-        try:
-            if args.load:
-                watch = subprocess.Popen(
-                    [sys.executable, "-m", "pacs_tui", "status", "-i", str(inventory), "--watch",
-                     "--json", "--interval", "5"],
-                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True, env=env,
-                    cwd=cwd,
-                )  # fmt: skip
-                time.sleep(8)  # past the watch's own first sweep
-            print(f"\n{'run':>3}  {'exit':>4}  {'wall s':>6}  {'not ok':>6}  readings not OK")
-            for run in range(1, args.runs + 1):
-                code, wall, found, stderr = one_run(inventory, env, cwd)
-                results.append((code, wall, found, stderr))
+    results: dict[str, list[tuple[int, float, list[Any], str]]] = {n: [] for n in checkouts}
+    with contextlib.ExitStack() as stack:
+        # Each checkout runs against a simulator of its own code (inventories change).
+        inventories = {
+            name: stack.enter_context(simulator(args.servers, env, cwd))
+            for name, (env, cwd) in checkouts.items()
+        }
+        if args.load:
+            watch = subprocess.Popen(
+                [sys.executable, "-m", "pacs_tui", "status", "-i",
+                 str(inventories["this checkout"]), "--watch", "--json", "--interval", "5"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True,
+            )  # fmt: skip
+            stack.callback(stop_process, watch, 20)
+            time.sleep(8)  # past the watch's own first sweep
+        label = "  checkout" if len(checkouts) > 1 else ""
+        print(f"\n{'run':>3}{label}  {'exit':>4}  {'wall s':>6}  {'not ok':>6}  readings not OK")
+        for run in range(1, args.runs + 1):
+            for name, (env, cwd) in checkouts.items():
+                code, wall, found, stderr = one_run(inventories[name], env, cwd)
+                results[name].append((code, wall, found, stderr))
                 note = describe(found) or ("-" if code == 0 else stderr.strip()[-200:])
-                print(f"{run:>3}  {code:>4}  {wall:>6.2f}  {len(found):>6}  {note}", flush=True)
-        finally:
-            if watch is not None:
-                stop_process(watch, 20)
-    walls = [w for _, w, _, _ in results]
-    passed = sum(1 for c, _, _, _ in results if c == 0)
-    readings = sum(len(f) for _, _, f, _ in results)
-    print(
-        f"\n{passed}/{len(results)} runs exit 0; {readings} readings not OK in all; "
-        f"wall median {statistics.median(walls):.2f} s, max {max(walls):.2f} s"
-        + (" (with a status --watch beside)" if args.load else "")
-    )
-    emit(
-        Figure("runs that exit 0", passed, "runs"),
-        Figure("runs", len(results), "runs"),
-        Figure("readings not OK, all runs", readings, "readings"),
-        Figure("wall per run, median", statistics.median(walls), "s"),
-        Figure("wall per run, max", max(walls), "s"),
-    )
-    return 0 if passed == len(results) else 1
+                which = f"  {'this' if cwd is None else 'against':>8}" if label else ""
+                print(
+                    f"{run:>3}{which}  {code:>4}  {wall:>6.2f}  {len(found):>6}  {note}",
+                    flush=True,
+                )
+    print("\n(with a status --watch beside)" if args.load else "")
+    figures = [f for name, found in results.items() for f in summary(name, found)]
+    emit(*figures)
+    mine = results["this checkout"]
+    return 0 if all(c == 0 for c, _, _, _ in mine) else 1
 
 
 if __name__ == "__main__":
