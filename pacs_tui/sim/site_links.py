@@ -255,6 +255,9 @@ class SiteLink:
                 if not chunk:
                     break
             await delivering
+        except OSError:
+            # One side reset or vanished: this direction ends; the caller closes both.
+            sink.close()
         finally:
             delivering.cancel()
 
