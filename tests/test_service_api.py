@@ -493,7 +493,12 @@ def write_bodies(served: Served) -> dict[tuple[str, str], Any]:
     return {
         ("POST", "/api/v1/batches/plan"): {"verb": "force-off", "servers": [TARGET]},
         ("POST", "/api/v1/batches/plan/{batch}/decline"): None,
-        ("POST", "/api/v1/batches"): {"verb": "force-off", "servers": [TARGET], "confirm": "1"},
+        ("POST", "/api/v1/batches"): {
+            "verb": "force-off",
+            "servers": [TARGET],
+            "confirm": "1",
+            "expect": {"touched": [TARGET]},
+        },
         ("POST", "/api/v1/batches/current/pause"): None,
         ("POST", "/api/v1/batches/current/resume"): None,
         ("POST", "/api/v1/batches/current/abort"): None,
@@ -585,7 +590,8 @@ def test_an_operator_batch_sends_one_reset_audited_as_the_token(
     assert refused and refused[-1]["operator"] == "token:lead"
 
     # The run keeps the id of the plan shown, but only the caller's, of the same verb.
-    other = {"verb": "off", "servers": [TARGET], "batch": plan_answer_id(plan)}
+    other = {"verb": "off", "servers": [TARGET], "batch": plan_answer_id(plan),
+             "expect": {"touched": [TARGET]}}  # fmt: skip
     answer = call(served, "POST", "/api/v1/batches", served.lead, other)
     assert answer[0] == 409 and "plan again" in json.loads(answer[2])["error"], answer
     assert received(sim) == start
@@ -732,8 +738,24 @@ BAD_BATCHES: list[tuple[str, bytes | None, Any, str]] = [
     ("selector matching nothing", None, {"verb": "off", "selector": "role=nothing"}, "selector"),
     ("expect not a list", None,
      {"verb": "off", "servers": [TARGET], "expect": {"touched": TARGET}}, "expect.touched"),
-    ("batch not a plan id", None, {"verb": "off", "servers": [TARGET], "batch": "../x"}, "batch"),
+    ("batch not a plan id", None,
+     {"verb": "off", "servers": [TARGET], "batch": "../x", "expect": {"touched": []}}, "batch"),
 ]  # fmt: skip
+
+
+def test_a_run_without_the_plan_it_was_shown_is_400_and_sends_nothing(
+    openapi: OpenAPI, sim: RunningSim, served: Served
+) -> None:
+    """No ``expect``: no plan was read, so nothing runs (a mistyped curl switches nothing off)."""
+    before, rows = received(sim), audit_rows(served.data)
+    body = {"verb": "off", "servers": [TARGET]}
+    answer = call(served, "POST", "/api/v1/batches", served.lead, body)
+    assert answer[0] == 400 and "expect.touched" in json.loads(answer[2])["error"], answer
+    check(openapi, served, "POST", "/api/v1/batches", answer)
+    time.sleep(0.5)
+    after = received(sim)
+    assert after.resets == before.resets and after.writes == before.writes
+    assert audit_rows(served.data) == rows
 
 
 @pytest.mark.parametrize("path", ["/api/v1/batches/plan", "/api/v1/batches"])

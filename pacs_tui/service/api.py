@@ -225,7 +225,7 @@ async def post_decline(request: web.Request) -> web.Response:
 
 async def post_batch(request: web.Request) -> web.Response:
     service = _service(request)
-    batch_request = parse_batch_request(service.inventory, await _json_body(request))
+    batch_request = parse_batch_request(service.inventory, await _json_body(request), to_run=True)
     await service.start_batch(_caller(request), batch_request)
     state = service.batch_state()
     return web.json_response(state, status=202)

@@ -67,8 +67,15 @@ def _flag(options: Mapping[str, Any], key: str, default: bool) -> bool:
     return value
 
 
-def parse_batch_request(inventory: Inventory, body: Any, *, poll_s: float = 1.0) -> BatchRequest:
-    """Check a request body against the inventory; ``RequestError`` says what is wrong."""
+def parse_batch_request(
+    inventory: Inventory, body: Any, *, poll_s: float = 1.0, to_run: bool = False
+) -> BatchRequest:
+    """Check a request body against the inventory; ``RequestError`` says what is wrong.
+
+    ``to_run``: the request starts a batch, so it must say what the operator was
+    shown (``expect.touched``, from a plan): one mistyped request must not switch
+    servers off without a plan having been made and read.
+    """
     if not isinstance(body, dict):
         raise RequestError("the body must be a JSON object")
     verb = body.get("verb")
@@ -123,6 +130,11 @@ def parse_batch_request(inventory: Inventory, body: Any, *, poll_s: float = 1.0)
         raise RequestError("confirm: must be a string (the count the plan asks for)")
     expect = body.get("expect")
     expect_touched: frozenset[str] | None = None
+    if expect is None and to_run:
+        raise RequestError(
+            "expect.touched: required to run a batch: the servers the plan you were shown "
+            "touches (POST /api/v1/batches/plan first, then send its touched list)"
+        )
     if expect is not None:
         touched = expect.get("touched") if isinstance(expect, dict) else None
         if not isinstance(touched, list) or not all(isinstance(n, str) for n in touched):
