@@ -4,8 +4,9 @@ The simulator (``--servers 300``, no faults) runs in its own process on
 loopback; each run is the real CLI, ``python -m pacs_tui status --json``, in
 its own process, one after another. Every reading of a healthy fleet should be
 OK and every run exit 0: a run that exits 1 cried wolf. Per run the table shows
-the exit code, the wall time (spawn to exit, interpreter start included) and
-the readings that were not OK, grouped by probe, health and state, with one
+the exit code, the wall time (spawn to exit, interpreter start included), the
+slowest C-ECHO as measured (how close a healthy node came to ``dicom_slow_ms``,
+1000 ms) and the readings that were not OK, grouped by probe, health and state, with one
 detail each.
 
 ``--load`` also runs a ``pacs-tui status --watch`` beside the runs (a control
@@ -25,6 +26,7 @@ import argparse
 import collections
 import contextlib
 import json
+import math
 import os
 import random
 import statistics
@@ -33,6 +35,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -75,10 +78,19 @@ def describe(found: list[tuple[str, str, str, str, str]]) -> str:
     )
 
 
-def one_run(
-    inventory: Path, env: dict[str, str], cwd: Path | None
-) -> tuple[int, float, list[Any], str]:
-    """One ``status --json``: exit code, wall seconds, not-OK readings, stderr's tail."""
+@dataclass(frozen=True)
+class Run:
+    """One ``status --json`` run."""
+
+    code: int  # exit code
+    wall_s: float  # spawn to exit
+    found: list[tuple[str, str, str, str, str]]  # readings not OK
+    stderr: str  # its tail
+    dicom_max_ms: float  # the slowest C-ECHO as measured (the limit is 1000 ms)
+
+
+def one_run(inventory: Path, env: dict[str, str], cwd: Path | None) -> Run:
+    """Run ``status --json`` once and read what it printed."""
     began = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-m", "pacs_tui", "status", "-i", str(inventory), "--json"],
@@ -88,8 +100,15 @@ def one_run(
     try:
         views = json.loads(done.stdout)
     except ValueError:
-        return done.returncode, wall, [], done.stderr[-500:]
-    return done.returncode, wall, not_ok(views), done.stderr[-500:]
+        return Run(done.returncode, wall, [], done.stderr[-500:], math.nan)
+    echoes = [
+        v["dicom"]["latency_ms"]
+        for v in views
+        if isinstance(v.get("dicom"), dict) and v["dicom"]["latency_ms"] is not None
+    ]
+    return Run(
+        done.returncode, wall, not_ok(views), done.stderr[-500:], max(echoes, default=math.nan)
+    )
 
 
 @contextlib.contextmanager
@@ -120,14 +139,16 @@ def checkout_env(root: Path) -> dict[str, str]:
     return env
 
 
-def summary(name: str, results: list[tuple[int, float, list[Any], str]]) -> list[Figure]:
+def summary(name: str, results: list[Run]) -> list[Figure]:
     """Print one checkout's totals; its figures."""
-    walls = [w for _, w, _, _ in results]
-    passed = sum(1 for c, _, _, _ in results if c == 0)
-    readings = sum(len(f) for _, _, f, _ in results)
+    walls = [r.wall_s for r in results]
+    passed = sum(1 for r in results if r.code == 0)
+    readings = sum(len(r.found) for r in results)
+    echo = max(r.dicom_max_ms for r in results)
     print(
         f"{name}: {passed}/{len(results)} runs exit 0; {readings} readings not OK in all; "
-        f"wall median {statistics.median(walls):.2f} s, max {max(walls):.2f} s"
+        f"wall median {statistics.median(walls):.2f} s, max {max(walls):.2f} s; "
+        f"slowest C-ECHO as measured {echo:.0f} ms"
     )
     suffix = "" if name == "this checkout" else f" ({name})"
     return [
@@ -136,6 +157,7 @@ def summary(name: str, results: list[tuple[int, float, list[Any], str]]) -> list
         Figure(f"readings not OK, all runs{suffix}", readings, "readings"),
         Figure(f"wall per run, median{suffix}", statistics.median(walls), "s"),
         Figure(f"wall per run, max{suffix}", max(walls), "s"),
+        Figure(f"slowest C-ECHO as measured{suffix}", echo, "ms"),
     ]
 
 
@@ -157,7 +179,7 @@ def main() -> int:
         root = args.against.resolve()
         checkouts[f"against {root}"] = (checkout_env(root), root)
     print(f"machine: {os.cpu_count()} cores; python {sys.version.split()[0]}; load {os.getloadavg()[0]:.2f}")  # fmt: skip
-    results: dict[str, list[tuple[int, float, list[Any], str]]] = {n: [] for n in checkouts}
+    results: dict[str, list[Run]] = {n: [] for n in checkouts}
     with contextlib.ExitStack() as stack:
         # Each checkout runs against a simulator of its own code (inventories change).
         inventories = {
@@ -173,22 +195,26 @@ def main() -> int:
             stack.callback(stop_process, watch, 20)
             time.sleep(8)  # past the watch's own first sweep
         label = "  checkout" if len(checkouts) > 1 else ""
-        print(f"\n{'run':>3}{label}  {'exit':>4}  {'wall s':>6}  {'not ok':>6}  readings not OK")
+        print(
+            f"\n{'run':>3}{label}  {'exit':>4}  {'wall s':>6}  {'echo max ms':>11}  {'not ok':>6}"
+            "  readings not OK"
+        )
         for run in range(1, args.runs + 1):
             for name, (env, cwd) in checkouts.items():
-                code, wall, found, stderr = one_run(inventories[name], env, cwd)
-                results[name].append((code, wall, found, stderr))
-                note = describe(found) or ("-" if code == 0 else stderr.strip()[-200:])
+                r = one_run(inventories[name], env, cwd)
+                results[name].append(r)
+                note = describe(r.found) or ("-" if r.code == 0 else r.stderr.strip()[-200:])
                 which = f"  {'this' if cwd is None else 'against':>8}" if label else ""
                 print(
-                    f"{run:>3}{which}  {code:>4}  {wall:>6.2f}  {len(found):>6}  {note}",
+                    f"{run:>3}{which}  {r.code:>4}  {r.wall_s:>6.2f}  {r.dicom_max_ms:>11.0f}"
+                    f"  {len(r.found):>6}  {note}",
                     flush=True,
                 )
     print("\n(with a status --watch beside)" if args.load else "")
     figures = [f for name, found in results.items() for f in summary(name, found)]
     emit(*figures)
     mine = results["this checkout"]
-    return 0 if all(c == 0 for c, _, _, _ in mine) else 1
+    return 0 if all(r.code == 0 for r in mine) else 1
 
 
 if __name__ == "__main__":
