@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -254,3 +255,32 @@ async def test_a_poll_cut_off_while_our_loop_was_stuck_is_unreliable_not_down() 
     assert result.health is Health.UNKNOWN
     assert result.measurement_unreliable
     assert "measurement unreliable: event loop" in result.detail
+
+
+# -- SSH: our own connection slots ---------------------------------------------------------
+
+
+async def test_an_ssh_poll_that_found_our_own_slots_full_is_unreliable_not_down() -> None:
+    from pacs_tui.inventory import Server, SshEndpoint
+    from pacs_tui_ssh_services.connections import HostConnections
+    from pacs_tui_ssh_services.probe import SshServiceProbe
+
+    async def hangs(login: SshEndpoint) -> Any:
+        await asyncio.sleep(10)  # a login that never ends holds our only slot
+
+    probe = SshServiceProbe()
+    probe.timeout_s = 0.2
+    probe._pool = HostConnections(hangs, max_new=1)
+    first, second = (
+        Server(name, "dc", "archive", ssh=SshEndpoint(f"127.0.0.{i}", 2222))
+        for i, name in ((1, "a"), (2, "b"))
+    )
+    holding = asyncio.create_task(probe.probe(first))
+    await asyncio.sleep(0.01)
+    queued = await probe.probe(second)
+    assert (queued.state, queued.health) == ("queued", Health.UNKNOWN)
+    assert queued.measurement_unreliable and not queued.endpoint_failed  # no backoff
+    assert queued.detail.startswith("not measured: all 1 new-connection slots stayed busy")
+    timed_out = await holding  # the host itself that never answered is DOWN
+    assert (timed_out.state, timed_out.health) == ("timeout", Health.DOWN)
+    assert not timed_out.measurement_unreliable
