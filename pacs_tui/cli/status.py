@@ -1,5 +1,8 @@
 """``pacs-tui status``: one sweep (or a watch) of the fleet, as a table or JSON.
 
+A reading our own lag or queue spoiled is measured again at the end of the
+sweep (``Scheduler.sweep``); stderr says how many were.
+
 SIGINT and SIGTERM both end it cleanly: the probes close and log out of every
 BMC (``cli.signals``). A watch so ended exits 0; a single sweep so cut short
 exits 128 + the signal number.
@@ -74,6 +77,14 @@ async def _status(args: argparse.Namespace, inventory: Any, servers: list[Any]) 
     ) as monitor:
         if not args.watch:
             await monitor.sweep()
+            again = monitor.scheduler.remeasured if monitor.scheduler is not None else 0
+            if again:
+                # Said on stderr (never in the JSON): why this sweep took a little longer.
+                print(
+                    f"pacs-tui status: note: {again} reading(s) measured again at the end: "
+                    "our own event loop or connection slots were busy the first time",
+                    file=sys.stderr,
+                )
             views = _views(monitor, servers)
             _print(views, args.json)
             return EXIT_OK if all(v["healthy"] for v in views) else EXIT_UNHEALTHY
