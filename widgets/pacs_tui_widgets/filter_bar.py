@@ -1,7 +1,17 @@
-"""The ``/`` filter: text or a selector expression, applied as you type."""
+"""The ``/`` filter: text or a selector expression, applied as you type.
+
+A letter reaches the grid on the screen within the keystroke (a watcher on
+the input, called as the value changes), so the frame that echoes it shows
+the filtered rows too: the message path alone (the input's ``Changed``, then
+the bar's) let a frame with the old rows go out first, and the new rows came
+one frame, ~25 ms, later. The bar's ``Changed`` still goes out: the app shows
+a bad selector's caret, closes the bar on enter, and applies the text (the grid
+leaves an unchanged filter as it is).
+"""
 
 from __future__ import annotations
 
+import contextlib
 from typing import ClassVar
 
 from rich.markup import escape
@@ -11,12 +21,17 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import Input, Static
 
+from pacs_tui.selector import SelectorError
+from pacs_tui_widgets.fleet_grid import FleetGrid
+
 
 class FilterBar(Vertical):
     """An input that filters the grid live; a bad selector shows a caret, inline."""
 
     DEFAULT_CSS = """
     FilterBar { height: auto; dock: bottom; background: $panel; display: none; }
+    /* Docked at the bottom like the footer, which would cover its last line. */
+    FilterBar { margin-bottom: 1; }
     FilterBar.-open { display: block; }
     FilterBar Input { border: tall $accent; }
     FilterBar #filter-error { color: $state-down; padding: 0 1; display: none; }
@@ -44,6 +59,14 @@ class FilterBar(Vertical):
             select_on_focus=False,
         )
         yield Static("", id="filter-error")
+
+    def on_mount(self) -> None:
+        self.watch(self.input, "value", self._filter_now, init=False)
+
+    def _filter_now(self, text: str) -> None:
+        for grid in self.screen.query(FleetGrid):
+            with contextlib.suppress(SelectorError):  # the app shows where, on Changed
+                grid.set_filter(text)
 
     @property
     def input(self) -> Input:

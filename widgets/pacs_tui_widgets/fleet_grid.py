@@ -207,7 +207,13 @@ class FleetGrid(ScrollView, can_focus=True):
                 self.refresh_line(top + offset + 1)
 
     def set_filter(self, text: str) -> None:
-        """Filter by text or selector; ``SelectorError`` leaves the old filter."""
+        """Filter by text or selector; ``SelectorError`` leaves the old filter.
+
+        The filter in force again is left as it is (the rows are current): the
+        filter bar applies each letter at once, the app again on the bar's message.
+        """
+        if text.strip() == self.view.filter_text:
+            return
         self.view.set_filter(text)
         self._rebuild()
 

@@ -158,7 +158,8 @@ class RoomClock:
             rollup = await asyncio.to_thread(compute)
         else:
             rollup = compute()
-        before = app.rollup.flapping if app.rollup is not None else {}
+        last = app.rollup
+        before = last.flapping if last is not None else {}
         app.rollup = rollup
         app.main_screen.query_one(SummaryBar).show_rollup(rollup)
         # A flap's health is steady (its worst phase), so only its start is news.
@@ -169,6 +170,8 @@ class RoomClock:
                     app.events.note(
                         rollup_now, f"{server} {probe} {flap.describe()}", Health.DEGRADED
                     )
+        if last is not None and rollup.health is last.health:
+            return  # the tracker kept the mapping: no server's health moved
         changes = app.health.absorb(rollup.health)
         if changes:
             self.health_changed(changes)
