@@ -166,6 +166,9 @@ async def test_a_viewer_room_binds_no_batch_key_and_follows_the_service_batch(
         await wait_for(pilot, lambda: every_reading_in(mirror), 30, "the mirror's readings")
         assert app.read_only
         assert "viewer" in app.read_only_reason
+        # Said where the lead looks, naming the token: why the batch keys do nothing.
+        logged = "\n".join(line.text for line in app.events.lines)
+        assert "read-only: the token 'wall' is a viewer's" in logged, logged
         for key in ("O", "N", "R", "F", "A", "p", "space", "a", "O", "enter"):
             await pilot.press(key)
         await pilot.pause(0.5)

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
-from textual.widgets import Sparkline
+from textual.widgets import Footer, Sparkline
 
 from pacs_tui.plugin_api import Health
 from pacs_tui_widgets.app import ControlRoomApp
@@ -103,6 +103,9 @@ async def test_filter_by_text_then_selector_then_bad_selector() -> None:
         assert "role=storage&(" in error
         caret_line = error.splitlines()[1]
         assert caret_line.index("^") == len("role=storage&(")
+        await pilot.pause()
+        shown, footer = bar.query_one("#filter-error").region, app.query_one(Footer).region
+        assert shown.height >= 2 and not shown.overlaps(footer), (shown, footer)
         assert grid.rows == ["stor-006", "stor-012", "stor-018"]
         await pilot.press("escape")
         assert grid.view.filter_text == "" and len(grid.rows) == 24
@@ -126,6 +129,12 @@ async def test_command_line_select_group_sort_theme_and_errors() -> None:
         text, caret = error.splitlines()[:2]
         assert text == ":select role=(archive"
         assert text[caret.index("^")] == "("  # the caret points at the offending character
+        await pilot.pause()
+        # On screen, not under the footer (both dock at the bottom).
+        shown = line.query_one("#command-error").region
+        footer = app.query_one(Footer).region
+        assert shown.height >= 2 and not shown.overlaps(footer), (shown, footer)
+        assert not line.input.region.overlaps(footer), (line.input.region, footer)
         await pilot.press("escape")
         assert not line.has_class("-open")
 

@@ -21,6 +21,7 @@ from pacs_tui.batch.result import ServerStatus
 from pacs_tui.rollup import server_health
 from pacs_tui_widgets.app import ControlRoomApp
 from pacs_tui_widgets.keymap import KeymapConfig
+from pacs_tui_widgets.wall_batch import batch_line
 from service_process import running_service
 from sim_process import running_sim
 from test_ui_attached import NO_THEMES, every_reading_in, mirror_of, restart
@@ -81,7 +82,13 @@ async def test_a_room_names_a_batch_cut_off_by_a_service_restart_and_forgets_the
                 await wait_for(pilot, lambda: not app.batch_active, 60, "the batch to end here")
                 result = await runner.run()
                 assert result.interrupted and not result.ok
-                assert app.batch_pane.status == "done: interrupted"
+                # The wall's line says so too (the new run of the service does not know it).
+                assert "INTERRUPTED" in batch_line(mirror.batch)
+                await wait_for(  # the pane applies its queue at 4 Hz
+                    pilot, lambda: app.batch_pane.status == "done: interrupted", 5, "the pane"
+                )
+                # Paused ≥ 2.5 s above: the elapsed time counts until the service died.
+                assert elapsed() >= first + 2
                 assert "INTERRUPTED" in app.batch_pane.query_one("#batch-title").render().plain
                 said = {name: r.status for name, r in result.servers.items()}
                 assert set(said) == set(targets)

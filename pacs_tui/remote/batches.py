@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import quote
@@ -159,6 +160,8 @@ class RemoteRunner:
         self._tasks: set[asyncio.Task[None]] = set()
         self._outcomes: dict[str, tuple[str, str]] = {}  # server → (outcome, detail) said
         self._last: BatchProgress | None = None
+        self._heard = time.time()  # when the service last said something of it (epoch s)
+        self.started_at: float | None = None  # its start, on this clock (epoch s), when said
 
     def subscribe(self, subscriber: Subscriber) -> None:
         """Call ``subscriber`` with each progress event of this batch."""
@@ -205,19 +208,20 @@ class RemoteRunner:
         except TypeError as exc:
             log.warning("bad batch progress from the service: %s", exc)
             return
-        self._last = event
+        self._last, self._heard = event, time.time()
         if event.kind == "server" and event.server:
             self._outcomes[event.server] = (event.outcome, event.detail)
         for subscriber in list(self._subscribers):
             subscriber(event)
 
-    def interrupted(self, reason: str) -> None:
+    def interrupted(self, reason: str, *, lost_at: float | None = None) -> None:
         """The service stopped mid-batch (its new run does not know this batch).
 
         Servers it said were done keep that outcome; every other server of the
         plan is ``unknown``: the service may have sent its power call or not,
         so its state must be read back before anyone acts on it again. The
-        subscribers get a ``batch-end`` with outcome ``interrupted``.
+        subscribers get a ``batch-end`` with outcome ``interrupted``. ``lost_at``
+        (seconds since the epoch) is when the stream from the service broke.
         """
         if self._result.done():
             return
@@ -230,18 +234,30 @@ class RemoteRunner:
             except ValueError:
                 status, detail = ServerStatus.UNKNOWN, f"not confirmed: {reason}"
             result.servers[name] = ServerResult(name, wave, status, detail)
-        last = self._last
         end = BatchProgress(
             kind="batch-end", batch=self.batch_id, verb=self.plan.verb, wave=None,
             waves=len(self.plan.waves), wave_done=0, wave_total=0,
             done=len(self._outcomes), total=len(waves),
-            elapsed_s=last.elapsed_s if last is not None else 0.0, eta_s=None,
+            elapsed_s=self._elapsed_until(lost_at), eta_s=None,
             outcome="interrupted", detail=reason,
         )  # fmt: skip
         self.paused = False
         for subscriber in list(self._subscribers):
             subscriber(end)
         self._result.set_result(result)
+
+    def _elapsed_until(self, lost_at: float | None) -> float:
+        """Seconds the batch ran until the stream from the service broke (``lost_at``).
+
+        From its start time as the service said it (shifted to this clock), else
+        from the last progress event; it may have gone on a little longer.
+        """
+        last = self._last.elapsed_s if self._last is not None else 0.0
+        if lost_at is None:
+            return last
+        if self.started_at is not None:
+            return max(last, lost_at - self.started_at)
+        return last + max(0.0, lost_at - self._heard)
 
     def ended(self, data: dict[str, Any] | None) -> None:
         """The batch's result (``BatchResult.to_json``) arrived."""
@@ -264,6 +280,7 @@ class RemoteBatches:
         self.caller = str(caller.get("name", "?"))
         self.role = str(caller.get("role", "viewer"))
         self.current: RemoteRunner | None = None
+        self._lost_at: float | None = None  # when the stream last broke (epoch s)
         mirror.listeners.append(self._event)
 
     @property
@@ -313,8 +330,15 @@ class RemoteBatches:
             return self.current  # its start event came through the stream first
         runner = RemoteRunner(self, batch, plan_from_wire(self.inventory, state["plan"],
                                                           plan.options))  # fmt: skip
+        runner.started_at = self._local_time(state.get("started_at"))
         self.current = runner
         return runner
+
+    def _local_time(self, service_time: Any) -> float | None:
+        """A time of the service's clock on this one (None when it did not say)."""
+        if not isinstance(service_time, int | float):
+            return None
+        return self.mirror.local_time(float(service_time))
 
     async def decline(self, plan: BatchPlan, batch: str) -> None:
         """Tell the service the operator declined ``plan`` (id ``batch``); it audits that.
@@ -348,6 +372,7 @@ class RemoteBatches:
             return None
         self.current = RemoteRunner(self, batch, plan)
         self.current.paused = bool(state.get("paused", False))
+        self.current.started_at = self._local_time(state.get("started_at"))
         return self.current
 
     def listen(self, listener: Callable[[str, dict[str, Any]], None]) -> None:
@@ -371,6 +396,10 @@ class RemoteBatches:
             raise RemoteRefusal(f"the service did not answer: {exc}") from None
 
     def _event(self, kind: str, data: dict[str, Any]) -> None:
+        if kind == "connection" and not data.get("connected"):
+            # When the stream broke: a killed service breaks it at once (a quiet one may
+            # send nothing for seconds, so the last event heard would undercount).
+            self._lost_at = time.time()
         runner = self.current
         if runner is None:
             return
@@ -380,12 +409,14 @@ class RemoteBatches:
             runner.ended(data.get("result"))
         elif kind == "snapshot":  # after a gap: the result may have come meanwhile
             state = self.mirror.batch or {}
-            if state.get("batch") == runner.batch_id and state.get("result"):
+            ours = state.get("batch") == runner.batch_id
+            if ours and state.get("result") and not state.get("interrupted"):
                 runner.ended(state["result"])
-            elif state.get("batch") != runner.batch_id and data.get("restarted"):
+            elif data.get("restarted") and (not ours or state.get("interrupted")):
                 runner.interrupted(
                     f"the service {self.client.url} restarted mid-batch; "
-                    "read the servers' power state before acting on them again"
+                    "read the servers' power state before acting on them again",
+                    lost_at=self._lost_at,
                 )
 
     async def interrupted(self) -> list[InterruptedBatch]:

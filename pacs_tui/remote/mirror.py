@@ -104,6 +104,10 @@ class ServiceMirror:
         """The probes that apply to ``server``, as the service said."""
         return self._applicable.get(server.name, ())
 
+    def local_time(self, service_time: float) -> float:
+        """A time of the service's clock (s since the epoch) on this machine's clock."""
+        return service_time + self._offset
+
     def data_age_s(self, now: float | None = None) -> float | None:
         """None while following the service; else seconds since it was last heard."""
         if self.connected or not self._tried:
@@ -218,6 +222,7 @@ class ServiceMirror:
             self.service = {**service, "caller": self.service.get("caller")}
             self._applicable = _applicable(service)
             self.failed_plugins = dict(service.get("failed_plugins") or {})
+        previous_batch = self.batch
         instance = str(snapshot.get("instance", ""))
         restarted = self._seq is not None and self._seq.partition(":")[0] != instance
         fresh: set[tuple[str, str]] = set()
@@ -228,6 +233,8 @@ class ServiceMirror:
         if restarted:
             self._forget_history(fresh)
         self.batch = snapshot.get("batch")
+        if restarted and not self.batch:
+            self.batch = _cut_off(previous_batch)
         self.custody = snapshot.get("custody")
         self._seq = f"{instance}:{snapshot.get('seq', 0)}"
         self.last_heard = self.state.clock()
@@ -264,6 +271,19 @@ def _applicable(service: dict[str, Any]) -> dict[str, tuple[str, ...]]:
     if not isinstance(table, dict):
         raise WireError("applicable is not an object")
     return {str(name): tuple(str(p) for p in probes) for name, probes in table.items()}
+
+
+def _cut_off(batch: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A batch the old run was running when it died, as the screens keep showing it.
+
+    The new run does not know it: it ends here as interrupted (never as done),
+    so the wall and the rooms say so instead of dropping it silently.
+    """
+    if not batch or not batch.get("running"):
+        return batch
+    return {**batch, "running": False, "paused": False, "interrupted": True,
+            "result": {"batch": batch.get("batch"), "verb": batch.get("verb"), "ok": False,
+                       "interrupted": True, "counts": {}}}  # fmt: skip
 
 
 def _batch_update(kind: str, data: dict[str, Any]) -> dict[str, Any]:

@@ -110,6 +110,7 @@ class FleetService:
         self._feed = self.monitor.state.subscribe(every_result=True)
         self._applicable: dict[str, list[str]] = {}
         self._batch_idle = asyncio.Event()
+        self.batch_started_at = 0.0  # time.time() when the current (or last) batch started
         # Plans shown and not yet run or declined: id → (caller, verb, servers touched).
         self._plans: OrderedDict[str, tuple[str, str, int]] = OrderedDict()
         self._batch_idle.set()
@@ -233,6 +234,7 @@ class FleetService:
             "verb": runner.plan.verb,
             "owner": self.batch_owner.name if self.batch_owner else "",
             "running": running,
+            "started_at": self.batch_started_at,
             "paused": runner.paused,
             "plan": runner.plan.to_json(),
             "progress": self.last_progress,
@@ -337,6 +339,7 @@ class FleetService:
             raise ServiceRefusal(422, f"not run: {exc}") from None
         self.session.record_confirmation(plan, batch, confirmation, True, audit=audit)
         self.runner, self.batch_owner = runner, caller
+        self.batch_started_at = time.time()
         self.last_progress, self.last_result = None, None
         runner.subscribe(self._progress)
         self._batch_idle.clear()

@@ -374,7 +374,8 @@ class ControlRoomApp(App[int]):
 
     def action_help(self) -> None:
         """Show every binding."""
-        self.push_screen(HelpScreen(self.binding_rows(self._keymap), self.read_only))
+        reason = self.read_only_reason if self.read_only else ""
+        self.push_screen(HelpScreen(self.binding_rows(self._keymap), self.read_only, reason))
 
     def action_clear(self) -> None:
         """Close the detail pane; if it was closed, clear the filter and the marks."""

@@ -292,8 +292,11 @@ class BatchControl:
         self.app.batch_pane.drain()
         text = batch_result_text(result)
         self.app.events.note(self.app.state.clock(), text, Health.OK if result.ok else Health.DOWN)
+        title = "batch done" if result.ok else "batch INCOMPLETE"
+        if result.interrupted:
+            title = "batch INTERRUPTED"
         self.app.notify(
-            text, title="batch done" if result.ok else "batch INCOMPLETE",
+            text, title=title,
             severity="information" if result.ok else "error", timeout=15,
         )  # fmt: skip
 

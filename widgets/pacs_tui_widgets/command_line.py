@@ -106,6 +106,8 @@ class CommandLine(Vertical):
 
     DEFAULT_CSS = """
     CommandLine { height: auto; dock: bottom; background: $panel; display: none; }
+    /* Docked at the bottom like the footer, which would cover its last line. */
+    CommandLine { margin-bottom: 1; }
     CommandLine.-open { display: block; }
     CommandLine Input { border: tall $accent; }
     CommandLine #command-error { color: $state-down; padding: 0 1; display: none; }

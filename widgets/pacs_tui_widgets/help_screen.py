@@ -65,10 +65,11 @@ class HelpScreen(Modal[None]):
         Binding("escape,question_mark,q", "dismiss", "Close help", id="help.close"),
     ]
 
-    def __init__(self, rows: Sequence[BindingRow], read_only: bool) -> None:
+    def __init__(self, rows: Sequence[BindingRow], read_only: bool, reason: str = "") -> None:
         super().__init__()
         self.rows = list(rows)
         self.read_only = read_only
+        self.reason = reason  # why (the viewer token, --read-only, the inventory)
 
     def compose(self) -> ComposeResult:
         keys = Table(box=None, expand=True, pad_edge=False)
@@ -82,7 +83,12 @@ class HelpScreen(Modal[None]):
         commands.add_column("what it does")
         for command in COMMANDS:
             commands.add_row(f":{command.name} {command.argument}".rstrip(), command.help)
-        mode = "READ-ONLY session: nothing here can change a server." if self.read_only else ""
+        mode = (
+            "READ-ONLY session: nothing here can change a server"
+            + (f" ({self.reason}); the batch keys are not bound." if self.reason else ".")
+            if self.read_only
+            else ""
+        )
         with VerticalScroll():
             yield Static("Keys  (remap by id under keymap: in config.yaml)", classes="help-title")
             yield Static(keys, id="help-bindings")

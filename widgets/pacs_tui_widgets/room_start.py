@@ -55,6 +55,10 @@ async def start_monitor(app: ControlRoomApp) -> None:
         f"{', '.join(sorted(opened)) or 'no probes'}"
         + (" (read-only session)" if app.read_only else ""),
     )
+    if app.read_only:  # said once where the lead looks: why O/N/R/F do nothing here
+        line = f"read-only: {app.read_only_reason}; the batch keys are not bound"
+        app.events.note(now, line)
+        app.notify(line, title="READ-ONLY", timeout=10)
     app.monitor.start()
     if app.remote is not None:
         app.remote.listen(lambda kind, data: service_event(app, kind, data))

@@ -27,6 +27,9 @@ def batch_line(state: dict[str, Any] | None) -> str:
         counts = ", ".join(
             f"{n} {what}" for what, n in sorted((result.get("counts") or {}).items())
         )
+        if result.get("interrupted"):  # the service died mid-batch: its end is not known
+            why = "the service restarted mid-batch; servers' state to be read back"
+            return state_markup(Health.DOWN, escape(f"{head}: INTERRUPTED — {why}"))
         word = "OK" if result.get("ok") else ("ABORTED" if result.get("aborted") else "INCOMPLETE")
         health = Health.OK if result.get("ok") else Health.DOWN
         return state_markup(health, escape(f"{head}: {word} — {counts or 'no servers'}"))
