@@ -39,6 +39,7 @@ from __future__ import annotations
 import abc
 import time
 from collections.abc import Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -55,6 +56,24 @@ from pacs_tui.loop_lag import unreliable_detail as unreliable_detail
 
 if TYPE_CHECKING:
     from pacs_tui.inventory import Inventory, Server
+
+# True while the scheduler runs a (server, probe) pair's first poll (set by the
+# core's scheduler only; plugins read it through ``first_poll()``).
+FIRST_POLL: ContextVar[bool] = ContextVar("pacs_tui_first_poll", default=False)
+# A reading that left an expensive check for the next poll carries this fact (why).
+FOLLOW_UP_FACT = "follow_up"
+
+
+def first_poll() -> bool:
+    """True while the scheduler runs this (server, probe) pair's first poll.
+
+    The first polls of a fleet are its first sweep's rush (handshakes, logins);
+    a probe may keep an expensive check (a C-FIND) off it and return
+    ``ProbeResult.follow_up``: the scheduler polls it again soon, and a one-off
+    sweep does so at its end. False outside the scheduler (direct calls, tests).
+    """
+    return FIRST_POLL.get()
+
 
 PROBE_GROUP = "pacs_tui.probes"
 ACTION_GROUP = "pacs_tui.actions"
@@ -113,6 +132,8 @@ class ProbeResult:
         """
         if self.facts.get("endpoint_answered") or self.measurement_unreliable:
             return False  # an answer, or our own lag: no reason to back off
+        if self.wants_follow_up:
+            return False  # it answered; a check was left for the next poll
         return self.health in (Health.DOWN, Health.UNREACHABLE, Health.UNKNOWN)
 
     @property
@@ -122,6 +143,29 @@ class ProbeResult:
         Such a reading is UNKNOWN, never DEGRADED or DOWN; a one-off sweep takes it again.
         """
         return bool(self.facts.get(UNRELIABLE_FACT))
+
+    @property
+    def wants_follow_up(self) -> bool:
+        """A check was kept off this (first) poll: the reading is UNKNOWN until the next."""
+        return bool(self.facts.get(FOLLOW_UP_FACT))
+
+    @classmethod
+    def follow_up(
+        cls, state: str, detail: str, *, latency_ms: float | None = None, **facts: Any
+    ) -> ProbeResult:
+        """An UNKNOWN reading whose expensive check waits for the next poll (``detail``: which).
+
+        ``facts["follow_up"]`` is the detail; the scheduler polls such a reading
+        again soon, and a one-off sweep at its end.
+        """
+        return cls(
+            state,
+            Health.UNKNOWN,
+            latency_ms,
+            detail,
+            time.time(),
+            {**facts, FOLLOW_UP_FACT: detail},
+        )
 
     @classmethod
     def unreliable(

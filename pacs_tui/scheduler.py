@@ -11,7 +11,10 @@ BMC, SSH key exchange, a DICOM association and the first C-FIND): at most
 at most ``first_poll_hold_s``, so a first sweep ramps up instead of opening every
 connection of the fleet at once and congesting our own event loop (which made
 healthy peers read "slow"). A dead endpoint therefore delays the ramp by at most
-the hold, never by its timeout.
+the hold, never by its timeout. Probes see ``plugin_api.first_poll()`` during a
+first poll and may leave an expensive check (the DICOM C-FIND) for the next
+poll (``ProbeResult.follow_up``), which comes once the ramp is over: at the end
+of a one-off sweep, or after the first polls' spread in the continuous loop.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from dataclasses import dataclass
 
 from pacs_tui.inventory import Server
 from pacs_tui.loop_lag import lag_explains_timeout, measure_loop_lag, unreliable_detail
-from pacs_tui.plugin_api import Health, Probe, ProbeResult
+from pacs_tui.plugin_api import FIRST_POLL, Health, Probe, ProbeResult
 from pacs_tui.state import FleetState
 
 log = logging.getLogger(__name__)
@@ -47,9 +50,9 @@ class ConcurrencyCaps:
     # at most first_poll_hold_s (s): the ramp of a first sweep.
     first_polls: int = 32
     first_poll_hold_s: float = 0.5
-    # Readings our own lag or queue spoiled, measured again at the end of a
-    # one-off sweep, this many at once.
-    remeasure: int = 4
+    # Readings our own lag or queue spoiled, and first polls that left a check
+    # for later, polled again at the end of a one-off sweep, this many at once.
+    remeasure: int = 8
 
     def limit_for(self, endpoint: str) -> int:
         """The cap of one endpoint key (``bmc:…``, ``ssh:…``, anything else)."""
@@ -100,6 +103,7 @@ class Scheduler:
         self.first_polls_in_flight = 0
         self.peak_first_polls = 0
         self.remeasured = 0  # readings taken again by sweeps (our lag spoiled them)
+        self.followed_up = 0  # first polls that left a check for later, polled again
 
     def pairs(self, names: Iterable[str] | None = None) -> list[tuple[Server, Probe]]:
         """Every (server, probe) pair that applies, for the given servers or all."""
@@ -132,9 +136,11 @@ class Scheduler:
         # The slot is held until the poll ends or first_poll_hold_s passes: a
         # silent endpoint must not hold the ramp for its whole timeout.
         timer = asyncio.get_running_loop().call_later(self.caps.first_poll_hold_s, release)
+        first = FIRST_POLL.set(True)  # the probe may keep expensive checks off this poll
         try:
             return await self._poll(server, probe)
         finally:
+            FIRST_POLL.reset(first)
             timer.cancel()
             release()
 
@@ -218,6 +224,7 @@ class Scheduler:
 
         Network probes run first so that the others can tell DOWN from UNREACHABLE.
         Readings our own lag or queue spoiled (``ProbeResult.measurement_unreliable``)
+        and first polls that left a check for later (``ProbeResult.wants_follow_up``)
         are taken once more at the end, ``ConcurrencyCaps.remeasure`` at a time,
         when the sweep's rush is over; what is still unreliable stays UNKNOWN.
         """
@@ -237,14 +244,15 @@ class Scheduler:
         await self._remeasure(pairs)
 
     async def _remeasure(self, pairs: list[tuple[Server, Probe]]) -> None:
-        spoiled = [
-            (s, p)
-            for s, p in pairs
-            if (r := self.state.latest(s.name, p.name)) is not None and r.measurement_unreliable
-        ]
-        if not spoiled:
+        latest = [(s, p, self.state.latest(s.name, p.name)) for s, p in pairs]
+        spoiled = [(s, p) for s, p, r in latest if r is not None and r.measurement_unreliable]
+        follow = [(s, p) for s, p, r in latest if r is not None and r.wants_follow_up]
+        if not spoiled and not follow:
             return
-        log.info("measuring %d reading(s) again: our own lag spoiled them", len(spoiled))
+        log.info(
+            "polling again: %d reading(s) our own lag spoiled, %d left a check for later",
+            len(spoiled), len(follow),
+        )  # fmt: skip
         gate = asyncio.Semaphore(self.caps.remeasure)
 
         async def again(server: Server, probe: Probe) -> None:
@@ -252,7 +260,8 @@ class Scheduler:
                 await self.poll(server, probe)
 
         self.remeasured += len(spoiled)
-        await asyncio.gather(*(again(s, p) for s, p in spoiled))
+        self.followed_up += len(follow)
+        await asyncio.gather(*(again(s, p) for s, p in [*spoiled, *follow]))
 
     def next_delay(self, server: str, probe: Probe) -> float:
         """Seconds until the next poll: the interval, doubled per failure, with jitter."""
@@ -267,8 +276,11 @@ class Scheduler:
         # hundreds of new connections (TLS, SSH) at one device class at once.
         await asyncio.sleep(self._rng.uniform(0, spread_s))
         while True:
-            await self.poll(server, probe)
+            result = await self.poll(server, probe)
             delay = self.next_delay(server.name, probe)
+            if result.wants_follow_up:
+                # The check it left comes once the first polls' spread is over.
+                delay = min(delay, (spread_s + 1.0) * self._rng.uniform(1, 1 + self.jitter))
             # The next reading is due after the delay (backoff included) and the
             # poll's own deadline: until then the last one is not overdue.
             self.state.expect_next(server.name, probe.name, delay + poll_deadline_s(probe))

@@ -21,7 +21,7 @@ from pacs_tui.loop_lag import (
     loop_lag,
     measure_loop_lag,
 )
-from pacs_tui.plugin_api import UNRELIABLE_FACT, Health, Probe, ProbeResult
+from pacs_tui.plugin_api import UNRELIABLE_FACT, Health, Probe, ProbeResult, first_poll
 from pacs_tui.scheduler import ConcurrencyCaps, Scheduler
 from pacs_tui.state import FleetState
 from pacs_tui_dicom_echo.probe import DicomProbe, _FindTrack
@@ -284,3 +284,28 @@ async def test_an_ssh_poll_that_found_our_own_slots_full_is_unreliable_not_down(
     timed_out = await holding  # the host itself that never answered is DOWN
     assert (timed_out.state, timed_out.health) == ("timeout", Health.DOWN)
     assert not timed_out.measurement_unreliable
+
+
+async def test_the_continuous_loop_comes_back_soon_for_a_check_left_for_later() -> None:
+    class Leaves(RampProbe):
+        async def probe(self, server: Box) -> ProbeResult:  # type: ignore[override]
+            self.calls.append(server.name)
+            if first_poll():
+                return ProbeResult.follow_up("ok", "echo ok; C-FIND not run yet")
+            return ProbeResult.make("ok", Health.OK, latency_ms=1.0)
+
+    probe = Leaves()  # interval 10 s
+    scheduler, state = scheduler_for(probe, ["s00"], ConcurrencyCaps())
+    began = time.monotonic()
+    task = asyncio.create_task(scheduler.run())
+    try:
+        while len(probe.calls) < 2 and time.monotonic() - began < 5:
+            await asyncio.sleep(0.05)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert len(probe.calls) == 2  # the second poll came after the spread, not the interval
+    assert time.monotonic() - began < 4
+    reading = state.reading("s00", "dicom")
+    assert reading.health is Health.OK
+    assert not ProbeResult.follow_up("ok", "x").endpoint_failed  # never backed off

@@ -124,3 +124,39 @@ async def test_a_sweep_with_our_loop_held_up_ends_with_every_peer_ok(sim: Runnin
         n: r.result.detail if r.result else None for n, r in readings.items()
     }
     assert scheduler.remeasured >= 1  # the held-up echoes were measured again, not believed
+
+
+async def test_the_c_find_is_kept_off_the_first_sweep_and_run_at_its_end(sim: RunningSim) -> None:
+    inventory, servers = dicom_servers(sim)
+    probe = StartedProbe()
+    await probe.open(ProbeContext(inventory, {}))  # C-FIND on archives and image managers
+    finders = [s for s in servers if probe.settings.finds_on(s)]
+    assert finders
+    seen: list[tuple[str, ProbeResult]] = []
+    original = probe.probe
+
+    async def recorded(server: Server) -> ProbeResult:
+        result = await original(server)
+        seen.append((server.name, result))
+        return result
+
+    probe.probe = recorded  # type: ignore[method-assign]
+    state = FleetState([s.name for s in servers], {probe.name: probe.interval_s})
+    scheduler = Scheduler(servers, [probe], state, seed=4)
+    await scheduler.sweep()
+    first = {name: r for name, r in reversed(seen)}  # each server's first reading
+    for server in finders:
+        early = first[server.name]
+        assert early.wants_follow_up and early.health is Health.UNKNOWN, early.detail
+        assert "C-FIND not run yet (kept off the first sweep)" in early.detail
+        assert "find_count" not in early.facts
+        final = state.reading(server.name, "dicom")
+        assert final.health is Health.OK and final.result is not None, final.result
+        assert final.result.facts["find_state"] == "ok" and final.result.facts["find_count"] > 0
+    assert scheduler.followed_up == len(finders)
+    assert all(not first[s.name].wants_follow_up for s in servers if s not in finders)
+    # Called directly (no scheduler, no first sweep), the first poll queries at once.
+    direct = DicomProbe()
+    await direct.open(ProbeContext(inventory, {}))
+    at_once = await direct.probe(finders[0])
+    assert at_once.health is Health.OK and at_once.facts["find_state"] == "ok"

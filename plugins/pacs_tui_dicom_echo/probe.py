@@ -21,7 +21,10 @@ Settings (``ProbeContext.settings``), all optional:
   ``today`` becomes today's date.
 - ``dicom_find_every``: C-FIND on every Nth poll (30: every ~5 min at the 10 s
   interval; a study-level C-FIND over a busy day costs ~0.25 ms CPU per match, so it
-  is the most expensive check pacs-tui makes).
+  is the most expensive check pacs-tui makes). It is kept off the scheduler's
+  first poll of a server (``first_poll()``: the first sweep's rush): that
+  reading is UNKNOWN "C-FIND not run yet" and the scheduler polls again soon
+  (a one-off sweep at its end), when the C-FIND runs.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from pacs_tui.plugin_api import (
     Probe,
     ProbeContext,
     ProbeResult,
+    first_poll,
     judge_latency,
     lag_explains_timeout,
     measure_loop_lag,
@@ -259,6 +263,10 @@ class DicomProbe(Probe):
                 tls=mode,
                 **track.facts(),
             )
+        if due and first_poll():
+            # The first sweep opens every connection of the fleet: the C-FIND, the
+            # most expensive check, waits for the next poll (soon after the ramp).
+            return self._first_echo(echo, track, tls=mode, lag_ms=lag_ms)
         if due:
             with measure_loop_lag() as find_lag:
                 find = await c_find_studies(
@@ -283,6 +291,16 @@ class DicomProbe(Probe):
             phase = zlib.crc32(server.name.encode()) % settings.find_every
             track.ran(find, settings.find_every, phase)
         return self._ok_result(echo, track, fresh=due, tls=mode, lag_ms=lag_ms)
+
+    def _first_echo(
+        self, echo: DicomOutcome, track: _FindTrack, *, tls: str, lag_ms: float
+    ) -> ProbeResult:
+        """The first poll's reading of a C-FIND server: UNKNOWN until its C-FIND, unless worse."""
+        result = self._ok_result(echo, track, fresh=False, tls=tls, lag_ms=lag_ms)
+        if result.health is not Health.OK:
+            return result  # slow even net of our lag, or unreliable: said as such
+        detail = f"{result.detail}; C-FIND not run yet (kept off the first sweep)"
+        return ProbeResult.follow_up("ok", detail, latency_ms=echo.latency_ms, **result.facts)
 
     def _ok_result(
         self, echo: DicomOutcome, track: _FindTrack, *, fresh: bool, tls: str, lag_ms: float
