@@ -115,6 +115,10 @@ def server_part(server: str, names: Collection[str], state: FleetState, now: flo
                 until = min(until, observed + stale_after_s)
                 health = result.health
                 if len(changes) >= FLAP_MIN_CHANGES:
+                    # A copy in one step: the room rolls up in a thread while the
+                    # loop may append to this log, and a deque must not change
+                    # while it is iterated.
+                    changes = tuple(changes)
                     if max(c.at for c in changes) + FLAP_WINDOW_S + MARGIN_S >= now:
                         until = now  # inside the flap window: read again every time
                     flap = detect_flap(changes, now)
