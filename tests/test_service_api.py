@@ -493,6 +493,7 @@ def write_bodies(served: Served) -> dict[tuple[str, str], Any]:
     return {
         ("POST", "/api/v1/batches/plan"): {"verb": "force-off", "servers": [TARGET]},
         ("POST", "/api/v1/batches/plan/{batch}/decline"): None,
+        ("POST", "/api/v1/audit/interrupted/{batch}/ack"): None,
         ("POST", "/api/v1/batches"): {
             "verb": "force-off",
             "servers": [TARGET],

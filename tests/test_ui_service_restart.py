@@ -20,6 +20,7 @@ import pytest
 from pacs_tui.batch.result import ServerStatus
 from pacs_tui.rollup import server_health
 from pacs_tui_widgets.app import ControlRoomApp
+from pacs_tui_widgets.command_line import CommandLine
 from pacs_tui_widgets.keymap import KeymapConfig
 from pacs_tui_widgets.wall_batch import batch_line
 from service_process import running_service
@@ -104,6 +105,24 @@ async def test_a_room_names_a_batch_cut_off_by_a_service_restart_and_forgets_the
                     "the service's interrupted batch named in the event log",
                 )  # fmt: skip
                 assert "restarted" in logged()
+                assert f":ack {batch}" in logged()  # how to stop it being named, from here
+                # Acknowledged from the room: audited in the service, no longer named.
+                await pilot.press("colon")
+                app.query_one(CommandLine).input.value = f":ack {batch}"
+                await pilot.press("enter")
+                await wait_for(
+                    pilot, lambda: f"interrupted batch {batch} acknowledged" in logged(), 10,
+                    "the acknowledgement",
+                )  # fmt: skip
+                status, listed = service.request(
+                    "GET", "/api/v1/audit/interrupted", service.tokens["wall"]
+                )
+                assert status == 200 and listed["interrupted"] == [], listed
+                status, rows = service.request(
+                    "GET", f"/api/v1/audit?batch={batch}", service.tokens["wall"]
+                )
+                acks = [r for r in rows["events"] if r["kind"] == "ack"]
+                assert [r["operator"] for r in acks] == ["token:lead"], rows
                 # A fresh screen on the new run, to compare verdicts with.
                 fresh, _ = await mirror_of(service, "wall")
                 await fresh.open()

@@ -419,6 +419,17 @@ class RemoteBatches:
                     lost_at=self._lost_at,
                 )
 
+    async def acknowledge(self, batch: str) -> InterruptedBatch:
+        """Acknowledge the service's interrupted ``batch`` (audited there under the token).
+
+        ``RemoteRefusal`` says why not (no such batch, it ended, already done).
+        """
+        answer = await self._post(f"/api/v1/audit/interrupted/{quote(batch, safe='')}/ack", {})
+        try:
+            return InterruptedBatch.from_json(answer["acknowledged"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise RemoteRefusal(f"bad answer from the service: {exc}") from None
+
     async def interrupted(self) -> list[InterruptedBatch]:
         """The service's batches left half done (``GET /api/v1/audit/interrupted``).
 

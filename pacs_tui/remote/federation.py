@@ -206,6 +206,16 @@ class FederatedBatches:
         for service in self.services:
             service.listen(listener)
 
+    async def acknowledge(self, batch: str) -> InterruptedBatch:
+        """Acknowledge ``batch`` in the service whose audit log has it."""
+        refusals = []
+        for service in self.services:
+            try:
+                return await service.acknowledge(batch)
+            except RemoteRefusal as exc:
+                refusals.append(f"{service.mirror.label}: {exc}")
+        raise RemoteRefusal("; ".join(refusals))
+
     async def interrupted(self) -> list[InterruptedBatch]:
         """Every service's batches left half done (``RemoteRefusal`` naming who failed)."""
         answers = await asyncio.gather(

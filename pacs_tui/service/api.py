@@ -50,6 +50,7 @@ WRITES: frozenset[tuple[str, str]] = frozenset(
         ("POST", f"{API}/batches/current/resume"),
         ("POST", f"{API}/batches/current/abort"),
         ("POST", f"{API}/custody"),
+        ("POST", f"{API}/audit/interrupted/{{batch}}/ack"),
     }
 )
 # A ping (an SSE comment) every 5 s lets a screen tell a hung service from a quiet one
@@ -270,6 +271,11 @@ async def post_custody(request: web.Request) -> web.Response:
     return web.json_response({"changes": [c.to_json() for c in changes]})
 
 
+async def post_ack(request: web.Request) -> web.Response:
+    item = _service(request).acknowledge(_caller(request), request.match_info["batch"])
+    return web.json_response({"acknowledged": item})
+
+
 async def get_audit(request: web.Request) -> web.Response:
     service = _service(request)
     since_text, batch = request.query.get("since"), request.query.get("batch")
@@ -313,6 +319,7 @@ def build_app(
     app.router.add_post(f"{API}/custody", post_custody)
     app.router.add_get(f"{API}/audit", get_audit)
     app.router.add_get(f"{API}/audit/interrupted", get_interrupted)
+    app.router.add_post(f"{API}/audit/interrupted/{{batch}}/ack", post_ack)
     if metrics is not None:
         render = metrics
 

@@ -33,7 +33,7 @@ from pacs_tui.batch.confirm import (
     ConfirmationRequired,
     ConfirmationRule,
 )
-from pacs_tui.batch.interrupted import interrupted_batches
+from pacs_tui.batch.interrupted import NotInterrupted, acknowledge, interrupted_batches
 from pacs_tui.batch.plan import BatchPlan, PlanError
 from pacs_tui.batch.progress import BatchProgress
 from pacs_tui.batch.readings import MonitorReadings
@@ -406,6 +406,20 @@ class FleetService:
         state = self.batch_state()
         assert state is not None
         return state
+
+    def acknowledge(self, caller: Caller, batch: str) -> dict[str, Any]:
+        """Record that the caller has seen interrupted ``batch`` (an ``ack`` row).
+
+        It is then no longer named (``audit --ack``); ``ServiceRefusal`` 409 says
+        why not (no such batch, it ended, already acknowledged, still running).
+        """
+        self._require_writable("acknowledge an interrupted batch")
+        try:
+            item = acknowledge(self._audit_for(caller), batch)
+        except NotInterrupted as exc:
+            raise ServiceRefusal(409, str(exc)) from None
+        self.notice(f"interrupted batch {batch} acknowledged by {caller.name}")
+        return item.to_json()
 
     def interrupted(self) -> list[dict[str, Any]]:
         """Batches of earlier runs left half done (``audit --interrupted``).

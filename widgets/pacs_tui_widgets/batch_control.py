@@ -18,7 +18,12 @@ from typing import TYPE_CHECKING
 from pacs_tui.batch.audit import default_audit_path
 from pacs_tui.batch.confirm import Confirmation, ConfirmationRequired
 from pacs_tui.batch.gates import GatePolicy
-from pacs_tui.batch.interrupted import InterruptedBatch, interrupted_batches
+from pacs_tui.batch.interrupted import (
+    InterruptedBatch,
+    NotInterrupted,
+    acknowledge,
+    interrupted_batches,
+)
 from pacs_tui.batch.plan import VERBS, BatchPlan, PlanError, PlanOptions
 from pacs_tui.batch.progress import BatchProgress
 from pacs_tui.batch.runner import BatchResult, BatchRunner, PlanRefused
@@ -69,8 +74,34 @@ class BatchControl:
         """Say once, in the event log and a toast, which batches were left half done."""
         now = self.app.state.clock()
         for item in await self.interrupted():
-            self.app.events.note(now, item.line(), Health.DOWN)
-            self.app.notify(item.line(), title="interrupted batch", severity="error", timeout=30)
+            line = f"{item.line()}; here: :ack {item.batch}"
+            self.app.events.note(now, line, Health.DOWN)
+            self.app.notify(line, title="interrupted batch", severity="error", timeout=30)
+
+    def ack_command(self, text: str, arg: str, offset: int) -> None:
+        """``:ack BATCH``: acknowledge an interrupted batch in the room's audit log."""
+        batch = arg.strip()
+        if not batch or " " in batch:
+            raise CommandError("try :ack BATCH (the id the interrupted-batch line names)", text,
+                               offset)  # fmt: skip
+        if self.app.read_only:
+            raise CommandError(f"refused: {self.app.read_only_reason}", text)
+        self.app.run_worker(self.acknowledge(batch), group="ack")
+
+    async def acknowledge(self, batch: str) -> None:
+        """Record the acknowledgement (the service's log when attached); say how it went."""
+        now = self.app.state.clock()
+        try:
+            if self.app.remote is not None:
+                item = await self.app.remote.acknowledge(batch)
+            else:
+                item = acknowledge(self.app.session.audit, batch)
+        except (RemoteRefusal, NotInterrupted, OSError, sqlite3.Error) as exc:
+            self.app.notify(f"not acknowledged: {exc}", severity="error", timeout=10)
+            return
+        line = f"interrupted batch {item.batch} acknowledged: it is no longer named"
+        self.app.events.note(now, line)
+        self.app.notify(line)
 
     def start_power(self, verb: str, selector: str | None = None) -> bool:
         """Plan ``verb`` on the selector's servers, else the marked ones, else the cursor's.

@@ -79,6 +79,8 @@ class CommandDesk:
                 raise CommandError("try :marks clear or :marks down", text, command.offset)
         elif command.name == "power":
             self.app.batch.power_command(text, arg, command.offset)
+        elif command.name == "ack":
+            self.app.batch.ack_command(text, arg, command.offset)
         elif command.name == "custody":
             self.app.custody_control.command(text, arg, command.offset)
         elif command.name == "baseline":

@@ -40,6 +40,11 @@ COMMANDS: tuple[CommandSpec, ...] = (
         "plan a power batch on EXPR's servers, else the marked ones (plan screen first)",
     ),
     CommandSpec(
+        "ack",
+        "BATCH",
+        "acknowledge an interrupted batch (audited): it is no longer named",
+    ),
+    CommandSpec(
         "custody",
         "advance [STATE] | correct STATE REASON",
         "change the custody of the marked servers (audited; not in read-only)",
