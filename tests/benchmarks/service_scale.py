@@ -35,7 +35,7 @@ Method
    applied per second, and the share of rows with a changed reading in each
    1 s window.
 2. **Ten screens.** Screens are bare ``ServiceMirror`` processes (the room's
-   data path without Textual; ``--screen-kind reader``: plain SSE readers
+   data path without Textual; ``--screen-kind reader``: plain SSE readers besides the counting mirror
    that discard what they read, for a machine that cannot carry ten
    mirrors). The service's CPU share is measured with 0, 1, 10 and again 1
    screen(s) attached (windows of ``--screen-seconds``), with the readings
@@ -814,10 +814,8 @@ def measure(
                 f"{rate:.0f}/s; a screen {per_screen * 100:.0f} %; sim {share['sim'] * 100:.0f} %")  # fmt: skip
             return after
 
-        if kind == "reader":
-            counter.stop()
-            counter = start_screen("reader", service.url, viewer, work / "counter-r.jsonl")
-            wait_attached([counter], 120)
+        # The counting mirror stays a mirror with reader screens too: readings per second
+        # are counted by what it applied (a plain reader cannot tell them apart).
         time.sleep(2)
         screens_window(1, [])
         extra = [
