@@ -343,3 +343,26 @@ def test_read_only_session_refuses_a_runner() -> None:
         ControlRoomApp(app.inventory, read_only=True, probes=[], runner=object())
     runner = object()
     assert ControlRoomApp(app.inventory, probes=[], runner=runner).runner is runner
+
+
+async def test_data_coming_back_shares_one_line_and_leaves_the_news_visible() -> None:
+    """After a reconnection hundreds of servers go STALE → OK: one line, not hundreds."""
+    from textual.app import App, ComposeResult
+
+    from pacs_tui_widgets.event_log import EventLog
+
+    class Host(App[None]):
+        def compose(self) -> ComposeResult:
+            yield EventLog(id="log")
+
+    app = Host()
+    async with app.run_test(size=(160, 20)) as pilot:
+        log = app.query_one(EventLog)
+        changes = {f"web-{i:03d}": (Health.STALE, Health.OK) for i in range(40)}
+        changes["arch-001"] = (Health.OK, Health.DOWN)
+        log.health_changes(0.0, changes)
+        await pilot.pause()
+        lines = [line.text for line in log.lines]
+        assert len(lines) == 2, lines
+        assert "40 server(s) fresh again: web-000, web-001" in lines[0]
+        assert "arch-001: ok → down" in lines[1]

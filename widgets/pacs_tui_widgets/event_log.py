@@ -97,11 +97,21 @@ class EventLog(RichLog):
             return Style(bold=True)
 
     def health_changes(self, when: float, changes: Mapping[str, tuple[Health, Health]]) -> None:
-        """Log health transitions (a first reading that is OK is not news)."""
+        """Log health transitions (a first reading that is OK is not news).
+
+        Servers whose data only came back (STALE → OK: after a reconnection,
+        hundreds at once, spread over seconds) share one line per call, so
+        the news around them stays in the log's few visible lines.
+        """
+        fresh_again = [s for s, (b, a) in changes.items() if b is Health.STALE and a is Health.OK]
+        if fresh_again:
+            names = ", ".join(fresh_again[:5]) + (" …" if len(fresh_again) > 5 else "")
+            self.note(when, f"{len(fresh_again)} server(s) fresh again: {names}", Health.OK)
         items = [
             (s, b, a)
             for s, (b, a) in changes.items()
             if not (b is Health.UNKNOWN and a is Health.OK)
+            and not (b is Health.STALE and a is Health.OK)
         ]
         for server, before, after in items[:MAX_LINES_PER_BATCH]:
             self.note(when, f"{server}: {before} → {after}", after)
