@@ -404,3 +404,38 @@ async def test_a_refused_reset_names_the_server_left_on_with_its_units_stopped(
         assert "still On with their PACS units stopped" in end.detail
         assert e.events(batch, "units-stopped")[0].server == victim
     assert (await power_states(sim, [victim]))[victim] == "On"
+
+
+def logins(sim: RunningSim, name: str) -> int:
+    """Redfish sessions the BMC of ``name`` saw opened (POSTs to its session collection)."""
+    return sum(
+        r["count"]
+        for r in sim.bmc(name)["requests"]
+        if r["method"] == "POST" and r["path"].rstrip("/").endswith("/Sessions")
+    )
+
+
+async def test_one_redfish_session_per_bmc_with_the_monitor_running(
+    sim: RunningSim, tmp_path: Path
+) -> None:
+    # Issue 14: the reset action logged in on its own beside the power probe's session,
+    # two sessions per BMC during a batch; it now borrows the probe's client.
+    names = ["web-001", "web-002", "gw-northgate-1", "bkp-arch-01"]  # no dependents
+    assert FLAVOURS["gw-northgate-1"] is BmcFlavour.TASK_MONITOR
+    async with engine(sim, tmp_path) as e:
+        e.readings.monitor.start()  # the control room's continuous polling
+        try:
+            off = await e.run(names, "off")
+            assert off.ok, off.to_json()
+            on = await e.run(names, "on", PlanOptions(gate=GatePolicy(poll_s=0.1)))
+            assert on.ok, on.to_json()
+            # Counted by the peer, while everything is still open.
+            for name in names:
+                bmc = sim.bmc(name)
+                assert bmc["sessions"] == 1, (name, bmc)
+                assert logins(sim, name) == 1, (name, bmc["requests"])
+                assert bmc["resets"] == ["GracefulShutdown", "On"], name
+        finally:
+            await e.readings.monitor.stop()
+    # Logged out once, by the probe that owns the session.
+    assert all(sim.bmc(n)["sessions"] == 0 for n in names)

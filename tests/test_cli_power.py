@@ -253,6 +253,13 @@ def _interrupted_batch_is_named(sim: RunningSim, data: Path) -> None:
             event = json.loads(line)
             batch = event.get("batch", batch)
             if event["kind"] == "step" and running_seen is None:
+                # The reset follows a unit stop at once (the action borrows the power
+                # probe's logged-in client: one POST). Servers after this first one (one
+                # at a time) get a BMC slow enough for the kill below to land before their
+                # reset is carried out.
+                for name in victims:
+                    if name != event["server"]:
+                        sim.control("POST", f"/hosts/{name}/faults", {"bmc_delay_s": 3.0})
                 # While its process lives, the batch is running, not interrupted.
                 running_seen = pacs("audit", "--interrupted")
             if event["kind"] == "server" and event["outcome"] == "reached":

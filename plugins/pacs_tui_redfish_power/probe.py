@@ -25,7 +25,7 @@ from typing import Any
 import aiohttp
 
 from pacs_tui.credentials import CredentialError
-from pacs_tui.inventory import BmcEndpoint, Server
+from pacs_tui.inventory import BmcEndpoint, Inventory, Server
 from pacs_tui.plugin_api import (
     Health,
     Probe,
@@ -64,9 +64,40 @@ _IN_TRANSITION = {
 }
 _BAD_HEALTH = ("Warning", "Critical")
 
-# Power probes open now, so the rack-power probe can speak through their clients and
-# sessions instead of opening one more session on every BMC (``rack_power``).
+# Power probes open now: the registry of BMC connections. The rack-power probe and the
+# redfish-reset action speak through their clients and sessions instead of opening one
+# more session on every BMC (``open_power_probe``).
 OPEN_POWER_PROBES: weakref.WeakSet[RedfishPowerProbe] = weakref.WeakSet()
+
+
+def open_power_probe(
+    inventory: Inventory, auth: AuthMode | None = None
+) -> RedfishPowerProbe | None:
+    """The ``power`` probe open in this event loop on ``inventory``, to borrow clients from.
+
+    Its ``client(server)`` is then the one ``BmcClient`` of that server's BMC:
+    one TLS connection pool and one Redfish session (DSP0266 §13.3) per BMC
+    for every Redfish user in the process, where each used to log in on its
+    own. ``auth`` is the borrower's ``redfish_auth`` setting (None: each BMC's
+    inventory ``auth``); a probe opened with another one is not lent, so a
+    setting is never silently overridden. None when no such probe is open
+    (or when called outside an event loop): the caller makes its own clients.
+    """
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+    for probe in list(OPEN_POWER_PROBES):
+        if (
+            probe.name == "power"
+            and probe.loop is loop
+            and probe._http is not None
+            and probe._context is not None
+            and probe._context.inventory is inventory
+            and probe._auth == auth
+        ):
+            return probe
+    return None
 
 
 class RedfishPowerProbe(Probe):

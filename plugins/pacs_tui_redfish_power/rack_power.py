@@ -25,10 +25,10 @@ from pacs_tui_redfish_power.chassis_reading import chassis_of, read_chassis
 from pacs_tui_redfish_power.client import BmcClient
 from pacs_tui_redfish_power.errors import BmcError, BmcHttpError
 from pacs_tui_redfish_power.probe import (
-    OPEN_POWER_PROBES,
     RedfishPowerProbe,
     _failure,
     _tls_notes,
+    open_power_probe,
 )
 from pacs_tui_redfish_power.rack_power_verdict import RackPowerSettings, judge
 from pacs_tui_redfish_power.trust import TlsTrust
@@ -74,17 +74,7 @@ class RedfishRackPowerProbe(RedfishPowerProbe):
     def _power_probe(self) -> RedfishPowerProbe | None:
         if self._context is None:
             return None
-        loop = asyncio.get_running_loop()
-        for probe in list(OPEN_POWER_PROBES):
-            if (
-                probe.name == "power"
-                and probe.loop is loop
-                and probe._http is not None
-                and probe._context is not None
-                and probe._context.inventory is self._context.inventory
-            ):
-                return probe
-        return None
+        return open_power_probe(self._context.inventory, self._auth)
 
     async def close(self) -> None:
         """Forget the chassis paths, then log out of every BMC and close the connections."""

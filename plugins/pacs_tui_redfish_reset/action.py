@@ -1,10 +1,15 @@
 """The built-in ``redfish-reset`` action: ``ComputerSystem.Reset`` through the BMC.
 
-It reuses the power probe's ``BmcClient`` (login paths, token reuse, the
-named system of a blade enclosure, the ResetTypes the BMC allows) over its
-own keep-alive HTTP session. What it adds is the reset itself as real BMCs
-answer it — and one rule: a reset is POSTed once per step; it is never sent
-again when its outcome is unknown.
+It speaks through the power probe's ``BmcClient`` (login paths, token reuse,
+the named system of a blade enclosure, the ResetTypes the BMC allows). While
+a ``power`` probe is open in the same event loop on the same inventory (the
+fleet monitor's, which the batch reads PowerState through), the action
+borrows that probe's client of each BMC (``open_power_probe``): one kept-alive
+TLS connection pool and one Redfish session per BMC, already logged in and
+with the Reset target learnt, so a reset is one POST. Without one it makes
+clients of its own over its own keep-alive HTTP session. What it adds is the
+reset itself as real BMCs answer it — and one rule: a reset is POSTed once
+per step; it is never sent again when its outcome is unknown.
 
 - ``204``/``200``: accepted; the batch runner then re-reads PowerState.
 - ``202`` + ``Location``: a task monitor (DSP0266 §12.2), polled while it
@@ -59,7 +64,7 @@ from pacs_tui_redfish_power.errors import (
     BmcUnreachable,
 )
 from pacs_tui_redfish_power.messages import task_message
-from pacs_tui_redfish_power.probe import auth_setting
+from pacs_tui_redfish_power.probe import auth_setting, open_power_probe
 from pacs_tui_redfish_power.trust import TlsTrust
 
 log = logging.getLogger(__name__)
@@ -107,7 +112,10 @@ class RedfishResetAction(Action):
             self._http = open_http_session()
 
     async def close(self) -> None:
-        """Log out of every BMC, then close the connections."""
+        """Log out of every BMC it logged in to itself, then close its connections.
+
+        Clients borrowed from the power probe are the probe's to close.
+        """
         clients, self._clients = self._clients, {}
         await asyncio.gather(*(c.close() for c in clients.values()))
         if self._http is not None:
@@ -220,6 +228,11 @@ class RedfishResetAction(Action):
         server = self._inventory.server(name)
         if server.bmc is None:
             raise BmcError(f"{name} has no BMC in the inventory")
+        # The fleet's power probe holds this BMC's session already: one session per BMC
+        # (small session tables), and no TLS handshake, login or discovery before the POST.
+        donor = open_power_probe(self._inventory, self._auth)
+        if donor is not None:
+            return donor.client(server), server.bmc.system
         bmc = server.bmc.controller
         client = self._clients.get(bmc)
         if client is None:
