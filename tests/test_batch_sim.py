@@ -419,14 +419,22 @@ async def test_one_redfish_session_per_bmc_with_the_monitor_running(
     sim: RunningSim, tmp_path: Path
 ) -> None:
     # Issue 14: the reset action logged in on its own beside the power probe's session,
-    # two sessions per BMC during a batch; it now borrows the probe's client.
+    # two sessions per BMC during a batch; it now borrows the probe's client. Likewise
+    # the unit stop runs over the SSH probe's open connection: no second SSH login.
     names = ["web-001", "web-002", "gw-northgate-1", "bkp-arch-01"]  # no dependents
     assert FLAVOURS["gw-northgate-1"] is BmcFlavour.TASK_MONITOR
     async with engine(sim, tmp_path) as e:
-        e.readings.monitor.start()  # the control room's continuous polling
+        await e.readings.monitor.sweep()  # what the control room has done long before
+        e.readings.monitor.start()  # and its continuous polling
         try:
+            ssh_before = {n: sim.control("GET", f"/hosts/{n}")["ssh_logins"] for n in names}
             off = await e.run(names, "off")
             assert off.ok, off.to_json()
+            ssh_after = {n: sim.control("GET", f"/hosts/{n}")["ssh_logins"] for n in names}
+            assert ssh_after == ssh_before == dict.fromkeys(names, 1)
+            stops = [s for s in e.events(off.batch) if "systemctl stop" in s.call]
+            assert {s.server for s in stops} == set(names)
+            assert all(s.outcome == "ok" for s in stops)
             on = await e.run(names, "on", PlanOptions(gate=GatePolicy(poll_s=0.1)))
             assert on.ok, on.to_json()
             # Counted by the peer, while everything is still open.

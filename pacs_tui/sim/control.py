@@ -50,12 +50,16 @@ async def list_hosts(request: web.Request) -> web.Response:
 
 
 async def get_host(request: web.Request) -> web.Response:
-    """GET /hosts/{name}."""
+    """GET /hosts/{name}: the host's state, and ``ssh_logins`` (logins its sshd accepted)."""
+    center = _center(request)
+    name = request.match_info["name"]
     try:
-        host = _center(request).host(request.match_info["name"])
+        host = center.host(name)
     except KeyError as exc:
         return _error(404, str(exc.args[0]))
-    return web.json_response(host.snapshot())
+    sshd = center.ssh_servers.get(name)
+    logins = {"ssh_logins": sshd.logins} if sshd is not None else {}
+    return web.json_response(host.snapshot() | logins)
 
 
 async def get_bmc(request: web.Request) -> web.Response:

@@ -354,6 +354,7 @@ class _SshdConnection(asyncssh.SSHServer):
         return True  # every user must authenticate
 
     def auth_completed(self) -> None:
+        self._sshd.logins += 1
         self._sshd._authenticated(self)
 
     def public_key_auth_supported(self) -> bool:
@@ -399,6 +400,7 @@ class SshOs:
         self._acceptor: asyncssh.SSHAcceptor | None = None
         self._connections: set[_SshdConnection] = set()
         self._unauthenticated = 0
+        self.logins = 0  # connections that authenticated since the simulator started
         self._lock = asyncio.Lock()
         self.presented_host_key: asyncssh.SSHKey | None = None
 

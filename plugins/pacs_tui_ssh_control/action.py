@@ -9,8 +9,12 @@ Verbs:
 
 Host keys are checked strictly against the inventory's ``known_hosts`` (the
 same source the SSH probe uses); an unknown or changed key refuses the
-connection and nothing runs. Connections are kept per login in a pool that
-opens at most one new connection per host at a time.
+connection and nothing runs. A unit stop or start runs over the connection
+the SSH probe holds open to the server, when it holds one (same event loop,
+same inventory: ``shared_connection``), so a batch costs no second key
+exchange and login per server; otherwise, and for ``shutdown`` (which ends
+the connection), over the action's own connections, kept per login in a
+pool that opens at most one new connection per host at a time.
 
 Settings: ``ssh_timeout_s`` (10), ``ssh_max_new_connections`` (10).
 """
@@ -33,6 +37,7 @@ from pacs_tui_ssh_services.connections import (
     MissingKeyFile,
     NoConnectSlot,
     login_key,
+    shared_connection,
     strict_connect,
 )
 
@@ -140,8 +145,14 @@ class SshControlAction(Action):
             return ActionOutcome(False, f"{server.name} has no SSH endpoint")
         command = step.params.get("command") or command_for(server, step.verb)
         conn: asyncssh.SSHClientConnection | None = None
+        # The probe's open connection, if any; a shutdown ends its connection: our own.
+        borrowed = None if step.verb == SHUTDOWN else shared_connection(self._inventory, ssh)
         try:
-            conn, fresh = await self._pool.get(ssh, self._step_s)
+            if borrowed is not None:
+                # Dropped since the probe last used it: one fresh try on our own (below).
+                conn, fresh = borrowed, False
+            else:
+                conn, fresh = await self._pool.get(ssh, self._step_s)
             try:
                 completed = await self._run(conn, command)
             except _DROPPED:
@@ -151,6 +162,13 @@ class SshControlAction(Action):
                     raise
                 # The kept connection died since it was last used: one fresh try.
                 self._pool.discard(ssh, conn)
+                conn, _ = await self._pool.get(ssh, self._step_s)
+                completed = await self._run(conn, command)
+            except asyncssh.ChannelOpenError:
+                if borrowed is None:
+                    raise
+                # The probe's connection refused one more channel (sshd's MaxSessions):
+                # nothing ran; our own connection, and the probe keeps its own.
                 conn, _ = await self._pool.get(ssh, self._step_s)
                 completed = await self._run(conn, command)
         except _Refused as exc:

@@ -101,6 +101,8 @@ class SshServiceProbe(Probe):
         self.timeout_s = float(context.settings.get("ssh_timeout_s", type(self).timeout_s))
         max_new = int(context.settings.get("ssh_max_new_connections", 10))
         self._pool = HostConnections(self._connect, max_new=max_new)
+        # The ssh-control action runs its unit stops over these connections (issue 14).
+        self._pool.share(context.inventory)
         # asyncssh logs every connection at INFO; a fleet's worth drowns the log.
         asyncssh_logger = logging.getLogger("asyncssh")
         if asyncssh_logger.level == logging.NOTSET:
@@ -109,6 +111,7 @@ class SshServiceProbe(Probe):
     async def close(self) -> None:
         """Close every kept-open connection."""
         if self._pool is not None:
+            self._pool.unshare()
             await self._pool.close()
 
     @property
