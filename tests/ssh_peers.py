@@ -235,12 +235,13 @@ def _wait_listening(host: str, port: int, proc: subprocess.Popen[bytes], timeout
 
 
 @contextlib.contextmanager
-def real_sshd(root: Path) -> Iterator[RealSshd]:
+def real_sshd(root: Path, extra_config: str = "") -> Iterator[RealSshd]:
     """Start ``/usr/sbin/sshd`` on a random 127.x.y.z and free port under ``root``.
 
     Skips on a laptop without OpenSSH's server, fails under CI. Sessions get a
     ``PATH`` (sshd_config ``SetEnv``, OpenSSH >= 8.7) that finds the fake
-    ``systemctl`` first: this machine has no systemd.
+    ``systemctl`` first: this machine has no systemd. ``extra_config``: more
+    sshd_config lines (``Ciphers ...``, ``LogLevel DEBUG1``).
     """
     sshd = require_binary("sshd", "/usr/sbin/sshd")
     host = loopback_address()
@@ -267,7 +268,7 @@ def real_sshd(root: Path) -> Iterator[RealSshd]:
         "PasswordAuthentication no\nKbdInteractiveAuthentication no\n"
         "PermitRootLogin prohibit-password\nUsePAM no\nStrictModes no\n"
         f"PidFile {root / 'sshd.pid'}\n"
-        f"SetEnv PATH={root / 'bin'}:/usr/sbin:/usr/bin:/sbin:/bin\n"
+        f"SetEnv PATH={root / 'bin'}:/usr/sbin:/usr/bin:/sbin:/bin\n" + extra_config
     )
     Path("/run/sshd").mkdir(exist_ok=True)  # privilege separation directory
     # Its log goes to a file: a pipe nobody reads would block sshd once full.
