@@ -30,6 +30,7 @@ from pacs_tui_widgets.detail_pane import DetailPane
 from pacs_tui_widgets.filter_bar import FilterBar
 from pacs_tui_widgets.help_screen import HelpScreen
 from pacs_tui_widgets.keymap import KeymapConfig
+from pacs_tui_widgets.summary_bar import SummaryBar
 from ui_pilot import wait_for
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.slow]
@@ -112,6 +113,16 @@ async def test_every_binding_and_palette_command_in_read_only_changes_nothing(
                 if isinstance(app.screen, HelpScreen):
                     await pilot.press("escape")
             await wait_for(pilot, lambda: app.monitor.state.updates > 0)
+            # The room measures the sites' WAN links beside its poller (read only too):
+            # a clinic whose link is down is named in the summary.
+            watch = app.link_watch
+            assert watch is not None and app.links is not None
+            await center.site_link("clinic-harbour").set_faults({"link_down": True})
+            await watch.round()  # now, not at the next minute
+            bar = app.query_one(SummaryBar)
+            await wait_for(pilot, lambda: "clinic-harbour LINK DOWN" in bar.links, 5, "link")
+            assert "WAN links:" in str(bar.render())
+            await center.site_link("clinic-harbour").clear_faults()
             await pilot.press("q")
         after = {name: host.snapshot() for name, host in center.hosts.items()}
     finally:

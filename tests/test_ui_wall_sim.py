@@ -52,6 +52,18 @@ async def test_wall_on_the_simulator_changes_nothing(tmp_path: Path) -> None:
                 await pilot.press(key)
             await pilot.pause()
             assert app.is_running
+            # The wall measures the sites' WAN links itself (the inventory declares them):
+            # a clinic whose link is down is named on the fleet page.
+            assert app.links is not None
+            down = "clinic-harbour"
+            await center.site_link(down).set_faults({"link_down": True})
+            watch = app._link_watch
+            assert watch is not None
+            await watch.round()  # now, not at the next minute
+            await wait_for(pilot, lambda: down in app._affected.link_problems, 10, "link down")
+            assert app.links.down_sites() == [down]
+            assert "LINK DOWN" in str(app._affected.render())
+            await center.site_link(down).clear_faults()
             await pilot.press("q")
         after = {name: host.snapshot() for name, host in center.hosts.items()}
     finally:

@@ -26,6 +26,7 @@ from pacs_tui.plugin_api import Health
 from pacs_tui.rollup import FleetRollup
 from pacs_tui.rollup_tracker import RollupTracker
 from pacs_tui_widgets.move_bar import MoveBar
+from pacs_tui_widgets.site_links import links_summary
 from pacs_tui_widgets.summary_bar import SummaryBar
 
 if TYPE_CHECKING:
@@ -99,6 +100,8 @@ class RoomClock:
                 app.note_live_phase(phase, line)
         self.refresh_move()
         self.refresh_connection()
+        if app.links is not None:
+            app.main_screen.query_one(SummaryBar).show_links(links_summary(app.links))
         app.grid.refresh()  # ages move on every second
         if app.detail.display:
             app.detail.refresh_content()

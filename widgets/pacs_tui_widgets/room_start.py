@@ -12,10 +12,12 @@ session closes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import TYPE_CHECKING, Any
 
 from pacs_tui.batch.readings import MonitorReadings
+from pacs_tui.links import LinkState, LinkWatch
 from pacs_tui.monitor import FleetMonitor
 from pacs_tui.plugin_api import Health
 
@@ -60,10 +62,32 @@ async def start_monitor(app: ControlRoomApp) -> None:
         app.events.note(now, line)
         app.notify(line, title="READ-ONLY", timeout=10)
     app.monitor.start()
+    start_link_watch(app)
     if app.remote is not None:
         app.remote.listen(lambda kind, data: service_event(app, kind, data))
         app.batch.follow_service()  # a batch already running there shows at once
     await app.batch.name_interrupted()  # an attached room asks its service
+
+
+def start_link_watch(app: ControlRoomApp) -> None:
+    """Measure the sites' WAN links beside the room's own poller (when it has one and
+    the inventory declares links); the summary shows them (``room_clock``)."""
+    if not isinstance(app.monitor, FleetMonitor):
+        return
+    if not any(site.links for site in app.inventory.sites.values()):
+        return
+    app.links = LinkState(app.inventory)
+    watch = app.link_watch = LinkWatch(app.links)
+
+    async def watching() -> None:
+        try:
+            await watch.run()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the line then says "link ?" as the reports age out
+            log.error("site links no longer measured: %r", exc)
+
+    app.link_task = asyncio.create_task(watching(), name="link watch")
 
 
 def service_event(app: ControlRoomApp, kind: str, data: dict[str, Any]) -> None:
@@ -112,6 +136,10 @@ async def close_room(app: ControlRoomApp) -> None:
                 "batch %s did not end within %.0f s of closing the room",
                 app.runner.batch_id, BATCH_END_WAIT_S,
             )  # fmt: skip
+    if app.link_task is not None:
+        app.link_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await app.link_task
     if app.feed is not None:
         app.state.unsubscribe(app.feed)
     await app.session.close()

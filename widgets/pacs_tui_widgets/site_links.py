@@ -37,6 +37,28 @@ def link_line(site: SiteLinks) -> str:
     return f"{head} — {escape(site.detail)}" if site.detail else head
 
 
+def links_summary(state: LinkState) -> str:
+    """One line for the control room's summary, as markup; "" when no site declares links.
+
+    ``WAN links: ✖ clinic-harbour LINK DOWN · ▲ clinic-summit link degraded · 17 ok``;
+    every site that is not ok is named (down first), the ok ones only counted.
+    """
+    sites = state.all()
+    if not sites:
+        return ""
+    order = {"down": 0, "degraded": 1, "unknown": 2}
+    named = sorted((s for s in sites if s.state != "ok"), key=lambda s: order[s.state])
+    ok = len(sites) - len(named)
+    parts = [
+        state_markup(LINK_HEALTH[s.state], f"{escape(s.site)} {LINK_WORDS[s.state]}",
+                     bold=s.state == "down")
+        for s in named
+    ]  # fmt: skip
+    if ok:
+        parts.append(state_markup(Health.OK, f"{ok} ok"))
+    return "WAN links: " + " · ".join(parts)
+
+
 class SiteLinksPanel(Static):
     """One line per site that declares links, read from ``links`` on each ``refresh_links``."""
 

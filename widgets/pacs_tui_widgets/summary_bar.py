@@ -101,6 +101,14 @@ class SummaryBar(Static):
     _shown = ""
     rollup: FleetRollup | None = None
     connection = ""  # "" while the data is live; else why it is not (a service gone)
+    links = ""  # markup of the sites' WAN link line ("" when no site declares links)
+
+    def show_links(self, markup: str) -> None:
+        """Put the sites' WAN link line under the counts (``""``: none)."""
+        if markup != self.links:
+            self.links = markup
+            if self.rollup is not None:
+                self.show_rollup(self.rollup)
 
     def show_connection(self, text: str) -> None:
         """Put a warning above the counts (``""``: none): the numbers below are old."""
@@ -115,6 +123,8 @@ class SummaryBar(Static):
         markup = summary_markup(rollup)
         if self.connection:
             markup = f"[$state-stale][b]⚠ {escape(self.connection)}[/b][/]\n{markup}"
+        if self.links:
+            markup = f"{markup}\n{self.links}"
         if markup != self._shown:  # an unchanged bar must not cost a layout pass
             self._shown = markup
             self.update(markup)

@@ -11,6 +11,8 @@ quit, and it has no command palette.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
@@ -23,6 +25,7 @@ from textual.containers import Horizontal, Vertical
 from pacs_tui.custody import CustodyBoard
 from pacs_tui.fleet_source import FleetSource
 from pacs_tui.inventory import Inventory
+from pacs_tui.links import LinkState, LinkWatch
 from pacs_tui.monitor import FleetMonitor
 from pacs_tui.plugin_api import Health, Probe
 from pacs_tui.remote.custody import ServiceCustody
@@ -98,7 +101,11 @@ class WallApp(App[None]):
         runbook: Runbook | None = None,
         wall_time: Callable[[], datetime] | None = None,
         live_phases: Callable[[], Sequence[tuple[str, str]]] | None = None,
+        links: LinkState | None = None,
     ) -> None:
+        """``links``: the sites' WAN link state to show; None measures them here
+        (a ``LinkWatch``) when the wall polls the fleet itself and the inventory
+        declares links. (A wall attached to a service shows none yet.)"""
         # Before App.__init__: it builds the stylesheet, which asks for the state defaults.
         self.themes = themes if themes is not None else load_themes()
         super().__init__()
@@ -121,11 +128,19 @@ class WallApp(App[None]):
         self._rollups: RollupTracker | None = None
         self._started_at = self.monitor.state.clock()
         # Held, not queried: a timer may still tick while the screen is torn down.
+        self._link_task: asyncio.Task[None] | None = None
+        self._link_watch: LinkWatch | None = None
+        polls_here = isinstance(self.monitor, FleetMonitor) and self._owns_monitor
+        if links is None and polls_here and any(s.links for s in inventory.sites.values()):
+            links = LinkState(inventory)
+            self._link_watch = LinkWatch(links)
+        self.links = links
         self._title = WallTitle(id="wall-title")
         self._banner = WallStaleBanner(id="wall-stale")
         self._counts = {h: WallStateCount(h, id=f"count-{h.value}") for h in HEALTH_ORDER}
         self._sites = WallSiteTiles(id="wall-sites")
         self._affected = WallAffectedSites(id="wall-affected")
+        self._sites.links = self._affected.links = self.links
         self._down = WallDownList(id="wall-down")
         self._management = WallManagement(id="wall-management")
         self._management_section = _section(self._management, "NOT A PACS OUTAGE: BMC · FLAPPING")
@@ -175,13 +190,29 @@ class WallApp(App[None]):
             except ConnectionError as exc:  # a service not there yet: the mirror retries
                 self.log.warning(f"no data yet: {exc}")
             self.monitor.start()
+        if self._link_watch is not None:
+            self._link_task = asyncio.create_task(self._watch_links(), name="link watch")
         self._started_at = self.monitor.state.clock()
         self.refresh_wall()
         self.set_interval(self.refresh_seconds, self.refresh_wall, name="wall-refresh")
         if len(self.pages) > 1:
             self.set_interval(self.page_seconds, self.next_page, name="wall-pages")
 
+    async def _watch_links(self) -> None:
+        """Measure the sites' links every minute; a failure is logged, the wall goes on."""
+        assert self._link_watch is not None
+        try:
+            await self._link_watch.run()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the tiles then read "link ?" as the reports age out
+            self.log.error(f"site links no longer measured: {exc!r}")
+
     async def on_unmount(self) -> None:
+        if self._link_task is not None:
+            self._link_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._link_task
         if self._owns_monitor:
             await self.monitor.close()
 
@@ -259,7 +290,9 @@ class WallApp(App[None]):
             and rollup.newest_age_s is not None
             and rollup.newest_age_s <= self.stale_after_s
         )
-        self._affected.show(affected, scope=scope, fresh=fresh)
+        self._affected.show(
+            affected, scope=scope, fresh=fresh, within=None if page.is_fleet else page.sites
+        )
         self._down.show(down, unreachable, fresh=fresh)
         self._management_section.display = self._management.show(management, flapping)
         self._status.show(
