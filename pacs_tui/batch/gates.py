@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from pacs_tui.batch.pacing import Pacer
 from pacs_tui.batch.readings import DICOM_PROBE, POWER_PROBE, SSH_PROBE, Readings
 from pacs_tui.inventory import Server
 from pacs_tui.plugin_api import ProbeResult
@@ -137,12 +138,24 @@ async def wait_gate(
     timeout_s: float,
     poll_s: float,
     stop: Callable[[], bool] = lambda: False,
+    pacer: Pacer | None = None,
 ) -> tuple[GateVerdict, float]:
-    """Poll until the gate holds, ``timeout_s`` passes or ``stop()``; return the last verdict."""
+    """Poll until the gate holds, ``timeout_s`` passes or ``stop()``; return the last verdict.
+
+    Rounds start every ``poll_s`` seconds; with a ``pacer``, as it says (finer
+    around the shortest gate of the same checks in the batch), and a gate that
+    holds teaches it how long it took. ``waited`` is in seconds.
+    """
     started = time.monotonic()
+    kind = f"gate:{'+'.join(checks)}"
+    rounds = 0
     while True:
         verdict = await read_gate(readings, server, checks)
+        rounds += 1
         waited = time.monotonic() - started
+        if verdict.passed and pacer is not None and rounds > 1:  # held at once: says nothing
+            pacer.learn(kind, waited)
         if verdict.passed or waited >= timeout_s or stop():
             return verdict, waited
-        await asyncio.sleep(min(poll_s, max(0.0, timeout_s - waited)))
+        step = pacer.next_read_in(kind, waited) if pacer is not None else poll_s
+        await asyncio.sleep(min(step, max(0.0, timeout_s - waited)))

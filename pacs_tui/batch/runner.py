@@ -5,7 +5,9 @@
   starts only then, and power-on servers reach their target only when their
   health gate holds.
 - Every reset is verified by re-reading PowerState through the fleet's
-  power probe; a BMC that answers 204 and does nothing is caught.
+  power probe; a BMC that answers 204 and does nothing is caught. Waits
+  and gates read every ``poll_s``, finer around the shortest such wait of
+  the batch so far (``pacing``).
 - A call that certainly did nothing (503, a connection that could not be
   opened) is retried with exponential backoff, honouring ``Retry-After``.
 - A call whose outcome is unknown (sent, then a timeout or a dropped
@@ -44,6 +46,7 @@ from collections.abc import Mapping
 from pacs_tui.batch.audit import AuditLog
 from pacs_tui.batch.confirm import Confirmation, ConfirmationRequired, ConfirmationRule
 from pacs_tui.batch.gates import wait_gate
+from pacs_tui.batch.pacing import Pacer
 from pacs_tui.batch.plan import (
     TARGET_STATE,
     BatchPlan,
@@ -122,6 +125,8 @@ class BatchRunner:
         self.on_failure = FailurePolicy(on_failure)
         self.poll_s = poll_s
         self.retry = retry or RetryPolicy()
+        # Reads finer near the shortest wait seen in this batch: a change is seen sooner.
+        self.pacer = Pacer(poll_s)
         self.result = BatchResult(batch_id, plan.verb)
         self._subscribers: list[Subscriber] = []
         self._resume = asyncio.Event()
@@ -348,8 +353,9 @@ class BatchRunner:
                                  detail=detail)  # fmt: skip
                     continue
                 label, detail = await wait_power(
-                    self.readings, server, step, poll_s=self.poll_s, stop=lambda: self._aborted
-                )
+                    self.readings, server, step, poll_s=self.poll_s,
+                    stop=lambda: self._aborted, pacer=self.pacer,
+                )  # fmt: skip
                 if label == "timeout" and unknown:
                     detail += f"; the last call's outcome was unknown ({unknown})"
                 self._record(
@@ -365,7 +371,7 @@ class BatchRunner:
             else:
                 verdict, waited = await wait_gate(
                     self.readings, server, step.checks, timeout_s=step.timeout_s,
-                    poll_s=self.poll_s, stop=lambda: self._aborted,
+                    poll_s=self.poll_s, stop=lambda: self._aborted, pacer=self.pacer,
                 )  # fmt: skip
                 if verdict.passed:
                     detail = f"gate held after {waited:.1f} s ({'+'.join(step.checks)})"

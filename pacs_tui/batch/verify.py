@@ -15,6 +15,7 @@ import asyncio
 import time
 from collections.abc import Callable
 
+from pacs_tui.batch.pacing import Pacer
 from pacs_tui.batch.plan import PlannedStep, WaitFor
 from pacs_tui.batch.readings import POWER_PROBE, SSH_PROBE, Readings
 from pacs_tui.inventory import Server
@@ -56,24 +57,30 @@ async def wait_power(
     *,
     poll_s: float,
     stop: Callable[[], bool],
+    pacer: Pacer | None = None,
 ) -> tuple[str, str]:
     """Re-read PowerState until the step's condition, a timeout or ``stop()``.
 
     Polls every ``poll_s`` seconds (at most 0.25 s while waiting for a server to
-    go down). Returns ``(label, detail)``: label ``"ok"``, ``"timeout"`` or
-    ``"aborted"``; detail the line for the audit log.
+    go down); with a ``pacer``, a wait for On or Off reads as it says (finer
+    around the shortest such wait of the batch) and teaches it this one.
+    Returns ``(label, detail)``: label ``"ok"``, ``"timeout"`` or ``"aborted"``;
+    detail the line for the audit log.
     """
     wanted = step.wait_for
     started = time.monotonic()
     deadline = started + step.timeout_s
     # A reboot may pass through Off in a second: look more often.
     interval = min(poll_s, 0.25) if wanted is WaitFor.DOWN else poll_s
+    kind = f"wait:{wanted}"
     watch_ssh = wanted is WaitFor.DOWN and server.ssh is not None and readings.has(SSH_PROBE)
     state = str(PowerState.UNKNOWN)
     answered_at: float | None = None  # when the BMC last gave a usable answer
     lost = ""
+    reads = 0
     while True:
         reading = await readings.read(server, POWER_PROBE)
+        reads += 1
         state = reading.state if reading is not None else str(PowerState.UNKNOWN)
         elapsed = time.monotonic() - started
         if reading is not None and reading.endpoint_failed:
@@ -88,6 +95,8 @@ async def wait_power(
                 if ssh is not None and ssh.state in _SSH_GONE:
                     return "ok", f"went down (SSH {ssh.state}) after {elapsed:.1f} s"
         elif state == str(wanted):
+            if pacer is not None and reads > 1:  # true at the first read: says nothing
+                pacer.learn(kind, elapsed)
             return "ok", f"PowerState={state} after {elapsed:.1f} s"
         if stop():
             return "aborted", f"aborted while waiting; PowerState={state}"
@@ -101,4 +110,6 @@ async def wait_power(
                     f"{since} ({lost})"
                 )
             return "timeout", f"{what} after {step.timeout_s:g} s (PowerState={state})"
+        if pacer is not None and wanted is not WaitFor.DOWN:
+            interval = pacer.next_read_in(kind, now - started)
         await asyncio.sleep(min(interval, deadline - now))
