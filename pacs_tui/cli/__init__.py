@@ -41,6 +41,7 @@ COMMAND_MODULES = (
     "pacs_tui.cli.runbook",
     "pacs_tui.cli.rehearse",
     "pacs_tui.cli.serve",
+    "pacs_tui.cli.replace",
 )
 
 EXIT_OK = 0
@@ -53,15 +54,24 @@ class UsageError(Exception):
 
 
 def load_fleet(path: Path) -> Inventory:
-    """Load an inventory, or print every problem (file:line: key: reason) and raise."""
+    """Load an inventory, or print every problem (file:line: key: reason) and raise.
+
+    Replacements recorded by ``pacs-tui replace`` are applied: a replaced
+    server is reached at its spare's BMC (``pacs_tui.replacements``).
+    """
     from pacs_tui.inventory import InventoryError, load_inventory
+    from pacs_tui.replacements import ReplacementsError, load_applied
 
     try:
-        return load_inventory(path)
+        inventory = load_inventory(path)
     except InventoryError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         raise UsageError("") from None
+    try:
+        return load_applied(inventory)
+    except ReplacementsError as exc:
+        raise UsageError(f"{exc} (fix or move the replacements file)") from None
 
 
 def select_servers(inventory: Inventory, expression: str | None) -> list[Server]:

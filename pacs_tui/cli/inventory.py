@@ -89,6 +89,7 @@ def run_check(args: argparse.Namespace) -> int:
     print(
         f"{args.file}: OK: {len(inventory)} servers, {len(inventory.sites)} sites, "
         + (f"{links} site links, " if links else "")
+        + (f"{len(inventory.spares)} spares, " if inventory.spares else "")
         + f"dependency depth {depth}"
     )
     return EXIT_OK

@@ -40,6 +40,13 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--servers", type=int, default=300, help="fleet size (default 300)")
     p.add_argument(
+        "--spares",
+        type=int,
+        default=2,
+        help="boxes in the spares pool, powered off, listed under the inventory's spares: "
+        "(default 2; 0..250)",
+    )
+    p.add_argument(
         "--out", type=Path, help="folder for inventory, CA, keys (default: a new temp dir)"
     )
     p.add_argument("--bmc-username", default="admin", help="BMC user name (default admin)")
@@ -87,6 +94,8 @@ def run_sim(args: argparse.Namespace) -> int:
 
     if args.servers < 7:
         return _usage_error("--servers must be at least 7")
+    if not 0 <= args.spares <= 250:
+        return _usage_error("--spares must be 0..250")
     if args.address_octet is not None and not 1 <= args.address_octet <= 254:
         return _usage_error("--address-octet must be 1..254")
     if args.time_scale <= 0:
@@ -183,6 +192,7 @@ async def _start(
         tls=not args.no_tls,
         bmc_username=args.bmc_username,
         time_scale=args.time_scale,
+        spares=args.spares,
     )
     if args.bmc_mix is not None:
         options.bmc_mix = args.bmc_mix

@@ -19,6 +19,7 @@ from pacs_tui.inventory.model import (
     Server,
     Site,
     SiteLink,
+    Spare,
     SshEndpoint,
     Wave,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "Server",
     "Site",
     "SiteLink",
+    "Spare",
     "SshEndpoint",
     "Wave",
     "csv_to_yaml",

@@ -237,6 +237,41 @@ class CredentialRef:
     key_file: Path | None = None  # SSH private key file (mode 0600)
 
 
+@dataclass(frozen=True)
+class Spare:
+    """A spare server on the shelf (``spares:``): its own identity, no service yet.
+
+    ``pacs-tui replace SERVER --with SPARE`` makes it take a server's place:
+    the server keeps its name, role, dependencies and service endpoints; its
+    serial, MACs and BMC become the spare's. ``macs`` are lower-case
+    ``aa:bb:cc:dd:ee:ff``; ``line`` is where it was declared.
+    """
+
+    name: str
+    serial: str
+    bmc: BmcEndpoint
+    model: str | None = None
+    macs: tuple[str, ...] = ()
+    location: str | None = None  # free text: "dc-main store room, shelf 3"
+    line: int = field(default=0, compare=False)
+
+    def to_json(self) -> dict[str, Any]:
+        """The spare as JSON-able data; BMC credentials by reference name only."""
+        return {
+            "name": self.name,
+            "serial": self.serial,
+            "model": self.model,
+            "macs": list(self.macs),
+            "location": self.location,
+            "bmc": {
+                "address": self.bmc.address,
+                "port": self.bmc.port,
+                "scheme": self.bmc.scheme,
+                "credentials": self.bmc.credentials,
+            },
+        }
+
+
 Wave = tuple[Server, ...]
 
 
@@ -249,6 +284,7 @@ class Inventory:
     servers: tuple[Server, ...]
     credentials: Mapping[str, CredentialRef]
     read_only: bool = False
+    spares: Mapping[str, Spare] = field(default_factory=dict)  # by name, in file order
     _by_name: dict[str, Server] = field(init=False, repr=False)
     _dependents: dict[str, list[str]] = field(init=False, repr=False)
 

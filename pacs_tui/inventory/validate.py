@@ -41,12 +41,13 @@ from pacs_tui.inventory.model import (
     SshEndpoint,
 )
 from pacs_tui.inventory.problems import InventoryError, Problem
+from pacs_tui.inventory.spares import cross_check_spares, read_spares
 from pacs_tui.inventory.values import Converter, Invalid, describe, flag
 from pacs_tui.inventory.yaml_source import LocatedList, LocatedMap
 from pacs_tui.roles import default_units
 
 SUPPORTED_VERSION = 1
-TOP_LEVEL = ("version", "read_only", "sites", "credentials", "defaults", "servers")
+TOP_LEVEL = ("version", "read_only", "sites", "credentials", "defaults", "servers", "spares")
 
 
 # -- the run --------------------------------------------------------------------------
@@ -99,6 +100,12 @@ def build_inventory(
     defaults = _defaults(check, data, specs)
     servers = _servers(check, data, specs, defaults)
     cross_check(check, servers, sites, credentials)
+    spares = {}
+    if data.get("spares") is not None:
+        spares = read_spares(
+            check, data["spares"], data.line_of("spares"), specs["bmc"], defaults.get("bmc")
+        )
+        cross_check_spares(check, spares, servers, credentials)
     if check.problems:
         raise InventoryError(check.problems)
     return Inventory(
@@ -107,6 +114,7 @@ def build_inventory(
         servers=tuple(s for s, _ in servers),
         credentials=credentials,
         read_only=read_only,
+        spares=spares,
     )
 
 

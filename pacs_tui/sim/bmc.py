@@ -173,7 +173,7 @@ class BmcService:
 
     async def _open(self, bmc: SimulatedBmc) -> None:
         assert self._runner is not None
-        address = bmc.host.address
+        address = bmc.listen_address
         context = None
         if self._pki is not None and bmc.profile.legacy_tls:
             context = self._pki.legacy_server_ssl_context(address)
@@ -190,6 +190,26 @@ class BmcService:
         for transport in list(bmc.connections):
             transport.abort()
 
+    async def take_over(self, host_name: str, spare_name: str) -> None:
+        """The spare's BMC now manages ``host_name``'s host, from the spare's address.
+
+        A spare racked in a failed server's place: the server's own BMC is
+        gone (closed, never answers again), the spare's answers for the
+        server's host (its power, its OS). ``ValueError`` for a blade or a
+        spare whose BMC manages a server already.
+        """
+        old, new = self._bmc(host_name), self._bmc(spare_name)
+        if len(old.hosts) > 1 or old is new:
+            raise ValueError(f"{host_name}'s BMC cannot be taken over by {spare_name}'s")
+        if new.host.name != spare_name:
+            raise ValueError(f"spare {spare_name}'s BMC already manages {new.host.name}")
+        new.address = new.listen_address  # keep answering on the spare's own address
+        new.hosts = [old.host]
+        self._bmcs[host_name] = new
+        await self.set_reachable(spare_name, True)
+        old.reachable = False
+        await self._close(old)
+
     # -- accessors ----------------------------------------------------------------
 
     def active_sessions(self, host_name: str) -> int:
@@ -203,7 +223,7 @@ class BmcService:
     def base_url(self, host_name: str) -> str:
         """``https://ADDRESS:PORT`` (``http`` without a PKI) of that host's BMC."""
         scheme = "https" if self._pki else "http"
-        return f"{scheme}://{self._bmc(host_name).host.address}:{self.port}"
+        return f"{scheme}://{self._bmc(host_name).listen_address}:{self.port}"
 
     def system_id(self, host_name: str) -> str:
         """The Id of that host's ComputerSystem on its BMC (``BladeN`` in an enclosure)."""

@@ -61,11 +61,19 @@ class SimulatedBmc:
     # What arrived, counted when it arrives (tests assert "exactly one reset").
     received: Counter[tuple[str, str]] = field(default_factory=Counter)
     resets: dict[str, list[str]] = field(default_factory=dict)  # host name -> ResetTypes
+    # Where it listens when that is not its host's address: a spare's BMC racked in a
+    # server's place manages that server's host from the spare's own address.
+    address: str = ""
 
     @property
     def host(self) -> SimulatedHost:
-        """The host whose address the BMC answers on (an enclosure's first blade)."""
+        """The host behind the BMC (an enclosure's first blade)."""
         return self.hosts[0]
+
+    @property
+    def listen_address(self) -> str:
+        """The address the BMC answers on: its own, else its first host's."""
+        return self.address or self.hosts[0].address
 
     @property
     def faults(self) -> HostFaults:

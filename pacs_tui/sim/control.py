@@ -139,6 +139,42 @@ async def swap_hardware(request: web.Request) -> web.Response:
     return web.json_response({"swapped": [a, b]})
 
 
+async def list_spares(request: web.Request) -> web.Response:
+    """GET /spares: each spare's box (power, serial) and the server it replaced, if any."""
+    center = _center(request)
+    return web.json_response(
+        [
+            {
+                "name": name,
+                "address": host.address,
+                "serial": host.hardware.serial_number,
+                "power_state": str(host.power_state),
+                "racked_in": center.racked_spares.get(name),
+            }
+            for name, host in center.spares.items()
+        ]
+    )
+
+
+async def rack_spare(request: web.Request) -> web.Response:
+    """POST /spares/{name}/rack {"server": NAME}: the spare takes the server's place."""
+    body = await _json_body(request)
+    server = body.get("server")
+    if not isinstance(server, str):
+        return _error(400, 'body must be {"server": NAME}')
+    center = _center(request)
+    name = request.match_info["name"]
+    try:
+        await center.rack_spare(server, name)
+    except KeyError as exc:
+        return _error(404, str(exc.args[0]))
+    except ValueError as exc:
+        return _error(409, str(exc))
+    return web.json_response(
+        {"racked": name, "in": server} | {"host": center.host(server).snapshot()}
+    )
+
+
 async def list_replicas(request: web.Request) -> web.Response:
     """GET /replicas: [{"primary": NAME, "replica": NAME}, ...]."""
     pairs = replica_pairs(_center(request).fleet)
@@ -235,6 +271,8 @@ def control_app(center: SimulatedDataCenter) -> web.Application:
     app.router.add_post("/hosts/{name}/study-plants", plant_studies)
     app.router.add_post("/swap-hardware", swap_hardware)
     app.router.add_get("/replicas", list_replicas)
+    app.router.add_get("/spares", list_spares)
+    app.router.add_post("/spares/{name}/rack", rack_spare)
     app.router.add_get("/sites", list_site_links)
     app.router.add_post("/sites/{name}/link", set_link_faults)
     app.router.add_delete("/sites/{name}/link", clear_link_faults)

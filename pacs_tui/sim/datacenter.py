@@ -28,6 +28,7 @@ from pacs_tui.sim.host import HostTimings, SimulatedHost
 from pacs_tui.sim.pki import FleetPki
 from pacs_tui.sim.redfish_flavour import BmcFlavour, profile
 from pacs_tui.sim.site_links import SiteLink, build_site_links, inventory_links
+from pacs_tui.sim.spares import SimSpare, build_spares, inventory_spares, spare_host
 from pacs_tui.sim.ssh_keys import FleetSshKeys
 from pacs_tui.sim.ssh_os import SshOs
 from pacs_tui.sim.studies import UID_ROOT, StudyIndex
@@ -60,6 +61,7 @@ class SimOptions:
     session_limit: int = 8
     today: date = field(default_factory=date.today)
     bmc_mix: tuple[tuple[BmcFlavour, float], ...] = DEFAULT_MIX  # BMC flavours and weights
+    spares: int = 2  # boxes in the spares pool (powered off, BMC cabled), 0..250
 
 
 class SimulatedDataCenter:
@@ -91,6 +93,14 @@ class SimulatedDataCenter:
             tcp_port=options.ssh_port,
             seed=options.seed,
         )
+        self.spare_specs: list[SimSpare] = build_spares(
+            options.spares, octet=options.address_octet, seed=options.seed
+        )
+        timings = HostTimings().scaled(options.time_scale)
+        self.spares: dict[str, SimulatedHost] = {
+            s.name: spare_host(s, timings) for s in self.spare_specs
+        }
+        self.racked_spares: dict[str, str] = {}  # spare -> the server whose place it took
         self._build_hosts()
 
     # -- construction -----------------------------------------------------------
@@ -179,7 +189,7 @@ class SimulatedDataCenter:
     async def _start_listeners(self) -> None:
         flavours = {s.name: s.flavour for s in self.fleet.servers}
         self.bmc = BmcService(
-            list(self.hosts.values()),
+            [*self.hosts.values(), *self.spares.values()],
             port=self.options.bmc_port,
             username=self.options.bmc_username,
             password=self.options.bmc_password,
@@ -270,6 +280,38 @@ class SimulatedDataCenter:
         if first is second:
             raise ValueError(f"cannot swap {a!r} with itself")
         first.hardware, second.hardware = second.hardware, first.hardware
+
+    def spare(self, name: str) -> SimulatedHost:
+        """The spare called ``name``; KeyError names it when unknown."""
+        try:
+            return self.spares[name]
+        except KeyError:
+            raise KeyError(f"no simulated spare named {name!r}") from None
+
+    async def rack_spare(self, server: str, spare: str) -> None:
+        """Rack spare ``spare`` in ``server``'s place (the server's box is pulled).
+
+        The server's host keeps its name, role, units, DICOM AE and address;
+        it takes the spare's hardware (serial, MACs, model), loses the
+        ``dead_on_arrival`` fault (a new box), presents a new SSH host key
+        (a fresh OS install), and is managed by the spare's BMC, on the
+        spare's address, from now on; the old BMC answers nothing. Its power
+        state is left as it is (a pulled box is off). ``ValueError`` for a
+        blade or a spare racked already.
+        """
+        host, box = self.host(server), self.spare(spare)
+        if self.fleet.server(server).bmc_system is not None:
+            raise ValueError(f"{server} is a blade: it is replaced in its enclosure")
+        if spare in self.racked_spares:
+            raise ValueError(
+                f"spare {spare} is already racked in {self.racked_spares[spare]}'s place"
+            )
+        if self.bmc is None:
+            raise ValueError("the BMCs are not running")
+        await self.bmc.take_over(server, spare)
+        host.hardware = box.hardware
+        await self.set_faults(server, {"dead_on_arrival": False, "ssh_host_key_changed": True})
+        self.racked_spares[spare] = server
 
     def drop_replica_days(self, name: str, days: Iterable[date]) -> int:
         """Make the archive ``name`` lack every study of ``days`` (replication behind).
@@ -443,6 +485,8 @@ def render_inventory(center: SimulatedDataCenter) -> str:
         },
         "servers": [_server_entry(s, _flavour_now(center, s)) for s in center.fleet.servers],
     }
+    if center.spare_specs:
+        document["spares"] = inventory_spares(center.spare_specs)
     header = (
         "# pacs-tui inventory of a simulated data center "
         f"({len(center.fleet.servers)} servers, seed {opts.seed}).\n"

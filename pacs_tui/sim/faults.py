@@ -49,6 +49,9 @@ class HostFaults:
     # Rack power (issue 12): power supply N (1 or 2) has no input, its cable not in the PDU.
     psu_unplugged: int = 0
     inlet_celsius: float = 0.0  # >0: the inlet air reads this (cooling not up at the new site)
+    # Dead on arrival (issue 12): a power-on is accepted (the BMC answers 204) and nothing
+    # happens; PowerState stays Off. Racking a spare in its place (rack_spare) clears it.
+    dead_on_arrival: bool = False
 
     @classmethod
     def names(cls) -> list[str]:

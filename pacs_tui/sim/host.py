@@ -283,6 +283,9 @@ class SimulatedHost:
             await self.ssh_listener.stop()
 
     async def _power_on(self) -> None:
+        if self.faults.dead_on_arrival:
+            log.info("%s: power-on accepted, but the box is dead on arrival", self.name)
+            return  # no PoweringOn, no boot: PowerState stays Off
         self._set_power(PowerState.POWERING_ON)
         await asyncio.sleep(self.timings.power_transition_s)
         self.os_state = "booting"
