@@ -149,13 +149,15 @@ async def wait_gate(
     started = time.monotonic()
     kind = f"gate:{'+'.join(checks)}"
     rounds = 0
+    previous = 0.0  # when the last round that did not hold ended
     while True:
         verdict = await read_gate(readings, server, checks)
         rounds += 1
         waited = time.monotonic() - started
         if verdict.passed and pacer is not None and rounds > 1:  # held at once: says nothing
-            pacer.learn(kind, waited)
+            pacer.learn(kind, waited, previous)
         if verdict.passed or waited >= timeout_s or stop():
             return verdict, waited
+        previous = waited
         step = pacer.next_read_in(kind, waited) if pacer is not None else poll_s
         await asyncio.sleep(min(step, max(0.0, timeout_s - waited)))

@@ -6,13 +6,15 @@ A wait re-reads every ``poll_s`` seconds, so it sees a change up to
 would multiply the requests to every BMC, sshd and DICOM node.
 
 ``Pacer`` instead remembers, per kind of wait (``wait:Off``, ``gate:power+ssh``),
-the shortest wait that ended so far in this batch: servers of one batch are
-mostly alike, so the others are likely to end near it. Each wait then reads
-at the normal step until just before that time, at a fine step
+the shortest wait that ended so far in this batch, as the read that saw it
+and the read before (the change happened in between): servers of one batch
+are mostly alike, so the others are likely to end there too. Each wait then
+reads at the normal step until just before that interval, at a fine step
 (``fine_s``) from there until a normal step past it, and at the normal step
 again after (a slower server costs a few extra reads, never a verdict: a
-wait still ends only on a reading). The first waits of a batch, with nothing
-learnt, read at the normal step.
+wait still ends only on a reading). The first waits of a batch, with
+nothing learnt, read at the normal step; once a wait was seen at the fine
+step, the interval is one fine step wide.
 """
 
 from __future__ import annotations
@@ -29,30 +31,32 @@ class Pacer:
             raise ValueError("poll_s must be > 0")
         self.poll_s = poll_s
         self.fine_s = min(poll_s, fine_s if fine_s is not None else max(_MIN_FINE_S, poll_s / 5))
-        self._shortest: dict[str, float] = {}
+        # kind -> (the read before, the read that saw the shortest wait end), in s.
+        self._shortest: dict[str, tuple[float, float]] = {}
 
     def expected(self, kind: str) -> float | None:
-        """The shortest wait of ``kind`` that ended in this batch, or None."""
-        return self._shortest.get(kind)
+        """The shortest wait of ``kind`` that ended in this batch (as read), or None."""
+        seen = self._shortest.get(kind)
+        return seen[1] if seen is not None else None
 
-    def learn(self, kind: str, waited_s: float) -> None:
-        """A wait of ``kind`` ended (its condition read true) after ``waited_s``.
+    def learn(self, kind: str, waited_s: float, previous_s: float) -> None:
+        """A wait of ``kind`` read its condition true after ``waited_s``, false at ``previous_s``.
 
         Callers teach only waits that read more than once: one whose condition
         held at the first read (a BMC task already followed to its end) says
         nothing of how long the change takes.
         """
         current = self._shortest.get(kind)
-        if current is None or waited_s < current:
-            self._shortest[kind] = waited_s
+        if current is None or waited_s < current[1]:
+            self._shortest[kind] = (min(previous_s, waited_s), waited_s)
 
     def next_read_in(self, kind: str, elapsed_s: float) -> float:
         """How long to sleep before the next read, ``elapsed_s`` into a wait of ``kind``."""
-        expected = self._shortest.get(kind)
-        if expected is None:
+        seen = self._shortest.get(kind)
+        if seen is None:
             return self.poll_s
-        start = expected - self.fine_s  # one fine step early: servers vary a little
-        end = expected + self.poll_s
+        start = seen[0] - self.fine_s  # a fine step early: servers vary a little
+        end = seen[1] + self.poll_s
         if elapsed_s + self.poll_s < start:
             return self.poll_s
         if elapsed_s < start:

@@ -78,6 +78,7 @@ async def wait_power(
     answered_at: float | None = None  # when the BMC last gave a usable answer
     lost = ""
     reads = 0
+    previous = 0.0  # when the last read that did not end the wait was made
     while True:
         reading = await readings.read(server, POWER_PROBE)
         reads += 1
@@ -96,8 +97,9 @@ async def wait_power(
                     return "ok", f"went down (SSH {ssh.state}) after {elapsed:.1f} s"
         elif state == str(wanted):
             if pacer is not None and reads > 1:  # true at the first read: says nothing
-                pacer.learn(kind, elapsed)
+                pacer.learn(kind, elapsed, previous)
             return "ok", f"PowerState={state} after {elapsed:.1f} s"
+        previous = elapsed
         if stop():
             return "aborted", f"aborted while waiting; PowerState={state}"
         now = time.monotonic()

@@ -101,8 +101,8 @@ class RedfishResetAction(Action):
         self._auth: AuthMode | None = None
         self.task_wait_s = 120.0
         self.task_poll_s = 0.5
-        # ResetType -> the shortest task followed to its end over more than one read (s).
-        self._task_shortest: dict[str, float] = {}
+        # ResetType -> (the read before, the read that saw the shortest task done), in s.
+        self._task_shortest: dict[str, tuple[float, float]] = {}
 
     async def open(self, context: ProbeContext) -> None:
         """Read settings and open the shared keep-alive HTTP session."""
@@ -181,10 +181,12 @@ class RedfishResetAction(Action):
         wait = accepted.retry_after_s
         state = "Running"
         reads = 0
+        read_at = previous = 0.0  # this read and the one before, s into following the task
         while True:
             pause = wait or self._task_pause(reset_type, time.monotonic() - started)
             await asyncio.sleep(min(pause, _MAX_TASK_POLL_S))
             reads += 1
+            previous, read_at = read_at, time.monotonic() - started
             try:
                 poll = await client.task_monitor(monitor)
             except BmcBusy as exc:
@@ -220,7 +222,7 @@ class RedfishResetAction(Action):
             return ActionOutcome(False, f"{words}: {message}" if message else words, facts=facts)
         if "TaskState" not in poll.body:
             # DSP0266: once done, the monitor answers as the request itself would have.
-            self._learn_task(reset_type, time.monotonic() - started, reads)
+            self._learn_task(reset_type, read_at, previous, reads)
             return ActionOutcome(
                 True,
                 f"202: {reset_type} done (task monitor answered {poll.status})",
@@ -228,30 +230,32 @@ class RedfishResetAction(Action):
             )
         done = {"task_completed": state == "Completed"}
         if state == "Completed":
-            self._learn_task(reset_type, time.monotonic() - started, reads)
+            self._learn_task(reset_type, read_at, previous, reads)
         return ActionOutcome(True, f"202: {reset_type} task {state}", facts={**facts, **done})
 
-    def _learn_task(self, reset_type: str, took_s: float, reads: int) -> None:
-        """A task of ``reset_type`` was seen done after ``took_s`` and ``reads`` reads."""
+    def _learn_task(self, reset_type: str, took_s: float, previous_s: float, reads: int) -> None:
+        """A task of ``reset_type`` read done at ``took_s``, running at ``previous_s``."""
         if reads > 1:  # done at the first read: says nothing of how long it takes
-            shortest = self._task_shortest.get(reset_type, took_s)
-            self._task_shortest[reset_type] = min(took_s, shortest)
+            shortest = self._task_shortest.get(reset_type)
+            if shortest is None or took_s < shortest[1]:
+                self._task_shortest[reset_type] = (min(previous_s, took_s), took_s)
 
     def _task_pause(self, reset_type: str, elapsed_s: float) -> float:
         """Seconds until the next read of a task monitor, ``elapsed_s`` into following it.
 
         ``task_poll_s``, but a fifth of it (at least 0.05 s) from just before the
-        shortest task of this ResetType followed so far until a step past it:
+        shortest task of this ResetType followed so far (from the read before the
+        one that saw it done) until a step past it:
         the servers of a batch are mostly alike, so a task is likely to end
         there, and a wave waits for its slowest server (the batch engine paces
         its PowerState reads the same way, ``pacs_tui.batch.pacing``).
         """
         step = self.task_poll_s
-        expected = self._task_shortest.get(reset_type)
-        if expected is None:
+        seen = self._task_shortest.get(reset_type)
+        if seen is None:
             return step
         fine = min(step, max(0.05, step / 5))
-        start, end = expected - fine, expected + step
+        start, end = seen[0] - fine, seen[1] + step
         if elapsed_s + step < start:
             return step
         if elapsed_s < start:
