@@ -11,6 +11,7 @@ from pacs_tui.baseline.capture import capture_baseline, default_find_query, stud
 from pacs_tui.baseline.compare import (
     Comparison,
     Finding,
+    PlannedIdentity,
     Tolerances,
     compare_baselines,
     judge_latency,
@@ -33,6 +34,7 @@ __all__ = [
     "BaselineError",
     "Comparison",
     "Finding",
+    "PlannedIdentity",
     "RoleBaseline",
     "Samples",
     "ServerBaseline",

@@ -21,6 +21,7 @@ VERDICT_COLOURS = {
     "missing": "#c62828",
     "changed": "#c62828",
     "new": "#1565c0",
+    "replaced": "#1565c0",  # a planned replacement: informational, like new
 }
 _LABEL_W = 150
 _PLOT_W = 420

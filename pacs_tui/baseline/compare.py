@@ -9,6 +9,11 @@ get worse; anything in between is ``same``. Identity facts (serial number,
 MACs, model, firmware) that differ are ``changed``: a server racked in
 another's slot, or swapped. Fewer studies is ``worse``; a server, metric or
 unit that answered before and not after is ``missing``.
+
+A planned replacement (``pacs-tui replace``: a spare took the server's
+place) is ``replaced``, informational: the server's identity facts differ
+and AFTER reports the serial recorded for the spare. A serial that is not
+the recorded one, or MACs other than the spare's, stay ``changed``.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from pacs_tui.baseline.model import (
 )
 
 Scope = Literal["server", "role", "fleet"]
-Verdict = Literal["better", "same", "worse", "missing", "changed", "new"]
+Verdict = Literal["better", "same", "worse", "missing", "changed", "new", "replaced"]
 PROBLEM_VERDICTS = frozenset({"worse", "missing", "changed"})
 METRIC_TITLES = {
     "echo": "C-ECHO latency",
@@ -35,6 +40,20 @@ METRIC_TITLES = {
     "redfish": "Redfish GET latency",
     "study_count": "study count",
 }
+
+
+@dataclass(frozen=True)
+class PlannedIdentity:
+    """A recorded replacement: the box AFTER should report for one server.
+
+    ``serial`` and ``macs`` (lower case) are what the spare's BMC reported
+    when ``pacs-tui replace`` recorded it; ``spare`` names the spare.
+    """
+
+    spare: str
+    serial: str
+    macs: tuple[str, ...] = ()
+    note: str = ""  # when and by whom, for the detail
 
 
 @dataclass(frozen=True)
@@ -153,9 +172,17 @@ def judge_latency(before: Samples, after: Samples, tolerances: Tolerances) -> tu
 
 
 def compare_baselines(
-    before: Baseline, after: Baseline, tolerances: Tolerances = Tolerances()
+    before: Baseline,
+    after: Baseline,
+    tolerances: Tolerances = Tolerances(),
+    planned: Mapping[str, PlannedIdentity] | None = None,
 ) -> Comparison:
-    """Classify every metric per server, per role and for the fleet."""
+    """Classify every metric per server, per role and for the fleet.
+
+    ``planned``: server name -> the identity a recorded replacement gave it;
+    its identity changes are ``replaced`` when AFTER reports that serial.
+    """
+    planned = planned or {}
     findings: list[Finding] = []
     counts_comparable = before.study_window == after.study_window
     find_comparable = dict(before.find_query) == dict(after.find_query)
@@ -181,7 +208,15 @@ def compare_baselines(
             )
             continue
         findings.extend(
-            _server(old, new, tolerances, serial_owner, counts_comparable, find_comparable)
+            _server(
+                old,
+                new,
+                tolerances,
+                serial_owner,
+                counts_comparable,
+                find_comparable,
+                planned.get(name),
+            )
         )
     for name, new in after.servers.items():
         if name not in before.servers:
@@ -352,6 +387,7 @@ def _server(
     serial_owner: Mapping[Any, str],
     counts_comparable: bool,
     find_comparable: bool,
+    planned: PlannedIdentity | None = None,
 ) -> list[Finding]:
     name = old.name
     why = f" ({'; '.join(new.errors)})" if new.errors else ""
@@ -366,13 +402,17 @@ def _server(
         count = _study_count("server", name, old.study_count, new.study_count, tolerances, why)
         if count is not None:
             out.append(count)
-    out.extend(_hardware(old, new, serial_owner, why))
+    out.extend(_hardware(old, new, serial_owner, why, planned))
     out.extend(_services(old, new, why))
     return out
 
 
 def _hardware(
-    old: ServerBaseline, new: ServerBaseline, serial_owner: Mapping[Any, str], why: str
+    old: ServerBaseline,
+    new: ServerBaseline,
+    serial_owner: Mapping[Any, str],
+    why: str,
+    planned: PlannedIdentity | None = None,
 ) -> list[Finding]:
     if not old.hardware:
         return []
@@ -390,6 +430,8 @@ def _hardware(
             )
         ]
     out: list[Finding] = []
+    # The box is the recorded spare only when AFTER reports the spare's serial.
+    is_spare = planned is not None and new.hardware.get("serial_number") == planned.serial
     for key in HARDWARE_KEYS:
         was, now = old.hardware.get(key), new.hardware.get(key)
         if key == "mac_addresses":
@@ -398,6 +440,20 @@ def _hardware(
             out.append(Finding("server", name, key, "same", was, now, "unchanged"))
             continue
         detail = f"{key.replace('_', ' ')} was {_show(was)}, is {_show(now)}"
+        if planned is not None and is_spare:
+            if key != "mac_addresses" or not planned.macs or now == sorted(planned.macs):
+                note = f"; {planned.note}" if planned.note else ""
+                detail += f": replaced by spare {planned.spare} as planned{note}"
+                out.append(Finding("server", name, key, "replaced", was, now, detail))
+                continue
+            detail += f"; spare {planned.spare} has {_show(sorted(planned.macs))}"
+        elif planned is not None and key == "serial_number":
+            detail += (
+                f"; the recorded replacement is spare {planned.spare} "
+                f"(serial {planned.serial}): not that box"
+            )
+            out.append(Finding("server", name, key, "changed", was, now, detail))
+            continue
         if key == "serial_number":
             owner = serial_owner.get(now)
             if owner and owner != name:

@@ -60,6 +60,14 @@ def register(subparsers: Any) -> None:
     m.add_argument("after", type=Path, help="baseline captured after the move")
     m.add_argument("--report", type=Path, default=None, help="write report.md and report.html here")
     m.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    m.add_argument(
+        "--replacements",
+        type=Path,
+        default=None,
+        help="replacements recorded by 'pacs-tui replace' (default: the data directory's "
+        "replacements.json, when there is one): a server whose new serial is its recorded "
+        "spare's is 'replaced', not 'changed'",
+    )
     m.set_defaults(handler=run_compare)
 
 
@@ -117,6 +125,26 @@ def run_capture(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _planned(path: Path | None, inventory: str) -> dict[str, Any]:
+    """Server -> PlannedIdentity of the replacements recorded against ``inventory``
+    (the AFTER capture's inventory file); the last one per server is in force."""
+    from pacs_tui.baseline.compare import PlannedIdentity
+    from pacs_tui.replacements import read_replacements
+
+    if path is not None and not path.exists():
+        raise ValueError(f"--replacements: no file {path}")
+    planned: dict[str, Any] = {}
+    for entry in read_replacements(path):
+        if entry.inventory == str(Path(inventory).absolute()):
+            planned[entry.server] = PlannedIdentity(
+                spare=entry.spare,
+                serial=entry.serial,
+                macs=entry.macs,
+                note=f"recorded {entry.at} by {entry.operator}",
+            )
+    return planned
+
+
 def run_compare(args: argparse.Namespace) -> int:
     """Load both files, compare, print, optionally write the report."""
     from pacs_tui.baseline.compare import compare_baselines
@@ -128,7 +156,11 @@ def run_compare(args: argparse.Namespace) -> int:
         after = load_baseline(args.after)
     except BaselineError as exc:
         return _error(str(exc))
-    comparison = compare_baselines(before, after)
+    try:
+        planned = _planned(args.replacements, after.inventory)
+    except ValueError as exc:  # ReplacementsError: the file names itself and the entry
+        return _error(str(exc))
+    comparison = compare_baselines(before, after, planned=planned)
     paths = None
     if args.report is not None:
         try:
