@@ -258,3 +258,15 @@ def test_forgetting_a_host_key_removes_plain_and_hashed_lines_only(tmp_path: Pat
     ]
     assert known.stat().st_mode & 0o777 == 0o600
     assert forget_command(known, "127.0.0.6", 22) == f"ssh-keygen -R 127.0.0.6 -f {known}"
+
+
+def test_the_control_room_and_wall_load_the_replacements_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pacs_tui.cli import ui
+
+    path = write(tmp_path, INVENTORY)
+    monkeypatch.setenv("PACS_TUI_DATA_DIR", str(tmp_path / "data"))
+    record_replacement(entry(path), tmp_path / "data" / "replacements.json")
+    inventory = ui._load(path)
+    assert inventory.server("db-001").bmc.address == "127.0.0.50"

@@ -144,13 +144,19 @@ def register(subparsers: Any) -> None:
 
 
 def _load(path: Path) -> Any:
+    """The inventory with recorded replacements applied (``pacs-tui replace``), or None
+    after printing every problem."""
     from pacs_tui.inventory import InventoryError, load_inventory
+    from pacs_tui.replacements import ReplacementsError, load_applied
 
     try:
-        return load_inventory(path)
+        return load_applied(load_inventory(path))
     except InventoryError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
+        return None
+    except ReplacementsError as exc:
+        print(f"{exc} (fix or move the replacements file)", file=sys.stderr)
         return None
 
 
