@@ -17,6 +17,13 @@ A runbook is a YAML file::
         servers: "site=dc-main"           # optional selector: the servers this phase moves
         planned_start: +01:30
         planned_end: +03:00
+      - name: BMC firmware on the databases
+        kind: firmware
+        owner: Ben
+        servers: "role=database"
+        firmware: {bmc_firmware: "2.15.0", bios_version: "2.3.1"}   # the versions after it
+        planned_start: +03:00
+        planned_end: +03:30
 
 ``load_runbook`` validates it and raises ``RunbookError`` listing every problem
 as ``FILE:LINE: KEY: message``. What actually happened is a ``RunbookProgress``
@@ -51,10 +58,22 @@ PHASE_KINDS = (
     "rack",
     "power-up",
     "compare",
+    "firmware",
 )
+# What a firmware phase may plan, by the baseline's hardware key (pacs_tui.baseline.model).
+FIRMWARE_KEYS = ("bios_version", "bmc_firmware")
 PROGRESS_FILE = "runbook-progress.json"
 _TOP_KEYS = ("version", "name", "start", "phases")
-_PHASE_KEYS = ("name", "kind", "owner", "planned_start", "planned_end", "servers", "notes")
+_PHASE_KEYS = (
+    "name",
+    "kind",
+    "owner",
+    "planned_start",
+    "planned_end",
+    "servers",
+    "notes",
+    "firmware",
+)
 _OFFSET = re.compile(r"^\+(\d{1,3}):([0-5]\d)$")
 
 
@@ -92,6 +111,8 @@ class Phase:
     servers: str | None = None  # selector expression
     notes: str = ""
     line: int = 0
+    # Planned firmware: FIRMWARE_KEYS -> the version the phase's servers run after it.
+    firmware: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property
     def planned_minutes(self) -> float:
@@ -106,7 +127,7 @@ class Phase:
             "planned_start": self.planned_start.isoformat(),
             "planned_end": self.planned_end.isoformat(),
         }
-        for key in ("kind", "servers", "notes"):
+        for key in ("kind", "servers", "notes", "firmware"):
             if getattr(self, key):
                 data[key] = getattr(self, key)
         return data
@@ -373,6 +394,9 @@ class _Checker:
                 except SelectorError as exc:
                     self.add(item.line_of("servers"), f"{where}.servers", f"selector: {exc}")
                     ok = False
+        firmware = self.firmware(item, where)
+        if firmware is None:
+            ok = False
         notes = item.get("notes", "")
         if not isinstance(notes, str):
             self.add(item.line_of("notes"), f"{where}.notes", "expected text")
@@ -388,7 +412,39 @@ class _Checker:
             servers=servers.strip() if isinstance(servers, str) else None,
             notes=notes if isinstance(notes, str) else "",
             line=line,
+            firmware=firmware or {},
         )
+
+    def firmware(self, item: LocatedMap, where: str) -> dict[str, str] | None:
+        """A phase's ``firmware:`` plan ({} when absent), or None after reporting it."""
+        raw = item.get("firmware")
+        if raw is None:
+            return {}
+        here = f"{where}.firmware"
+        if not isinstance(raw, LocatedMap) or not raw:
+            self.add(item.line_of("firmware"), here, f"expected a mapping of {FIRMWARE_KEYS}")
+            return None
+        plan: dict[str, str] = {}
+        for key, value in raw.items():
+            if key not in FIRMWARE_KEYS:
+                self.add(
+                    raw.line_of(key),
+                    f"{here}.{key}",
+                    f"unknown key (known: {', '.join(FIRMWARE_KEYS)})",
+                )
+            elif not isinstance(value, str) or not value.strip():
+                # YAML reads 2.15 as a number: a version is text.
+                self.add(raw.line_of(key), f"{here}.{key}", "expected a version as text (quote it)")
+            else:
+                plan[str(key)] = value.strip()
+        if len(plan) != len(raw):
+            return None
+        if item.get("kind") != "firmware":
+            self.add(
+                item.line_of("firmware"), here, "only a phase of kind 'firmware' plans firmware"
+            )
+            return None
+        return plan
 
     def moment(self, value: Any, line: int, key: str, start: datetime | None) -> datetime | None:
         """An ISO time (a YAML timestamp or text) or a ``+HH:MM`` offset from ``start``."""

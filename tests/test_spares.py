@@ -270,3 +270,74 @@ def test_the_control_room_and_wall_load_the_replacements_too(
     record_replacement(entry(path), tmp_path / "data" / "replacements.json")
     inventory = ui._load(path)
     assert inventory.server("db-001").bmc.address == "127.0.0.50"
+
+
+RUNBOOK = """\
+version: 1
+name: dc-main move
+start: 2026-12-01T20:00:00+00:00
+phases:
+  - name: Database firmware
+    kind: firmware
+    owner: Ben
+    servers: "role=database"
+    firmware: {bmc_firmware: "2.15.0"}
+    planned_start: +00:00
+    planned_end: +00:30
+"""
+
+
+@pytest.mark.parametrize(
+    ("firmware", "expected"),
+    [
+        ("{bmc_firmware: 2.15}", "phases[0].firmware.bmc_firmware: expected a version as text"),
+        ('{bios: "2.3"}', "phases[0].firmware.bios: unknown key (known: bios_version"),
+    ],
+)
+def test_bad_firmware_plans_name_file_line_and_key(
+    tmp_path: Path, firmware: str, expected: str
+) -> None:
+    from pacs_tui.runbook import RunbookError, load_runbook
+
+    path = tmp_path / "runbook.yaml"
+    path.write_text(RUNBOOK.replace('{bmc_firmware: "2.15.0"}', firmware))
+    with pytest.raises(RunbookError) as caught:
+        load_runbook(path)
+    assert (
+        [str(p) for p in caught.value.problems]
+        == [str(p) for p in caught.value.problems if str(p).startswith(f"{path}:9: {expected}")]
+        != []
+    )
+    path.write_text(RUNBOOK.replace("kind: firmware", "kind: rack"))
+    with pytest.raises(RunbookError, match="only a phase of kind 'firmware' plans firmware"):
+        load_runbook(path)
+
+
+def test_runbook_planned_firmware_is_planned_other_versions_changed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    inventory = write(tmp_path, INVENTORY)
+    (tmp_path / "runbook.yaml").write_text(RUNBOOK)
+    old = server("db-001", role="database")
+    new_hw = dict(old.hardware, bmc_firmware="2.15.0")
+    other_hw = dict(old.hardware, bmc_firmware="2.16.0")
+    save_baseline(baseline(old), tmp_path / "before.json")
+    args = argparse.Namespace(
+        before=tmp_path / "before.json",
+        after=tmp_path / "after.json",
+        report=None,
+        json=True,
+        replacements=tmp_path / "replacements.json",
+        runbook=tmp_path / "runbook.yaml",
+        inventory=inventory,
+    )
+    record_replacement(entry(tmp_path / "elsewhere.yaml"), args.replacements)
+    save_baseline(baseline(server("db-001", role="database", hardware=new_hw)), args.after)
+    assert baseline_cli.run_compare(args) == 0
+    findings = json.loads(capsys.readouterr().out)["findings"]
+    bmc = next(f for f in findings if f["metric"] == "bmc_firmware")
+    assert bmc["verdict"] == "planned" and "'Database firmware'" in bmc["detail"]
+    save_baseline(baseline(server("db-001", role="database", hardware=other_hw)), args.after)
+    assert baseline_cli.run_compare(args) == 1
+    problem = json.loads(capsys.readouterr().out)["problems"][0]
+    assert problem["verdict"] == "changed" and "plans 2.15.0" in problem["detail"]

@@ -11,6 +11,7 @@ from pacs_tui.baseline.capture import capture_baseline, default_find_query, stud
 from pacs_tui.baseline.compare import (
     Comparison,
     Finding,
+    PlannedFirmware,
     PlannedIdentity,
     Tolerances,
     compare_baselines,
@@ -34,6 +35,7 @@ __all__ = [
     "BaselineError",
     "Comparison",
     "Finding",
+    "PlannedFirmware",
     "PlannedIdentity",
     "RoleBaseline",
     "Samples",

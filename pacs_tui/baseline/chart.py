@@ -22,6 +22,7 @@ VERDICT_COLOURS = {
     "changed": "#c62828",
     "new": "#1565c0",
     "replaced": "#1565c0",  # a planned replacement: informational, like new
+    "planned": "#1565c0",  # firmware the runbook planned: informational
 }
 _LABEL_W = 150
 _PLOT_W = 420

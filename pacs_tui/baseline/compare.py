@@ -13,7 +13,10 @@ unit that answered before and not after is ``missing``.
 A planned replacement (``pacs-tui replace``: a spare took the server's
 place) is ``replaced``, informational: the server's identity facts differ
 and AFTER reports the serial recorded for the spare. A serial that is not
-the recorded one, or MACs other than the spare's, stay ``changed``.
+the recorded one, or MACs other than the spare's, stay ``changed``. A
+BIOS or BMC firmware version that a runbook phase of kind ``firmware``
+planned for the server is ``planned``, informational too; another version
+stays ``changed``.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from pacs_tui.baseline.model import (
 )
 
 Scope = Literal["server", "role", "fleet"]
-Verdict = Literal["better", "same", "worse", "missing", "changed", "new", "replaced"]
+Verdict = Literal["better", "same", "worse", "missing", "changed", "new", "replaced", "planned"]
 PROBLEM_VERDICTS = frozenset({"worse", "missing", "changed"})
 METRIC_TITLES = {
     "echo": "C-ECHO latency",
@@ -54,6 +57,15 @@ class PlannedIdentity:
     serial: str
     macs: tuple[str, ...] = ()
     note: str = ""  # when and by whom, for the detail
+
+
+@dataclass(frozen=True)
+class PlannedFirmware:
+    """Firmware versions a runbook phase planned for one server: ``versions`` maps
+    ``bios_version`` / ``bmc_firmware`` to the version it runs after the phase."""
+
+    phase: str
+    versions: Mapping[str, str]
 
 
 @dataclass(frozen=True)
@@ -176,13 +188,17 @@ def compare_baselines(
     after: Baseline,
     tolerances: Tolerances = Tolerances(),
     planned: Mapping[str, PlannedIdentity] | None = None,
+    firmware: Mapping[str, PlannedFirmware] | None = None,
 ) -> Comparison:
     """Classify every metric per server, per role and for the fleet.
 
     ``planned``: server name -> the identity a recorded replacement gave it;
     its identity changes are ``replaced`` when AFTER reports that serial.
+    ``firmware``: server name -> the firmware a runbook phase planned; a
+    version AFTER reports as planned is ``planned``.
     """
     planned = planned or {}
+    firmware = firmware or {}
     findings: list[Finding] = []
     counts_comparable = before.study_window == after.study_window
     find_comparable = dict(before.find_query) == dict(after.find_query)
@@ -216,6 +232,7 @@ def compare_baselines(
                 counts_comparable,
                 find_comparable,
                 planned.get(name),
+                firmware.get(name),
             )
         )
     for name, new in after.servers.items():
@@ -388,6 +405,7 @@ def _server(
     counts_comparable: bool,
     find_comparable: bool,
     planned: PlannedIdentity | None = None,
+    firmware: PlannedFirmware | None = None,
 ) -> list[Finding]:
     name = old.name
     why = f" ({'; '.join(new.errors)})" if new.errors else ""
@@ -402,7 +420,7 @@ def _server(
         count = _study_count("server", name, old.study_count, new.study_count, tolerances, why)
         if count is not None:
             out.append(count)
-    out.extend(_hardware(old, new, serial_owner, why, planned))
+    out.extend(_hardware(old, new, serial_owner, why, planned, firmware))
     out.extend(_services(old, new, why))
     return out
 
@@ -413,6 +431,7 @@ def _hardware(
     serial_owner: Mapping[Any, str],
     why: str,
     planned: PlannedIdentity | None = None,
+    firmware: PlannedFirmware | None = None,
 ) -> list[Finding]:
     if not old.hardware:
         return []
@@ -447,6 +466,15 @@ def _hardware(
                 out.append(Finding("server", name, key, "replaced", was, now, detail))
                 continue
             detail += f"; spare {planned.spare} has {_show(sorted(planned.macs))}"
+        elif firmware is not None and key in firmware.versions:
+            target = firmware.versions[key]
+            if now == target:
+                detail += f": planned by the runbook's phase {firmware.phase!r}"
+                out.append(Finding("server", name, key, "planned", was, now, detail))
+            else:
+                detail += f"; the runbook's phase {firmware.phase!r} plans {target}"
+                out.append(Finding("server", name, key, "changed", was, now, detail))
+            continue
         elif planned is not None and key == "serial_number":
             detail += (
                 f"; the recorded replacement is spare {planned.spare} "

@@ -17,7 +17,7 @@ from pacs_tui.baseline.compare import METRIC_TITLES, Comparison, Finding
 from pacs_tui.baseline.model import HARDWARE_KEYS, LATENCY_METRICS, Baseline, Samples
 
 # Worst first: the cell of a server table shows the worst verdict of its metrics.
-_SEVERITY = ("changed", "missing", "worse", "new", "replaced", "better", "same")
+_SEVERITY = ("changed", "missing", "worse", "new", "replaced", "planned", "better", "same")
 SERVER_COLUMNS = (
     ("echo", "C-ECHO"),
     ("find", "C-FIND"),

@@ -68,6 +68,21 @@ def register(subparsers: Any) -> None:
         "replacements.json, when there is one): a server whose new serial is its recorded "
         "spare's is 'replaced', not 'changed'",
     )
+    m.add_argument(
+        "--runbook",
+        type=Path,
+        default=None,
+        help="the weekend's runbook: BIOS/BMC firmware versions its 'firmware' phases plan "
+        "are 'planned', not 'changed'",
+    )
+    m.add_argument(
+        "--inventory",
+        "-i",
+        type=Path,
+        default=None,
+        help="the inventory the runbook's 'servers:' selectors choose from "
+        "(default: the one AFTER was captured with)",
+    )
     m.set_defaults(handler=run_compare)
 
 
@@ -145,6 +160,36 @@ def _planned(path: Path | None, inventory: str) -> dict[str, Any]:
     return planned
 
 
+def _firmware(runbook_path: Path, inventory_path: Path | None, after: Any) -> dict[str, Any]:
+    """Server -> PlannedFirmware from the runbook's ``firmware`` phases (later phases add
+    to and override earlier ones). Bad input raises ``UsageError``."""
+    from pacs_tui.baseline.compare import PlannedFirmware
+    from pacs_tui.cli import UsageError
+    from pacs_tui.runbook import RunbookError, load_runbook
+
+    try:
+        runbook = load_runbook(runbook_path)
+    except RunbookError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        raise UsageError("") from None
+    phases = [p for p in runbook.phases if p.firmware]
+    inventory = None
+    if any(p.servers for p in phases):
+        inventory = load_fleet(inventory_path or Path(after.inventory))
+    versions: dict[str, dict[str, str]] = {}
+    named: dict[str, str] = {}
+    for phase in phases:
+        if phase.servers and inventory is not None:
+            names = [s.name for s in select_servers(inventory, phase.servers)]
+        else:
+            names = list(after.servers)
+        for name in names:
+            versions.setdefault(name, {}).update(phase.firmware)
+            named[name] = phase.name
+    return {n: PlannedFirmware(named[n], v) for n, v in versions.items()}
+
+
 def run_compare(args: argparse.Namespace) -> int:
     """Load both files, compare, print, optionally write the report."""
     from pacs_tui.baseline.compare import compare_baselines
@@ -160,7 +205,12 @@ def run_compare(args: argparse.Namespace) -> int:
         planned = _planned(args.replacements, after.inventory)
     except ValueError as exc:  # ReplacementsError: the file names itself and the entry
         return _error(str(exc))
-    comparison = compare_baselines(before, after, planned=planned)
+    firmware = (
+        {}
+        if getattr(args, "runbook", None) is None
+        else _firmware(args.runbook, getattr(args, "inventory", None), after)
+    )
+    comparison = compare_baselines(before, after, planned=planned, firmware=firmware)
     paths = None
     if args.report is not None:
         try:
