@@ -264,7 +264,7 @@ def serve_args(sim: RunningSim, tmp_path: Path) -> tuple[Any, ...]:
     tokens = tmp_path / "tokens.yaml"
     add_token(tokens, "lead", "operator")
     path = sim.out / "inventory.yaml"
-    args = argparse.Namespace(read_only=False, site="")
+    args = argparse.Namespace(read_only=False, site="", link_interval=60.0)
     return args, load_fleet(path), read_inventory_text(path), load_tokens(tokens), None, None
 
 

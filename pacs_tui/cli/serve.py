@@ -57,6 +57,10 @@ def register(subparsers: Any) -> None:
     )
     serve.add_argument("--board", type=Path, help="custody board file (implies --custody)")
     serve.add_argument("--site", default="", help="a name for this service (default: inventory)")
+    serve.add_argument(
+        "--link-interval", type=float, default=60.0, metavar="S",
+        help="seconds between rounds measuring the sites' WAN links (default 60)",
+    )  # fmt: skip
     serve.set_defaults(handler=run_serve)
 
     token = subparsers.add_parser(
@@ -195,9 +199,13 @@ async def _serve(
         render_async,
     )
 
+    if args.link_interval <= 0:
+        print("pacs-tui serve: error: --link-interval must be > 0", file=sys.stderr)
+        return EXIT_USAGE
     service = FleetService(
-        inventory, text, read_only=args.read_only, custody=custody, site_name=args.site
-    )
+        inventory, text, read_only=args.read_only, custody=custody, site_name=args.site,
+        link_interval_s=args.link_interval,
+    )  # fmt: skip
     counters = BatchCounters()
     service.progress_subscribers.append(counters.observe)
     runner: web.AppRunner | None = None

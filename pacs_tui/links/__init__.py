@@ -8,6 +8,7 @@ keeps and compares per-link baselines with ``baseline compare``'s words;
 hook a move step asks. No Textual here.
 """
 
+from pacs_tui.links.copy import LinkReading, SiteLinksCopy, links_to_wire
 from pacs_tui.links.measure import Sampling, measure_link, measure_links, site_links
 from pacs_tui.links.series import SampleSeries
 from pacs_tui.links.state import LinkState, LinkWatch, SiteLinks, SiteLinkState, site_state
@@ -15,6 +16,7 @@ from pacs_tui.links.verdict import FindCheck, LinkReport, LinkVerdict, Threshold
 
 __all__ = [
     "FindCheck",
+    "LinkReading",
     "LinkReport",
     "LinkState",
     "LinkVerdict",
@@ -23,8 +25,10 @@ __all__ = [
     "Sampling",
     "SiteLinkState",
     "SiteLinks",
+    "SiteLinksCopy",
     "Thresholds",
     "judge_link",
+    "links_to_wire",
     "measure_link",
     "measure_links",
     "site_links",

@@ -33,10 +33,13 @@ class SiteLinks:
     state: SiteLinkState
     reports: tuple[LinkReport, ...]
     age_s: float | None
+    said: str = ""  # the detail as a service sent it (a screen's copy has no reports)
 
     @property
     def detail(self) -> str:
         """The first reason of the worst link, or ``""``."""
+        if self.said:
+            return self.said
         for report in self.reports:
             if report.reasons and report.verdict != "ok":
                 return f"{report.link.name}: {report.reasons[0]}"

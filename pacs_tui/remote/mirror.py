@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from pacs_tui.inventory import Inventory, Server
+from pacs_tui.links import SiteLinksCopy
 from pacs_tui.remote.client import ServiceClient, ServiceError, ServiceUnavailable
 from pacs_tui.remote.sse import SseEvent
 from pacs_tui.service.wire import WireError, apply_reading
@@ -81,6 +82,7 @@ class ServiceMirror:
         self.reconnects = 0
         self.batch: dict[str, Any] | None = None
         self.custody: dict[str, Any] | None = None
+        self.links: SiteLinksCopy | None = None  # the sites' WAN links, when it measures any
         self._known = {s.name for s in self.servers}
         self._applicable: dict[str, tuple[str, ...]] = _applicable(service)
         self._seq: str | None = None
@@ -196,6 +198,8 @@ class ServiceMirror:
                 self.batch = _batch_update(event.kind, data)
             elif event.kind == "custody":
                 self.custody = data.get("custody")
+            elif event.kind == "links":
+                self._apply_links(data)
             self._tell(event.kind, data)
         if event.id is not None:
             self._seq = event.id
@@ -232,6 +236,8 @@ class ServiceMirror:
                 fresh.add((str(entry["server"]), str(entry["probe"])))
         if restarted:
             self._forget_history(fresh)
+        if snapshot.get("links") is not None:
+            self._apply_links(snapshot["links"])
         self.batch = snapshot.get("batch")
         if restarted and not self.batch:
             self.batch = _cut_off(previous_batch)
@@ -239,6 +245,14 @@ class ServiceMirror:
         self._seq = f"{instance}:{snapshot.get('seq', 0)}"
         self.last_heard = self.state.clock()
         self._tell("snapshot", {"seq": self._seq, "restarted": restarted})
+
+    def _apply_links(self, data: Any) -> None:
+        if self.links is None:
+            self.links = SiteLinksCopy()
+        try:
+            self.links.apply(data)
+        except ValueError as exc:
+            raise WireError(str(exc)) from None
 
     def _forget_history(self, fresh: set[tuple[str, str]]) -> None:
         """After a restart of the service, keep only what its new run knows.

@@ -41,6 +41,8 @@ from pacs_tui.batch.result import BatchResult
 from pacs_tui.batch.runner import BatchRunner, PlanRefused
 from pacs_tui.custody import CustodyBoard, CustodyChange, CustodyError
 from pacs_tui.inventory import Inventory
+from pacs_tui.links import LinkState, LinkWatch, links_to_wire
+from pacs_tui.links.state import DEFAULT_WATCH_INTERVAL_S
 from pacs_tui.monitor import FleetMonitor
 from pacs_tui.plugin_api import Action, Probe
 from pacs_tui.rollup import applicable_probes
@@ -83,6 +85,7 @@ class FleetService:
         custody: CustodyBoard | None = None,
         tick_s: float = DEFAULT_TICK_S,
         site_name: str = "",
+        link_interval_s: float = DEFAULT_WATCH_INTERVAL_S,
     ) -> None:
         self.inventory = inventory
         self.inventory_text = inventory_text
@@ -120,6 +123,16 @@ class FleetService:
         self._starting = asyncio.Lock()
         if custody is not None:
             custody.subscribe(self._custody_changed)
+        # The sites' WAN links, measured here (a round every ``link_interval_s``) and
+        # published per site as ``links`` events, when the inventory declares any.
+        self.links: LinkState | None = None
+        self._link_watch: LinkWatch | None = None
+        self._link_task: asyncio.Task[None] | None = None
+        if any(site.links for site in inventory.sites.values()):
+            self.links = LinkState(inventory, max_age_s=max(3 * link_interval_s, 60.0))
+            self._link_watch = LinkWatch(
+                self.links, interval_s=link_interval_s, on_update=self._links_measured
+            )
 
     # -- life -------------------------------------------------------------------------
 
@@ -138,6 +151,8 @@ class FleetService:
             await self.session.open(self._actions)
         self.monitor.start()
         self._tick_task = asyncio.create_task(self._tick_loop(), name="service-tick")
+        if self._link_watch is not None:
+            self._link_task = asyncio.create_task(self._watch_links(), name="link watch")
         self.notice(f"service started on {len(self.inventory.servers)} servers")
 
     async def stop(self, reason: str = "the service was stopped") -> None:
@@ -149,10 +164,11 @@ class FleetService:
             except TimeoutError:
                 log.warning("batch %s did not end within %.0f s", self.runner.batch_id,
                             BATCH_END_WAIT_S)  # fmt: skip
-        if self._tick_task is not None:
-            self._tick_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._tick_task
+        for task in (self._tick_task, self._link_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         self.monitor.state.unsubscribe(self._feed)
         await self.session.close()
         await self.monitor.close()
@@ -160,6 +176,19 @@ class FleetService:
             self.custody.unsubscribe(self._custody_changed)
         if self._owns_audit:
             self.audit.close()
+
+    async def _watch_links(self) -> None:
+        assert self._link_watch is not None
+        try:
+            await self._link_watch.run()
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the sites then read "unknown" as their reports age out
+            log.exception("site links no longer measured")
+            self.notice("site links no longer measured: see the service log", "unknown")
+
+    def _links_measured(self, state: LinkState) -> None:
+        self.hub.publish("links", links_to_wire(state))
 
     async def _tick_loop(self) -> None:
         while True:
@@ -221,6 +250,7 @@ class FleetService:
             "readings": entries,
             "batch": self.batch_state(),
             "custody": self.custody_state(),
+            "links": None if self.links is None else links_to_wire(self.links),
         }
 
     def batch_state(self) -> dict[str, Any] | None:

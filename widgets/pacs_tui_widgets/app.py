@@ -46,7 +46,7 @@ from pacs_tui.batch.runner import BatchRunner
 from pacs_tui.custody import CustodyBoard
 from pacs_tui.fleet_source import FleetSource
 from pacs_tui.inventory import Inventory
-from pacs_tui.links import LinkState, LinkWatch
+from pacs_tui.links import LinkReading, LinkWatch
 from pacs_tui.monitor import FleetMonitor
 from pacs_tui.plugin_api import Probe
 from pacs_tui.remote.batches import RemoteBatches, RemoteRunner
@@ -214,7 +214,7 @@ class ControlRoomApp(App[int]):
         self.monitor_open = False
         # The sites' WAN links, measured here when this room polls the fleet itself
         # (``room_start``); an attached room shows none yet.
-        self.links: LinkState | None = None
+        self.links: LinkReading | None = None
         self.link_task: asyncio.Task[None] | None = None
         self.link_watch: LinkWatch | None = None
         # Only a writable room holds the board as something it may change.

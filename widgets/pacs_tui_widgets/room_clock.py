@@ -100,8 +100,9 @@ class RoomClock:
                 app.note_live_phase(phase, line)
         self.refresh_move()
         self.refresh_connection()
-        if app.links is not None:
-            app.main_screen.query_one(SummaryBar).show_links(links_summary(app.links))
+        links = app.links or getattr(app.monitor, "links", None)  # own, or the service's
+        if links is not None:
+            app.main_screen.query_one(SummaryBar).show_links(links_summary(links))
         app.grid.refresh()  # ages move on every second
         if app.detail.display:
             app.detail.refresh_content()

@@ -11,7 +11,7 @@ from __future__ import annotations
 from textual.markup import escape
 from textual.widgets import Static
 
-from pacs_tui.links import LinkState, SiteLinks, SiteLinkState
+from pacs_tui.links import LinkReading, SiteLinks, SiteLinkState
 from pacs_tui.plugin_api import Health
 from pacs_tui_widgets.wall_markup import state_markup
 
@@ -37,7 +37,7 @@ def link_line(site: SiteLinks) -> str:
     return f"{head} — {escape(site.detail)}" if site.detail else head
 
 
-def links_summary(state: LinkState) -> str:
+def links_summary(state: LinkReading) -> str:
     """One line for the control room's summary, as markup; "" when no site declares links.
 
     ``WAN links: ✖ clinic-harbour LINK DOWN · ▲ clinic-summit link degraded · 17 ok``;
@@ -70,7 +70,7 @@ class SiteLinksPanel(Static):
     }
     """
 
-    def __init__(self, links: LinkState, *, id: str | None = None) -> None:
+    def __init__(self, links: LinkReading, *, id: str | None = None) -> None:
         super().__init__("", id=id)
         self.links = links
         self.lines: list[str] = []

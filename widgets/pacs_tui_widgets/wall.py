@@ -25,7 +25,7 @@ from textual.containers import Horizontal, Vertical
 from pacs_tui.custody import CustodyBoard
 from pacs_tui.fleet_source import FleetSource
 from pacs_tui.inventory import Inventory
-from pacs_tui.links import LinkState, LinkWatch
+from pacs_tui.links import LinkReading, LinkState, LinkWatch
 from pacs_tui.monitor import FleetMonitor
 from pacs_tui.plugin_api import Health, Probe
 from pacs_tui.remote.custody import ServiceCustody
@@ -101,11 +101,11 @@ class WallApp(App[None]):
         runbook: Runbook | None = None,
         wall_time: Callable[[], datetime] | None = None,
         live_phases: Callable[[], Sequence[tuple[str, str]]] | None = None,
-        links: LinkState | None = None,
+        links: LinkReading | None = None,
     ) -> None:
         """``links``: the sites' WAN link state to show; None measures them here
         (a ``LinkWatch``) when the wall polls the fleet itself and the inventory
-        declares links. (A wall attached to a service shows none yet.)"""
+        declares links; attached to a service, the service's."""
         # Before App.__init__: it builds the stylesheet, which asks for the state defaults.
         self.themes = themes if themes is not None else load_themes()
         super().__init__()
@@ -251,6 +251,8 @@ class WallApp(App[None]):
             self._move.show(self.move)
         if isinstance(self.monitor, ServiceMirror):
             self._batch_section.display = self._batch.show(self.monitor.batch)
+            if self.monitor.links is not None:  # the service measures the sites' links
+                self._sites.links = self._affected.links = self.links = self.monitor.links
         page = self.page
         counts = rollup.fleet if page.is_fleet else _sum(rollup.by_site[s] for s in page.sites)
         for health, widget in self._counts.items():

@@ -15,7 +15,7 @@ from collections.abc import Collection, Sequence
 from textual.markup import escape
 from textual.widgets import Static
 
-from pacs_tui.links import LinkState, SiteLinks
+from pacs_tui.links import LinkReading, SiteLinks
 from pacs_tui.plugin_api import Health
 from pacs_tui.rollup import AffectedSite, ServiceLevel
 from pacs_tui_widgets.site_links import LINK_WORDS, link_line
@@ -40,7 +40,7 @@ class WallAffectedSites(Static):
         self.sites: tuple[AffectedSite, ...] | None = None
         self._fresh: bool | None = None
         # The sites' link state, set by the screen that owns a LinkState; read on every show.
-        self.links: LinkState | None = None
+        self.links: LinkReading | None = None
         self.link_problems: tuple[str, ...] = ()  # sites listed for their link alone
         self._shown: tuple[object, ...] | None = None
 
@@ -80,7 +80,9 @@ class WallAffectedSites(Static):
         self.update("\n".join(lines))
 
 
-def _link_problems(links: LinkState | None, within: Collection[str] | None) -> dict[str, SiteLinks]:
+def _link_problems(
+    links: LinkReading | None, within: Collection[str] | None
+) -> dict[str, SiteLinks]:
     """Sites whose link is down or degraded, in file order."""
     if links is None:
         return {}

@@ -14,7 +14,7 @@ from textual.markup import escape
 from textual.widget import Widget
 from textual.widgets import Static
 
-from pacs_tui.links import LinkState, SiteLinkState
+from pacs_tui.links import LinkReading, SiteLinkState
 from pacs_tui.plugin_api import Health
 from pacs_tui.rollup import HealthCounts, ServiceLevel
 from pacs_tui_widgets.site_links import LINK_HEALTH, LINK_WORDS
@@ -44,7 +44,7 @@ class WallSiteTiles(Widget):
         self._tiles: list[Static] = []
         self.texts: list[str] = []
         # The sites' link state, set by the screen that owns a LinkState; read on every show.
-        self.links: LinkState | None = None
+        self.links: LinkReading | None = None
 
     def compose(self) -> ComposeResult:
         return iter(())
