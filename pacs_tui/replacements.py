@@ -23,15 +23,19 @@ BMC. The file is written like the custody board (``write_json_atomic`` under
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pacs_tui.batch.audit import data_dir
+from pacs_tui.batch.audit import AuditLog, data_dir, utc_stamp
 from pacs_tui.custody_file import board_lock, write_json_atomic
 from pacs_tui.input_file import MIB, FileKind, InputFileError, read_text
 from pacs_tui.inventory import BmcEndpoint, Inventory, Server
+
+if TYPE_CHECKING:
+    from pacs_tui.custody import CustodyBoard
 
 REPLACEMENTS_FILE = "replacements.json"
 REPLACEMENTS_VERSION = 1
@@ -142,6 +146,67 @@ def record_replacement(replacement: Replacement, path: Path | None = None) -> No
             path,
             {"version": REPLACEMENTS_VERSION, "replacements": [e.to_json() for e in entries]},
         )
+
+
+def replace_server(
+    inventory: Inventory,
+    server: Server,
+    spare: str,
+    *,
+    serial: str,
+    macs: Iterable[str],
+    old_serial: str | None,
+    audit: AuditLog,
+    board: CustodyBoard | None,
+    path: Path | None = None,
+) -> Replacement:
+    """Record that ``spare`` took ``server``'s place, everywhere it must be recorded.
+
+    ``inventory`` is the file as written (its spares); ``server`` as it is
+    polled now (its current BMC is the "before"). ``serial``/``macs`` were
+    read from the spare's BMC, ``old_serial`` from the old one (None: it did
+    not answer). Appends to the replacements file at ``path`` (default: the
+    data dir), writes one ``replace`` row to ``audit`` and sets the server's
+    custody to ``racked`` on ``board`` (a correction naming the spare), when
+    one is given. Raises ``ReplacementsError``/``OSError`` before anything is
+    recorded when the file cannot be written; ``CustodyError`` from the board
+    after the replacement is recorded.
+    """
+    from pacs_tui.custody import CustodyState
+
+    declared = inventory.spares[spare]
+    before = server.bmc
+    entry = Replacement(
+        inventory=str(Path(inventory.path).absolute()),
+        server=server.name,
+        spare=spare,
+        serial=serial,
+        macs=tuple(sorted(m.lower() for m in macs)),
+        bmc_address=declared.bmc.address,
+        bmc_port=declared.bmc.port,
+        old_serial=old_serial,
+        at=utc_stamp(),
+        operator=audit.operator,
+    )
+    record_replacement(entry, path)
+    old_bmc = "none" if before is None else f"{before.address}:{before.port}"
+    audit.record(
+        f"replace-{secrets.token_hex(4)}",
+        "replace",
+        verb="replace",
+        server=server.name,
+        call=f"{spare}: serial {old_serial or '?'} -> {serial}; "
+        f"BMC {old_bmc} -> {entry.bmc_address}:{entry.bmc_port}",
+        outcome="replaced",
+        detail=f"MACs {', '.join(entry.macs) or 'none'}",
+    )
+    if board is not None and board.state(server.name) is not CustodyState.RACKED:
+        board.correct(
+            [server.name],
+            CustodyState.RACKED,
+            reason=f"replaced by spare {spare} (serial {serial})",
+        )
+    return entry
 
 
 def in_force(replacements: Iterable[Replacement], inventory: Inventory) -> dict[str, Replacement]:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import secrets
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -208,51 +207,38 @@ def _record(
     old: BoxIdentity | str,
     new: BoxIdentity,
 ) -> int:
-    from pacs_tui.batch.audit import AuditLog, operator_name, utc_stamp
-    from pacs_tui.custody import CustodyBoard, CustodyError, CustodyState
-    from pacs_tui.replacements import Replacement, ReplacementsError, record_replacement
+    from pacs_tui.batch.audit import AuditLog
+    from pacs_tui.custody import CustodyBoard, CustodyError
+    from pacs_tui.replacements import ReplacementsError, replace_server
 
-    assert server.bmc is not None
-    entry = Replacement(
-        inventory=str(Path(written.path).absolute()),
-        server=server.name,
-        spare=spare.name,
-        serial=new.serial,
-        macs=new.macs,
-        bmc_address=spare.bmc.address,
-        bmc_port=spare.bmc.port,
-        old_serial=None if isinstance(old, str) else old.serial or None,
-        at=utc_stamp(),
-        operator=operator_name(),
-    )
-    try:
-        record_replacement(entry)
-    except (ReplacementsError, OSError) as exc:
-        raise UsageError(f"cannot record the replacement: {exc}") from None
+    custody = "racked"
     with AuditLog() as audit:
-        audit.record(
-            f"replace-{secrets.token_hex(4)}",
-            "replace",
-            verb="replace",
-            server=server.name,
-            call=f"{spare.name}: serial {entry.old_serial or '?'} -> {entry.serial}; "
-            f"BMC {server.bmc.address}:{server.bmc.port} -> {entry.bmc_address}:{entry.bmc_port}",
-            outcome="replaced",
-            detail=f"MACs {', '.join(entry.macs) or 'none'}",
-        )
-        board = CustodyBoard.open(written, audit=audit)
+        board: CustodyBoard | None = None
         try:
-            if board.state(server.name) is not CustodyState.RACKED:
-                board.correct(
-                    [server.name],
-                    CustodyState.RACKED,
-                    reason=f"replaced by spare {spare.name} (serial {entry.serial})",
-                )
+            board = CustodyBoard.open(written, audit=audit)
+        except CustodyError as exc:  # a broken board must not lose the replacement
+            _say(f"the custody board cannot be used: {exc}")
+            custody = "not changed (board unusable)"
+        try:
+            replace_server(
+                written,
+                server,
+                spare.name,
+                serial=new.serial,
+                macs=new.macs,
+                old_serial=None if isinstance(old, str) else old.serial or None,
+                audit=audit,
+                board=board,
+            )
+        except (ReplacementsError, OSError) as exc:
+            raise UsageError(f"cannot record the replacement: {exc}") from None
         except CustodyError as exc:
             _say(f"recorded, but custody was not changed: {exc}")
+            custody = "not changed"
         finally:
-            board.close()
-    print(f"{server.name}: replaced by {spare.name} (serial {entry.serial}); custody: racked")
+            if board is not None:
+                board.close()
+    print(f"{server.name}: replaced by {spare.name} (serial {new.serial}); custody: {custody}")
     _host_key(args, server)
     return EXIT_OK
 
