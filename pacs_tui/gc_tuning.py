@@ -1,11 +1,11 @@
 """Garbage-collector tuning for a long-running poller (``status --watch``, ``serve``, ``run``).
 
 Why: a poller's heap is mostly long-lived fleet state (inventory, the state's
-readings, probes' sessions and connections: ~200 000 objects at 1 000
-servers, ~600 000 at 3 000) that Python's cyclic collector walks again at
-every full collection, while the garbage of a poll is short-lived. Measured
-(issue 14) at 3 000 servers the collector was 45-55 % of the sweep's CPU, so
-CPU per reading grew with the fleet (≈N^1.2). ``gc.freeze()`` moves every
+readings, probes' sessions and connections: ~120 000 objects at 300
+servers, ~200 000 at 1 000) that Python's cyclic collector walks again at
+every full collection, while the garbage of a poll is short-lived. Issue 14
+measured the collector at 45-55 % of a 3 000-server sweep's CPU, so CPU per
+reading grew with the fleet (≈N^1.2). ``gc.freeze()`` moves every
 object alive at that moment to a permanent generation the collector no longer
 walks; done once the poller is warm (every pair polled, sessions and
 connections open) it takes the fleet state out of every later collection.
@@ -13,7 +13,7 @@ A higher gen-0 threshold makes young collections rarer; each one then finds
 more of a poll's short-lived cycles (futures, exceptions, closed streams) at
 once. Figures and method: docs/performance.md, tests/benchmarks/poller_cost.py.
 
-The cost: a frozen object that later becomes part of unreachable cycle is
+The cost: a frozen object that later becomes part of an unreachable cycle is
 never collected (reference counting still frees everything acyclic). A
 connection replaced after a peer restart is such a case, so ``refreeze``
 runs every ``REFREEZE_S``: unfreeze, one full collection, freeze again. The
@@ -35,9 +35,11 @@ from collections.abc import Callable
 log = logging.getLogger(__name__)
 
 ENV = "PACS_TUI_GC"
-# gen-0 threshold once warm (Python's default 700). Measured at 1 000 servers
-# (docs/performance.md): 10 000 collects a young generation ~1/14 as often, for
-# a few MB more heap between collections; the older thresholds stay.
+# gen-0 threshold once warm (Python's default 700): young collections ~1/14 as
+# often. At 1 000 servers (in-process sweeps, load 2-3) frozen with 700, 5 000,
+# 20 000 and 50 000 cost 1.56-1.82 s CPU per sweep, within the noise of each
+# other, and 181-186 MB peak RSS; the freeze is what counts, the threshold
+# only spares work the frozen state no longer causes. Older thresholds stay.
 GEN0_THRESHOLD = 10_000
 # A full unfreeze / collect / freeze this often frees cycles made of frozen
 # objects (replaced connections); one full collection per 10 minutes.
