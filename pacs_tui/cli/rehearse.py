@@ -59,6 +59,11 @@ def register(subparsers: Any) -> None:
         "--noise-floor-ms", type=float, default=10.0,
         help="latency changes below this are noise on a shared CPU (default 10 ms)",
     )  # fmt: skip
+    p.add_argument(
+        "--batch-timeout", type=float, default=180.0, metavar="S",
+        help="how long each PowerState wait and health gate may take (default 180 s): "
+        "what a dead-on-arrival server costs before it is replaced from the spares pool",
+    )  # fmt: skip
     p.add_argument("--json", action="store_true", help="print the result as JSON at the end")
     p.set_defaults(handler=run_rehearse)
 
@@ -79,6 +84,9 @@ def run_rehearse(args: argparse.Namespace) -> int:
     if args.address_octet is not None and not 1 <= args.address_octet <= 254:
         print("pacs-tui rehearse: error: --address-octet must be 1..254", file=sys.stderr)
         return EXIT_USAGE
+    if not args.batch_timeout > 0:
+        print("pacs-tui rehearse: error: --batch-timeout must be > 0", file=sys.stderr)
+        return EXIT_USAGE
     try:
         options = RehearsalOptions(
             report_dir=args.report,
@@ -92,6 +100,7 @@ def run_rehearse(args: argparse.Namespace) -> int:
             concurrency=args.concurrency,
             replication_days=args.replication_days,
             noise_floor_ms=args.noise_floor_ms,
+            batch_timeout_s=args.batch_timeout,
         )
     except ValueError as exc:
         print(f"pacs-tui rehearse: error: {exc}", file=sys.stderr)

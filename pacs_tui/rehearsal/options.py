@@ -8,7 +8,8 @@ from pathlib import Path
 from pacs_tui.baseline.compare import Tolerances
 
 SLOW_STORAGE, SWAPPED_SERVER, MISSING_STUDIES = "slow-storage", "swapped-server", "missing-studies"
-PLANTS = (SLOW_STORAGE, SWAPPED_SERVER, MISSING_STUDIES)
+DEAD_ON_ARRIVAL = "dead-on-arrival"  # a server that does not come back after the truck
+PLANTS = (SLOW_STORAGE, SWAPPED_SERVER, MISSING_STUDIES, DEAD_ON_ARRIVAL)
 REMOTE_BACKUP_KIND = "remote-backup"
 # The sampled C-FIND: one study by StudyInstanceUID, the indexed lookup a viewer makes.
 # It measures how fast the archive answers, not how fast the simulator can invent

@@ -36,6 +36,7 @@ from pacs_tui.power import PowerState
 from pacs_tui.rehearsal.control_client import SimControl
 from pacs_tui.rehearsal.findings import name_problems
 from pacs_tui.rehearsal.options import (
+    DEAD_ON_ARRIVAL,
     FIND_QUERY,
     MISSING_STUDIES,
     REMOTE_BACKUP_KIND,
@@ -78,6 +79,9 @@ class Rehearsal:
         self.inventory: Inventory | None = None
         self.board: CustodyBoard | None = None
         self.audit: AuditLog | None = None
+        self.written: Inventory | None = None  # the inventory file as the simulator wrote it
+        self.power_up_failed: list[str] = []
+        self.replaced: list[str] = []  # servers a spare replaced in this rehearsal
         self.control: SimControl | None = None
         self.before: Any = None
         self.after: Any = None
@@ -149,7 +153,7 @@ class Rehearsal:
                 )  # fmt: skip
                 http = await stack.enter_async_context(aiohttp.ClientSession())
                 self.control = SimControl(sim.control_url, http)
-                self.inventory = load_inventory(sim.out / "inventory.yaml")
+                self.inventory = self.written = load_inventory(sim.out / "inventory.yaml")
                 board_path = o.report_dir / "custody.json"
                 board_path.unlink(missing_ok=True)  # a fresh weekend: everything running
                 self.board = CustodyBoard.open(self.inventory, path=board_path, audit=self.audit)
@@ -188,6 +192,7 @@ class Rehearsal:
         await self._shutdown()
         await self._transit()
         await self._power_up()
+        await self._replace_dead()
         self.after = await self._baseline("baseline at the new site", "after")
         await self._compare()
 
@@ -416,6 +421,29 @@ class Rehearsal:
             a, b = self._swap_pair()
             await self.control.call("POST", "/swap-hardware", {"a": a, "b": b})
             self.say(f"  planted {SWAPPED_SERVER}: {a} and {b} racked in each other's place")
+        if DEAD_ON_ARRIVAL in plants:
+            victim = self._dead_on_arrival_victim()
+            await self.control.set_faults([victim], {"dead_on_arrival": True})
+            self.say(f"  planted {DEAD_ON_ARRIVAL}: {victim} will not power on")
+
+    def _dead_on_arrival_victim(self) -> str:
+        """A moved server nothing depends on, with a BMC of its own (a spare can take
+        its place): a dead leaf costs its own service only, so the weekend goes on."""
+        assert self.inventory is not None
+        swapped = set(self._swap_pair()) if SWAPPED_SERVER in self.options.plants else set()
+        leaves = [
+            s
+            for s in self.moved
+            if s.bmc is not None
+            and s.bmc.system is None
+            and not self.inventory.dependents(s.name)
+            and s.name not in swapped
+        ]
+        for role in ("web-viewer", "ris-integration", *sorted({s.role for s in leaves})):
+            for server in leaves:
+                if server.role == role:
+                    return server.name
+        raise RehearsalStopped("no moved server without dependents to plant dead on arrival")
 
     def _swap_pair(self) -> tuple[str, str]:
         """Two moved servers of the same role, the kind that get confused on a cart."""
@@ -434,8 +462,96 @@ class Rehearsal:
             failures = await self._moved_batch(
                 outcome, "on", CustodyState.POWERED, "rehearsal: gate passed", "power-up-failed"
             )
+            self.power_up_failed = [f.split(":", 1)[0] for f in failures]
             if failures:
                 outcome.ok = False  # go on: the comparison tells what the failure costs
+
+    async def _replace_dead(self) -> None:
+        """Servers that failed the power-up and whose BMC still says Off are dead on
+        arrival: each is replaced from the spares pool as ``pacs-tui replace`` does
+        (the spare's BMC read, the replacement recorded, custody racked) and powered
+        on through the spare's BMC. The simulator racks each spare with the server's
+        OS image restored, SSH host keys included."""
+        from pacs_tui.bmc_identity import IdentityError, read_identity
+        from pacs_tui.replacements import load_applied, replace_server
+
+        assert self.inventory is not None and self.written is not None
+        assert self.control is not None and self.board is not None and self.audit is not None
+        if not self.power_up_failed:
+            return
+        failed = [self.inventory.server(n) for n in self.power_up_failed]
+        states = await self._power_states(failed)
+        dead = [s.name for s in failed if states.get(s.name) == PowerState.OFF]
+        if not dead:
+            return
+        path = self.options.report_dir / "replacements.json"
+        path.unlink(missing_ok=True)
+        async with self.phase("Replace from the spares pool", "rack") as outcome:
+            pool = list(self.written.spares.values())
+            for name in dead:
+                if not pool:
+                    raise RehearsalStopped(f"no spare left to replace {name}")
+                spare = pool.pop(0)
+                await self.control.call(
+                    "POST", f"/spares/{spare.name}/rack", {"server": name, "new_host_key": False}
+                )
+                try:
+                    box = await read_identity(self.written, spare.bmc)
+                except IdentityError as exc:
+                    raise RehearsalStopped(f"spare {spare.name}'s BMC: {exc}") from None
+                if box.serial != spare.serial:
+                    raise RehearsalStopped(
+                        f"spare {spare.name}'s BMC reports serial {box.serial}, not {spare.serial}"
+                    )
+                replace_server(
+                    self.written,
+                    self.inventory.server(name),
+                    spare.name,
+                    serial=box.serial,
+                    macs=box.macs,
+                    old_serial=None,
+                    audit=self.audit,
+                    board=self.board,
+                    path=path,
+                )
+                # Named by what was seen (power-on taken, PowerState Off), not by the plant.
+                self.result.detections = [
+                    d
+                    for d in self.result.detections
+                    if not (d.fault == "power-up-failed" and d.message.startswith(f"{name}:"))
+                ]
+                self.result.detections.append(
+                    Detection(
+                        DEAD_ON_ARRIVAL,
+                        f"{name} stayed Off after its power-on; replaced by spare {spare.name} "
+                        f"(serial {box.serial})",
+                    )
+                )
+                self.replaced.append(name)
+                self.say(f"  {name}: dead on arrival, replaced by {spare.name}")
+            self.inventory = load_applied(self.written, path)
+            result = await self._power_batch("on", [self.inventory.server(n) for n in dead])
+            at_target = [r.server for r in result.servers.values() if r.status in FINE]
+            self.board.advance(at_target, CustodyState.POWERED, reason="rehearsal: spare powered")
+            failures = self._batch_failures(result)
+            self.result.detections.extend(Detection("power-up-failed", f) for f in failures)
+            outcome.summary = (
+                f"{len(dead)} replaced ({', '.join(dead)}); {self._batch_summary(result)}"
+            )
+            outcome.ok = not failures
+
+    def _planned(self) -> dict[str, Any]:
+        """The replacements this rehearsal made, as the comparison's planned identities."""
+        from pacs_tui.baseline.compare import PlannedIdentity
+        from pacs_tui.replacements import read_replacements
+
+        path = self.options.report_dir / "replacements.json"
+        if not self.replaced:
+            return {}
+        return {
+            e.server: PlannedIdentity(e.spare, e.serial, e.macs, f"recorded {e.at}")
+            for e in read_replacements(path)
+        }
 
     async def _compare(self) -> None:
         from pacs_tui.baseline.compare import compare_baselines
@@ -443,7 +559,9 @@ class Rehearsal:
 
         assert self.board is not None
         async with self.phase("Compare with the baseline", "compare") as outcome:
-            comparison = compare_baselines(self.before, self.after, tolerances(self.options))
+            comparison = compare_baselines(
+                self.before, self.after, tolerances(self.options), planned=self._planned()
+            )
             md, html = write_report(comparison, self.before, self.after, self.options.report_dir)
             self.result.report_paths = (md, html)
             detections = name_problems(comparison, self.before, self.after)

@@ -157,15 +157,17 @@ async def list_spares(request: web.Request) -> web.Response:
 
 
 async def rack_spare(request: web.Request) -> web.Response:
-    """POST /spares/{name}/rack {"server": NAME}: the spare takes the server's place."""
+    """POST /spares/{name}/rack {"server": NAME, "new_host_key": true}: the spare takes the
+    server's place (``new_host_key`` false: the OS image kept its SSH host keys)."""
     body = await _json_body(request)
     server = body.get("server")
-    if not isinstance(server, str):
-        return _error(400, 'body must be {"server": NAME}')
+    new_key = body.get("new_host_key", True)
+    if not isinstance(server, str) or not isinstance(new_key, bool):
+        return _error(400, 'body must be {"server": NAME, "new_host_key": true|false}')
     center = _center(request)
     name = request.match_info["name"]
     try:
-        await center.rack_spare(server, name)
+        await center.rack_spare(server, name, new_host_key=new_key)
     except KeyError as exc:
         return _error(404, str(exc.args[0]))
     except ValueError as exc:

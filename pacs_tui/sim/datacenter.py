@@ -288,7 +288,7 @@ class SimulatedDataCenter:
         except KeyError:
             raise KeyError(f"no simulated spare named {name!r}") from None
 
-    async def rack_spare(self, server: str, spare: str) -> None:
+    async def rack_spare(self, server: str, spare: str, *, new_host_key: bool = True) -> None:
         """Rack spare ``spare`` in ``server``'s place (the server's box is pulled).
 
         The server's host keeps its name, role, units, DICOM AE and address;
@@ -296,8 +296,10 @@ class SimulatedDataCenter:
         ``dead_on_arrival`` fault (a new box), presents a new SSH host key
         (a fresh OS install), and is managed by the spare's BMC, on the
         spare's address, from now on; the old BMC answers nothing. Its power
-        state is left as it is (a pulled box is off). ``ValueError`` for a
-        blade or a spare racked already.
+        state is left as it is (a pulled box is off). ``new_host_key=False``:
+        the OS was restored from the server's image, host keys included, so
+        SSH presents the old key. ``ValueError`` for a blade or a spare racked
+        already.
         """
         host, box = self.host(server), self.spare(spare)
         if self.fleet.server(server).bmc_system is not None:
@@ -310,7 +312,9 @@ class SimulatedDataCenter:
             raise ValueError("the BMCs are not running")
         await self.bmc.take_over(server, spare)
         host.hardware = box.hardware
-        await self.set_faults(server, {"dead_on_arrival": False, "ssh_host_key_changed": True})
+        await self.set_faults(
+            server, {"dead_on_arrival": False, "ssh_host_key_changed": new_host_key}
+        )
         self.racked_spares[spare] = server
 
     def drop_replica_days(self, name: str, days: Iterable[date]) -> int:
