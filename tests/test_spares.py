@@ -167,6 +167,10 @@ def test_a_broken_replacements_file_is_refused_by_name(tmp_path: Path) -> None:
     [
         (["db-002", "--with", "spare-01"], "unknown server 'db-002' (did you mean 'db-001'?)"),
         (["db-001", "--with", "spare-1"], "unknown spare 'spare-1' (did you mean 'spare-01'?)"),
+        (
+            ["db-001", "--with", "spare-01", "--board", "/nonexistent/custody.json"],
+            "--board: no custody board at /nonexistent/custody.json",
+        ),
     ],
 )
 def test_bad_replace_invocations_exit_2_with_one_line(

@@ -47,6 +47,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--with", dest="spare", required=True, help="the spare taking its place")
     p.add_argument("--inventory", "-i", type=Path, required=True, help="inventory YAML file")
     p.add_argument("--dry-run", action="store_true", help="check and show; change nothing")
+    p.add_argument("--board", type=Path, help="custody file (default: in the data dir)")
     p.add_argument(
         "--yes", action="store_true", help="do not ask for the typed confirmation (scripts)"
     )
@@ -106,6 +107,9 @@ def run_replace(args: argparse.Namespace) -> int:
         raise UsageError(
             f"spare {spare.name} already took {user.server}'s place ({user.at} by {user.operator})"
         )
+    if args.board is not None and not args.board.is_file():
+        # A typo in --board must not start a private board the team never sees.
+        raise UsageError(f"--board: no custody board at {args.board}")
     server = applied.server(args.server)
     if server.bmc is None:
         raise UsageError(f"{server.name} has no bmc block: nothing for a spare to take over")
@@ -215,7 +219,7 @@ def _record(
     with AuditLog() as audit:
         board: CustodyBoard | None = None
         try:
-            board = CustodyBoard.open(written, audit=audit)
+            board = CustodyBoard.open(written, path=args.board, audit=audit)
         except CustodyError as exc:  # a broken board must not lose the replacement
             _say(f"the custody board cannot be used: {exc}")
             custody = "not changed (board unusable)"
