@@ -122,6 +122,12 @@ async def test_every_binding_and_palette_command_in_read_only_changes_nothing(
             bar = app.query_one(SummaryBar)
             await wait_for(pilot, lambda: "clinic-harbour LINK DOWN" in bar.links, 5, "link")
             assert "WAN links:" in str(bar.render())
+            await wait_for(
+                pilot,
+                lambda: "clinic-harbour WAN link: ok → down"
+                in "\n".join(line.text for line in app.events.lines),
+                5, "the log line",
+            )  # fmt: skip
             await center.site_link("clinic-harbour").clear_faults()
             await pilot.press("q")
         after = {name: host.snapshot() for name, host in center.hosts.items()}

@@ -88,10 +88,15 @@ async def test_a_room_names_a_batch_cut_off_by_a_service_restart_and_forgets_the
                 await wait_for(  # the pane applies its queue at 4 Hz
                     pilot, lambda: app.batch_pane.status == "done: interrupted", 5, "the pane"
                 )
+                # Each server not confirmed is named in the pane as unknown.
+                said = {name: r.status for name, r in result.servers.items()}
+                unknown_here = {n for n, st in said.items() if st is ServerStatus.UNKNOWN}
+                assert unknown_here and unknown_here <= {
+                    n for n, word in app.batch_pane.results.items() if word == "unknown"
+                }, app.batch_pane.results
                 # Paused ≥ 2.5 s above: the elapsed time counts until the service died.
                 assert elapsed() >= first + 2
                 assert "INTERRUPTED" in app.batch_pane.query_one("#batch-title").render().plain
-                said = {name: r.status for name, r in result.servers.items()}
                 assert set(said) == set(targets)
                 # A server the service never reported on is unknown, never "not run".
                 assert ServerStatus.UNKNOWN in said.values(), said

@@ -227,23 +227,33 @@ class RemoteRunner:
             return
         result = BatchResult(self.batch_id, self.plan.verb, interrupted=True)
         waves = {sp.server.name: wave.index for wave in self.plan.waves for sp in wave.servers}
+        elapsed = self._elapsed_until(lost_at)
+        unknown: list[BatchProgress] = []
         for name, wave in waves.items():
             outcome, detail = self._outcomes.get(name, ("", ""))
             try:
                 status = ServerStatus(outcome)
             except ValueError:
-                status, detail = ServerStatus.UNKNOWN, f"not confirmed: {reason}"
+                status, detail = ServerStatus.UNKNOWN, "not confirmed: the service stopped"
+                unknown.append(BatchProgress(
+                    kind="server", batch=self.batch_id, verb=self.plan.verb, wave=wave,
+                    waves=len(self.plan.waves), wave_done=0, wave_total=0,
+                    done=len(self._outcomes) + len(unknown) + 1, total=len(waves),
+                    elapsed_s=elapsed, eta_s=None, server=name, outcome=str(status),
+                    detail=detail,
+                ))  # fmt: skip
             result.servers[name] = ServerResult(name, wave, status, detail)
         end = BatchProgress(
             kind="batch-end", batch=self.batch_id, verb=self.plan.verb, wave=None,
             waves=len(self.plan.waves), wave_done=0, wave_total=0,
             done=len(self._outcomes), total=len(waves),
-            elapsed_s=self._elapsed_until(lost_at), eta_s=None,
+            elapsed_s=elapsed, eta_s=None,
             outcome="interrupted", detail=reason,
         )  # fmt: skip
         self.paused = False
-        for subscriber in list(self._subscribers):
-            subscriber(end)
+        for event in (*unknown, end):  # each server not confirmed is named on screen
+            for subscriber in list(self._subscribers):
+                subscriber(event)
         self._result.set_result(result)
 
     def _elapsed_until(self, lost_at: float | None) -> float:

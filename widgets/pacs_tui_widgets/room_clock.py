@@ -22,11 +22,12 @@ from typing import TYPE_CHECKING
 from textual.css.query import NoMatches
 
 from pacs_tui.custody import CustodyError
+from pacs_tui.links import LinkReading
 from pacs_tui.plugin_api import Health
 from pacs_tui.rollup import FleetRollup
 from pacs_tui.rollup_tracker import RollupTracker
 from pacs_tui_widgets.move_bar import MoveBar
-from pacs_tui_widgets.site_links import links_summary
+from pacs_tui_widgets.site_links import LINK_HEALTH, links_summary
 from pacs_tui_widgets.summary_bar import SummaryBar
 
 if TYPE_CHECKING:
@@ -46,6 +47,8 @@ class RoomClock:
     def __init__(self, app: ControlRoomApp) -> None:
         self.app = app
         self.rollup_running = False  # a roll-up is being computed
+        self.links_version = -1  # the link state's version last looked at
+        self.link_states: dict[str, str] = {}  # site → its WAN link state last seen
         self.board_error: str | None = None  # the custody board problem last logged
         self._tracker: RollupTracker | None = None  # made at the first roll-up
 
@@ -103,12 +106,38 @@ class RoomClock:
         links = app.links or getattr(app.monitor, "links", None)  # own, or the service's
         if links is not None:
             app.main_screen.query_one(SummaryBar).show_links(links_summary(links))
+            self.note_link_changes(links)
         app.grid.refresh()  # ages move on every second
         if app.detail.display:
             app.detail.refresh_content()
         message = app.down_notices.flush()
         if message:
             app.notify(message, title="DOWN", severity="error", timeout=10)
+
+    def note_link_changes(self, links: LinkReading) -> None:
+        """A site's WAN link that changed state is news: one log line (a toast when down).
+
+        The first states seen are not news (a room that opens says nothing), nor
+        is a site going to ``unknown`` and back (not measured yet, or its reports aged).
+        """
+        if links.version == self.links_version:
+            return
+        self.links_version = links.version
+        now = {s.site: s for s in links.all()}
+        for site, links_now in now.items():
+            before = self.link_states.get(site)
+            self.link_states[site] = links_now.state
+            if (
+                before is None
+                or before == links_now.state
+                or "unknown" in (before, links_now.state)
+            ):
+                continue
+            detail = f" — {links_now.detail}" if links_now.detail else ""
+            line = f"{site} WAN link: {before} → {links_now.state}{detail}"
+            self.app.events.note(self.app.state.clock(), line, LINK_HEALTH[links_now.state])
+            if links_now.state == "down":
+                self.app.notify(line, title="LINK DOWN", severity="error", timeout=15)
 
     def refresh_connection(self) -> None:
         """Say how old the data is while the service this room follows is gone."""
