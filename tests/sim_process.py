@@ -68,9 +68,9 @@ def random_octet() -> int:
 @contextmanager
 def running_sim(out: Path, *args: str, timeout: float = 60.0) -> Iterator[RunningSim]:
     """Start the simulator, wait until it wrote ``sim.json``, stop it on exit."""
+    # Without --address-octet the simulator picks free addresses itself, moving on when
+    # one is taken (a random octet given here failed when another simulator held it).
     cmd = [sys.executable, "-m", "pacs_tui", "sim", "--out", str(out), *args]
-    if "--address-octet" not in args:
-        cmd += ["--address-octet", str(random_octet())]
     log = (out.parent / f"{out.name}-sim.log").open("w")
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, text=True)
     state_file = out / "sim.json"

@@ -205,8 +205,10 @@ async def test_pause_resume_escalation_navigation_and_abort(
         screen = await room.plan_screen("O")
         assert "only if the wait before timed out" not in screen_text(app)  # no escalation
         app.set_focus(screen.query_one("#plan-escalate"))
-        await pilot.press("1", "enter")  # the escalation input: re-plan, do not run
-        await wait_for(pilot, lambda: screen.plan.options.escalate_after_s == 1.0, 30, "replan")
+        # The escalation input: re-plan, do not run. 3 s, so the pause below lands
+        # before the graceful wait ends even on a loaded machine.
+        await pilot.press("3", "enter")
+        await wait_for(pilot, lambda: screen.plan.options.escalate_after_s == 3.0, 30, "replan")
         await wait_for(
             pilot,
             lambda: "only if the wait before timed out" in screen_text(app),
@@ -226,7 +228,7 @@ async def test_pause_resume_escalation_navigation_and_abort(
                 e.server == "gw-northgate-1" and e.outcome == "timeout" for e in room.audit("step")
             )
 
-        # The graceful shutdown is ignored; after 1 s the wait times out, and the
+        # The graceful shutdown is ignored; after 3 s the wait times out, and the
         # ForceOff that follows is held by the pause.
         await wait_for(pilot, wait_timed_out, 30, "the graceful wait to time out")
         cursor = app.grid.cursor
