@@ -32,6 +32,10 @@ from pacs_tui.power import PowerState
 from pacs_tui.state import FleetState, Reading
 
 POWER_PROBE = "power"
+# Probes that read the BMC, not the server's own services: a silent BMC silences them all,
+# which is a management-network fault when the server itself serves (``bmc_only``).
+RACK_POWER_PROBE = "rack-power"
+BMC_PROBES = frozenset({POWER_PROBE, RACK_POWER_PROBE})
 
 # Display order of the states, and the word each one has in a summary line.
 HEALTH_ORDER = (
@@ -91,7 +95,7 @@ def bmc_only(readings: Mapping[str, Reading]) -> bool:
         return False
     if power.health not in _CUT_OFF or power.result.state == PowerState.OFF:
         return False
-    others = [r for name, r in readings.items() if name != POWER_PROBE]
+    others = [r for name, r in readings.items() if name not in BMC_PROBES]
     return bool(others) and all(r.health in _SERVING for r in others)
 
 
@@ -116,6 +120,9 @@ def _assess(
             if reading.result.state == PowerState.OFF:
                 health = Health.DOWN
             elif management:
+                health = Health.DEGRADED
+        elif probe in BMC_PROBES:
+            if management and health in _CUT_OFF:  # the same silent BMC, not a second fault
                 health = Health.DEGRADED
         elif management and (service is None or health.rank > service.rank):
             service = health

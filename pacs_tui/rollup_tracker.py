@@ -33,6 +33,7 @@ from pacs_tui.power import PowerState
 from pacs_tui.rollup import (
     _CUT_OFF,
     _SERVING,
+    BMC_PROBES,
     POWER_PROBE,
     ApplicableProbes,
     FleetRollup,
@@ -90,7 +91,8 @@ def server_part(server: str, names: Collection[str], state: FleetState, now: flo
     power_cut = False
     others = 0
     others_serve = True
-    worst_other = -1  # rank of the worst reading other than power
+    worst_other = -1  # rank of the worst reading other than the BMC's
+    bmc_healths: list[Health] = []  # other BMC probes' (rack-power)
     for probe in names:
         parts = state.reading_parts(server, probe)
         if parts is None:
@@ -133,6 +135,8 @@ def server_part(server: str, names: Collection[str], state: FleetState, now: flo
                     power = Health.DOWN
                 else:
                     power_cut = health in _CUT_OFF
+        elif probe in BMC_PROBES:  # rack-power: the same BMC, judged with power below
+            bmc_healths.append(health)
         else:
             others += 1
             others_serve = others_serve and health in _SERVING
@@ -141,6 +145,10 @@ def server_part(server: str, names: Collection[str], state: FleetState, now: flo
     if management:
         power = Health.DEGRADED
     worst = max(worst_other, -1 if power is None else _RANK[power])
+    for health in bmc_healths:  # a silent BMC is one management fault, not two
+        if management and health in _CUT_OFF:
+            health = Health.DEGRADED
+        worst = max(worst, _RANK[health])
     return ServerPart(
         names=names,
         health=Health.UNKNOWN if worst < 0 else _BY_RANK[worst],

@@ -41,6 +41,34 @@ def test_a_silent_bmc_of_a_serving_router_affects_no_site() -> None:
     assert f"rtr-1 {BMC_ONLY}" in text and "MANAGEMENT" in text
 
 
+def test_a_silent_bmc_silences_rack_power_too_and_a_psu_fault_is_its_own() -> None:
+    """rack-power reads the same BMC: silent with power, one management fault, not DOWN;
+    with the BMC answering, a PSU without input is DEGRADED (a real finding)."""
+    from pacs_tui.rollup_tracker import RollupTracker
+    from pacs_tui.state import FleetState
+    from test_rollup import INTERVALS
+
+    inventory = hand_inventory()
+    state = FleetState(inventory.names(), {**INTERVALS, "rack-power": 30.0}, clock=lambda: NOW)
+    for name in inventory.names():
+        for probe, word in (("power", "On"), ("network", "ok"), ("dicom", "ok"),
+                            ("rack-power", "ok")):  # fmt: skip
+            record(state, name, probe, word, Health.OK)
+    record(state, "rtr-1", "power", "unreachable", Health.DOWN)
+    record(state, "rtr-1", "rack-power", "unreachable", Health.UNREACHABLE)
+    record(state, "gw-a-1", "rack-power", "psu-fault", Health.DEGRADED)
+
+    def with_rack(server: object) -> tuple[str, ...]:
+        return ("power", "network", "dicom", "rack-power")
+
+    for rollup in (fleet_rollup(inventory, state, with_rack),
+                   RollupTracker(inventory, state, with_rack).rollup()):  # fmt: skip
+        assert rollup.health["rtr-1"] is Health.DEGRADED, rollup.health
+        assert dict(rollup.management) == {"rtr-1": Health.OK}
+        assert rollup.down == () and rollup.affected == ()
+        assert rollup.health["gw-a-1"] is Health.DEGRADED
+
+
 def test_a_silent_bmc_with_degraded_service_says_so() -> None:
     inventory = hand_inventory()
     state = healthy_state(inventory)

@@ -21,8 +21,8 @@ from pacs_tui.rollup_tracker import RollupTracker
 from pacs_tui.state import FleetState
 
 START = 1_750_000_000.0
-PROBES = ("power", "network", "dicom", "ssh")
-INTERVALS = {"power": 5.0, "network": 2.0, "dicom": 10.0, "ssh": 1.0}
+PROBES = ("power", "network", "dicom", "ssh", "rack-power")
+INTERVALS = {"power": 5.0, "network": 2.0, "dicom": 10.0, "ssh": 1.0, "rack-power": 30.0}
 HEALTHS = (Health.OK, Health.OK, Health.OK, Health.DEGRADED, Health.DOWN, Health.UNREACHABLE)
 POWER_WORDS = ("On", "On", "Off", "PoweringOn", "Unknown")
 
@@ -47,7 +47,8 @@ def random_inventory(rng: random.Random, servers: int) -> Inventory:
 
 def random_applicable(rng: random.Random, inventory: Inventory) -> dict[str, tuple[str, ...]]:
     """Every probe, power alone, no power, or none at all."""
-    choices = (PROBES, PROBES, ("power",), ("network", "dicom"), ("power", "ssh"), ())
+    choices = (PROBES, PROBES, ("power",), ("network", "dicom"), ("power", "ssh"),
+               ("power", "rack-power", "ssh"), ())  # fmt: skip
     return {s.name: rng.choice(choices) for s in inventory.servers}
 
 

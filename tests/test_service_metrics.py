@@ -196,10 +196,11 @@ def test_exposition_passes_promtool_and_says_what_the_fleet_state_says(tmp_path:
     assert one(found, "pacs_tui_probe_reading_age_seconds", **arch, probe="dicom") == 1.0
     # Base units: 12 ms is 0.012 s.
     assert one(found, "pacs_tui_probe_latency_seconds", server="stor-001") == pytest.approx(0.012)
-    # Probes that do not apply have no series: the storage box has a BMC only.
+    # Probes that do not apply have no series: the storage box has a BMC only (power state,
+    # and rack power: draw, PSUs, inlet).
     assert {
         dict(lbl)["probe"] for lbl in series(found, "pacs_tui_probe_up", server="stor-001")
-    } == {"power"}
+    } == {"power", "rack-power"}
 
     # The router's stale BMC reading: probe stale, PowerState Unknown, no latency, old age.
     rtr = {"server": "rtr-001", "probe": "power"}
