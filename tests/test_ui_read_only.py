@@ -122,6 +122,7 @@ async def test_every_binding_and_palette_command_in_read_only_changes_nothing(
             bar = app.query_one(SummaryBar)
             await wait_for(pilot, lambda: "clinic-harbour LINK DOWN" in bar.links, 5, "link")
             assert "WAN links:" in str(bar.render())
+            assert "no hospital or clinic affected" not in str(bar.render())  # a link is down
             await wait_for(
                 pilot,
                 lambda: "clinic-harbour WAN link: ok → down"

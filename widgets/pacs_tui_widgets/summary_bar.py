@@ -124,6 +124,13 @@ class SummaryBar(Static):
         if self.connection:
             markup = f"[$state-stale][b]⚠ {escape(self.connection)}[/b][/]\n{markup}"
         if self.links:
+            if "LINK DOWN" in self.links or "link degraded" in self.links:
+                # The services answer, but a site's WAN link does not: not "no one affected".
+                markup = markup.replace(
+                    "[$state-ok]no hospital or clinic affected[/]",
+                    "[$state-ok]no hospital or clinic without PACS service here[/]; "
+                    "[$state-degraded]WAN link problems below[/]",
+                )
             markup = f"{markup}\n{self.links}"
         if markup != self._shown:  # an unchanged bar must not cost a layout pass
             self._shown = markup
