@@ -30,7 +30,7 @@ from pacs_tui_redfish_power.probe import (
     _tls_notes,
     open_power_probe,
 )
-from pacs_tui_redfish_power.rack_power_verdict import RackPowerSettings, judge
+from pacs_tui_redfish_power.rack_power_verdict import DEFAULT_INTERVAL_S, RackPowerSettings, judge
 from pacs_tui_redfish_power.trust import TlsTrust
 
 __all__ = ["RedfishRackPowerProbe"]
@@ -51,7 +51,7 @@ class RedfishRackPowerProbe(RedfishPowerProbe):
     """
 
     name = "rack-power"
-    interval_s = 30.0
+    interval_s = DEFAULT_INTERVAL_S
     timeout_s = 45.0  # the whole read: discovery, login, up to ~10 GETs
 
     def __init__(self) -> None:
