@@ -75,3 +75,24 @@ async def test_attached_screens_show_the_sites_links_the_service_measures(
                 sim.control("DELETE", f"/sites/{DOWN}/link")
             await wait_for(pilot, lambda: every_site("ok"), 30, "the link back")
             await pilot.press("q")
+
+
+def test_a_copy_ages_by_the_senders_rule_and_refuses_bad_data() -> None:
+    """Pure logic: a site read ``down`` turns ``unknown`` once older than the sender's
+    ``max_age_s``; a malformed object is refused, naming it."""
+    from pacs_tui.links import SiteLinksCopy
+
+    now = [100.0]
+    copy = SiteLinksCopy(clock=lambda: now[0])
+    copy.apply({"max_age_s": 10, "sites": [
+        {"site": DOWN, "state": "down", "detail": "wan-1: every sample lost", "age_s": 2.0},
+        {"site": "hosp-a", "state": "ok", "detail": "", "age_s": None},
+    ]})  # fmt: skip
+    assert copy.down_sites() == [DOWN] and copy.site(DOWN).detail.startswith("wan-1")
+    assert copy.site("hosp-a").state == "unknown"  # never measured proves nothing
+    now[0] += 7.9
+    assert copy.site(DOWN).state == "down"
+    now[0] += 0.2  # 2 s old when sent + 8.1 s here: past the sender's 10 s
+    assert copy.site(DOWN).state == "unknown" and copy.down_sites() == []
+    with pytest.raises(ValueError, match="links"):
+        copy.apply({"sites": [{"state": "ok"}]})

@@ -47,14 +47,21 @@ class LinkReading(Protocol):
         ...
 
 
-def links_to_wire(state: LinkReading) -> dict[str, Any]:
-    """Every site's state, detail and age (seconds) as JSON-safe data."""
-    return {
+def links_to_wire(state: LinkReading, max_age_s: float | None = None) -> dict[str, Any]:
+    """Every site's state, detail and age (seconds) as JSON-safe data.
+
+    ``max_age_s``: the age past which the sender calls a report too old (the copy
+    ages its sites by the same rule).
+    """
+    data: dict[str, Any] = {
         "sites": [
             {"site": s.site, "state": s.state, "detail": s.detail, "age_s": s.age_s}
             for s in state.all()
         ]
     }
+    if max_age_s is not None:
+        data["max_age_s"] = max_age_s
+    return data
 
 
 class SiteLinksCopy:
@@ -75,6 +82,9 @@ class SiteLinksCopy:
         """Take a ``links_to_wire`` object; ``ValueError`` names what is malformed."""
         if not isinstance(data, dict) or not isinstance(data.get("sites"), list):
             raise ValueError("links: expected an object with a list of sites")
+        max_age = data.get("max_age_s")
+        if isinstance(max_age, int | float) and max_age > 0:
+            self.max_age_s = float(max_age)  # the sender's rule, whatever its interval
         now = self._clock()
         sites: dict[str, tuple[SiteLinkState, str, float | None, float]] = {}
         for entry in data["sites"]:

@@ -188,7 +188,7 @@ class FleetService:
             self.notice("site links no longer measured: see the service log", "unknown")
 
     def _links_measured(self, state: LinkState) -> None:
-        self.hub.publish("links", links_to_wire(state))
+        self.hub.publish("links", links_to_wire(state, state.max_age_s))
 
     async def _tick_loop(self) -> None:
         while True:
@@ -250,7 +250,9 @@ class FleetService:
             "readings": entries,
             "batch": self.batch_state(),
             "custody": self.custody_state(),
-            "links": None if self.links is None else links_to_wire(self.links),
+            "links": None
+            if self.links is None
+            else links_to_wire(self.links, self.links.max_age_s),
         }
 
     def batch_state(self) -> dict[str, Any] | None:
