@@ -7,6 +7,9 @@ with the reason, and plain HTTP gets nothing.
 
 from __future__ import annotations
 
+import asyncio
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -40,6 +43,18 @@ async def test_screens_attach_over_https_with_the_sites_ca(tmp_path: Path) -> No
         assert described["caller"] == {"name": "wall", "role": "viewer"}
         with pytest.raises(ServiceUnavailable, match="CERTIFICATE_VERIFY_FAILED"):
             await attach(ServiceClient(service.url, token))  # the system CAs do not know it
+        # A screen without the site's CA fails at once (waiting would not fix a certificate).
+        token_file = tmp_path / "wall.token"
+        token_file.write_text(service.tokens["wall"] + "\n")
+        token_file.chmod(0o600)
+        screen = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "pacs_tui", "run", "--connect", service.url,
+             "--token-file", str(token_file)],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert screen.returncode == 1, screen
+        assert "CERTIFICATE_VERIFY_FAILED" in screen.stderr and "Traceback" not in screen.stderr
         plain = service.url.replace("https://", "http://")
         with pytest.raises(ServiceUnavailable):
             await attach(ServiceClient(plain, token))

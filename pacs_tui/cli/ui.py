@@ -242,6 +242,7 @@ def _source(args: argparse.Namespace, command: str) -> tuple[Any, Any] | int:
     from pacs_tui.remote.client import (
         ServiceClient,
         ServiceError,
+        ServiceUnavailable,
         check_url,
         load_token,
     )
@@ -273,6 +274,9 @@ def _source(args: argparse.Namespace, command: str) -> tuple[Any, Any] | int:
         except ServiceError as exc:
             print(f"pacs-tui {command}: error: {client.url}: {exc.reason}", file=sys.stderr)
             return EXIT_USAGE if exc.status in (401, 403) else EXIT_UNHEALTHY
+        except ServiceUnavailable as exc:  # only what waiting cannot fix (a certificate)
+            print(f"pacs-tui {command}: error: cannot attach: {exc}", file=sys.stderr)
+            return EXIT_UNHEALTHY
         except InventoryError as exc:
             for problem in exc.problems:
                 print(problem, file=sys.stderr)
@@ -310,6 +314,8 @@ async def _attach_waiting(client: Any, command: str) -> Any:
         try:
             return await attach(client)
         except ServiceUnavailable as exc:
+            if "certificate" in str(exc).lower():
+                raise  # a CA or name that does not match is no outage: waiting will not fix it
             if str(exc) != said:
                 said = str(exc)
                 print(f"pacs-tui {command}: waiting for the service: {exc} "
