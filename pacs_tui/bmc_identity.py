@@ -8,6 +8,7 @@ ComputerSystem GET, the EthernetInterfaces, one session, logged out after.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,18 +52,7 @@ async def read_identity(
     try:
         path = await client.system_path(bmc.system)
         _, system = await client.get(path)
-        macs: list[str] = []
-        nics = _link(system.get("EthernetInterfaces"))
-        if nics is not None:
-            _, collection = await client.get(nics)
-            for member in collection.get("Members") or []:
-                target = _link(member)
-                if target is None:
-                    continue
-                _, nic = await client.get(target)
-                mac = nic.get("MACAddress") or nic.get("PermanentMACAddress")
-                if isinstance(mac, str) and mac:
-                    macs.append(mac.lower())
+        macs = await system_macs(client, system)
         return BoxIdentity(
             serial=_text(system.get("SerialNumber")),
             model=_text(system.get("Model")),
@@ -76,7 +66,29 @@ async def read_identity(
         await http.close()
 
 
-def _link(value: Any) -> str | None:
+async def system_macs(client: BmcClient, system: Mapping[str, Any]) -> list[str]:
+    """The MAC addresses of a ComputerSystem's EthernetInterfaces, lower case, in order.
+
+    One GET of the collection and one per interface (DSP0268 EthernetInterface:
+    ``MACAddress``, else ``PermanentMACAddress``). ``BmcError`` as the client raises.
+    """
+    macs: list[str] = []
+    nics = odata_link(system.get("EthernetInterfaces"))
+    if nics is not None:
+        _, collection = await client.get(nics)
+        for member in collection.get("Members") or []:
+            target = odata_link(member)
+            if target is None:
+                continue
+            _, nic = await client.get(target)
+            mac = nic.get("MACAddress") or nic.get("PermanentMACAddress")
+            if isinstance(mac, str) and mac:
+                macs.append(mac.lower())
+    return macs
+
+
+def odata_link(value: Any) -> str | None:
+    """The ``@odata.id`` of a Redfish link object, or None."""
     if isinstance(value, dict):
         target = value.get("@odata.id")
         if isinstance(target, str) and target:

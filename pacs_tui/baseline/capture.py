@@ -23,6 +23,7 @@ from typing import Any
 import aiohttp
 
 from pacs_tui.baseline.model import BASELINE_VERSION, Baseline, Samples, ServerBaseline
+from pacs_tui.bmc_identity import odata_link, system_macs
 from pacs_tui.credentials import Credential, CredentialError, resolve
 from pacs_tui.dicom.client import c_echo, c_find_studies
 from pacs_tui.dicom.tls import TlsSetupError, setup_context
@@ -318,22 +319,11 @@ class _Capture:
 
 async def _hardware(client: BmcClient, system: Mapping[str, Any]) -> dict[str, Any]:
     """Serial, model, vendor, BIOS, BMC firmware and MACs, as the BMC reports them."""
-    macs: list[str] = []
-    nics = _link(system.get("EthernetInterfaces"))
-    if nics is not None:
-        _, collection = await client.get(nics)
-        for member in collection.get("Members") or []:
-            target = _link(member)
-            if target is None:
-                continue
-            _, nic = await client.get(target)
-            mac = nic.get("MACAddress") or nic.get("PermanentMACAddress")
-            if isinstance(mac, str) and mac:
-                macs.append(mac.lower())
+    macs = await system_macs(client, system)
     firmware = None
     links = system.get("Links")
     managers = links.get("ManagedBy") if isinstance(links, dict) else None
-    if isinstance(managers, list) and managers and (target := _link(managers[0])):
+    if isinstance(managers, list) and managers and (target := odata_link(managers[0])):
         _, manager = await client.get(target)
         firmware = manager.get("FirmwareVersion")
     return {
@@ -349,14 +339,6 @@ async def _hardware(client: BmcClient, system: Mapping[str, Any]) -> dict[str, A
 def _samples(values: list[float]) -> Samples | None:
     # Microseconds are plenty, and a saved file then loads back equal.
     return Samples(tuple(round(v, 3) for v in values)) if values else None
-
-
-def _link(value: Any) -> str | None:
-    if isinstance(value, dict):
-        target = value.get("@odata.id")
-        if isinstance(target, str) and target:
-            return target
-    return None
 
 
 def _text(value: Any) -> str | None:
