@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 from aiohttp import BasicAuth, web
 
+from pacs_tui.inventory import Inventory
 from pacs_tui.sim.pki import FleetPki
 from peers import IN_CI
 from redfish_peers import PASSWORD, USER, free_port
@@ -50,6 +51,31 @@ def mockup_folder(name: str) -> Path:
     if IN_CI:
         pytest.fail(f"CI=true but {reason}", pytrace=False)
     pytest.skip(reason)
+
+
+def mockup_payload(folder: Path, path: str) -> dict[str, Any]:
+    """The mockup's JSON for ``path`` (below ``/redfish/v1``): what a test expects to read."""
+    return dict(json.loads((folder / path.removeprefix("/redfish/v1/") / "index.json").read_text()))
+
+
+@asynccontextmanager
+async def mockup_as_server(
+    tmp: Path, folder: Path, name: str
+) -> AsyncIterator[tuple[MockupService, Inventory]]:
+    """``folder`` served over HTTPS as the BMC of server ``name`` of an inventory in ``tmp``
+    (the fleet CA written there, credentials ``bmc-admin``)."""
+    from redfish_peers import net, write_inventory
+
+    pki = FleetPki.create()
+    pki.write_ca(tmp / "fleet-ca.pem")
+    async with serve_mockup(folder, f"{net()}.1", pki=pki) as mockup:
+        bmc = {
+            "address": mockup.address,
+            "port": mockup.port,
+            "ca_file": "fleet-ca.pem",
+            "credentials": "bmc-admin",
+        }
+        yield mockup, write_inventory(tmp, {name: bmc})
 
 
 @dataclass

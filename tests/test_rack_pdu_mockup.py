@@ -15,18 +15,14 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from pacs_tui.sim.pki import FleetPki
 from pacs_tui_redfish_power.client import BmcClient, bmc_credentials, open_http_session
 from pacs_tui_redfish_power.rack_pdu import RackPduReading, read_rack_pdus
-from redfish_mockups import mockup_folder, serve_mockup
-from redfish_peers import net, write_inventory
+from redfish_mockups import mockup_as_server, mockup_folder, mockup_payload
 
 PDU = "/redfish/v1/PowerEquipment/RackPDUs/1"
 
 
-def payload(folder: Path, path: str) -> dict[str, Any]:
-    """The mockup's JSON for ``path`` (below ``/redfish/v1``)."""
-    return dict(json.loads((folder / path.removeprefix("/redfish/v1/") / "index.json").read_text()))
+payload = mockup_payload
 
 
 def members(folder: Path, path: str) -> list[dict[str, Any]]:
@@ -37,16 +33,7 @@ def members(folder: Path, path: str) -> list[dict[str, Any]]:
 @asynccontextmanager
 async def pdu_client(tmp: Path, folder: Path) -> AsyncIterator[BmcClient]:
     """A ``BmcClient`` logged in to ``folder`` served on HTTPS; logged out afterwards."""
-    pki = FleetPki.create()
-    pki.write_ca(tmp / "fleet-ca.pem")
-    async with serve_mockup(folder, f"{net()}.1", pki=pki) as mockup:
-        bmc = {
-            "address": mockup.address,
-            "port": mockup.port,
-            "ca_file": "fleet-ca.pem",
-            "credentials": "bmc-admin",
-        }
-        inventory = write_inventory(tmp, {"pdu-1": bmc})
+    async with mockup_as_server(tmp, folder, "pdu-1") as (mockup, inventory):
         endpoint = inventory.server("pdu-1").bmc
         assert endpoint is not None
         async with open_http_session() as http:

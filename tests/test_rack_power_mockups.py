@@ -9,7 +9,6 @@ expected value is read from the mockup's own JSON, not copied by hand.
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -17,18 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from pacs_tui.plugin_api import Health, ProbeContext, ProbeResult
-from pacs_tui.sim.pki import FleetPki
 from pacs_tui_redfish_power.rack_power import RedfishRackPowerProbe
-from redfish_mockups import mockup_folder, serve_mockup
-from redfish_peers import PASSWORD, net, write_inventory
+from redfish_mockups import mockup_as_server, mockup_folder, mockup_payload
+from redfish_peers import PASSWORD
 
 CHASSIS = "/redfish/v1/Chassis/1U"
 
 
-def payload(folder: Path, path: str) -> dict[str, Any]:
-    """The mockup's JSON for ``path`` (below ``/redfish/v1``)."""
-    relative = path.removeprefix("/redfish/v1/")
-    return dict(json.loads((folder / relative / "index.json").read_text()))
+payload = mockup_payload
 
 
 @asynccontextmanager
@@ -36,16 +31,7 @@ async def reading(
     tmp: Path, folder: Path, settings: Mapping[str, Any] | None = None
 ) -> AsyncIterator[ProbeResult]:
     """The probe's reading of ``folder`` served over HTTPS (logged out afterwards)."""
-    pki = FleetPki.create()
-    pki.write_ca(tmp / "fleet-ca.pem")
-    async with serve_mockup(folder, f"{net()}.1", pki=pki) as mockup:
-        bmc = {
-            "address": mockup.address,
-            "port": mockup.port,
-            "ca_file": "fleet-ca.pem",
-            "credentials": "bmc-admin",
-        }
-        inventory = write_inventory(tmp, {"rack-1": bmc})
+    async with mockup_as_server(tmp, folder, "rack-1") as (mockup, inventory):
         probe = RedfishRackPowerProbe()
         await probe.open(ProbeContext(inventory, dict(settings or {})))
         try:
