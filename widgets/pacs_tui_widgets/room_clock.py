@@ -105,7 +105,8 @@ class RoomClock:
         self.refresh_connection()
         links = app.links or getattr(app.monitor, "links", None)  # own, or the service's
         if links is not None:
-            app.main_screen.query_one(SummaryBar).show_links(links_summary(links))
+            trouble = any(s.state in ("down", "degraded") for s in links.all())
+            app.main_screen.query_one(SummaryBar).show_links(links_summary(links), trouble=trouble)
             self.note_link_changes(links)
         app.grid.refresh()  # ages move on every second
         if app.detail.display:

@@ -27,8 +27,12 @@ def counts_markup(counts: HealthCounts) -> str:
     return " · ".join(parts)
 
 
-def summary_markup(rollup: FleetRollup) -> str:
-    """The bar's text: fleet line, per-site line, per-role line, affected sites."""
+def summary_markup(rollup: FleetRollup, *, link_trouble: bool = False) -> str:
+    """The bar's text: fleet line, per-site line, per-role line, affected sites.
+
+    ``link_trouble``: some site's WAN link is down or degraded, so an empty list
+    of affected sites must not read as "no one affected".
+    """
     fleet = f"[b]FLEET[/b] {rollup.fleet.total} servers  {counts_markup(rollup.fleet)}"
     sites = "  │  ".join(
         f"[b]{escape(site)}[/b] {counts_markup(counts)}"
@@ -47,6 +51,11 @@ def summary_markup(rollup: FleetRollup) -> str:
                 f"{escape(site.reason)})[/]"
             )
         affected = "[b]AFFECTED[/b] " + " · ".join(entries)
+    elif link_trouble:  # the services answer, but a site's WAN link does not
+        affected = (
+            "[$state-ok]no hospital or clinic without PACS service here[/]; "
+            "[$state-degraded]WAN link problems below[/]"
+        )
     else:
         affected = "[$state-ok]no hospital or clinic affected[/]"
     lines = [fleet, f"[dim]sites[/dim] {sites or 'all up'}", f"[dim]roles[/dim] {roles}", affected]
@@ -102,11 +111,13 @@ class SummaryBar(Static):
     rollup: FleetRollup | None = None
     connection = ""  # "" while the data is live; else why it is not (a service gone)
     links = ""  # markup of the sites' WAN link line ("" when no site declares links)
+    link_trouble = False  # some site's link is down or degraded
 
-    def show_links(self, markup: str) -> None:
-        """Put the sites' WAN link line under the counts (``""``: none)."""
-        if markup != self.links:
-            self.links = markup
+    def show_links(self, markup: str, *, trouble: bool = False) -> None:
+        """Put the sites' WAN link line under the counts (``""``: none); ``trouble``:
+        some site's link is down or degraded."""
+        if markup != self.links or trouble != self.link_trouble:
+            self.links, self.link_trouble = markup, trouble
             if self.rollup is not None:
                 self.show_rollup(self.rollup)
 
@@ -120,17 +131,10 @@ class SummaryBar(Static):
     def show_rollup(self, rollup: FleetRollup) -> None:
         """Redraw from a fresh roll-up."""
         self.rollup = rollup
-        markup = summary_markup(rollup)
+        markup = summary_markup(rollup, link_trouble=self.link_trouble)
         if self.connection:
             markup = f"[$state-stale][b]⚠ {escape(self.connection)}[/b][/]\n{markup}"
         if self.links:
-            if "LINK DOWN" in self.links or "link degraded" in self.links:
-                # The services answer, but a site's WAN link does not: not "no one affected".
-                markup = markup.replace(
-                    "[$state-ok]no hospital or clinic affected[/]",
-                    "[$state-ok]no hospital or clinic without PACS service here[/]; "
-                    "[$state-degraded]WAN link problems below[/]",
-                )
             markup = f"{markup}\n{self.links}"
         if markup != self._shown:  # an unchanged bar must not cost a layout pass
             self._shown = markup
