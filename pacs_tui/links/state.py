@@ -160,3 +160,14 @@ class LinkWatch:
         while True:
             await self.round()
             await asyncio.sleep(self.interval_s)
+
+    async def run_beside(self, on_failure: Callable[[Exception], None]) -> None:
+        """``run`` as a task beside a screen or service: a failure is handed to
+        ``on_failure`` (to log and say) and ends the watch; the sites then read
+        ``unknown`` as their reports age out. Cancellation passes through."""
+        try:
+            await self.run()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            on_failure(exc)

@@ -152,7 +152,9 @@ class FleetService:
         self.monitor.start()
         self._tick_task = asyncio.create_task(self._tick_loop(), name="service-tick")
         if self._link_watch is not None:
-            self._link_task = asyncio.create_task(self._watch_links(), name="link watch")
+            self._link_task = asyncio.create_task(
+                self._link_watch.run_beside(self._links_failed), name="link watch"
+            )
         self.notice(f"service started on {len(self.inventory.servers)} servers")
 
     async def stop(self, reason: str = "the service was stopped") -> None:
@@ -177,15 +179,9 @@ class FleetService:
         if self._owns_audit:
             self.audit.close()
 
-    async def _watch_links(self) -> None:
-        assert self._link_watch is not None
-        try:
-            await self._link_watch.run()
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # the sites then read "unknown" as their reports age out
-            log.exception("site links no longer measured")
-            self.notice("site links no longer measured: see the service log", "unknown")
+    def _links_failed(self, exc: Exception) -> None:
+        log.error("site links no longer measured", exc_info=exc)
+        self.notice("site links no longer measured: see the service log", "unknown")
 
     def _links_measured(self, state: LinkState) -> None:
         self.hub.publish("links", links_to_wire(state, state.max_age_s))

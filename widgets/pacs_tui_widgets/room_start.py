@@ -78,16 +78,10 @@ def start_link_watch(app: ControlRoomApp) -> None:
         return
     app.links = LinkState(app.inventory)
     watch = app.link_watch = LinkWatch(app.links)
-
-    async def watching() -> None:
-        try:
-            await watch.run()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # the line then says "link ?" as the reports age out
-            log.error("site links no longer measured: %r", exc)
-
-    app.link_task = asyncio.create_task(watching(), name="link watch")
+    app.link_task = asyncio.create_task(
+        watch.run_beside(lambda exc: log.error("site links no longer measured: %r", exc)),
+        name="link watch",
+    )
 
 
 def service_event(app: ControlRoomApp, kind: str, data: dict[str, Any]) -> None:

@@ -191,22 +191,17 @@ class WallApp(App[None]):
                 self.log.warning(f"no data yet: {exc}")
             self.monitor.start()
         if self._link_watch is not None:
-            self._link_task = asyncio.create_task(self._watch_links(), name="link watch")
+            self._link_task = asyncio.create_task(
+                self._link_watch.run_beside(
+                    lambda exc: self.log.error(f"site links no longer measured: {exc!r}")
+                ),
+                name="link watch",
+            )
         self._started_at = self.monitor.state.clock()
         self.refresh_wall()
         self.set_interval(self.refresh_seconds, self.refresh_wall, name="wall-refresh")
         if len(self.pages) > 1:
             self.set_interval(self.page_seconds, self.next_page, name="wall-pages")
-
-    async def _watch_links(self) -> None:
-        """Measure the sites' links every minute; a failure is logged, the wall goes on."""
-        assert self._link_watch is not None
-        try:
-            await self._link_watch.run()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # the tiles then read "link ?" as the reports age out
-            self.log.error(f"site links no longer measured: {exc!r}")
 
     async def on_unmount(self) -> None:
         if self._link_task is not None:
