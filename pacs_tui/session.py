@@ -20,14 +20,16 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from types import TracebackType
 from typing import Any
 
 from pacs_tui.batch.audit import AuditLog
 from pacs_tui.batch.confirm import Confirmation, ConfirmationRule
-from pacs_tui.batch.plan import BatchPlan, PlanOptions, build_plan
+from pacs_tui.batch.plan import ON, BatchPlan, PlanOptions, build_plan
 from pacs_tui.batch.readings import Readings, power_facts
 from pacs_tui.batch.runner import BatchRunner, FailurePolicy, RetryPolicy
+from pacs_tui.batch.settle import RACK_POWER_PROBE, rack_draws
 from pacs_tui.inventory import Inventory, Server
 from pacs_tui.plugin_api import Action, ProbeContext
 from pacs_tui.plugin_catalog import LoadedPlugins, load_actions
@@ -163,9 +165,20 @@ class Session:
         neighbours = {d.name: d for s in servers for d in self.inventory.dependents(s.name)}
         to_read = servers + [d for n, d in neighbours.items() if n not in names]
         facts = await power_facts(readings, to_read)
+        draw_now = None
+        if verb == ON and self.inventory.racks:
+            draw_now = await rack_draws(self.inventory, servers, readings)
         plan = build_plan(
-            self.inventory, servers, verb, facts, self.actions, options, selection=selection
-        )
+            self.inventory, servers, verb, facts, self.actions, options,
+            selection=selection, draw_now=draw_now,
+        )  # fmt: skip
+        if plan.budget is not None and not readings.has(RACK_POWER_PROBE):
+            plan = replace(
+                plan,
+                refusals=(*plan.refusals, "racks have power budgets, but the rack-power "
+                          "probe that reads each server's draw is not loaded"),
+                hints=(*plan.hints, "load the rack-power probe (pacs_tui_redfish_power)"),
+            )  # fmt: skip
         batch = batch_id or new_batch_id()
         self.record_plan(plan, batch, dry_run=dry_run, audit=audit)
         return plan, batch

@@ -125,7 +125,8 @@ def test_to_json_is_normalized_and_carries_reference_names_only(
         assert secret not in text
     first = inv.to_json()[0]
     assert set(first) == {
-        "name", "site", "role", "rack", "tags", "depends_on", "services", "bmc", "dicom", "ssh"
+        "name", "site", "role", "rack", "circuit", "nameplate_w", "boot_peak_factor",
+        "tags", "depends_on", "services", "bmc", "dicom", "ssh",
     }  # fmt: skip
     assert first["bmc"] == {
         "address": "127.42.0.2",

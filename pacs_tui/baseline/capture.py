@@ -29,6 +29,7 @@ from pacs_tui.dicom.client import c_echo, c_find_studies
 from pacs_tui.dicom.tls import TlsSetupError, setup_context
 from pacs_tui.inventory import Inventory, Server
 from pacs_tui.plugin_api import ProbeContext
+from pacs_tui_redfish_power.chassis_reading import chassis_of, read_chassis
 from pacs_tui_redfish_power.client import BmcClient, open_http_session
 from pacs_tui_redfish_power.errors import BmcError
 from pacs_tui_redfish_power.trust import TlsTrust
@@ -89,6 +90,7 @@ class _Subject:
         self.hardware: dict[str, Any] = {}
         self.study_count: int | None = None
         self.services: dict[str, str] = {}
+        self.power_watts: float | None = None
 
     def record(self, metric: str, ok: bool, latency_ms: float, detail: str, warm_up: bool) -> None:
         self.attempts[metric] += 1
@@ -121,6 +123,7 @@ class _Subject:
             hardware=self.hardware,
             services=self.services,
             errors=tuple(errors),
+            power_watts=self.power_watts,
         )
 
 
@@ -273,6 +276,7 @@ class _Capture:
                         subject.hardware = await _hardware(subject.bmc, subject.system)
                     except (BmcError, CredentialError) as exc:
                         subject.errors.append(f"redfish inventory: {exc}")
+                    subject.power_watts = await _draw(subject)
                 await subject.bmc.close()
             if (
                 server.dicom is not None
@@ -315,6 +319,21 @@ class _Capture:
             errors.append(f"ssh: {result.detail or result.state}")
             return {}
         return {str(k): str(v) for k, v in units.items()}
+
+
+async def _draw(subject: _Subject) -> float | None:
+    """The server's draw now (W) from its chassis, or None (recorded in its errors)."""
+    assert subject.bmc is not None and subject.system_path is not None
+    try:
+        chassis = chassis_of(subject.system, subject.system_path)
+        reading = await read_chassis(subject.bmc.get, chassis, "auto")
+    except (BmcError, CredentialError) as exc:
+        subject.errors.append(f"redfish power: {exc}")
+        return None
+    if reading.power is None or reading.power.watts is None:
+        subject.errors.append("redfish power: the chassis reports no draw")
+        return None
+    return float(reading.power.watts)
 
 
 async def _hardware(client: BmcClient, system: Mapping[str, Any]) -> dict[str, Any]:

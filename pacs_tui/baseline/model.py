@@ -100,6 +100,9 @@ class ServerBaseline:
     hardware: Mapping[str, Any]  # HARDWARE_KEYS; mac_addresses is a list of str
     services: Mapping[str, str]  # unit -> systemctl is-active word
     errors: tuple[str, ...] = ()
+    # Its draw when captured (W; Redfish PowerConsumedWatts), the basis of its expected
+    # boot peak when racks have power budgets; None: not read.
+    power_watts: float | None = None
 
     def latency(self, metric: str) -> Samples | None:
         """The samples of ``metric`` (one of ``LATENCY_METRICS``)."""
@@ -109,6 +112,7 @@ class ServerBaseline:
     def to_json(self) -> dict[str, Any]:
         """The server's part of the file."""
         return {
+            "power_watts": self.power_watts,
             "site": self.site,
             "role": self.role,
             "echo": None if self.echo is None else self.echo.to_json(),
@@ -297,6 +301,11 @@ class _Reader:
         errors = data.get("errors") or []
         if not isinstance(errors, list):
             raise self.fail(f"{where}errors", f"expected a list, got {_kind(errors)}")
+        watts = data.get("power_watts")
+        if watts is not None and (
+            isinstance(watts, bool) or not isinstance(watts, int | float) or watts < 0
+        ):
+            raise self.fail(f"{where}power_watts", f"expected watts >= 0, got {_kind(watts)}")
         return ServerBaseline(
             name=name,
             site=self.text(self.field(data, "site", where), f"{where}site"),
@@ -310,6 +319,7 @@ class _Reader:
             hardware=dict(hardware),
             services={str(k): self.text(v, f"{where}services.{k}") for k, v in services.items()},
             errors=tuple(self.text(e, f"{where}errors[{i}]") for i, e in enumerate(errors)),
+            power_watts=None if watts is None else float(watts),
         )
 
     def samples(self, value: Any, where: str) -> Samples | None:

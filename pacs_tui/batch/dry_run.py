@@ -7,6 +7,25 @@ sent nothing. JSON comes from ``BatchPlan.to_json``.
 from __future__ import annotations
 
 from pacs_tui.batch.plan import BatchPlan, StepKind
+from pacs_tui.batch.power_budget import BudgetGroup
+
+
+def _group_lines(plan: BatchPlan, groups: tuple[BudgetGroup, ...]) -> list[str]:
+    """One line per power group: who boots together and each budget's expected peak."""
+    assert plan.budget is not None
+    budgets = plan.budget.budgets
+    out = []
+    for group in groups:
+        peaks = ", ".join(
+            f"{key} {watts:.0f}/{budgets[key]:.0f} W"
+            for key, watts in group.expected_peak_w.items()
+        )
+        after = "" if group.index == 1 else f", after group {group.index - 1} settled"
+        out.append(
+            f"  group {group.index}/{len(groups)} ({len(group.servers)} server(s){after}): "
+            f"expected peak {peaks or '(no budget)'}"
+        )
+    return out
 
 
 def dry_run_lines(plan: BatchPlan) -> list[str]:
@@ -22,8 +41,16 @@ def dry_run_lines(plan: BatchPlan) -> list[str]:
         lines.append(f"OVERRIDDEN: {reason}")
     for reason in plan.included_unknown:
         lines.append(f"INCLUDED DESPITE UNKNOWN STATE: {reason}")
+    if plan.budget is not None:
+        budgets = ", ".join(f"{k} {w:.0f} W" for k, w in sorted(plan.budget.budgets.items()))
+        present = ", ".join(
+            f"{k} {plan.budget.present_w.get(k, 0.0):.0f} W" for k in sorted(plan.budget.budgets)
+        )
+        lines.append(f"power budgets: {budgets}; drawn now by servers not powered on: {present}")
     for wave in plan.waves:
         lines.append(f"wave {wave.index} ({len(wave.servers)} server(s)):")
+        if len(wave.groups) > 1 or any(g.expected_peak_w for g in wave.groups):
+            lines.extend(_group_lines(plan, wave.groups))
         for sp in wave.servers:
             if sp.left_out:
                 lines.append(f"  {sp.server.name}: LEFT OUT — {sp.skip_reason}")
@@ -32,7 +59,8 @@ def dry_run_lines(plan: BatchPlan) -> list[str]:
                 lines.append(f"  {sp.server.name}: skip — {sp.skip_reason}")
                 continue
             note = f" — {sp.note}" if sp.note else ""
-            lines.append(f"  {sp.server.name} (now {sp.power_state}){note}:")
+            group = f" [group {sp.group}]" if sp.group and len(wave.groups) > 1 else ""
+            lines.append(f"  {sp.server.name} (now {sp.power_state}){group}{note}:")
             for n, step in enumerate(sp.steps, start=1):
                 notes = []
                 if step.optional:

@@ -33,6 +33,19 @@ from enum import StrEnum
 from typing import Any
 
 from pacs_tui.batch.gates import GatePolicy
+from pacs_tui.batch.power_budget import (
+    DEFAULT_SETTLE_TOLERANCE,
+    HINT_NO_DRAW,
+    HINT_OVER_BUDGET,
+    BudgetGroup,
+    ExpectedDraw,
+    PowerBudget,
+    budget_keys,
+    expected_draw,
+    pack_wave,
+    present_load,
+    wave_steady,
+)
 from pacs_tui.batch.readings import PowerFacts
 from pacs_tui.inventory import Inventory, Server
 from pacs_tui.plugin_api import Action, ActionStep
@@ -54,6 +67,7 @@ class StepKind(StrEnum):
     CALL = "call"  # one action call (a POST, an SSH command)
     WAIT = "wait"  # re-read PowerState until it is the wanted one
     GATE = "gate"  # poll the health checks until they all pass
+    SETTLE = "settle"  # read the draw until it is back at the expected steady draw
 
 
 class WaitFor(StrEnum):
@@ -79,6 +93,7 @@ class PlannedStep:
     escalation: bool = False  # runs only after a WAIT that timed out with escalate=True
     escalate_on_timeout: bool = False  # WAIT: a timeout leads to the escalation steps
     only_if_off: bool = False  # CALL: runs only if PowerState reads Off right before
+    settle_w: float = 0.0  # SETTLE: the draw (W) at or below which the server has settled
 
     def to_json(self) -> dict[str, Any]:
         """The step as JSON-able data."""
@@ -92,6 +107,8 @@ class PlannedStep:
             data["timeout_s"] = self.timeout_s
         if self.checks:
             data["checks"] = list(self.checks)
+        if self.settle_w:
+            data["settle_w"] = round(self.settle_w)
         for flag in ("optional", "escalation", "escalate_on_timeout", "only_if_off"):
             if getattr(self, flag):
                 data[flag] = True
@@ -108,6 +125,7 @@ class ServerPlan:
     skip_reason: str = ""
     note: str = ""  # e.g. "already On: gate only"
     left_out: bool = False  # skipped although not at the target (e.g. state unknown)
+    group: int = 0  # power-budget group within its wave (1-based); 0: no budget applies
 
     @property
     def skipped(self) -> bool:
@@ -122,6 +140,8 @@ class ServerPlan:
     def to_json(self) -> dict[str, Any]:
         """The server's plan as JSON-able data."""
         data: dict[str, Any] = {"server": self.server.name, "power_state": self.power_state}
+        if self.group:
+            data["group"] = self.group
         if self.note:
             data["note"] = self.note
         if self.left_out:
@@ -139,6 +159,8 @@ class WavePlan:
 
     index: int  # 1-based
     servers: tuple[ServerPlan, ...]
+    # Power-on groups within the wave (power budgets); empty: all servers at once.
+    groups: tuple[BudgetGroup, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -150,6 +172,10 @@ class PlanOptions:
     power_timeout_s: float = 300.0  # waiting for PowerState after a reset
     gate: GatePolicy = field(default_factory=GatePolicy)
     stop_units: bool = True  # stop the PACS units over SSH before an OS shutdown
+    # Each server's steady draw measured by a baseline (W): with racks' budgets, the
+    # basis of its expected boot peak (``power_budget``).
+    baseline_w: Mapping[str, float] = field(default_factory=dict)
+    settle_timeout_s: float = 300.0  # how long a power-on may take to settle its draw
     # Servers whose PowerState is unknown (unreadable, null, a vendor word) that
     # the operator chose to act on anyway ("*": all of them); audited.
     include_unknown: frozenset[str] = frozenset()
@@ -163,6 +189,8 @@ class PlanOptions:
             raise ValueError("escalate_after_s must be > 0")
         if self.power_timeout_s <= 0:
             raise ValueError("power_timeout_s must be > 0")
+        if self.settle_timeout_s <= 0:
+            raise ValueError("settle_timeout_s must be > 0")
 
 
 @dataclass(frozen=True)
@@ -177,6 +205,7 @@ class BatchPlan:
     overridden: tuple[str, ...] = ()  # dependents the operator chose to ignore
     hints: tuple[str, ...] = ()  # what the operator can do about the refusals, one per kind
     included_unknown: tuple[str, ...] = ()  # acted on although their state is unknown
+    budget: PowerBudget | None = None  # racks' power budgets this plan respects
 
     @property
     def refused(self) -> bool:
@@ -209,6 +238,9 @@ class BatchPlan:
             text += f", {left_out} left out (state unknown)"
         if self.included_unknown:
             text += f", {len(self.included_unknown)} included despite unknown state"
+        groups = sum(len(w.groups) for w in self.waves)
+        if groups > len([w for w in self.waves if w.groups]):
+            text += f", staggered into {groups} power group(s) by rack budgets"
         return text
 
     def to_json(self) -> dict[str, Any]:
@@ -221,10 +253,16 @@ class BatchPlan:
             "overridden": list(self.overridden),
             "included_unknown": list(self.included_unknown),
             "escalate_after_s": self.options.escalate_after_s,
-            "waves": [
-                {"wave": w.index, "servers": [sp.to_json() for sp in w.servers]} for w in self.waves
-            ],
+            "waves": [_wave_json(w) for w in self.waves],
+            "budgets_w": None if self.budget is None else dict(self.budget.budgets),
         }
+
+
+def _wave_json(wave: WavePlan) -> dict[str, Any]:
+    data: dict[str, Any] = {"wave": wave.index, "servers": [sp.to_json() for sp in wave.servers]}
+    if wave.groups:
+        data["groups"] = [g.to_json() for g in wave.groups]
+    return data
 
 
 class PlanError(ValueError):
@@ -240,8 +278,13 @@ def build_plan(
     options: PlanOptions | None = None,
     *,
     selection: str = "",
+    draw_now: Mapping[str, float | None] | None = None,
 ) -> BatchPlan:
-    """Plan ``verb`` on ``selected``; ``facts`` must cover them and their dependents."""
+    """Plan ``verb`` on ``selected``; ``facts`` must cover them and their dependents.
+
+    ``draw_now``: each server's draw (W) as read when planning, for the racks'
+    power budgets of an ``on`` plan (``power_budget``); None: none was read.
+    """
     if verb not in VERBS:
         raise PlanError(f"unknown verb {verb!r} (known: {', '.join(VERBS)})")
     if REDFISH_ACTION not in actions:
@@ -279,6 +322,9 @@ def build_plan(
             plans.append(sp)
         planned.append(WavePlan(index, tuple(plans)))
     planned = _protect_around_left_out(verb, planned)
+    budget = None
+    if verb == ON and inventory.racks:
+        planned, budget = _stagger(inventory, planned, opts, draw_now or {}, refusals, hints)
     return BatchPlan(
         verb,
         tuple(planned),
@@ -288,7 +334,106 @@ def build_plan(
         tuple(overridden),
         tuple(hints),
         tuple(included),
+        budget,
     )
+
+
+def _stagger(
+    inventory: Inventory,
+    waves: list[WavePlan],
+    opts: PlanOptions,
+    draw_now: Mapping[str, float | None],
+    refusals: list[str],
+    hints: dict[str, None],
+) -> tuple[list[WavePlan], PowerBudget | None]:
+    """Split each wave's power-ons into groups within the racks' budgets (``power_budget``)."""
+    booting = [sp.server.name for wave in waves for sp in wave.servers if sp.sends]
+    keys = {name: budget_keys(inventory, inventory.server(name)) for name in booting}
+    budgeted = [name for name in booting if keys[name]]
+    if not budgeted:
+        return waves, None
+    expected: dict[str, ExpectedDraw] = {}
+    for name in budgeted:
+        draw = expected_draw(inventory.server(name), opts.baseline_w.get(name))
+        if not draw.known:
+            refusals.append(f"{name}: rack {inventory.server(name).rack} has a power budget, "
+                            f"but its expected draw is unknown ({draw.source})")  # fmt: skip
+            hints[HINT_NO_DRAW] = None
+            continue
+        expected[name] = draw
+    present, unknown = present_load(inventory, booting, draw_now, opts.baseline_w)
+    if unknown:
+        refusals.extend(unknown)
+        hints[HINT_NO_DRAW] = None
+    if len(expected) < len(budgeted) or unknown:
+        return waves, None
+    prior = dict(present)
+    budgets: dict[str, float] = {}
+    for name in budgeted:
+        budgets.update(keys[name])
+    out: list[WavePlan] = []
+    for wave in waves:
+        names = [sp.server.name for sp in wave.servers if sp.sends]
+        packing = pack_wave(names, keys, expected, prior)
+        if packing.refusals:
+            refusals.extend(packing.refusals)
+            hints[HINT_OVER_BUDGET] = None
+        for key, watts in wave_steady(names, keys, expected).items():
+            prior[key] = prior.get(key, 0.0) + watts
+        group_of = {n: i + 1 for i, group in enumerate(packing.groups) for n in group}
+        servers = tuple(
+            _with_settle(sp, group_of.get(sp.server.name, 1), opts, expected)
+            if sp.sends
+            else replace(sp, group=1)
+            for sp in wave.servers
+        )
+        groups = tuple(
+            BudgetGroup(i + 1, tuple(group), packing.peaks[i])
+            for i, group in enumerate(packing.groups)
+        )
+        out.append(WavePlan(wave.index, servers, groups))
+    members: dict[str, list[str]] = {}
+    for server in inventory:
+        for key in budget_keys(inventory, server):
+            members.setdefault(key, []).append(server.name)
+    budget = PowerBudget(
+        budgets=budgets,
+        keys={name: tuple(keys[name]) for name in budgeted},
+        members={key: tuple(names) for key, names in members.items()},
+        expected=expected,
+        present_w=present,
+        draw_now={n: w for n, w in draw_now.items() if w is not None},
+    )
+    return out, budget
+
+
+def _with_settle(
+    sp: ServerPlan, group: int, opts: PlanOptions, expected: Mapping[str, ExpectedDraw]
+) -> ServerPlan:
+    """``sp`` in ``group``, with a SETTLE step after its power-on when it has a budget."""
+    draw = expected.get(sp.server.name)
+    if draw is None or draw.steady_w is None:
+        return replace(sp, group=group)
+    below = draw.steady_w * (1 + DEFAULT_SETTLE_TOLERANCE)
+    settle = PlannedStep(
+        StepKind.SETTLE,
+        f"read draw until ≤ {below:.0f} W (peak expected {draw.peak_w:.0f} W, {draw.source}; "
+        f"≤ {opts.settle_timeout_s:g} s)",
+        "draw settled",
+        timeout_s=opts.settle_timeout_s,
+        settle_w=below,
+    )
+    steps = list(sp.steps)
+    at = next(
+        (
+            i + 1
+            for i, s in enumerate(steps)
+            if s.kind is StepKind.WAIT and s.wait_for is WaitFor.ON
+        ),
+        len(steps),
+    )
+    steps.insert(at, settle)
+    return replace(sp, steps=tuple(steps), group=group)
 
 
 def downstream_map(verb: str, servers: Iterable[Server]) -> dict[str, set[str]]:

@@ -90,6 +90,8 @@ class BatchResult:
     # neither On nor Off then (unreadable, PoweringOff...); server → the units stopped.
     units_stopped_on: dict[str, tuple[str, ...]] = field(default_factory=dict)
     units_stopped_unknown: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # Racks' power budgets: key -> {budget_w, expected_peak_w, measured_peak_w} (W).
+    budget_peaks: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -143,4 +145,5 @@ class BatchResult:
             "units_stopped_on": {n: list(u) for n, u in self.units_stopped_on.items()},
             "units_stopped_unknown": {n: list(u) for n, u in self.units_stopped_unknown.items()},
             "servers": [r.to_json() for r in self.servers.values()],
+            "budget_peaks": self.budget_peaks,
         }

@@ -61,6 +61,7 @@ from pacs_tui.batch.policies import FailurePolicy, PlanRefused, RetryPolicy, Wri
 from pacs_tui.batch.progress import BatchProgress, Subscriber, estimate_eta
 from pacs_tui.batch.readings import POWER_PROBE, Readings
 from pacs_tui.batch.result import FINE, BatchResult, ServerResult, ServerStatus, WaveTiming
+from pacs_tui.batch.settle import BudgetWatch
 from pacs_tui.batch.stranded import UnitStops
 from pacs_tui.batch.verify import already_there, wait_power
 from pacs_tui.inventory import Server
@@ -140,6 +141,9 @@ class BatchRunner:
         self._total = len(plan.servers)
         self._downstream = downstream_map(plan.verb, [sp.server for sp in plan.servers])
         self._unit_stops = UnitStops()  # server → the PACS units it may have stopped
+        # Racks' power budgets: groups wait for the groups before them to settle.
+        self._budget = BudgetWatch(plan, poll_s) if plan.budget is not None else None
+        self._sent: set[str] = set()  # servers a call was made to
 
     # -- control ------------------------------------------------------------------------
 
@@ -204,6 +208,12 @@ class BatchRunner:
             await self._run_wave(wave, left_out)
         self.result.aborted = self._aborted
         self.result.halted = self._halted
+        if self._budget is not None:
+            self.result.budget_peaks = self._budget.peaks()
+            for key, peak in self.result.budget_peaks.items():
+                self._record("budget", outcome=f"{key}: measured peak {peak['measured_peak_w']} W",
+                             detail=f"expected {peak['expected_peak_w']} W, "
+                                    f"budget {peak['budget_w']:.0f} W (sampled at settle reads)")  # fmt: skip
         await self._check_stranded()
         self.result.elapsed_s = time.monotonic() - self._t0
         counts = ", ".join(f"{k} {v}" for k, v in sorted(self.result.counts().items()))
@@ -264,9 +274,30 @@ class BatchRunner:
         left_out: Mapping[str, str],
     ) -> None:
         name = sp.server.name
+        try:
+            await self._run_server_turn(wave, sp, slots, left_out)
+        finally:
+            if self._budget is not None and not self._budget.is_marked(name):
+                if name in self._sent and self._budget.keys(name):
+                    await self._budget.final_read(self.readings, sp.server)
+                self._budget.mark(name, True, "nothing sent")
+
+    async def _run_server_turn(
+        self,
+        wave: WavePlan,
+        sp: ServerPlan,
+        slots: asyncio.Semaphore,
+        left_out: Mapping[str, str],
+    ) -> None:
+        name = sp.server.name
         if name in left_out:
             self._finish(sp, wave, ServerStatus.LEFT_OUT, left_out[name], record=True)
             return
+        if self._budget is not None and sp.sends and sp.group > 1:
+            held = await self._budget.wait_turn(wave, name, lambda: self._aborted or self._halted)
+            if held:
+                self._finish(sp, wave, ServerStatus.LEFT_OUT, held, record=True)
+                return
         async with slots:
             if self._aborted:
                 self._finish(
@@ -368,6 +399,19 @@ class BatchRunner:
                         escalating = True
                         continue
                     return ServerStatus.FAILED, detail
+            elif step.kind is StepKind.SETTLE:
+                if self._budget is None:
+                    continue
+                label, detail = await self._budget.settle(
+                    self.readings, server, step, lambda: self._aborted
+                )
+                self._record(
+                    "step", server=server.name, call=step.call, outcome=label, detail=detail
+                )
+                if label == "aborted":
+                    return ServerStatus.ABORTED, detail
+                # A draw that did not settle is no fault of the server: its later
+                # neighbours are held instead (BudgetWatch.wait_turn).
             else:
                 verdict, waited = await wait_gate(
                     self.readings, server, step.checks, timeout_s=step.timeout_s,
@@ -393,6 +437,7 @@ class BatchRunner:
         if action is None:
             return ActionOutcome(False, f"action plugin {step.action_step.action!r} is not loaded")
         attempt = 0
+        self._sent.add(server.name)
         while True:
             try:
                 outcome = await action.run(step.action_step)

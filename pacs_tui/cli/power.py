@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from pacs_tui.cli.signals import SignalStop
 
 GATE_PROBES = {"power", "ssh", "dicom"}
+RACK_POWER_PROBE = "rack-power"
 
 
 def register(subparsers: Any) -> None:
@@ -89,6 +90,16 @@ def register(subparsers: Any) -> None:
         help="ask for the typed count above this many servers (default 5)",
     )  # fmt: skip
     p.add_argument(
+        "--baseline", type=Path, metavar="FILE",
+        help="a baseline (baseline capture) whose measured draw per server gives the expected "
+        "boot peaks when racks have power budgets (else nameplate_w)",
+    )  # fmt: skip
+    p.add_argument(
+        "--settle-timeout", type=float, default=300.0, metavar="SECONDS",
+        help="racks with budgets: wait this long for a powered-on server's draw to settle "
+        "before the next group of its rack (default 300)",
+    )  # fmt: skip
+    p.add_argument(
         "--no-stop-units", action="store_true",
         help="do not stop the PACS units over SSH before an OS shutdown",
     )  # fmt: skip
@@ -106,7 +117,7 @@ def run_power(args: argparse.Namespace) -> int:
     from pacs_tui.batch.plan import PlanOptions
     from pacs_tui.session import Session
 
-    for name in ("timeout", "gate_timeout", "poll"):
+    for name in ("timeout", "gate_timeout", "poll", "settle_timeout"):
         if getattr(args, name) <= 0:
             return _error(f"--{name.replace('_', '-')} must be > 0")
     if args.escalate_after is not None and args.escalate_after <= 0:
@@ -124,6 +135,15 @@ def run_power(args: argparse.Namespace) -> int:
     if session.read_only:
         return _error(f"refused: {session.read_only_reason}; power commands are disabled")
     servers = select_servers(inventory, args.select)
+    baseline_w: dict[str, float] = {}
+    if args.baseline is not None:
+        from pacs_tui.baseline.model import BaselineError, load_baseline
+
+        try:
+            baseline = load_baseline(args.baseline)
+        except BaselineError as exc:
+            return _error(f"--baseline: {exc}")
+        baseline_w = {name: s.power_watts for name, s in baseline.servers.items() if s.power_watts}
     options = PlanOptions(
         escalate_after_s=args.escalate_after,
         override_dependents=args.override_dependents,
@@ -131,6 +151,8 @@ def run_power(args: argparse.Namespace) -> int:
         gate=GatePolicy(by_role=by_role, timeout_s=args.gate_timeout, poll_s=args.poll),
         stop_units=not args.no_stop_units,
         include_unknown=frozenset("*" if n == "all" else n for n in args.include_unknown),
+        baseline_w=baseline_w,
+        settle_timeout_s=args.settle_timeout,
     )
     unknown_names = set(args.include_unknown) - {"all"} - {s.name for s in servers}
     if unknown_names:
@@ -150,13 +172,18 @@ async def _power(
     from pacs_tui.plugin_catalog import load_probes
 
     inventory = session.inventory
-    loaded = load_probes(GATE_PROBES)
+    budgets = args.verb == "on" and bool(inventory.racks)
+    # Racks with power budgets: their servers' draw is read to plan and to settle.
+    loaded = load_probes(GATE_PROBES | ({RACK_POWER_PROBE} if budgets else set()))
     for name, reason in loaded.failed.items():
         print(f"pacs-tui power: warning: probe {name} failed to load: {reason}", file=sys.stderr)
     if "power" not in loaded.plugins:
         return _error("the power probe plugin is not available: PowerState cannot be verified")
     wanted = {s.name for s in servers}
     wanted.update(d.name for s in servers for d in inventory.dependents(s.name))
+    if budgets:
+        racks = {s.rack for s in servers if s.rack in inventory.racks}
+        wanted.update(s.name for s in inventory.servers if s.rack in racks)
     watched = [s for s in inventory.servers if s.name in wanted]
     monitor = FleetMonitor(inventory, probes=list(loaded.plugins.values()), servers=watched)
     async with monitor:

@@ -159,6 +159,9 @@ class Server:
     site: str
     role: str
     rack: str | None = None
+    circuit: str | None = None  # a circuit of its rack (``racks[].circuits``) it draws from
+    nameplate_w: float | None = None  # the most it can draw, W (its PSUs' rating, one PSU)
+    boot_peak_factor: float | None = None  # boot peak / steady draw; None: the default
     tags: tuple[str, ...] = ()
     depends_on: tuple[str, ...] = ()  # servers that must be up before this one
     services: tuple[str, ...] = ()  # systemd units that must be active
@@ -175,6 +178,9 @@ class Server:
             "site": self.site,
             "role": self.role,
             "rack": self.rack,
+            "circuit": self.circuit,
+            "nameplate_w": self.nameplate_w,
+            "boot_peak_factor": self.boot_peak_factor,
             "tags": list(self.tags),
             "depends_on": list(self.depends_on),
             "services": list(self.services),
@@ -272,6 +278,37 @@ class Spare:
         }
 
 
+@dataclass(frozen=True)
+class Circuit:
+    """A PDU circuit (branch) of a rack with its own budget, W."""
+
+    name: str
+    budget_w: float
+    line: int = field(default=0, compare=False)
+
+
+@dataclass(frozen=True)
+class Rack:
+    """A rack of the new site (``racks:``) and the power it may draw.
+
+    ``budget_w`` bounds the whole rack (None: only its circuits are bounded);
+    each circuit bounds the servers that name it (``Server.circuit``).
+    """
+
+    name: str
+    budget_w: float | None = None
+    circuits: Mapping[str, Circuit] = field(default_factory=dict)
+    line: int = field(default=0, compare=False)
+
+    def to_json(self) -> dict[str, Any]:
+        """The rack as JSON-able data."""
+        return {
+            "name": self.name,
+            "budget_w": self.budget_w,
+            "circuits": [{"name": c.name, "budget_w": c.budget_w} for c in self.circuits.values()],
+        }
+
+
 Wave = tuple[Server, ...]
 
 
@@ -285,6 +322,7 @@ class Inventory:
     credentials: Mapping[str, CredentialRef]
     read_only: bool = False
     spares: Mapping[str, Spare] = field(default_factory=dict)  # by name, in file order
+    racks: Mapping[str, Rack] = field(default_factory=dict)  # by name, in file order
     _by_name: dict[str, Server] = field(init=False, repr=False)
     _dependents: dict[str, list[str]] = field(init=False, repr=False)
 

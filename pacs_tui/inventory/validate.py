@@ -41,13 +41,23 @@ from pacs_tui.inventory.model import (
     SshEndpoint,
 )
 from pacs_tui.inventory.problems import InventoryError, Problem
+from pacs_tui.inventory.racks import cross_check_racks, read_racks
 from pacs_tui.inventory.spares import cross_check_spares, read_spares
 from pacs_tui.inventory.values import Converter, Invalid, describe, flag
 from pacs_tui.inventory.yaml_source import LocatedList, LocatedMap
 from pacs_tui.roles import default_units
 
 SUPPORTED_VERSION = 1
-TOP_LEVEL = ("version", "read_only", "sites", "credentials", "defaults", "servers", "spares")
+TOP_LEVEL = (
+    "version",
+    "read_only",
+    "sites",
+    "credentials",
+    "defaults",
+    "servers",
+    "spares",
+    "racks",
+)
 
 
 # -- the run --------------------------------------------------------------------------
@@ -106,6 +116,10 @@ def build_inventory(
             check, data["spares"], data.line_of("spares"), specs["bmc"], defaults.get("bmc")
         )
         cross_check_spares(check, spares, servers, credentials)
+    racks = {}
+    if data.get("racks") is not None:
+        racks = read_racks(check, data["racks"], data.line_of("racks"))
+    cross_check_racks(check, racks, servers)
     if check.problems:
         raise InventoryError(check.problems)
     return Inventory(
@@ -115,6 +129,7 @@ def build_inventory(
         credentials=credentials,
         read_only=read_only,
         spares=spares,
+        racks=racks,
     )
 
 
@@ -322,6 +337,9 @@ def _server(
         site=values["site"],
         role=values["role"],
         rack=values.get("rack"),
+        circuit=values.get("circuit"),
+        nameplate_w=values.get("nameplate_w"),
+        boot_peak_factor=values.get("boot_peak_factor"),
         tags=values.get("tags", ()),
         depends_on=values.get("depends_on", ()),
         services=values.get("services", default_units(values["role"])),

@@ -153,3 +153,24 @@ def site_kind(value: Any) -> str:
     if text not in SITE_KINDS:
         raise Invalid(f"kind {text!r} is not one of {', '.join(SITE_KINDS)}")
     return text
+
+
+MAX_WATTS = 1_000_000.0  # a megawatt: beyond it, a typo (a rack is kilowatts)
+
+
+def watts(value: Any) -> float:
+    """A power in watts: a number in (0, 1 000 000]."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise Invalid(f"expected a number of watts, got {describe(value)}")
+    if not 0 < value <= MAX_WATTS:
+        raise Invalid(f"{value!r} W is out of range (0, {MAX_WATTS:.0f}]")
+    return float(value)
+
+
+def peak_factor(value: Any) -> float:
+    """A boot peak as a multiple of the steady draw: a number in [1, 10]."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise Invalid(f"expected a number (boot peak / steady draw), got {describe(value)}")
+    if not 1 <= value <= 10:
+        raise Invalid(f"{value!r} is out of range [1, 10]")
+    return float(value)

@@ -35,6 +35,7 @@ from pacs_tui.batch.plan import (
     WaitFor,
     WavePlan,
 )
+from pacs_tui.batch.power_budget import BudgetGroup, PowerBudget
 from pacs_tui.batch.progress import BatchProgress, Subscriber
 from pacs_tui.batch.result import BatchResult, ServerResult, ServerStatus
 from pacs_tui.inventory import Inventory, Server
@@ -73,8 +74,30 @@ def plan_from_wire(inventory: Inventory, data: Any, options: PlanOptions) -> Bat
             WavePlan(
                 int(wave["wave"]),
                 tuple(_server_plan(inventory, entry) for entry in wave["servers"]),
+                tuple(
+                    BudgetGroup(
+                        int(g["group"]),
+                        tuple(str(n) for n in g["servers"]),
+                        {str(k): float(v) for k, v in g["expected_peak_w"].items()},
+                    )
+                    for g in wave.get("groups", ())
+                ),
             )
             for wave in data["waves"]
+        )
+        budgets = data.get("budgets_w")
+        # Only the budgets travel: enough to show the plan; the service runs it.
+        budget = (
+            None
+            if budgets is None
+            else PowerBudget(
+                budgets={str(k): float(v) for k, v in budgets.items()},
+                keys={},
+                members={},
+                expected={},
+                present_w={},
+                draw_now={},
+            )
         )
         return BatchPlan(
             verb=str(data["verb"]),
@@ -85,6 +108,7 @@ def plan_from_wire(inventory: Inventory, data: Any, options: PlanOptions) -> Bat
             overridden=tuple(str(r) for r in data.get("overridden", ())),
             hints=tuple(str(r) for r in data.get("hints", ())),
             included_unknown=tuple(str(r) for r in data.get("included_unknown", ())),
+            budget=budget,
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise WireError(f"bad plan from the service: {exc}") from None
@@ -101,6 +125,7 @@ def _server_plan(inventory: Inventory, entry: dict[str, Any]) -> ServerPlan:
         skip_reason=str(left_out or skipped or ""),
         note=str(entry.get("note", "")),
         left_out=left_out is not None,
+        group=int(entry.get("group", 0)),
     )
 
 
@@ -123,6 +148,7 @@ def _step(server: str, data: dict[str, Any]) -> PlannedStep:
         escalation=bool(data.get("escalation", False)),
         escalate_on_timeout=bool(data.get("escalate_on_timeout", False)),
         only_if_off=bool(data.get("only_if_off", False)),
+        settle_w=float(data.get("settle_w", 0.0)),
     )
 
 
@@ -137,6 +163,10 @@ def result_from_wire(data: dict[str, Any]) -> BatchResult:
         units_stopped_on={k: tuple(v) for k, v in (data.get("units_stopped_on") or {}).items()},
         units_stopped_unknown={
             k: tuple(v) for k, v in (data.get("units_stopped_unknown") or {}).items()
+        },
+        budget_peaks={
+            str(k): {str(f): float(w) for f, w in v.items()}
+            for k, v in (data.get("budget_peaks") or {}).items()
         },
     )
     for entry in data.get("servers") or []:

@@ -253,6 +253,33 @@ async def clear_link_faults(request: web.Request) -> web.Response:
     return web.json_response({"faults": {}, "link": link.snapshot()})
 
 
+async def list_racks(request: web.Request) -> web.Response:
+    """GET /racks: every rack's servers, draw now, breaker rating, peak draw and trips (W)."""
+    racks = _center(request).breakers.racks.values()
+    return web.json_response([breaker.snapshot() for breaker in racks])
+
+
+async def set_rack_breaker(request: web.Request) -> web.Response:
+    """POST /racks/{name}/breaker {"trip_w": W}: arm the rack's breaker (rack-over-budget)."""
+    body = await _json_body(request)
+    try:
+        breaker = _center(request).breakers.set_trip(request.match_info["name"], body.get("trip_w"))
+    except KeyError as exc:
+        return _error(404, str(exc.args[0]))
+    except ValueError as exc:
+        return _error(400, str(exc))
+    return web.json_response(breaker.snapshot())
+
+
+async def clear_rack_breaker(request: web.Request) -> web.Response:
+    """DELETE /racks/{name}/breaker: no rating: the rack never trips."""
+    try:
+        breaker = _center(request).breakers.set_trip(request.match_info["name"], None)
+    except KeyError as exc:
+        return _error(404, str(exc.args[0]))
+    return web.json_response(breaker.snapshot())
+
+
 async def list_faults(request: web.Request) -> web.Response:
     """GET /faults: the fault switches and their defaults."""
     return web.json_response(vars(HostFaults()))
@@ -275,6 +302,9 @@ def control_app(center: SimulatedDataCenter) -> web.Application:
     app.router.add_get("/replicas", list_replicas)
     app.router.add_get("/spares", list_spares)
     app.router.add_post("/spares/{name}/rack", rack_spare)
+    app.router.add_get("/racks", list_racks)
+    app.router.add_post("/racks/{name}/breaker", set_rack_breaker)
+    app.router.add_delete("/racks/{name}/breaker", clear_rack_breaker)
     app.router.add_get("/sites", list_site_links)
     app.router.add_post("/sites/{name}/link", set_link_faults)
     app.router.add_delete("/sites/{name}/link", clear_link_faults)

@@ -26,6 +26,7 @@ from pacs_tui.sim.faults import HostFaults
 from pacs_tui.sim.fleet import DEFAULT_MIX, REMOTE_BACKUP, SimFleet, SimServer, build_fleet
 from pacs_tui.sim.host import HostTimings, SimulatedHost
 from pacs_tui.sim.pki import FleetPki
+from pacs_tui.sim.rack_breakers import RackBreakers
 from pacs_tui.sim.redfish_flavour import BmcFlavour, profile
 from pacs_tui.sim.site_links import SiteLink, build_site_links, inventory_links
 from pacs_tui.sim.spares import SimSpare, build_spares, inventory_spares, spare_host
@@ -102,6 +103,11 @@ class SimulatedDataCenter:
         }
         self.racked_spares: dict[str, str] = {}  # spare -> the server whose place it took
         self._build_hosts()
+        racks: dict[str, list[SimulatedHost]] = {}
+        for spec in self.fleet.servers:
+            if spec.rack:
+                racks.setdefault(spec.rack, []).append(self.hosts[spec.name])
+        self.breakers = RackBreakers(racks)  # the rack-over-budget fault
 
     # -- construction -----------------------------------------------------------
 
@@ -205,6 +211,7 @@ class SimulatedDataCenter:
 
     async def stop(self) -> None:
         """Close every endpoint and cancel running power transitions."""
+        await self.breakers.stop()
         await asyncio.gather(*(h.stop() for h in self.hosts.values()))
         await asyncio.gather(*(s.stop() for s in self.ssh_servers.values()))
         await asyncio.gather(*(d.stop() for d in self.dicom_nodes.values()))

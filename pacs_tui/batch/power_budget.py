@@ -1,0 +1,251 @@
+"""Power budgets: a power-on wave split into groups no rack or circuit can trip on.
+
+Thirty servers of one rack booting at once draw their boot peaks together;
+fixed delays between servers are the usual cure and guess both ways. Here
+the inventory gives racks (and PDU circuits) a budget (``racks:``), and a
+wave's power-ons are packed into groups so that, while a group boots, every
+rack and circuit is *expected* to stay within its budget:
+
+    present load + steady draw of the groups before + boot peaks of this group ≤ budget
+
+- **Expected draw per server** (``expected_draw``): from the baseline's
+  measured draw (``ServerBaseline.power_watts``): steady = that draw, boot
+  peak = ``boot_peak_factor`` × it (default ``DEFAULT_BOOT_PEAK_FACTOR``);
+  else from ``nameplate_w`` (the most the server can draw): steady = peak =
+  nameplate, which needs no factor. With neither, a server of a budgeted
+  rack cannot be planned: the plan is refused rather than guessed.
+- **Present load** of a rack: every server of it that this batch does not
+  power on, at its draw read when planning (the ``rack-power`` probe's
+  ``watts``); one whose draw could not be read counts at its expected
+  steady draw, and one with no expectation either refuses the plan.
+- **Groups**: first fit in wave order; a server joins the earliest group
+  where it and every later group still fit. A server that fits in no group
+  (its peak alone over the budget left) refuses the plan.
+- **At run time** the runner starts a group only when every server of the
+  groups before it has *settled*: its measured draw back at or below its
+  expected steady draw (+ ``settle_tolerance``), read by the ``rack-power``
+  probe. A draw that does not settle, or cannot be read, holds the later
+  groups of that rack (never guessed): they are left out, named.
+
+Units: watts (W). Budget keys are the rack's name (``R01``) and a circuit's
+``RACK/CIRCUIT`` (``R01/A``). Pure: no I/O here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pacs_tui.inventory import Inventory, Server
+
+DEFAULT_BOOT_PEAK_FACTOR = 2.0  # boot peak / steady draw when only a baseline draw is known
+DEFAULT_SETTLE_TOLERANCE = 0.10  # settled: draw ≤ expected steady × (1 + this)
+
+HINT_NO_DRAW = (
+    "capture a baseline with rack power (baseline capture), or give the servers nameplate_w"
+)
+HINT_OVER_BUDGET = "raise the rack's budget_w, or power the rack's other servers down first"
+
+
+@dataclass(frozen=True)
+class ExpectedDraw:
+    """What one server is expected to draw, W, and where the figures come from."""
+
+    peak_w: float | None  # while it boots
+    steady_w: float | None  # once booted
+    source: str  # "baseline 210 W × 2" or "nameplate 750 W", for the dry run
+
+    @property
+    def known(self) -> bool:
+        """True when both figures are known."""
+        return self.peak_w is not None and self.steady_w is not None
+
+
+def expected_draw(server: Server, baseline_w: float | None) -> ExpectedDraw:
+    """``server``'s expected boot peak and steady draw (W) from a baseline draw or nameplate."""
+    factor = server.boot_peak_factor or DEFAULT_BOOT_PEAK_FACTOR
+    if baseline_w is not None and baseline_w > 0:
+        peak = baseline_w * factor
+        if server.nameplate_w is not None:
+            peak = min(peak, server.nameplate_w)  # it cannot draw more than its supplies give
+        return ExpectedDraw(peak, baseline_w, f"baseline {baseline_w:.0f} W × {factor:g}")
+    if server.nameplate_w is not None:
+        return ExpectedDraw(
+            server.nameplate_w, server.nameplate_w, f"nameplate {server.nameplate_w:.0f} W"
+        )
+    return ExpectedDraw(None, None, "no baseline draw and no nameplate_w")
+
+
+def budget_keys(inventory: Inventory, server: Server) -> dict[str, float]:
+    """The budgets ``server`` draws from: its rack's and its circuit's, by key (W)."""
+    rack = inventory.racks.get(server.rack or "")
+    if rack is None:
+        return {}
+    keys: dict[str, float] = {}
+    if rack.budget_w is not None:
+        keys[rack.name] = rack.budget_w
+    circuit = rack.circuits.get(server.circuit or "")
+    if circuit is not None:
+        keys[f"{rack.name}/{circuit.name}"] = circuit.budget_w
+    return keys
+
+
+@dataclass(frozen=True)
+class BudgetGroup:
+    """Servers of one wave that power on together, and what each budget expects meanwhile."""
+
+    index: int  # 1-based within the wave
+    servers: tuple[str, ...]
+    expected_peak_w: Mapping[str, float]  # budget key -> expected draw while it boots
+
+    def to_json(self) -> dict[str, Any]:
+        """The group as JSON-able data."""
+        return {
+            "group": self.index,
+            "servers": list(self.servers),
+            "expected_peak_w": {k: round(v) for k, v in self.expected_peak_w.items()},
+        }
+
+
+@dataclass(frozen=True)
+class PowerBudget:
+    """The budgets a plan respects and the figures it was made with (W)."""
+
+    budgets: Mapping[str, float]  # key -> budget
+    keys: Mapping[str, tuple[str, ...]]  # server -> its budget keys (budgeted servers only)
+    members: Mapping[str, tuple[str, ...]]  # key -> every inventory server drawing from it
+    expected: Mapping[str, ExpectedDraw]  # server -> expectation (budgeted servers)
+    present_w: Mapping[str, float]  # key -> load when planned, without the servers to boot
+    draw_now: Mapping[str, float]  # server -> draw read when planned (readable ones)
+    settle_tolerance: float = DEFAULT_SETTLE_TOLERANCE
+
+    def settled_below_w(self, server: str) -> float | None:
+        """The draw ``server`` must fall to before later groups of its racks start."""
+        steady = self.expected[server].steady_w if server in self.expected else None
+        return None if steady is None else steady * (1 + self.settle_tolerance)
+
+
+@dataclass
+class Packing:
+    """The output of ``pack_wave``: groups and the refusals that block the plan."""
+
+    groups: list[list[str]] = field(default_factory=list)
+    peaks: list[dict[str, float]] = field(default_factory=list)
+    refusals: list[str] = field(default_factory=list)
+
+
+def present_load(
+    inventory: Inventory,
+    booting: Iterable[str],
+    draw_now: Mapping[str, float | None],
+    baseline_w: Mapping[str, float],
+) -> tuple[dict[str, float], list[str]]:
+    """Per budget key, what its servers that are not powered on by this plan draw (W).
+
+    Returns (load by key, refusals naming servers whose draw is unknown).
+    """
+    skip = set(booting)
+    load: dict[str, float] = {}
+    refusals: list[str] = []
+    for server in inventory:
+        keys = budget_keys(inventory, server)
+        if not keys or server.name in skip:
+            continue
+        now = draw_now.get(server.name)
+        if now is None:
+            steady = expected_draw(server, baseline_w.get(server.name)).steady_w
+            if steady is None:
+                refusals.append(
+                    f"{server.name}: its draw could not be read and is not known "
+                    f"(rack {server.rack}'s present load cannot be bounded)"
+                )
+                continue
+            now = steady
+        for key in keys:
+            load[key] = load.get(key, 0.0) + now
+    return load, refusals
+
+
+def pack_wave(
+    booting: Sequence[str],
+    keys: Mapping[str, Mapping[str, float]],
+    expected: Mapping[str, ExpectedDraw],
+    prior: Mapping[str, float],
+) -> Packing:
+    """Groups for the servers of one wave that power on, in order (first fit).
+
+    ``keys``: server -> its budgets (key -> W; empty: unbounded). ``expected``
+    covers every server with budgets. ``prior``: load per key before the wave
+    (present load plus the steady draw of earlier waves' power-ons).
+    """
+    out = Packing()
+    steady: list[dict[str, float]] = []  # per group, per key
+    peak: list[dict[str, float]] = []
+
+    def fits(name: str, g: int) -> bool:
+        draw = expected[name]
+        assert draw.peak_w is not None and draw.steady_w is not None
+        for key, budget in keys[name].items():
+            before = prior.get(key, 0.0) + sum(s.get(key, 0.0) for s in steady[:g])
+            # Its own group: everyone's peaks plus its own.
+            if before + (peak[g].get(key, 0.0) if g < len(peak) else 0.0) + draw.peak_w > budget:
+                return False
+            # Every later group now boots on top of its steady draw as well.
+            running = before + (steady[g].get(key, 0.0) if g < len(steady) else 0.0)
+            for h in range(g + 1, len(peak)):
+                if running + draw.steady_w + peak[h].get(key, 0.0) > budget:
+                    return False
+                running += steady[h].get(key, 0.0)
+        return True
+
+    for name in booting:
+        if not keys.get(name):
+            g = 0  # no budget: it goes with the first group
+        else:
+            g = next((i for i in range(len(out.groups) + 1) if fits(name, i)), -1)
+            if g < 0:
+                draw = expected[name]
+                worst = max(
+                    keys[name],
+                    key=lambda k: prior.get(k, 0.0) + sum(s.get(k, 0.0) for s in steady),
+                )
+                load = prior.get(worst, 0.0) + sum(s.get(worst, 0.0) for s in steady)
+                out.refusals.append(
+                    f"{name}: boot peak {draw.peak_w:.0f} W ({draw.source}) does not fit "
+                    f"{worst}'s budget {keys[name][worst]:.0f} W over its expected load "
+                    f"{load:.0f} W"
+                )
+                continue
+        if g == len(out.groups):
+            out.groups.append([])
+            steady.append({})
+            peak.append({})
+        out.groups[g].append(name)
+        placed = expected.get(name)
+        if placed is not None and placed.peak_w is not None and placed.steady_w is not None:
+            for key in keys.get(name, {}):
+                steady[g][key] = steady[g].get(key, 0.0) + placed.steady_w
+                peak[g][key] = peak[g].get(key, 0.0) + placed.peak_w
+    for g in range(len(out.groups)):
+        before = {
+            key: prior.get(key, 0.0) + sum(s.get(key, 0.0) for s in steady[:g]) for key in peak[g]
+        }
+        out.peaks.append({key: before[key] + peak[g][key] for key in sorted(peak[g])})
+    return out
+
+
+def wave_steady(
+    names: Iterable[str],
+    keys: Mapping[str, Mapping[str, float]],
+    expected: Mapping[str, ExpectedDraw],
+) -> dict[str, float]:
+    """The steady draw the power-ons ``names`` add per key once booted (W)."""
+    out: dict[str, float] = {}
+    for name in names:
+        draw = expected.get(name)
+        if draw is None or draw.steady_w is None:
+            continue
+        for key in keys.get(name, {}):
+            out[key] = out.get(key, 0.0) + draw.steady_w
+    return out
