@@ -12,9 +12,13 @@ the way the weekend goes, through the same engines the lead uses:
    backup, in dependency waves with escalation to ForceOff;
 5. **transit**: every moved BMC unreachable for a while (the trucks), custody
    in-transit → racked;
-6. **power-up**: ``on`` in dependency waves, each gated on power, SSH, units
-   and DICOM;
-7. **baseline** again, **compare**, and the report.
+6. **preflight** at the new site, before anything is powered on: every site's
+   WAN link measured as ``pacs-tui preflight`` does, every moved server's
+   ``rack-power`` read while Off; a site whose link is down has its servers
+   held Off, and what is not proven is named (``pacs_tui.rehearsal.preflight``);
+7. **power-up**: ``on`` in dependency waves (held servers left out), each
+   gated on power, SSH, units and DICOM;
+8. **baseline** again, **compare**, and the report.
 
 Problems found are named by what they look like (``slow-storage``,
 ``swapped-server``, ``missing-studies``, ...), never by what was planted, so a
@@ -25,9 +29,11 @@ plants a problem in the new site through the simulator's control API.
 from pacs_tui.rehearsal.control_client import SimControl
 from pacs_tui.rehearsal.findings import name_problems
 from pacs_tui.rehearsal.options import (
+    CLINIC_LINK_DOWN,
     FIND_QUERY,
     MISSING_STUDIES,
     PLANTS,
+    PSU_UNPLUGGED,
     REMOTE_BACKUP_KIND,
     SLOW_STORAGE,
     SWAPPED_SERVER,
@@ -35,20 +41,25 @@ from pacs_tui.rehearsal.options import (
     tolerances,
 )
 from pacs_tui.rehearsal.outcome import Detection, PhaseOutcome, RehearsalResult, RehearsalStopped
-from pacs_tui.rehearsal.phases import Progress, Rehearsal
+from pacs_tui.rehearsal.phases import Inspect, Progress, Rehearsal
+from pacs_tui.rehearsal.preflight import PreflightFindings
 from pacs_tui.rehearsal.report import SUMMARY_FILE, write_summary
 from pacs_tui.rehearsal.simulator_process import SimProcess, running_simulator
 
 __all__ = [
+    "CLINIC_LINK_DOWN",
     "FIND_QUERY",
     "MISSING_STUDIES",
     "PLANTS",
+    "PSU_UNPLUGGED",
     "REMOTE_BACKUP_KIND",
     "SLOW_STORAGE",
     "SUMMARY_FILE",
     "SWAPPED_SERVER",
     "Detection",
+    "Inspect",
     "PhaseOutcome",
+    "PreflightFindings",
     "Progress",
     "Rehearsal",
     "RehearsalOptions",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from pacs_tui.baseline.model import HARDWARE_KEYS
@@ -14,8 +15,13 @@ def _median_ms(value: Any) -> str:
     return f"{median:.1f} ms" if isinstance(median, int | float) else str(value)
 
 
-def name_problems(comparison: Any, before: Any, after: Any) -> list[Detection]:
+def name_problems(
+    comparison: Any, before: Any, after: Any, held: Collection[str] = ()
+) -> list[Detection]:
     """Name the comparison's problems by what they look like.
+
+    ``held``: servers the preflight kept Off; their server findings are left out
+    (the preflight's finding already names them, and they were never compared).
 
     - a role whose C-FIND latency got worse: ``slow-storage``;
     - servers reporting another server's serial number or MACs, or a changed
@@ -26,7 +32,7 @@ def name_problems(comparison: Any, before: Any, after: Any) -> list[Detection]:
     - any other worse latency, changed fact or missing unit: ``regression``.
     """
     found: list[Detection] = []
-    problems = list(comparison.problems())
+    problems = [f for f in comparison.problems() if not (f.scope == "server" and f.name in held)]
     slow_roles = {f.name for f in problems if f.scope == "role" and f.metric == "find"}
     swapped: dict[str, set[str]] = {}
     serial_owner = {

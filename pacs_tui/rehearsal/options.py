@@ -9,7 +9,16 @@ from pacs_tui.baseline.compare import Tolerances
 
 SLOW_STORAGE, SWAPPED_SERVER, MISSING_STUDIES = "slow-storage", "swapped-server", "missing-studies"
 DEAD_ON_ARRIVAL = "dead-on-arrival"  # a server that does not come back after the truck
-PLANTS = (SLOW_STORAGE, SWAPPED_SERVER, MISSING_STUDIES, DEAD_ON_ARRIVAL)
+CLINIC_LINK_DOWN = "clinic-link-down"  # one clinic's WAN link down at the new site
+PSU_UNPLUGGED = "psu-unplugged"  # one moved server's power supply without input after racking
+PLANTS = (
+    SLOW_STORAGE,
+    SWAPPED_SERVER,
+    MISSING_STUDIES,
+    DEAD_ON_ARRIVAL,
+    CLINIC_LINK_DOWN,
+    PSU_UNPLUGGED,
+)
 REMOTE_BACKUP_KIND = "remote-backup"
 # The sampled C-FIND: one study by StudyInstanceUID, the indexed lookup a viewer makes.
 # It measures how fast the archive answers, not how fast the simulator can invent
@@ -42,6 +51,11 @@ class RehearsalOptions:
     # else): latency changes below this are noise here, not a slower site.
     noise_floor_ms: float = 10.0
     sim_start_timeout_s: float = 180.0
+    # The preflight before power-up: samples per WAN link (as ``pacs-tui preflight -n``),
+    # links measured at once, and the supply bay the ``psu-unplugged`` plant unplugs.
+    link_samples: int = 5
+    link_parallel: int = 8
+    psu_unplugged_bay: int = 2
 
     def __post_init__(self) -> None:
         unknown = set(self.plants) - set(PLANTS)
@@ -55,6 +69,8 @@ class RehearsalOptions:
             raise ValueError("time scale must be > 0, samples >= 1, transit >= 0")
         if self.replication_days < 1 or self.study_window_days < 1:
             raise ValueError("replication and study windows need at least one day")
+        if self.link_samples < 1 or self.link_parallel < 1 or self.psu_unplugged_bay not in (1, 2):
+            raise ValueError("link samples and parallel must be >= 1, the PSU bay 1 or 2")
 
 
 def tolerances(options: RehearsalOptions) -> Tolerances:

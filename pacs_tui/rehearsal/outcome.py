@@ -56,11 +56,22 @@ class RehearsalResult:
     summary_path: Path | None = None
     report_paths: tuple[Path, ...] = ()
     elapsed_s: float = 0.0
+    # The preflight before power-up: servers left Off (and why), sites not proven
+    # same-or-better (and why), and the preflight's lines for the report.
+    held: dict[str, str] = field(default_factory=dict)
+    not_proven: dict[str, str] = field(default_factory=dict)
+    preflight: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         """True only when every phase went well and the move is proven same-or-better."""
-        return not self.detections and not self.stopped_at and all(p.ok for p in self.phases)
+        return (
+            not self.detections
+            and not self.stopped_at
+            and not self.held
+            and not self.not_proven
+            and all(p.ok for p in self.phases)
+        )
 
     @property
     def faults(self) -> list[str]:
@@ -76,6 +87,8 @@ class RehearsalResult:
             "faults": self.faults,
             "detections": [str(d) for d in self.detections],
             "stopped_at": self.stopped_at or None,
+            "held": dict(self.held),
+            "not_proven": dict(self.not_proven),
             "elapsed_s": round(self.elapsed_s, 1),
             "phases": [p.to_json() for p in self.phases],
             "summary": str(self.summary_path) if self.summary_path else None,

@@ -14,7 +14,7 @@ import random
 import shutil
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -30,15 +30,18 @@ from pacs_tui.batch.result import FINE
 from pacs_tui.batch.runner import BatchResult, FailurePolicy
 from pacs_tui.custody import CustodyBoard, CustodyState
 from pacs_tui.inventory import Inventory, Server, load_inventory
+from pacs_tui.links import Sampling, measure_links, site_links
 from pacs_tui.monitor import FleetMonitor
 from pacs_tui.plugin_catalog import load_probes
 from pacs_tui.power import PowerState
 from pacs_tui.rehearsal.control_client import SimControl
 from pacs_tui.rehearsal.findings import name_problems
 from pacs_tui.rehearsal.options import (
+    CLINIC_LINK_DOWN,
     DEAD_ON_ARRIVAL,
     FIND_QUERY,
     MISSING_STUDIES,
+    PSU_UNPLUGGED,
     REMOTE_BACKUP_KIND,
     SLOW_STORAGE,
     SWAPPED_SERVER,
@@ -46,6 +49,13 @@ from pacs_tui.rehearsal.options import (
     tolerances,
 )
 from pacs_tui.rehearsal.outcome import Detection, PhaseOutcome, RehearsalResult, RehearsalStopped
+from pacs_tui.rehearsal.preflight import (
+    RACK_POWER_PROBE,
+    PreflightFindings,
+    hold_dependents,
+    link_findings,
+    rack_power_findings,
+)
 from pacs_tui.rehearsal.report import write_summary
 from pacs_tui.rehearsal.simulator_process import running_simulator
 from pacs_tui.scheduler import ConcurrencyCaps
@@ -57,6 +67,9 @@ _GATE_PROBES = {"power", "ssh", "dicom"}
 
 
 Progress = Callable[[str], None]
+# Called with the simulator's control API once the weekend is over, before the simulator
+# stops (tests count there what the simulated BMCs received).
+Inspect = Callable[[SimControl], Awaitable[None]]
 
 
 class Rehearsal:
@@ -67,11 +80,14 @@ class Rehearsal:
         options: RehearsalOptions,
         progress: Progress | None = None,
         on_simulator: Callable[[Path, Path], None] | None = None,
+        inspect: Inspect | None = None,
     ) -> None:
         """``on_simulator(inventory_path, custody_path)`` is called once the simulator
-        is up and the custody board written (a live view opens on them)."""
+        is up and the custody board written (a live view opens on them); ``inspect``
+        once the weekend is over, while the simulator still runs."""
         self.options = options
         self.on_simulator = on_simulator
+        self.inspect = inspect
         self.progress = progress or (lambda line: None)
         self.result = RehearsalResult(options)
         self.octet = options.address_octet or random.randint(100, 250)
@@ -82,6 +98,7 @@ class Rehearsal:
         self.written: Inventory | None = None  # the inventory file as the simulator wrote it
         self.power_up_failed: list[str] = []
         self.replaced: list[str] = []  # servers a spare replaced in this rehearsal
+        self.planted_on: dict[str, str] = {}  # server (or site) -> the plant put there
         self.control: SimControl | None = None
         self.before: Any = None
         self.after: Any = None
@@ -171,6 +188,8 @@ class Rehearsal:
                     self.result.detections.append(
                         Detection("rehearsal-error", f"{type(exc).__name__}: {exc}")
                     )
+                if self.inspect is not None:
+                    await self.inspect(self.control)
         except RehearsalStopped as exc:  # the simulator itself failed to start
             self.result.stopped_at = self.result.stopped_at or "simulator"
             self.result.detections.append(Detection("rehearsal", str(exc)))
@@ -191,6 +210,7 @@ class Rehearsal:
         self.before = await self._baseline("baseline before the move", "before")
         await self._shutdown()
         await self._transit()
+        await self._preflight()
         await self._power_up()
         await self._replace_dead()
         self.after = await self._baseline("baseline at the new site", "after")
@@ -360,14 +380,21 @@ class Rehearsal:
         ]
 
     async def _moved_batch(
-        self, outcome: PhaseOutcome, verb: str, state: CustodyState, reason: str, detection: str
+        self,
+        outcome: PhaseOutcome,
+        verb: str,
+        state: CustodyState,
+        reason: str,
+        detection: str,
+        servers: list[Server] | None = None,
     ) -> list[str]:
-        """Run ``verb`` on the moved servers; those at target advance to ``state``.
+        """Run ``verb`` on ``servers`` (default: the moved ones); those at target advance
+        to ``state``.
 
         Returns the failures (``server: status: detail``), each also a ``detection``.
         """
         assert self.board is not None
-        result = await self._power_batch(verb, self.moved)
+        result = await self._power_batch(verb, self.moved if servers is None else servers)
         at_target = [r.server for r in result.servers.values() if r.status in FINE]
         self.board.advance(at_target, state, reason=reason)
         outcome.summary = self._batch_summary(result)
@@ -405,39 +432,100 @@ class Rehearsal:
             outcome.summary = f"{len(names)} servers racked, BMCs reachable again"
 
     async def _plant_in_new_site(self) -> None:
+        """Plant each problem asked for, in ``PLANTS`` order. A planter returns what it
+        did; it records its victims in ``planted_on`` so the next planter picks others."""
+        planters: dict[str, Callable[[], Awaitable[str]]] = {
+            SLOW_STORAGE: self._plant_slow_storage,
+            SWAPPED_SERVER: self._plant_swapped_server,
+            DEAD_ON_ARRIVAL: self._plant_dead_on_arrival,
+            CLINIC_LINK_DOWN: self._plant_clinic_link_down,
+            PSU_UNPLUGGED: self._plant_psu_unplugged,
+        }
+        for plant, planter in planters.items():
+            if plant in self.options.plants:
+                self.say(f"  planted {plant}: {await planter()}")
+
+    def _mark(self, plant: str, *names: str) -> None:
+        for name in names:
+            self.planted_on.setdefault(name, plant)
+
+    async def _plant_slow_storage(self) -> str:
         assert self.control is not None
-        plants = self.options.plants
-        if SLOW_STORAGE in plants:
-            role = self.options.slow_storage_role
-            victims = [s.name for s in self.moved if s.role == role and s.dicom is not None]
-            if not victims:
-                raise RehearsalStopped(f"no moved DICOM server of role {role} to slow down")
-            delay = self.options.slow_storage_delay_s
-            await self.control.set_faults(victims, {"dicom_find_delay_s": delay})
-            self.say(
-                f"  planted {SLOW_STORAGE}: {len(victims)} {role} server(s) +{delay * 1000:.0f} ms per C-FIND"
-            )
-        if SWAPPED_SERVER in plants:
-            a, b = self._swap_pair()
-            await self.control.call("POST", "/swap-hardware", {"a": a, "b": b})
-            self.say(f"  planted {SWAPPED_SERVER}: {a} and {b} racked in each other's place")
-        if DEAD_ON_ARRIVAL in plants:
-            victim = self._dead_on_arrival_victim()
-            await self.control.set_faults([victim], {"dead_on_arrival": True})
-            self.say(f"  planted {DEAD_ON_ARRIVAL}: {victim} will not power on")
+        role = self.options.slow_storage_role
+        victims = [s.name for s in self.moved if s.role == role and s.dicom is not None]
+        if not victims:
+            raise RehearsalStopped(f"no moved DICOM server of role {role} to slow down")
+        delay = self.options.slow_storage_delay_s
+        await self.control.set_faults(victims, {"dicom_find_delay_s": delay})
+        self._mark(SLOW_STORAGE, *victims)
+        return f"{len(victims)} {role} server(s) +{delay * 1000:.0f} ms per C-FIND"
+
+    async def _plant_swapped_server(self) -> str:
+        assert self.control is not None
+        a, b = self._swap_pair()
+        await self.control.call("POST", "/swap-hardware", {"a": a, "b": b})
+        self._mark(SWAPPED_SERVER, a, b)
+        return f"{a} and {b} racked in each other's place"
+
+    async def _plant_dead_on_arrival(self) -> str:
+        assert self.control is not None
+        victim = self._dead_on_arrival_victim()
+        await self.control.set_faults([victim], {"dead_on_arrival": True})
+        self._mark(DEAD_ON_ARRIVAL, victim)
+        return f"{victim} will not power on"
+
+    async def _plant_clinic_link_down(self) -> str:
+        """One clinic's WAN link down (the simulator closes its ports): the first clinic
+        with a link and a moved server of its own, else the first clinic with a link."""
+        assert self.control is not None and self.inventory is not None
+        clinics = [
+            site.name
+            for site in self.inventory.sites.values()
+            if site.kind == "clinic" and site.links and site.name not in self.planted_on
+        ]
+        if not clinics:
+            raise RehearsalStopped("no clinic with a WAN link to take down")
+        busy = {s.site for s in self.moved if s.bmc is not None and s.name not in self.planted_on}
+        clinic = next((c for c in clinics if c in busy), clinics[0])
+        await self.control.call("POST", f"/sites/{clinic}/link", {"link_down": True})
+        self._mark(CLINIC_LINK_DOWN, clinic)
+        servers = [s.name for s in self.moved if s.site == clinic]
+        return f"{clinic}'s WAN link is down ({len(servers)} moved server(s) there)"
+
+    async def _plant_psu_unplugged(self) -> str:
+        """One power supply of a moved server left without input: a server others depend
+        on (storage first), with a BMC of its own (a blade's supplies are the enclosure's)."""
+        assert self.control is not None and self.inventory is not None
+        candidates = [
+            s
+            for s in self.moved
+            if s.bmc is not None
+            and s.bmc.system is None
+            and s.name not in self.planted_on
+            and self.inventory.dependents(s.name)
+        ]
+        for role in ("storage", "database", *sorted({s.role for s in candidates})):
+            victim = next((s.name for s in candidates if s.role == role), None)
+            if victim is not None:
+                break
+        else:
+            raise RehearsalStopped("no moved server with dependents to unplug a supply of")
+        bay = self.options.psu_unplugged_bay
+        await self.control.set_faults([victim], {"psu_unplugged": bay})
+        self._mark(PSU_UNPLUGGED, victim)
+        return f"{victim}'s power supply in bay {bay} has no input"
 
     def _dead_on_arrival_victim(self) -> str:
         """A moved server nothing depends on, with a BMC of its own (a spare can take
         its place): a dead leaf costs its own service only, so the weekend goes on."""
         assert self.inventory is not None
-        swapped = set(self._swap_pair()) if SWAPPED_SERVER in self.options.plants else set()
         leaves = [
             s
             for s in self.moved
             if s.bmc is not None
             and s.bmc.system is None
             and not self.inventory.dependents(s.name)
-            and s.name not in swapped
+            and s.name not in self.planted_on
         ]
         for role in ("web-viewer", "ris-integration", *sorted({s.role for s in leaves})):
             for server in leaves:
@@ -457,13 +545,66 @@ class Rehearsal:
                 return names[-2], names[-1]
         raise RehearsalStopped("no two moved servers of one role to swap")
 
+    async def _preflight(self) -> None:
+        """Before anything at the new site is powered on: every site's WAN link measured
+        as ``pacs-tui preflight`` does, every moved server's rack power read while Off.
+        Findings and held servers: ``pacs_tui.rehearsal.preflight``."""
+        assert self.inventory is not None
+        async with self.phase("Preflight at the new site", "preflight") as outcome:
+            found = PreflightFindings()
+            link_findings(await self._measure_links(), self.moved, found)
+            rack_power_findings(await self._rack_power_off(), found)
+            hold_dependents(self.inventory, self.moved, found)
+            self.result.detections.extend(found.detections)
+            self.result.held.update(found.held)
+            self.result.not_proven.update(found.not_proven)
+            self.result.preflight = [found.summary(), *found.lines]
+            for name, why in found.held.items():
+                self.say(f"  {name}: held Off at power-up ({why})")
+            outcome.summary = found.summary()
+            outcome.ok = not found.detections  # go on: what is not held powers up
+
+    async def _measure_links(self) -> list[Any]:
+        """Every site link, as ``pacs-tui preflight`` measures it; a link not ``ok`` is
+        measured once more (as an operator re-runs the preflight for that site) and the
+        second reading stands."""
+        assert self.inventory is not None
+        o = self.options
+        pairs = site_links(self.inventory)
+        sampling = Sampling(samples=o.link_samples, parallel=o.link_parallel)
+        reports = await measure_links(pairs, sampling)
+        again = [i for i, r in enumerate(reports) if r.verdict != "ok"]
+        if again:
+            second = await measure_links([pairs[i] for i in again], sampling)
+            for i, report in zip(again, second, strict=True):
+                reports[i] = report
+        return reports
+
+    async def _rack_power_off(self) -> dict[str, Any]:
+        """Each moved server's ``rack-power`` reading (supplies, input, inlet), taken while
+        the server is Off: its BMC runs on standby power."""
+        servers = self.moved
+        async with self._monitor(servers, {"power", RACK_POWER_PROBE}) as monitor:
+            readings = MonitorReadings(monitor)
+            gate = asyncio.Semaphore(64)
+
+            async def one(server: Server) -> tuple[str, Any]:
+                async with gate:
+                    return server.name, await readings.read(server, RACK_POWER_PROBE)
+
+            return dict(await asyncio.gather(*(one(s) for s in servers)))
+
     async def _power_up(self) -> None:
+        held = self.result.held
         async with self.phase("Power-up waves", "power-up") as outcome:
             failures = await self._moved_batch(
-                outcome, "on", CustodyState.POWERED, "rehearsal: gate passed", "power-up-failed"
-            )
+                outcome, "on", CustodyState.POWERED, "rehearsal: gate passed", "power-up-failed",
+                servers=[s for s in self.moved if s.name not in held],
+            )  # fmt: skip
             self.power_up_failed = [f.split(":", 1)[0] for f in failures]
-            if failures:
+            if held:
+                outcome.summary += f"; held Off: {', '.join(held)}"
+            if failures or held:
                 outcome.ok = False  # go on: the comparison tells what the failure costs
 
     async def _replace_dead(self) -> None:
@@ -564,18 +705,26 @@ class Rehearsal:
             )
             md, html = write_report(comparison, self.before, self.after, self.options.report_dir)
             self.result.report_paths = (md, html)
-            detections = name_problems(comparison, self.before, self.after)
+            held = self.result.held
+            detections = name_problems(comparison, self.before, self.after, held)
             self.result.detections.extend(detections)
-            troubled = {f.name for f in comparison.problems() if f.scope == "server"}
-            roles_bad = {f.name for f in comparison.problems() if f.scope == "role"}
+            problems = [
+                f for f in comparison.problems() if not (f.scope == "server" and f.name in held)
+            ]
+            troubled = {f.name for f in problems if f.scope == "server"}
+            roles_bad = {f.name for f in problems if f.scope == "role"}
             verified = [
                 s.name
                 for s in self.moved
                 if self.board.state(s.name) is CustodyState.POWERED
                 and s.name not in troubled
+                and s.name not in self.result.not_proven  # the preflight's degraded ones
                 and s.role not in roles_bad
             ]
             self.board.advance(verified, CustodyState.VERIFIED, reason="rehearsal: same or better")
             verdicts = ", ".join(f"{v} {k}" for k, v in sorted(comparison.verdicts().items()))
             outcome.summary = f"{verdicts}; {len(verified)} of {len(self.moved)} verified"
-            outcome.ok = comparison.ok
+            if held:
+                outcome.summary += f"; held Off, not compared: {', '.join(held)}"
+            # Held servers are the preflight's finding (the verdict fails on it), not this one's.
+            outcome.ok = comparison.ok or (bool(held) and not problems)

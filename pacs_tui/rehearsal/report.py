@@ -36,6 +36,18 @@ def write_summary(
         "StudyInstanceUID lookup",
         f"- Took: {result.elapsed_s:.1f} s",
         f"- Verdict: {verdict}",
+    ]
+    if result.not_proven:
+        lines.append(
+            "- Not proven same-or-better for: "
+            + "; ".join(f"{site} ({why})" for site, why in result.not_proven.items())
+        )
+    if result.held:
+        lines.append(
+            "- Held Off at power-up (never powered on, never verified): "
+            + "; ".join(f"{name} ({why})" for name, why in result.held.items())
+        )
+    lines += [
         "",
         "## Phases",
         "",
@@ -48,6 +60,9 @@ def write_summary(
             f"| {i} | {p.name} | {p.kind} | +{p.started_s:.1f} s | {p.duration_s:.1f} s | "
             f"{'ok' if p.ok else 'FAILED'} | {p.no_service} | {summary} |"
         )
+    if result.preflight:
+        lines += ["", "## Preflight at the new site (before power-up)", ""]
+        lines += [f"- {line}" for line in result.preflight]
     lines += ["", "## Problems found", ""]
     lines += [f"- **{d.fault}**: {d.message}" for d in result.detections] or ["- none"]
     if board is not None:
