@@ -144,3 +144,66 @@ def test_an_unplugged_supply_is_named_with_its_bay_before_power_up(
     summary = (report / "rehearsal.md").read_text()
     assert "**FAILED**: psu-unplugged" in summary
     assert "- rack-power stor-001: psu-fault: PSU 2 (Bay2) without input" in summary
+
+
+INVENTORY = """
+version: 1
+sites:
+  - {name: dc, kind: datacenter}
+  - name: clinic-a
+    kind: clinic
+    links: [{name: wan-1, kind: vpn, expected_latency_ms: 4, tcp: "127.0.0.1:9"}]
+  - name: clinic-b
+    kind: clinic
+    links: [{name: wan-1, kind: vpn, expected_latency_ms: 4, tcp: "127.0.0.1:9"}]
+servers:
+  - {name: stor-1, site: dc, role: storage}
+  - {name: gw-a, site: clinic-a, role: edge-gateway, depends_on: [stor-1]}
+  - {name: rep-1, site: dc, role: web-viewer, depends_on: [gw-a]}
+  - {name: gw-b, site: clinic-b, role: edge-gateway, depends_on: [stor-1]}
+"""
+
+
+def test_a_down_site_holds_its_servers_and_their_dependents_nothing_else(tmp_path: Path) -> None:
+    """The rules without a simulator: a link down holds the site's servers and what
+    depends on them; a degraded link holds nothing but proves nothing; a rack-power
+    read that is missing or hot is never read as fine."""
+    from pacs_tui.inventory import load_inventory
+    from pacs_tui.links import LinkReport
+    from pacs_tui.plugin_api import Health, ProbeResult
+    from pacs_tui.rehearsal.preflight import (
+        PreflightFindings,
+        hold_dependents,
+        link_findings,
+        rack_power_findings,
+    )
+
+    path = tmp_path / "inventory.yaml"
+    path.write_text(INVENTORY)
+    inventory = load_inventory(path)
+
+    def report(site: str, verdict: Any, reason: str) -> LinkReport:
+        link = inventory.sites[site].links[0]
+        return LinkReport(site, "clinic", link, None, None, None, verdict, (reason,))
+
+    found = PreflightFindings()
+    reports = [report("clinic-a", "unreachable", "every sample lost"), report("clinic-b", "degraded", "TCP loss 40 %")]  # fmt: skip
+    link_findings(reports, inventory.servers, found)
+    hot = ProbeResult.make("inlet-hot", Health.DOWN, detail="inlet 41.0 °C ≥ 35 °C critical")
+    rack_power_findings({"stor-1": None, "gw-b": hot}, found)
+    hold_dependents(inventory, inventory.servers, found)
+    assert found.held == {
+        "gw-a": "clinic-a's WAN link is down",
+        "gw-b": "inlet hot: inlet 41.0 °C ≥ 35 °C critical",
+        "rep-1": "depends on gw-a, held",
+    }
+    assert found.not_proven == {
+        "clinic-a": "WAN link down; held Off, not powered on: gw-a",
+        "clinic-b": "WAN link degraded",
+        "stor-1": "rack power not read",
+        "gw-b": "rack-power inlet-hot",
+    }
+    assert [d.fault for d in found.detections] == [
+        "clinic-link-down", "link-degraded", "rack-power-unknown", "inlet-hot",
+    ]  # fmt: skip
+    assert found.summary().startswith("0 of 2 WAN link(s) ok; rack power of 2 server(s) read")

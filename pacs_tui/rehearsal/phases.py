@@ -30,8 +30,9 @@ from pacs_tui.batch.result import FINE
 from pacs_tui.batch.runner import BatchResult, FailurePolicy
 from pacs_tui.custody import CustodyBoard, CustodyState
 from pacs_tui.inventory import Inventory, Server, load_inventory
-from pacs_tui.links import Sampling, measure_links, site_links
+from pacs_tui.links import LinkReport, Sampling, measure_links, site_links
 from pacs_tui.monitor import FleetMonitor
+from pacs_tui.plugin_api import ProbeResult
 from pacs_tui.plugin_catalog import load_probes
 from pacs_tui.power import PowerState
 from pacs_tui.rehearsal.control_client import SimControl
@@ -432,8 +433,9 @@ class Rehearsal:
             outcome.summary = f"{len(names)} servers racked, BMCs reachable again"
 
     async def _plant_in_new_site(self) -> None:
-        """Plant each problem asked for, in ``PLANTS`` order. A planter returns what it
-        did; it records its victims in ``planted_on`` so the next planter picks others."""
+        """Plant each problem asked for, in this table's order. A planter returns what
+        it did and records its victims in ``planted_on``, so the next one picks others:
+        one more plant is one more method and one more line here."""
         planters: dict[str, Callable[[], Awaitable[str]]] = {
             SLOW_STORAGE: self._plant_slow_storage,
             SWAPPED_SERVER: self._plant_swapped_server,
@@ -564,7 +566,7 @@ class Rehearsal:
             outcome.summary = found.summary()
             outcome.ok = not found.detections  # go on: what is not held powers up
 
-    async def _measure_links(self) -> list[Any]:
+    async def _measure_links(self) -> list[LinkReport]:
         """Every site link, as ``pacs-tui preflight`` measures it; a link not ``ok`` is
         measured once more (as an operator re-runs the preflight for that site) and the
         second reading stands."""
@@ -580,7 +582,7 @@ class Rehearsal:
                 reports[i] = report
         return reports
 
-    async def _rack_power_off(self) -> dict[str, Any]:
+    async def _rack_power_off(self) -> dict[str, ProbeResult | None]:
         """Each moved server's ``rack-power`` reading (supplies, input, inlet), taken while
         the server is Off: its BMC runs on standby power."""
         servers = self.moved
@@ -588,7 +590,7 @@ class Rehearsal:
             readings = MonitorReadings(monitor)
             gate = asyncio.Semaphore(64)
 
-            async def one(server: Server) -> tuple[str, Any]:
+            async def one(server: Server) -> tuple[str, ProbeResult | None]:
                 async with gate:
                     return server.name, await readings.read(server, RACK_POWER_PROBE)
 
