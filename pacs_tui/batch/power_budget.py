@@ -141,15 +141,17 @@ def present_load(
     draw_now: Mapping[str, float | None],
     baseline_w: Mapping[str, float],
 ) -> tuple[dict[str, float], list[str]]:
-    """Per budget key, what its servers that are not powered on by this plan draw (W).
+    """Per budget key of ``booting``, what its servers not powered on by this plan draw (W).
 
     Returns (load by key, refusals naming servers whose draw is unknown).
     """
     skip = set(booting)
+    # Only the budgets this plan draws from: other racks are none of its business.
+    touched = {key for name in skip for key in budget_keys(inventory, inventory.server(name))}
     load: dict[str, float] = {}
     refusals: list[str] = []
     for server in inventory:
-        keys = budget_keys(inventory, server)
+        keys = touched.intersection(budget_keys(inventory, server))
         if not keys or server.name in skip:
             continue
         now = draw_now.get(server.name)

@@ -1,0 +1,153 @@
+"""Rack power budgets: the inventory's ``racks:`` and the packing of a wave into groups.
+
+Pure logic (no peer): what the plan expects each rack to draw. That the
+expectation holds on a running fleet is tested against the simulator's rack
+breakers in ``test_power_budget_sim``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pacs_tui.batch.power_budget import (
+    DEFAULT_BOOT_PEAK_FACTOR,
+    ExpectedDraw,
+    expected_draw,
+    pack_wave,
+    present_load,
+)
+from pacs_tui.inventory import InventoryError, Server, load_inventory_text
+
+HEAD = """
+sites: [{name: dc, kind: datacenter}]
+racks:
+  - name: R01
+    budget_w: 1000
+    circuits:
+      - {name: A, budget_w: 600}
+"""
+
+
+def problems(text: str) -> list[str]:
+    with pytest.raises(InventoryError) as caught:
+        load_inventory_text(text, Path("inv.yaml"))
+    return ["inv.yaml:" + str(p).split("inv.yaml:", 1)[1] for p in caught.value.problems]
+
+
+def test_racks_and_server_power_keys_load() -> None:
+    inv = load_inventory_text(
+        HEAD
+        + "servers:\n"
+        + "  - {name: a, site: dc, role: archive, rack: R01, circuit: A, nameplate_w: 500}\n"
+        + "  - {name: b, site: dc, role: archive, rack: R01, boot_peak_factor: 1.5}\n",
+        Path("inv.yaml"),
+    )
+    rack = inv.racks["R01"]
+    assert rack.budget_w == 1000.0 and rack.circuits["A"].budget_w == 600.0
+    a, b = inv.server("a"), inv.server("b")
+    assert (a.circuit, a.nameplate_w, b.boot_peak_factor) == ("A", 500.0, 1.5)
+
+
+def test_rack_mistakes_are_named_with_their_line() -> None:
+    found = problems(
+        HEAD
+        + "  - name: R02\n"  # line 8: no budget at all
+        + "servers:\n"
+        + "  - {name: a, site: dc, role: archive, rack: R1}\n"  # line 10: a typo
+        + "  - {name: b, site: dc, role: archive, rack: R01, circuit: B}\n"
+        + "  - {name: c, site: dc, role: archive, circuit: A}\n"
+        + "  - {name: d, site: dc, role: archive, nameplate_w: 0}\n"
+    )
+    assert sorted(found) == sorted(
+        [
+            "inv.yaml:8: racks[1]: a rack needs a budget: budget_w, or circuits with their budget_w",
+            "inv.yaml:10: servers[0].rack: rack 'R1' is not under 'racks:' (did you mean 'R01'?)",
+            "inv.yaml:11: servers[1].circuit: rack R01 has no circuit 'B' (its circuits: A)",
+            "inv.yaml:12: servers[2].circuit: a circuit belongs to a rack: set rack too",
+            "inv.yaml:13: servers[3].nameplate_w: 0 W is out of range (0, 1000000]",
+        ]
+    )
+
+
+def test_expected_draw_sources() -> None:
+    plain = Server("a", "dc", "archive", rack="R01")
+    assert expected_draw(plain, 200.0) == ExpectedDraw(
+        200.0 * DEFAULT_BOOT_PEAK_FACTOR, 200.0, f"baseline 200 W × {DEFAULT_BOOT_PEAK_FACTOR:g}"
+    )
+    capped = Server("a", "dc", "archive", rack="R01", nameplate_w=300.0)
+    assert expected_draw(capped, 200.0).peak_w == 300.0  # never above what its PSUs give
+    assert expected_draw(capped, None) == ExpectedDraw(300.0, 300.0, "nameplate 300 W")
+    assert not expected_draw(plain, None).known
+
+
+def test_a_wave_is_packed_so_no_group_exceeds_the_budget() -> None:
+    draws = {n: ExpectedDraw(400.0, 200.0, "test") for n in "abcd"}
+    keys = {n: {"R01": 1100.0} for n in "abcd"}
+    packing = pack_wave(list("abcd"), keys, draws, prior={"R01": 100.0})
+    # a, b: 100 + 2 × 400 = 900. c with them: 1 300, so a group of its own over their
+    # steady 400: 900. d: 1 300 with c, so after c settled: 100 + 600 + 400 = 1 100.
+    assert packing.groups == [["a", "b"], ["c"], ["d"]]
+    assert packing.peaks == [{"R01": 900.0}, {"R01": 900.0}, {"R01": 1100.0}]
+    assert packing.refusals == []
+    # One watt less and d fits nowhere: refused, never squeezed in.
+    keys = {n: {"R01": 1099.0} for n in "abcd"}
+    packing = pack_wave(list("abcd"), keys, draws, prior={"R01": 100.0})
+    assert packing.groups == [["a", "b"], ["c"]] and packing.refusals[0].startswith("d: ")
+
+
+def test_a_server_that_fits_no_group_refuses_the_plan() -> None:
+    draws = {"a": ExpectedDraw(900.0, 450.0, "baseline 450 W × 2")}
+    packing = pack_wave(["a"], {"a": {"R01": 1000.0}}, draws, prior={"R01": 200.0})
+    assert packing.groups == []
+    assert packing.refusals == [
+        "a: boot peak 900 W (baseline 450 W × 2) does not fit R01's budget 1000 W "
+        "over its expected load 200 W"
+    ]
+
+
+def test_a_later_server_never_pushes_an_earlier_group_over() -> None:
+    # c fits group 1's peak, but its steady draw under group 2's peak would not.
+    draws = {
+        "a": ExpectedDraw(400.0, 100.0, "t"),
+        "b": ExpectedDraw(500.0, 300.0, "t"),
+        "c": ExpectedDraw(200.0, 200.0, "t"),
+    }
+    keys = {n: {"R01": 1000.0} for n in "abc"}
+    packing = pack_wave(["a", "b", "c"], keys, draws, prior={})
+    for g, peak in enumerate(packing.peaks):
+        assert peak["R01"] <= 1000.0, (g, packing.groups)
+
+
+def test_circuit_and_rack_are_both_respected() -> None:
+    draws = {n: ExpectedDraw(300.0, 150.0, "t") for n in "abc"}
+    keys = {
+        "a": {"R01": 1000.0, "R01/A": 600.0},
+        "b": {"R01": 1000.0, "R01/A": 600.0},
+        "c": {"R01": 1000.0},
+    }
+    packing = pack_wave(["a", "b", "c"], keys, draws, prior={})
+    assert packing.groups == [["a", "b", "c"]]  # circuit A: 600 of 600; the rack 900
+    packing = pack_wave(["a", "b", "c"], keys, draws, prior={"R01/A": 100.0})
+    assert packing.groups[0] == ["a", "c"] and packing.groups[1] == ["b"]
+
+
+def test_present_load_counts_what_is_not_powered_on() -> None:
+    inv = load_inventory_text(
+        HEAD
+        + "servers:\n"
+        + "  - {name: a, site: dc, role: archive, rack: R01}\n"
+        + "  - {name: b, site: dc, role: archive, rack: R01, nameplate_w: 350}\n"
+        + "  - {name: c, site: dc, role: archive, rack: R01}\n"
+        + "  - {name: d, site: dc, role: archive}\n",
+        Path("inv.yaml"),
+    )
+    assert present_load(inv, ["d"], {}, {}) == ({}, [])  # d draws from no budget
+    load, refusals = present_load(inv, ["a"], {"b": None, "c": 120.0, "d": 999.0}, {})
+    assert load == {"R01": 350.0 + 120.0}  # b unread: its nameplate; d has no rack budget
+    assert refusals == []
+    load, refusals = present_load(inv, ["a"], {"b": None, "c": None}, {})
+    assert refusals == [
+        "c: its draw could not be read and is not known (rack R01's present load cannot be bounded)"
+    ]

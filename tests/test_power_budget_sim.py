@@ -1,0 +1,135 @@
+"""Rack budgets on a running fleet: ``pacs-tui power on`` staggers a rack so its breaker holds.
+
+The simulator's rack breaker (``pacs_tui.sim.rack_breakers``) samples the
+rack's summed draw every 20 ms, keeps the highest, and cuts the whole rack
+when the sum passes its rating, as a real circuit breaker does. Its boot
+peak is 1.6 × the server's idle draw; the plan assumes the default 2 × the
+draw a baseline captured. The control case (no budgets in the inventory)
+trips the same breaker, so the budgeted pass is not luck.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from sim_process import RunningSim, running_sim, wait_until
+
+PACS_TUI = [sys.executable, "-m", "pacs_tui"]
+FAST = ["--poll", "0.1", "--gate-timeout", "60", "--timeout", "60", "--settle-timeout", "60"]
+RACK = "R01"
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSim]:
+    out = tmp_path_factory.mktemp("budget-sim") / "dc"
+    # 0.15: a boot peak lasts ~1.3 s, long enough for power-ons of one group to overlap.
+    with running_sim(out, "--servers", "24", "--time-scale", "0.15") as running:
+        yield running
+
+
+def pacs(sim: RunningSim, data: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PACS_TUI_DATA_DIR": str(data)}
+    return subprocess.run([*PACS_TUI, *args], capture_output=True, text=True, env=env, timeout=300)
+
+
+def rack(sim: RunningSim) -> dict[str, Any]:
+    return next(r for r in sim.control("GET", "/racks") if r["rack"] == RACK)
+
+
+def power_off_rack(sim: RunningSim, data: Path, names: list[str]) -> None:
+    """Every server of the rack Off, and whatever depends on them (the edge gateways)."""
+    dependents = [s["name"] for s in sim.servers() if set(s.get("depends_on", [])) & set(names)]
+    select = ",".join(sorted(set(names) | set(dependents)))
+    done = pacs(sim, data, "power", "off", "-i", str(sim.out / "inventory.yaml"),
+                "--select", select, "--yes", "--escalate-after", "10", *FAST)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    wait_until(lambda: rack(sim)["draw_w"] == 0, 30, what="the rack drew nothing")
+
+
+def budget_inventory(sim: RunningSim, path: Path, budget_w: float) -> Path:
+    document = yaml.safe_load((sim.out / "inventory.yaml").read_text())
+    # Every rack a server names must be listed (a typo would escape its budget).
+    document["racks"] = [{"name": RACK, "budget_w": budget_w}, {"name": "B01", "budget_w": 5000}]
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    return path
+
+
+def resets(sim: RunningSim, name: str) -> list[str]:
+    return [str(r) for r in sim.bmc(name)["resets"]]
+
+
+def test_a_budgeted_power_on_keeps_the_rack_under_its_breaker(
+    sim: RunningSim, tmp_path: Path
+) -> None:
+    names = [s["name"] for s in sim.servers() if s.get("rack") == RACK]
+    assert len(names) >= 12
+    data = tmp_path / "data"
+    baseline = tmp_path / "before.json"
+    captured = pacs(sim, data, "baseline", "capture", "-i", str(sim.out / "inventory.yaml"),
+                    "--out", str(baseline), "--samples", "1", "--select", f"rack={RACK}")  # fmt: skip
+    assert captured.returncode == 0, captured.stderr
+    servers = json.loads(baseline.read_text())["servers"]
+    idle = {n: servers[n]["power_watts"] for n in names}
+    assert all(isinstance(w, float) and 150 <= w < 300 for w in idle.values()), idle
+    assert sum(idle.values()) == pytest.approx(rack(sim)["draw_w"])  # what the BMCs reported
+
+    # A budget the whole rack fits at its steady draw, with room for one boot peak on top
+    # (the plan's: 2 × the draw) but not for a wave booting at once (1.6 × in the simulator).
+    budget = sum(idle.values()) + max(idle.values()) + 20
+    inventory = budget_inventory(sim, sim.out / "budget.yaml", budget)
+    power_off_rack(sim, data, names)
+    before = {n: len(resets(sim, n)) for n in names}
+
+    dry = pacs(sim, data, "power", "on", "-i", str(inventory), "--select", f"rack={RACK}",
+               "--baseline", str(baseline), "--dry-run", *FAST)  # fmt: skip
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    assert f"power budgets: {RACK} {budget:.0f} W" in dry.stdout
+    assert "group 2/" in dry.stdout, dry.stdout  # staggered
+    assert "read draw until ≤" in dry.stdout
+
+    sim.control("POST", f"/racks/{RACK}/breaker", {"trip_w": budget})
+    run = pacs(sim, data, "power", "on", "-i", str(inventory), "--select", f"rack={RACK}",
+               "--baseline", str(baseline), "--yes", "--json", *FAST)  # fmt: skip
+    breaker = rack(sim)
+    assert breaker["trips"] == [], breaker["trips"]
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr
+    assert breaker["peak_w"] <= budget
+    # It was close to the budget, not far below: the stagger used the room it had.
+    assert breaker["peak_w"] > sum(idle.values())
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    peak = result["budget_peaks"][RACK]
+    assert peak["budget_w"] == pytest.approx(budget)
+    assert 0 < peak["measured_peak_w"] <= breaker["peak_w"] + 1  # sampled: a lower bound
+    # One power-on per server: the groups never sent a reset twice.
+    assert {n: len(resets(sim, n)) - before[n] for n in names} == dict.fromkeys(names, 1)
+
+
+def test_without_budgets_the_same_power_on_trips_the_breaker(
+    sim: RunningSim, tmp_path: Path
+) -> None:
+    names = [s["name"] for s in sim.servers() if s.get("rack") == RACK]
+    data = tmp_path / "data"
+    sim.control("DELETE", f"/racks/{RACK}/breaker")
+    wait_until(lambda: rack(sim)["draw_w"] > 0, 30, what="the rack on (the test before)")
+    # The rack settled at its idle draw: 10 % above it holds every server, not a wave's peaks.
+    budget = rack(sim)["draw_w"] * 1.1
+    power_off_rack(sim, data, names)
+    sim.control("POST", f"/racks/{RACK}/breaker", {"trip_w": budget})
+    try:
+        run = pacs(sim, data, "power", "on", "-i", str(sim.out / "inventory.yaml"),
+                   "--select", f"rack={RACK}", "--yes", *FAST)  # fmt: skip
+        breaker = rack(sim)
+        assert breaker["trips"], "the unstaggered power-on did not trip the breaker"
+        assert breaker["trips"][0]["draw_w"] > budget
+        assert run.returncode != 0  # the servers the trip cut off missed their gate
+    finally:
+        sim.control("DELETE", f"/racks/{RACK}/breaker")
