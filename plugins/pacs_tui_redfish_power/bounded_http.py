@@ -29,10 +29,15 @@ from pacs_tui_redfish_power.messages import redfish_message
 MAX_BODY = 2 * 1024 * 1024  # Redfish resources are kilobytes; a runaway body is cut here
 
 
-# asyncio gives every TLS connection a 256 KiB read buffer; with thousands of
-# kept-alive BMC connections that was ~85 % of the process's memory (3 000
-# BMCs: 860 MB). Redfish bodies are small, so 16 KiB reads cost nothing.
-TLS_READ_BUFFER = 16 * 1024
+# asyncio gives every TLS connection a 256 KiB read buffer for its whole life
+# (``SSLProtocol.max_size``); with thousands of kept-alive BMC connections that
+# was ~85 % of the process's memory (3 000 BMCs: 860 MB), and 16 KiB still
+# came to ~94 MiB. It is only how much ciphertext one read takes from the
+# socket and how much plaintext one ``SSLObject.read`` returns: a longer answer
+# (or a 16 KiB TLS record) is simply read in several reads, and
+# Redfish bodies are a few KiB. Process-wide: it applies to every TLS
+# connection of the process (also a simulator's in the same process).
+TLS_READ_BUFFER = 4 * 1024
 
 
 def _shrink_tls_read_buffer() -> None:
