@@ -256,14 +256,7 @@ def apply_replacements(
         replace(s, bmc=replaced_bmc(s, force[s.name], inventory)) if s.name in force else s
         for s in inventory.servers
     )
-    return Inventory(
-        path=inventory.path,
-        sites=inventory.sites,
-        servers=servers,
-        credentials=inventory.credentials,
-        read_only=inventory.read_only,
-        spares=inventory.spares,
-    )
+    return replace(inventory, servers=servers)  # everything else (racks, spares) kept
 
 
 def load_applied(inventory: Inventory, path: Path | None = None) -> Inventory:

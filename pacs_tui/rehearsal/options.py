@@ -11,6 +11,7 @@ SLOW_STORAGE, SWAPPED_SERVER, MISSING_STUDIES = "slow-storage", "swapped-server"
 DEAD_ON_ARRIVAL = "dead-on-arrival"  # a server that does not come back after the truck
 CLINIC_LINK_DOWN = "clinic-link-down"  # one clinic's WAN link down at the new site
 PSU_UNPLUGGED = "psu-unplugged"  # one moved server's power supply without input after racking
+RACK_OVER_BUDGET = "rack-over-budget"  # one rack's circuit too small for a wave booting at once
 PLANTS = (
     SLOW_STORAGE,
     SWAPPED_SERVER,
@@ -18,6 +19,7 @@ PLANTS = (
     DEAD_ON_ARRIVAL,
     CLINIC_LINK_DOWN,
     PSU_UNPLUGGED,
+    RACK_OVER_BUDGET,
 )
 REMOTE_BACKUP_KIND = "remote-backup"
 # The sampled C-FIND: one study by StudyInstanceUID, the indexed lookup a viewer makes.

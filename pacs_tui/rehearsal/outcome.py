@@ -61,6 +61,8 @@ class RehearsalResult:
     held: dict[str, str] = field(default_factory=dict)
     not_proven: dict[str, str] = field(default_factory=dict)
     preflight: list[str] = field(default_factory=list)
+    # Per budgeted rack at power-up: budget, expected and measured peaks (report lines).
+    rack_power: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -89,6 +91,7 @@ class RehearsalResult:
             "stopped_at": self.stopped_at or None,
             "held": dict(self.held),
             "not_proven": dict(self.not_proven),
+            "rack_power": list(self.rack_power),
             "elapsed_s": round(self.elapsed_s, 1),
             "phases": [p.to_json() for p in self.phases],
             "summary": str(self.summary_path) if self.summary_path else None,

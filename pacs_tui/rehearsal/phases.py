@@ -24,7 +24,7 @@ import aiohttp
 from pacs_tui.batch.audit import AuditLog
 from pacs_tui.batch.confirm import Confirmation
 from pacs_tui.batch.gates import GatePolicy
-from pacs_tui.batch.plan import PlanOptions
+from pacs_tui.batch.plan import BatchPlan, PlanOptions
 from pacs_tui.batch.readings import MonitorReadings, power_facts
 from pacs_tui.batch.result import FINE
 from pacs_tui.batch.runner import BatchResult, FailurePolicy
@@ -43,6 +43,7 @@ from pacs_tui.rehearsal.options import (
     FIND_QUERY,
     MISSING_STUDIES,
     PSU_UNPLUGGED,
+    RACK_OVER_BUDGET,
     REMOTE_BACKUP_KIND,
     SLOW_STORAGE,
     SWAPPED_SERVER,
@@ -56,6 +57,14 @@ from pacs_tui.rehearsal.preflight import (
     hold_dependents,
     link_findings,
     rack_power_findings,
+)
+from pacs_tui.rehearsal.rack_budgets import (
+    budget_lines,
+    normal_budget,
+    staggered,
+    steady_by_rack,
+    tight_budget,
+    with_budgets,
 )
 from pacs_tui.rehearsal.report import write_summary
 from pacs_tui.rehearsal.simulator_process import running_simulator
@@ -103,6 +112,9 @@ class Rehearsal:
         self.control: SimControl | None = None
         self.before: Any = None
         self.after: Any = None
+        self.power_up_plan: BatchPlan | None = None  # the power-up's plan (rack budgets)
+        self.budget_victim: str | None = None  # the rack rack-over-budget planted on
+        self.power_up_peaks: dict[str, dict[str, float]] = {}  # rack -> budget and peaks, W
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -339,13 +351,26 @@ class Rehearsal:
     async def _power_batch(self, verb: str, servers: list[Server]) -> BatchResult:
         assert self.inventory is not None and self.audit is not None
         o = self.options
+        budgets = verb == "on" and bool(self.inventory.racks)
+        draws = {} if self.before is None else self.before.servers
         options = PlanOptions(
             escalate_after_s=o.escalate_after_s if verb == "off" else None,
             power_timeout_s=o.batch_timeout_s,
             gate=GatePolicy(timeout_s=o.batch_timeout_s, poll_s=o.poll_s),
+            # The racks' budgets: each server's boot peak expected from its draw before.
+            baseline_w={n: b.power_watts for n, b in draws.items() if b.power_watts},
+            settle_timeout_s=o.batch_timeout_s,
         )
         settings = {"redfish_task_poll_s": o.poll_s, "ssh_max_new_connections": 20}
-        async with self._monitor(servers, _GATE_PROBES) as monitor:
+        probes = _GATE_PROBES | ({RACK_POWER_PROBE} if budgets else set())
+        watched = list(servers)
+        if budgets:  # the draw of everything sharing their racks is read to plan
+            racks = {s.rack for s in servers if s.rack in self.inventory.racks}
+            names = {s.name for s in servers}
+            watched += [
+                s for s in self.inventory.servers if s.rack in racks and s.name not in names
+            ]
+        async with self._monitor(watched, probes) as monitor:
             readings = MonitorReadings(monitor)
             async with Session(self.inventory, audit=self.audit, settings=settings) as session:
                 plan, batch = await session.plan(
@@ -353,6 +378,8 @@ class Rehearsal:
                 )
                 if plan.refused:
                     raise RehearsalStopped(f"{verb} plan refused: {'; '.join(plan.refusals)}")
+                if verb == "on" and self.power_up_plan is None:
+                    self.power_up_plan = plan
                 confirmation = Confirmation.assumed(plan, "rehearsal")
                 session.record_confirmation(plan, batch, confirmation, True)
                 runner = session.runner(
@@ -364,7 +391,10 @@ class Rehearsal:
                     on_failure=FailurePolicy.LEAVE_OUT,
                     poll_s=o.poll_s,
                 )
-                return await runner.run()
+                result = await runner.run()
+                if plan is self.power_up_plan:
+                    self.power_up_peaks = result.budget_peaks
+                return result
 
     def _batch_summary(self, result: BatchResult) -> str:
         counts = ", ".join(f"{v} {k}" for k, v in sorted(result.counts().items()))
@@ -427,10 +457,11 @@ class Rehearsal:
                 f"(power probe: {len(states)} unreachable)"
             )
         async with self.phase("Rack and cable", "rack") as outcome:
+            budgets = self._set_rack_budgets()
             await self._plant_in_new_site()
             await self.control.set_faults(names, {"bmc_unreachable": False})
             self.board.advance(names, CustodyState.RACKED, reason="rehearsal: racked")
-            outcome.summary = f"{len(names)} servers racked, BMCs reachable again"
+            outcome.summary = f"{len(names)} servers racked, BMCs reachable again; {budgets}"
 
     async def _plant_in_new_site(self) -> None:
         """Plant each problem asked for, in this table's order. A planter returns what
@@ -442,10 +473,89 @@ class Rehearsal:
             DEAD_ON_ARRIVAL: self._plant_dead_on_arrival,
             CLINIC_LINK_DOWN: self._plant_clinic_link_down,
             PSU_UNPLUGGED: self._plant_psu_unplugged,
+            RACK_OVER_BUDGET: self._plant_rack_over_budget,
         }
         for plant, planter in planters.items():
             if plant in self.options.plants:
                 self.say(f"  planted {plant}: {await planter()}")
+
+    def _set_rack_budgets(self) -> str:
+        """Give every rack of moved servers a budget from the draw measured before the move
+        (``rack_budgets``); the power-up plan then staggers within it. Returns a summary."""
+        assert self.inventory is not None and self.written is not None
+        if self.before is None:
+            return "no rack budgets (no baseline)"
+        draws, missing = steady_by_rack(self.moved, self.before)
+        if missing:
+            # Their boot peak cannot be expected: the plan would refuse their racks.
+            why = f"no draw measured before the move for: {', '.join(missing)}"
+            self.result.detections.append(
+                Detection("rack-draw-unknown", f"{why}; their racks get no budget")
+            )
+            for server in missing:
+                draws.pop(self.inventory.server(server).rack or "", None)
+        budgets = {rack: normal_budget(watts) for rack, watts in sorted(draws.items())}
+        self.inventory = with_budgets(self.inventory, budgets)
+        self.written = with_budgets(self.written, budgets)
+        shown = ", ".join(f"{rack} {watts:.0f} W" for rack, watts in budgets.items())
+        return f"rack budgets {shown or 'none'}"
+
+    async def _plant_rack_over_budget(self) -> str:
+        """The rack with the most moved servers gets a budget of its steady draw plus one
+        boot peak, and its simulated breaker trips above it."""
+        assert self.inventory is not None and self.written is not None
+        assert self.control is not None and self.before is not None
+        draws, _ = steady_by_rack(self.moved, self.before)
+        budgeted = {r: w for r, w in draws.items() if r in self.inventory.racks}
+        if not budgeted:
+            raise RehearsalStopped("no moved rack with a measured draw to put over budget")
+        rack = max(sorted(budgeted), key=lambda r: len(budgeted[r]))
+        tight = tight_budget(budgeted[rack])
+        racks = {name: r.budget_w or 0.0 for name, r in self.inventory.racks.items()}
+        racks[rack] = tight
+        self.inventory = with_budgets(self.inventory, racks)
+        self.written = with_budgets(self.written, racks)
+        await self.control.call("POST", f"/racks/{rack}/breaker", {"trip_w": tight})
+        self.budget_victim = rack
+        return (
+            f"rack {rack}'s circuit gives {tight:.0f} W: its {len(budgeted[rack])} servers' "
+            f"steady draw {sum(budgeted[rack]):.0f} W and one boot peak; its breaker trips above"
+        )
+
+    async def _rack_power_report(self) -> None:
+        """After the power-up: each budgeted rack's expected and measured peaks, and what
+        the rack-over-budget plant's breaker saw."""
+        assert self.control is not None
+        plan = self.power_up_plan
+        if plan is None or plan.budget is None:
+            return
+        breakers = {b["rack"]: b for b in await self.control.call("GET", "/racks")}
+        peaks = self.power_up_peaks
+        self.result.rack_power = budget_lines(plan, peaks, breakers)
+        for rack, breaker in sorted(breakers.items()):
+            for trip in breaker.get("trips") or []:
+                self.result.detections.append(Detection(
+                    "rack-tripped",
+                    f"{rack}: breaker at {breaker['trip_w']:.0f} W tripped at {trip['draw_w']:.0f} W "
+                    f"and cut {len(trip['servers'])} server(s)",
+                ))  # fmt: skip
+        victim = self.budget_victim
+        if victim is not None and victim in peaks:
+            breaker = breakers.get(victim, {})
+            waves = staggered(plan, victim)
+            if waves and not breaker.get("trips"):
+                peak = peaks[victim]
+                self.result.detections.append(Detection(
+                    RACK_OVER_BUDGET,
+                    f"{victim}: a wave booting at once would pass its {peak['budget_w']:.0f} W "
+                    f"budget; {waves} wave(s) staggered into groups; expected peak "
+                    f"{peak['expected_peak_w']:.0f} W, measured {peak['measured_peak_w']:.0f} W, "
+                    f"breaker held (simulator's peak {breaker.get('peak_w', 0):.0f} W)",
+                ))  # fmt: skip
+            elif not waves:
+                self.result.detections.append(Detection(
+                    "rack-over-budget-missed", f"{victim}: the power-up plan did not stagger it"
+                ))  # fmt: skip
 
     def _mark(self, plant: str, *names: str) -> None:
         for name in names:
@@ -604,6 +714,13 @@ class Rehearsal:
                 servers=[s for s in self.moved if s.name not in held],
             )  # fmt: skip
             self.power_up_failed = [f.split(":", 1)[0] for f in failures]
+            await self._rack_power_report()
+            plan = self.power_up_plan
+            if plan is not None and plan.budget is not None:
+                groups = sum(len(w.groups) for w in plan.waves)
+                outcome.summary += (
+                    f"; {len(plan.budget.budgets)} rack budget(s), {groups} power group(s)"
+                )
             if held:
                 outcome.summary += f"; held Off: {', '.join(held)}"
             if failures or held:

@@ -63,6 +63,9 @@ def write_summary(
     if result.preflight:
         lines += ["", "## Preflight at the new site (before power-up)", ""]
         lines += [f"- {line}" for line in result.preflight]
+    if result.rack_power:
+        lines += ["", "## Rack power at power-up", ""]
+        lines += [f"- {line}" for line in result.rack_power]
     lines += ["", "## Problems found", ""]
     lines += [f"- **{d.fault}**: {d.message}" for d in result.detections] or ["- none"]
     if board is not None:
