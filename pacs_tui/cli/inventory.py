@@ -90,6 +90,7 @@ def run_check(args: argparse.Namespace) -> int:
         f"{args.file}: OK: {len(inventory)} servers, {len(inventory.sites)} sites, "
         + (f"{links} site links, " if links else "")
         + (f"{len(inventory.spares)} spares, " if inventory.spares else "")
+        + (f"{len(inventory.racks)} racks with power budgets, " if inventory.racks else "")
         + f"dependency depth {depth}"
     )
     return EXIT_OK
