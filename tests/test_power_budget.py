@@ -151,3 +151,23 @@ def test_present_load_counts_what_is_not_powered_on() -> None:
     assert refusals == [
         "c: its draw could not be read and is not known (rack R01's present load cannot be bounded)"
     ]
+
+
+def test_a_rack_or_circuit_named_twice_is_named_at_its_line() -> None:
+    found = problems(
+        "sites: [{name: dc, kind: datacenter}]\n"
+        "racks:\n"
+        "  - {name: R01, budget_w: 900}\n"  # 3
+        "  - {name: R01, budget_w: 900}\n"  # 4
+        "  - name: R02\n"
+        "    circuits:\n"
+        "      - {name: A, budget_w: 600}\n"  # 7
+        "      - {name: A, budget_w: 700}\n"  # 8
+        "  - oops\n"
+        "servers: [{name: a, site: dc, role: archive}]\n"
+    )
+    assert found == [
+        "inv.yaml:4: racks[1].name: duplicate rack 'R01' (also on line 3)",
+        "inv.yaml:8: racks[2].circuits[1].name: duplicate circuit 'A' (also on line 7)",
+        "inv.yaml:9: racks[3]: expected a mapping, got 'oops'",
+    ]

@@ -16,7 +16,7 @@ import stat
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from pacs_tui.input_file import (
     CERTIFICATE,
@@ -29,7 +29,7 @@ from pacs_tui.input_file import (
 )
 from pacs_tui.inventory.problems import Problem
 from pacs_tui.inventory.values import Converter, Invalid, as_text, describe
-from pacs_tui.inventory.yaml_source import LocatedMap
+from pacs_tui.inventory.yaml_source import LocatedList, LocatedMap
 
 # Keys that would put a secret in the inventory file; refused with a pointer to the right way.
 SECRET_KEYS = ("password", "secret", "passphrase", "token", "private_key", "api_key")
@@ -187,3 +187,52 @@ def mapping(check: Check, value: Any, line: int, key_path: str) -> LocatedMap | 
         return value
     check.problem(line, key_path, f"expected a mapping, got {describe(value)}")
     return None
+
+
+class Named(Protocol):
+    """An item of a named list (a link, a rack, a circuit)."""
+
+    @property
+    def name(self) -> str: ...
+
+
+N = TypeVar("N", bound=Named)
+
+
+def read_named_list(
+    check: Check,
+    raw: Any,
+    line: int,
+    key_path: str,
+    what: str,
+    read_one: Callable[[LocatedMap, str], N | None],
+) -> dict[str, N]:
+    """Each mapping of the list ``raw`` (at ``key_path``) read by ``read_one``, by name.
+
+    ``read_one(body, here)`` reports its own problems and returns None for an
+    item it cannot build; a second item of one name is reported at its
+    ``name`` line and left out. Problems go to ``check``; nothing raises.
+    """
+    if not isinstance(raw, LocatedList):
+        check.problem(line, key_path, f"expected a list of {what}s, got {describe(raw)}")
+        return {}
+    out: dict[str, N] = {}
+    first_line: dict[str, int] = {}
+    for i, item in enumerate(raw):
+        here = f"{key_path}[{i}]"
+        body = mapping(check, item, raw.line_of(i), here)
+        if body is None:
+            continue
+        value = read_one(body, here)
+        if value is None:
+            continue
+        if value.name in first_line:
+            check.problem(
+                body.line_of("name"),
+                f"{here}.name",
+                f"duplicate {what} {value.name!r} (also on line {first_line[value.name]})",
+            )
+            continue
+        first_line[value.name] = body.line_of("name")
+        out[value.name] = value
+    return out

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pacs_tui.inventory.checker import Check, mapping, read_block
+from pacs_tui.inventory.checker import Check, mapping, read_block, read_named_list
 from pacs_tui.inventory.model import DEFAULT_CALLING_AE_TITLE, LinkDicom, LinkTcp, SiteLink
 from pacs_tui.inventory.values import (
     Converter,
@@ -22,7 +22,7 @@ from pacs_tui.inventory.values import (
     port,
     server_name,
 )
-from pacs_tui.inventory.yaml_source import LocatedList, LocatedMap
+from pacs_tui.inventory.yaml_source import LocatedMap
 
 MAX_EXPECTED_LATENCY_MS = 60_000.0  # a minute: beyond it, a typo rather than a link
 
@@ -71,29 +71,10 @@ LINK_SPEC: dict[str, Converter] = {
 
 def read_links(check: Check, raw: Any, line: int, key_path: str) -> tuple[SiteLink, ...]:
     """The links of one site from its ``links:`` value; problems go to ``check``."""
-    if not isinstance(raw, LocatedList):
-        check.problem(line, key_path, f"expected a list of links, got {describe(raw)}")
-        return ()
-    links: list[SiteLink] = []
-    first_line: dict[str, int] = {}
-    for i, item in enumerate(raw):
-        here = f"{key_path}[{i}]"
-        body = mapping(check, item, raw.line_of(i), here)
-        if body is None:
-            continue
-        link = _read_link(check, body, here)
-        if link is None:
-            continue
-        if link.name in first_line:
-            check.problem(
-                body.line_of("name"),
-                f"{here}.name",
-                f"duplicate link {link.name!r} (also on line {first_line[link.name]})",
-            )
-            continue
-        first_line[link.name] = body.line_of("name")
-        links.append(link)
-    return tuple(links)
+    links = read_named_list(
+        check, raw, line, key_path, "link", lambda body, here: _read_link(check, body, here)
+    )
+    return tuple(links.values())
 
 
 def _read_link(check: Check, body: LocatedMap, here: str) -> SiteLink | None:

@@ -16,10 +16,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pacs_tui.inventory.checker import Check, mapping, read_block, suggest
+from pacs_tui.inventory.checker import Check, read_block, read_named_list, suggest
 from pacs_tui.inventory.model import Circuit, Rack, Server
-from pacs_tui.inventory.values import Converter, as_text, describe, watts
-from pacs_tui.inventory.yaml_source import LocatedList, LocatedMap
+from pacs_tui.inventory.values import Converter, as_text, watts
+from pacs_tui.inventory.yaml_source import LocatedMap
 
 RACK_SPEC: dict[str, Converter] = {
     "name": as_text,
@@ -31,27 +31,9 @@ CIRCUIT_SPEC: dict[str, Converter] = {"name": as_text, "budget_w": watts}
 
 def read_racks(check: Check, raw: Any, line: int) -> dict[str, Rack]:
     """The racks from the ``racks:`` value, by name; problems go to ``check``."""
-    if not isinstance(raw, LocatedList):
-        check.problem(line, "racks", f"expected a list of racks, got {describe(raw)}")
-        return {}
-    racks: dict[str, Rack] = {}
-    for i, item in enumerate(raw):
-        here = f"racks[{i}]"
-        body = mapping(check, item, raw.line_of(i), here)
-        if body is None:
-            continue
-        rack = _read_rack(check, body, here)
-        if rack is None:
-            continue
-        if rack.name in racks:
-            check.problem(
-                body.line_of("name"),
-                f"{here}.name",
-                f"duplicate rack {rack.name!r} (also on line {racks[rack.name].line})",
-            )
-            continue
-        racks[rack.name] = rack
-    return racks
+    return read_named_list(
+        check, raw, line, "racks", "rack", lambda body, here: _read_rack(check, body, here)
+    )
 
 
 def _read_rack(check: Check, body: LocatedMap, here: str) -> Rack | None:
@@ -61,7 +43,10 @@ def _read_rack(check: Check, body: LocatedMap, here: str) -> Rack | None:
         check.problem(body.line, f"{here}.name", "missing required key")
     circuits: dict[str, Circuit] = {}
     if values.get("circuits") is not None:
-        circuits = _read_circuits(check, values["circuits"], body.line_of("circuits"), here)
+        circuits = read_named_list(
+            check, values["circuits"], body.line_of("circuits"), f"{here}.circuits", "circuit",
+            lambda item, where: _read_circuit(check, item, where),
+        )  # fmt: skip
     if "budget_w" not in body and not circuits and len(check.problems) == before:
         check.problem(
             body.line, here, "a rack needs a budget: budget_w, or circuits with their budget_w"
@@ -71,33 +56,15 @@ def _read_rack(check: Check, body: LocatedMap, here: str) -> Rack | None:
     return Rack(values["name"], values.get("budget_w"), circuits, body.line)
 
 
-def _read_circuits(check: Check, raw: Any, line: int, here: str) -> dict[str, Circuit]:
-    if not isinstance(raw, LocatedList):
-        check.problem(line, f"{here}.circuits", f"expected a list, got {describe(raw)}")
-        return {}
-    out: dict[str, Circuit] = {}
-    for i, item in enumerate(raw):
-        where = f"{here}.circuits[{i}]"
-        body = mapping(check, item, raw.line_of(i), where)
-        if body is None:
-            continue
-        before = len(check.problems)
-        values = read_block(check, body, CIRCUIT_SPEC, where)
-        for key in ("name", "budget_w"):
-            if body.get(key) is None:
-                check.problem(body.line, f"{where}.{key}", "missing required key")
-        if len(check.problems) > before:
-            continue
-        name = values["name"]
-        if name in out:
-            check.problem(
-                body.line_of("name"),
-                f"{where}.name",
-                f"duplicate circuit {name!r} (also on line {out[name].line})",
-            )
-            continue
-        out[name] = Circuit(name, values["budget_w"], body.line)
-    return out
+def _read_circuit(check: Check, body: LocatedMap, here: str) -> Circuit | None:
+    before = len(check.problems)
+    values = read_block(check, body, CIRCUIT_SPEC, here)
+    for key in ("name", "budget_w"):
+        if body.get(key) is None:
+            check.problem(body.line, f"{here}.{key}", "missing required key")
+    if len(check.problems) > before:
+        return None
+    return Circuit(values["name"], values["budget_w"], body.line)
 
 
 def cross_check_racks(
