@@ -1,4 +1,7 @@
-"""Answers longer than the TLS read buffer arrive whole, over real TLS on loopback (issue 14).
+"""The Redfish session's memory savings, over real TLS on loopback (issue 14).
+
+Answers longer than the TLS read buffer arrive whole; of two connections
+that two overlapping requests need, one is kept alive.
 
 ``bounded_http.TLS_READ_BUFFER`` (4 KiB) bounds how much one read of a TLS
 connection takes: the ciphertext read from the socket and the plaintext one
@@ -45,6 +48,17 @@ class BigPeer:
 
     def __init__(self, sizes: dict[str, int]) -> None:
         self.bodies = {tag: padded(size, tag) for tag, size in sizes.items()}
+        self.hold = asyncio.Event()  # /Slow answers once set
+        self.ports: list[int] = []  # the client's port of every request, in order
+
+    async def slow(self, request: web.Request) -> web.Response:
+        self.ports.append(request.transport.get_extra_info("peername")[1])  # type: ignore[union-attr]
+        await self.hold.wait()
+        return web.json_response({"Id": "slow"})
+
+    async def fast(self, request: web.Request) -> web.Response:
+        self.ports.append(request.transport.get_extra_info("peername")[1])  # type: ignore[union-attr]
+        return web.json_response({"Id": "fast"})
 
     async def root(self, request: web.Request) -> web.Response:
         return web.json_response(ROOT)
@@ -81,6 +95,8 @@ async def tls_peer(tmp_path: Path, sizes: dict[str, int]) -> AsyncIterator[tuple
     app.router.add_get("/redfish/v1/Systems", peer.systems)
     app.router.add_get(SYSTEM, peer.system)
     app.router.add_get("/redfish/v1/Big/{tag}", peer.big)
+    app.router.add_get("/redfish/v1/Slow", peer.slow)
+    app.router.add_get("/redfish/v1/Fast", peer.fast)
     pki = FleetPki.create()
     ca_file = tmp_path / "fleet-ca.pem"
     pki.write_ca(ca_file)
@@ -149,4 +165,32 @@ async def test_bodies_longer_than_the_tls_read_buffer_arrive_whole(
                 getattr(p.transport, "_ssl_protocol", None) for c in pooled.values() for p, _ in c
             ]
             assert tls and all(len(t._ssl_buffer) == TLS_READ_BUFFER for t in tls), tls
+            await client.close()
+
+
+async def test_two_requests_at_once_still_run_and_one_connection_is_kept(tmp_path: Path) -> None:
+    from pacs_tui.inventory import load_inventory
+
+    async with tls_peer(tmp_path, {"system": 100}) as (peer, inventory_file):
+        inventory = load_inventory(inventory_file)
+        bmc = inventory.server("big").bmc
+        assert bmc is not None
+        async with open_http_session() as http:
+            client = BmcClient(http, bmc, bmc_credentials(inventory, bmc.credentials))
+            await client.power()  # discovery, and the first connection
+            slow = asyncio.create_task(client.get("/redfish/v1/Slow"))
+            while len(peer.ports) < 1:
+                await asyncio.sleep(0.01)
+            # The slow one holds the kept connection: this one gets a second, at once.
+            assert await client.get("/redfish/v1/Fast") == (200, {"Id": "fast"})
+            assert not slow.done()
+            peer.hold.set()
+            assert await slow == (200, {"Id": "slow"})
+            assert len(set(peer.ports)) == 2
+            pooled = getattr(http.connector, "_conns", {})
+            assert [len(c) for c in pooled.values()] == [1]  # one of the two kept alive
+            for _ in range(3):  # and used: no new connection, no handshake
+                assert await client.get("/redfish/v1/Fast") == (200, {"Id": "fast"})
+            assert len(set(peer.ports)) == 2
+            assert len(set(peer.ports[2:])) == 1
             await client.close()

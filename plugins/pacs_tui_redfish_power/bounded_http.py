@@ -22,6 +22,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
+from aiohttp.client_proto import ResponseHandler
+from aiohttp.client_reqrep import ConnectionKey
 
 from pacs_tui_redfish_power.errors import BmcAuthError, BmcBadAnswer, BmcBusy, BmcHttpError
 from pacs_tui_redfish_power.messages import redfish_message
@@ -46,19 +48,46 @@ def _shrink_tls_read_buffer() -> None:
         protocol.max_size = TLS_READ_BUFFER
 
 
+class OneIdleConnector(aiohttp.TCPConnector):
+    """A connector that keeps at most one idle connection per BMC.
+
+    Two requests to one BMC may still run at once (``limit_per_host``): the
+    power probe's GET and the rack-power probe's, which borrows its client,
+    meet at the first sweep and now and then after. aiohttp would keep both
+    connections, and reuses its idle ones in turn, so neither ever expires:
+    two kept-alive TLS connections per BMC for good, each ~40 KiB of the
+    process (OpenSSL's state, the protocols, the read buffer). Here a
+    connection released while another to the same BMC is idle is closed:
+    the warm path (one GET on one open connection) is unchanged, and a
+    request that meets another pays a TLS handshake, as the second
+    connection's first request always did.
+    """
+
+    def _release(
+        self,
+        key: ConnectionKey,
+        protocol: ResponseHandler,
+        *,
+        should_close: bool = False,
+    ) -> None:
+        if self._conns.get(key):  # one to this BMC is idle already
+            should_close = True
+        super()._release(key, protocol, should_close=should_close)
+
+
 def open_http_session(
     *, limit: int = 256, limit_per_host: int = 2, keepalive_s: float = 60.0
 ) -> aiohttp.ClientSession:
     """The shared HTTP session for many ``BmcClient``\\ s (call inside the event loop).
 
     ``limit_per_host`` stays at 2 because BMCs serialise requests and drop
-    bursts; connections are kept alive for ``keepalive_s`` since a TLS
-    handshake costs several times a GET. Cookies are ignored (a token is
-    what authenticates) and proxy variables are not read (BMC networks are
-    never behind the user's web proxy).
+    bursts; of those, one connection is kept alive (``OneIdleConnector``)
+    for ``keepalive_s``, since a TLS handshake costs several times a GET.
+    Cookies are ignored (a token is what authenticates) and proxy variables
+    are not read (BMC networks are never behind the user's web proxy).
     """
     _shrink_tls_read_buffer()
-    connector = aiohttp.TCPConnector(
+    connector = OneIdleConnector(
         limit=limit, limit_per_host=limit_per_host, keepalive_timeout=keepalive_s
     )
     return aiohttp.ClientSession(
