@@ -34,6 +34,9 @@ from pacs_tui.inventory import Inventory, Server
 from pacs_tui.plugin_api import Action, ProbeContext
 from pacs_tui.plugin_catalog import LoadedPlugins, load_actions
 
+# settings key: server -> draw (W) from a baseline, for racks' power budgets (``power_budget``)
+POWER_BASELINE_SETTING = "power_baseline_w"
+
 
 class ReadOnlySession(PermissionError):
     """A read-only session was asked for something that can change the fleet."""
@@ -166,6 +169,12 @@ class Session:
         to_read = servers + [d for n, d in neighbours.items() if n not in names]
         facts = await power_facts(readings, to_read)
         draw_now = None
+        draws = self.settings.get(POWER_BASELINE_SETTING)
+        if options is not None and not options.baseline_w and draws:
+            # The expected draws the screen or service was started with (--power-baseline).
+            options = replace(options, baseline_w=dict(draws))
+        elif options is None and draws:
+            options = PlanOptions(baseline_w=dict(draws))
         if verb == ON and self.inventory.racks:
             draw_now = await rack_draws(self.inventory, servers, readings)
         plan = build_plan(

@@ -21,9 +21,11 @@ from typing import Any
 import pytest
 import yaml
 
+from service_process import add_token, running_service
 from sim_process import RunningSim, running_sim, wait_until
 
 PACS_TUI = [sys.executable, "-m", "pacs_tui"]
+SPEC = Path(__file__).resolve().parents[1] / "docs" / "openapi.yaml"
 FAST = ["--poll", "0.1", "--gate-timeout", "60", "--timeout", "60", "--settle-timeout", "60"]
 RACK = "R01"
 
@@ -34,6 +36,26 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSim]:
     # 0.15: a boot peak lasts ~1.3 s, long enough for power-ons of one group to overlap.
     with running_sim(out, "--servers", "24", "--time-scale", "0.15") as running:
         yield running
+
+
+@pytest.fixture(scope="module")
+def baseline(sim: RunningSim, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A baseline of the rack, captured while it runs: each server's draw among the rest."""
+    out = tmp_path_factory.mktemp("budget-baseline")
+    path = out / "before.json"
+    captured = pacs(sim, out / "data", "baseline", "capture", "-i", str(sim.out / "inventory.yaml"),
+                    "--out", str(path), "--samples", "1", "--select", f"rack={RACK}")  # fmt: skip
+    assert captured.returncode == 0, captured.stderr
+    return path
+
+
+def draws(baseline: Path, names: list[str]) -> dict[str, float]:
+    servers = json.loads(baseline.read_text())["servers"]
+    return {n: servers[n]["power_watts"] for n in names}
+
+
+def rack_names(sim: RunningSim) -> list[str]:
+    return [s["name"] for s in sim.servers() if s.get("rack") == RACK]
 
 
 def pacs(sim: RunningSim, data: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -67,20 +89,57 @@ def resets(sim: RunningSim, name: str) -> list[str]:
     return [str(r) for r in sim.bmc(name)["resets"]]
 
 
-def test_a_budgeted_power_on_keeps_the_rack_under_its_breaker(
-    sim: RunningSim, tmp_path: Path
+def test_the_service_plans_a_budgeted_power_on_from_its_power_baseline(
+    sim: RunningSim, baseline: Path, tmp_path: Path
 ) -> None:
-    names = [s["name"] for s in sim.servers() if s.get("rack") == RACK]
+    from openapi_core import OpenAPI
+    from openapi_core.testing import MockRequest, MockResponse
+
+    names = rack_names(sim)
+    idle = draws(baseline, names)
+    budget = sum(idle.values()) + max(idle.values()) + 20
+    inventory = budget_inventory(sim, sim.out / "budget.yaml", budget)
+    power_off_rack(sim, tmp_path / "data", names)
+    env = {"PACS_TUI_DATA_DIR": str(tmp_path / "served")}
+    add_token(tmp_path / "tokens.yaml", "lead", "operator")
+    bad = pacs(sim, tmp_path / "data", "serve", "-i", str(inventory), "--tokens",
+               str(tmp_path / "tokens.yaml"), "--power-baseline", str(inventory))  # fmt: skip
+    assert bad.returncode == 2 and "--power-baseline" in bad.stderr, bad.stderr
+    body = {"verb": "on", "selector": f"rack={RACK}"}
+    sent = {n: resets(sim, n) for n in names}
+    with running_service(inventory, tmp_path / "serve", "--power-baseline", str(baseline),
+                         env=env) as served:  # fmt: skip
+        status, answer = served.request("POST", "/api/v1/batches/plan", served.tokens["lead"], body)
+        assert status == 200, answer
+        assert not answer["refused"], answer["refusals"]
+        plan = answer["plan"]
+        assert plan["budgets_w"] == {RACK: pytest.approx(budget)}
+        groups = [g for w in plan["waves"] for g in w.get("groups", [])]
+        assert max(g["group"] for g in groups) > 1  # staggered from the service's baseline
+        assert all(p <= budget for g in groups for p in g["expected_peak_w"].values())
+        request = MockRequest(served.url, "POST", "/api/v1/batches/plan",
+                              data=json.dumps(body).encode(),
+                              headers={"Authorization": f"Bearer {served.tokens['wall']}"})  # fmt: skip
+        response = MockResponse(json.dumps(answer).encode(), status_code=200,
+                                content_type="application/json")  # fmt: skip
+        OpenAPI.from_file_path(str(SPEC)).validate_response(request, response)
+    # Without the baseline the service cannot expect a draw: refused, naming the hint.
+    with running_service(inventory, tmp_path / "serve2", env=env) as served:
+        status, answer = served.request("POST", "/api/v1/batches/plan", served.tokens["lead"], body)
+        assert answer["refused"] and "its expected draw is unknown" in answer["refusals"][0]
+        assert any("capture a baseline" in h for h in answer["hints"])
+    # Plans only: not a reset reached the rack's BMCs.
+    assert {n: resets(sim, n) for n in names} == sent
+
+
+def test_a_budgeted_power_on_keeps_the_rack_under_its_breaker(
+    sim: RunningSim, baseline: Path, tmp_path: Path
+) -> None:
+    names = rack_names(sim)
     assert len(names) >= 12
     data = tmp_path / "data"
-    baseline = tmp_path / "before.json"
-    captured = pacs(sim, data, "baseline", "capture", "-i", str(sim.out / "inventory.yaml"),
-                    "--out", str(baseline), "--samples", "1", "--select", f"rack={RACK}")  # fmt: skip
-    assert captured.returncode == 0, captured.stderr
-    servers = json.loads(baseline.read_text())["servers"]
-    idle = {n: servers[n]["power_watts"] for n in names}
+    idle = draws(baseline, names)
     assert all(isinstance(w, float) and 150 <= w < 300 for w in idle.values()), idle
-    assert sum(idle.values()) == pytest.approx(rack(sim)["draw_w"])  # what the BMCs reported
 
     # A budget the whole rack fits at its steady draw, with room for one boot peak on top
     # (the plan's: 2 × the draw) but not for a wave booting at once (1.6 × in the simulator).

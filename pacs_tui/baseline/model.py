@@ -216,6 +216,15 @@ def load_baseline(path: Path) -> Baseline:
     return _Reader(path).baseline(data)
 
 
+def power_draws(path: Path) -> dict[str, float]:
+    """Each server's draw measured by the baseline at ``path`` (W), for rack power budgets.
+
+    Raises ``BaselineError`` (file, field, reason) when the file is not a baseline.
+    """
+    baseline = load_baseline(path)
+    return {n: s.power_watts for n, s in baseline.servers.items() if s.power_watts}
+
+
 class _Reader:
     """Checks a parsed file field by field, so every error names its place."""
 

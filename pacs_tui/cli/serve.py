@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from pacs_tui.cli import EXIT_OK, EXIT_USAGE, UsageError, load_fleet
+from pacs_tui.cli.power_baseline import add_power_baseline_argument, power_baseline_settings
 
 DEFAULT_LISTEN = "127.0.0.1:8765"
 # Seconds a stopping service waits for requests in progress before cancelling them
@@ -57,6 +58,7 @@ def register(subparsers: Any) -> None:
     )
     serve.add_argument("--board", type=Path, help="custody board file (implies --custody)")
     serve.add_argument("--site", default="", help="a name for this service (default: inventory)")
+    add_power_baseline_argument(serve)
     serve.add_argument(
         "--link-interval", type=float, default=60.0, metavar="S",
         help="seconds between rounds measuring the sites' WAN links (default 60)",
@@ -152,6 +154,9 @@ def run_serve(args: argparse.Namespace) -> int:
     except TokenFileError as exc:
         return _error(f"--tokens: {exc}")
     inventory = load_fleet(args.inventory)
+    settings = power_baseline_settings(args.power_baseline, "serve")
+    if settings is None:
+        return EXIT_USAGE
     try:
         text = read_inventory_text(args.inventory)
     except InputFileError as exc:
@@ -170,7 +175,9 @@ def run_serve(args: argparse.Namespace) -> int:
     try:
         return asyncio.run(
             run_until_signalled(
-                lambda stop: _serve(args, inventory, text, tokens, tls, custody, host, port)
+                lambda stop: _serve(
+                    args, inventory, text, tokens, tls, custody, host, port, settings
+                )
             )
         )
     finally:
@@ -187,6 +194,7 @@ async def _serve(
     custody: Any,
     host: str,
     port: int,
+    settings: dict[str, Any],
 ) -> int:
     from aiohttp import web
 
@@ -204,7 +212,7 @@ async def _serve(
         return EXIT_USAGE
     service = FleetService(
         inventory, text, read_only=args.read_only, custody=custody, site_name=args.site,
-        link_interval_s=args.link_interval,
+        link_interval_s=args.link_interval, settings=settings,
     )  # fmt: skip
     counters = BatchCounters()
     service.progress_subscribers.append(counters.observe)

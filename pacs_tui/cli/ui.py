@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from pacs_tui.cli import EXIT_OK, EXIT_UNHEALTHY, EXIT_USAGE
+from pacs_tui.cli.power_baseline import add_power_baseline_argument, power_baseline_settings
 
 SIM_READY_TIMEOUT_S = 180.0
 ATTACH_RETRY_S = 0.5  # a screen waiting for its service: first retry, doubling to
@@ -84,6 +85,7 @@ def register(subparsers: Any) -> None:
         metavar=("BEFORE", "AFTER"),
         help="open the baseline view on two baseline files at start (as :baseline)",
     )
+    add_power_baseline_argument(run)
     _move_arguments(run)
     run.set_defaults(handler=run_control_room)
 
@@ -376,6 +378,15 @@ def run_control_room(args: argparse.Namespace) -> int:
     extra: dict[str, Any] = (
         {} if args.baseline_compare is None else {"baseline_compare": tuple(args.baseline_compare)}
     )
+    settings = power_baseline_settings(args.power_baseline, "run")
+    if settings is None:
+        return EXIT_USAGE
+    if settings and mirror is not None:
+        print("pacs-tui run: error: --power-baseline is the service's (serve --power-baseline) "
+              "when attached with --connect", file=sys.stderr)  # fmt: skip
+        return EXIT_USAGE
+    if settings:
+        extra["settings"] = settings
     if mirror is not None:
         extra.update(source=mirror, remote=_remote_batches(mirror))
         move.update(_service_custody(mirror))
