@@ -201,8 +201,12 @@ class Scheduler:
         self._per_endpoint_now[endpoint] -= 1
 
     def _behind_parent(self, server: Server, result: ProbeResult) -> ProbeResult:
-        """A failing server whose parent is down cannot be judged: UNREACHABLE, not DOWN."""
-        if result.health is not Health.DOWN:
+        """A failing server whose parent is down cannot be judged: UNREACHABLE, not DOWN.
+
+        Only a failure: an endpoint that answered (a BMC saying PowerState Off) was
+        judged, whatever its parent's state; a batch must see that Off, not "unreachable".
+        """
+        if result.health is not Health.DOWN or not result.endpoint_failed:
             return result
         for parent in server.depends_on:
             reading = self.state.reading(parent, NETWORK_PROBE)

@@ -116,6 +116,9 @@ def test_the_service_plans_a_budgeted_power_on_from_its_power_baseline(
         assert plan["budgets_w"] == {RACK: pytest.approx(budget)}
         groups = [g for w in plan["waves"] for g in w.get("groups", [])]
         assert max(g["group"] for g in groups) > 1  # staggered from the service's baseline
+        # Every server of the rack is planned: an Off behind an Off parent is still Off.
+        planned = {s["server"]: s for w in plan["waves"] for s in w["servers"]}
+        assert {n: planned[n]["power_state"] for n in names} == dict.fromkeys(names, "Off")
         assert all(p <= budget for g in groups for p in g["expected_peak_w"].values())
         request = MockRequest(served.url, "POST", "/api/v1/batches/plan",
                               data=json.dumps(body).encode(),

@@ -99,6 +99,32 @@ async def test_server_behind_a_down_parent_is_unreachable() -> None:
     assert state.reading("other", "network").health is Health.DOWN
 
 
+class OffPowerProbe(Probe):
+    """A BMC that answers: PowerState Off (an answer, not a failure)."""
+
+    name = "power"
+    interval_s = 1.0
+
+    def applies_to(self, server: Box) -> bool:  # type: ignore[override]
+        return True
+
+    async def probe(self, server: Box) -> ProbeResult:  # type: ignore[override]
+        return ProbeResult.make("Off", Health.DOWN, detail="powered off", endpoint_answered=True)
+
+
+async def test_an_answered_off_behind_a_down_parent_stays_off() -> None:
+    # A whole rack switched off: the parent's network is down, yet each BMC still
+    # answers "Off". A power-on plan must read Off there, never "unreachable".
+    servers = [Box("db"), Box("app", ("db",))]
+    scheduler, state = make(servers, [CountingProbe({"db": Health.DOWN, "app": Health.DOWN}),
+                                      OffPowerProbe()])  # fmt: skip
+    await scheduler.sweep()
+    assert state.reading("app", "network").health is Health.UNREACHABLE  # no answer: not judged
+    power = state.reading("app", "power")
+    assert power.health is Health.DOWN and power.result is not None
+    assert power.result.state == "Off"
+
+
 def test_backoff_doubles_for_failures_and_is_capped() -> None:
     probe = CountingProbe()
     scheduler, _ = make([Box("a")], [probe], jitter=0.0, max_backoff_s=0.3)

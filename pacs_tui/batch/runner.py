@@ -274,6 +274,9 @@ class BatchRunner:
         left_out: Mapping[str, str],
     ) -> None:
         name = sp.server.name
+        if self._budget is not None and not (sp.sends and self._budget.keys(name)):
+            # It boots nothing on a budget: the next group need not wait for its gate.
+            self._budget.mark(name, True, "no power-on on a budget")
         try:
             await self._run_server_turn(wave, sp, slots, left_out)
         finally:
@@ -329,7 +332,8 @@ class BatchRunner:
             # The plan may be minutes old: never re-send what is already done.
             now = await self.readings.read(server, POWER_PROBE)
             if now is not None and now.state == target:
-                steps = tuple(s for s in steps if s.kind is StepKind.GATE)
+                # Its draw is read still: powered on by hand, it may be at its boot peak.
+                steps = tuple(s for s in steps if s.kind in (StepKind.SETTLE, StepKind.GATE))
                 why = f"already {target} when its turn came"
                 self._record("step", server=server.name, call="read PowerState",
                              outcome="skipped", detail=why + ("; gate only" if steps else ""))  # fmt: skip
