@@ -26,7 +26,8 @@ from sim_process import RunningSim, running_sim, wait_until
 
 PACS_TUI = [sys.executable, "-m", "pacs_tui"]
 SPEC = Path(__file__).resolve().parents[1] / "docs" / "openapi.yaml"
-FAST = ["--poll", "0.1", "--gate-timeout", "60", "--timeout", "60", "--settle-timeout", "60"]
+FAST = ["--poll", "0.1", "--gate-timeout", "60", "--timeout", "60", "--settle-timeout", "60",
+        "--settle-poll", "0.2"]  # fmt: skip
 RACK = "R01"
 
 
@@ -156,7 +157,7 @@ def test_a_budgeted_power_on_keeps_the_rack_under_its_breaker(
     assert dry.returncode == 0, dry.stdout + dry.stderr
     assert f"power budgets: {RACK} {budget:.0f} W" in dry.stdout
     assert "group 2/" in dry.stdout, dry.stdout  # staggered
-    assert "read draw until ≤" in dry.stdout
+    assert "read draw every 0.2 s until ≤" in dry.stdout
 
     sim.control("POST", f"/racks/{RACK}/breaker", {"trip_w": budget})
     run = pacs(sim, data, "power", "on", "-i", str(inventory), "--select", f"rack={RACK}",

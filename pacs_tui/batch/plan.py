@@ -176,6 +176,7 @@ class PlanOptions:
     # basis of its expected boot peak (``power_budget``).
     baseline_w: Mapping[str, float] = field(default_factory=dict)
     settle_timeout_s: float = 300.0  # how long a power-on may take to settle its draw
+    settle_poll_s: float = 5.0  # between draw reads while settling (each read is a few GETs)
     # Servers whose PowerState is unknown (unreadable, null, a vendor word) that
     # the operator chose to act on anyway ("*": all of them); audited.
     include_unknown: frozenset[str] = frozenset()
@@ -189,8 +190,8 @@ class PlanOptions:
             raise ValueError("escalate_after_s must be > 0")
         if self.power_timeout_s <= 0:
             raise ValueError("power_timeout_s must be > 0")
-        if self.settle_timeout_s <= 0:
-            raise ValueError("settle_timeout_s must be > 0")
+        if self.settle_timeout_s <= 0 or self.settle_poll_s <= 0:
+            raise ValueError("settle_timeout_s and settle_poll_s must be > 0")
 
 
 @dataclass(frozen=True)
@@ -417,8 +418,8 @@ def _with_settle(
     below = draw.steady_w * (1 + DEFAULT_SETTLE_TOLERANCE)
     settle = PlannedStep(
         StepKind.SETTLE,
-        f"read draw until ≤ {below:.0f} W (peak expected {draw.peak_w:.0f} W, {draw.source}; "
-        f"≤ {opts.settle_timeout_s:g} s)",
+        f"read draw every {opts.settle_poll_s:g} s until ≤ {below:.0f} W twice (peak expected "
+        f"{draw.peak_w:.0f} W, {draw.source}; ≤ {opts.settle_timeout_s:g} s)",
         "draw settled",
         timeout_s=opts.settle_timeout_s,
         settle_w=below,

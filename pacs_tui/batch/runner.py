@@ -142,7 +142,9 @@ class BatchRunner:
         self._downstream = downstream_map(plan.verb, [sp.server for sp in plan.servers])
         self._unit_stops = UnitStops()  # server → the PACS units it may have stopped
         # Racks' power budgets: groups wait for the groups before them to settle.
-        self._budget = BudgetWatch(plan, poll_s) if plan.budget is not None else None
+        self._budget = (
+            BudgetWatch(plan, plan.options.settle_poll_s) if plan.budget is not None else None
+        )
         self._sent: set[str] = set()  # servers a call was made to
 
     # -- control ------------------------------------------------------------------------

@@ -3,7 +3,12 @@
 The plan split each wave's power-ons into groups (``power_budget``); here the
 runner learns when it may start the next one. A server of a budgeted rack
 *settles* when the ``rack-power`` probe reads its draw at or below its
-expected steady draw (``PlannedStep.settle_w``). A server that could not be
+expected steady draw (``PlannedStep.settle_w``) twice in a row, and above
+0 W: a BMC averages its reading over an interval, so right after a
+power-on it may still show the draw from before (0 W, or a low figure)
+while the supplies already carry the boot peak. Reads are
+``PlanOptions.settle_poll_s`` apart (default 5 s: each read is several
+GETs on a BMC that is busy booting its host). A server that could not be
 read, or whose draw stayed higher until the settle timeout, did not settle:
 the later groups' servers that share a rack or circuit with it are held (left
 out, named), because starting them could take the rack past its budget.
@@ -28,6 +33,7 @@ from pacs_tui.batch.readings import Readings
 from pacs_tui.inventory import Inventory, Server
 
 RACK_POWER_PROBE = "rack-power"
+SETTLED_READS = 2  # reads in a row at or below the steady draw that make it settled
 
 
 async def read_draw(readings: Readings, server: Server) -> tuple[float | None, str]:
@@ -154,15 +160,17 @@ class BudgetWatch:
         deadline = started + step.timeout_s
         why = ""
         watts: float | None = None
+        below = 0  # reads in a row at or below the steady draw
         while True:
             watts, why = await read_draw(readings, server)
             elapsed = time.monotonic() - started
             if watts is not None:
                 self.note_draw(server.name, watts)
-                if watts <= step.settle_w:
-                    detail = f"{watts:.0f} W ≤ {step.settle_w:.0f} W after {elapsed:.1f} s"
-                    self.mark(server.name, True, detail)
-                    return "ok", detail
+            below = below + 1 if watts is not None and 0 < watts <= step.settle_w else 0
+            if below >= SETTLED_READS:
+                detail = f"{watts:.0f} W ≤ {step.settle_w:.0f} W after {elapsed:.1f} s"
+                self.mark(server.name, True, detail)
+                return "ok", detail
             if stop():
                 self.mark(server.name, False, "aborted while settling")
                 return "aborted", "aborted while its draw settled"

@@ -100,6 +100,10 @@ def register(subparsers: Any) -> None:
         "before the next group of its rack (default 300)",
     )  # fmt: skip
     p.add_argument(
+        "--settle-poll", type=float, default=5.0, metavar="SECONDS",
+        help="racks with budgets: read a powering-on server's draw this often (default 5)",
+    )  # fmt: skip
+    p.add_argument(
         "--no-stop-units", action="store_true",
         help="do not stop the PACS units over SSH before an OS shutdown",
     )  # fmt: skip
@@ -117,7 +121,7 @@ def run_power(args: argparse.Namespace) -> int:
     from pacs_tui.batch.plan import PlanOptions
     from pacs_tui.session import Session
 
-    for name in ("timeout", "gate_timeout", "poll", "settle_timeout"):
+    for name in ("timeout", "gate_timeout", "poll", "settle_timeout", "settle_poll"):
         if getattr(args, name) <= 0:
             return _error(f"--{name.replace('_', '-')} must be > 0")
     if args.escalate_after is not None and args.escalate_after <= 0:
@@ -153,6 +157,7 @@ def run_power(args: argparse.Namespace) -> int:
         include_unknown=frozenset("*" if n == "all" else n for n in args.include_unknown),
         baseline_w=baseline_w,
         settle_timeout_s=args.settle_timeout,
+        settle_poll_s=args.settle_poll,
     )
     unknown_names = set(args.include_unknown) - {"all"} - {s.name for s in servers}
     if unknown_names:

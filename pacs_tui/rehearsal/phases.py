@@ -360,6 +360,7 @@ class Rehearsal:
             # The racks' budgets: each server's boot peak expected from its draw before.
             baseline_w={n: b.power_watts for n, b in draws.items() if b.power_watts},
             settle_timeout_s=o.batch_timeout_s,
+            settle_poll_s=o.poll_s,
         )
         settings = {"redfish_task_poll_s": o.poll_s, "ssh_max_new_connections": 20}
         probes = _GATE_PROBES | ({RACK_POWER_PROBE} if budgets else set())
