@@ -139,3 +139,18 @@ def test_link_faults_are_checked_by_the_control_api(sim: RunningSim) -> None:
         sim.control("POST", f"/sites/{CLINIC}/link", {"link_latency_ms": -1})
     with pytest.raises(Exception, match="404"):
         sim.control("POST", "/sites/dc-main/link", {"link_down": True})
+
+
+def test_one_site_against_a_whole_fleet_baseline_misses_nothing(
+    sim: RunningSim, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # The trial's case: a baseline of every site, then the preflight of one (--site).
+    baseline = tmp_path / "all-links.json"
+    code, _ = preflight(sim, capsys, "--samples", "2", "--baseline-out", str(baseline))
+    assert code == 0
+    code, document = preflight(
+        sim, capsys, "--samples", "3", "--site", CLINIC, "--baseline", str(baseline)
+    )
+    assert code == 0, document
+    assert document["baseline_missing"] == [], document["baseline_missing"]
+    assert {row["site"] for row in document["links"]} == {CLINIC}

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pacs_tui.cli import EXIT_OK, EXIT_UNHEALTHY, UsageError, load_fleet
+from pacs_tui.inventory.checker import suggest
 
 if TYPE_CHECKING:
     from pacs_tui.links.baseline import LinkComparison
@@ -74,7 +75,10 @@ def run_preflight(args: argparse.Namespace) -> int:
     if args.site:
         unknown = [s for s in args.site if s not in inventory.sites]
         if unknown:
-            raise UsageError(f"--site: no site {', '.join(map(repr, unknown))} in the inventory")
+            hints = "".join(suggest(s, inventory.sites) for s in unknown)
+            raise UsageError(
+                f"--site: no site {', '.join(map(repr, unknown))} in the inventory{hints}"
+            )
         pairs = [(site, link) for site, link in pairs if site.name in args.site]
     if not pairs:
         where = f"site(s) {', '.join(args.site)}" if args.site else str(args.inventory)
@@ -85,6 +89,8 @@ def run_preflight(args: argparse.Namespace) -> int:
     compared: dict[str, LinkComparison] = {}
     gone: list[LinkComparison] = []
     if before is not None:
+        if args.site:  # the sites left out were not measured: not "missing"
+            before = {k: v for k, v in before.items() if v.site in args.site}
         compared, gone = compare_all(before, reports, thresholds)
     if args.baseline_out is not None:
         try:
