@@ -26,7 +26,7 @@ from typing import Any
 
 from pacs_tui.batch.audit import AuditLog
 from pacs_tui.batch.confirm import Confirmation, ConfirmationRule
-from pacs_tui.batch.plan import ON, BatchPlan, PlanOptions, build_plan
+from pacs_tui.batch.plan import ON, RESTART, BatchPlan, PlanOptions, build_plan
 from pacs_tui.batch.readings import Readings, power_facts
 from pacs_tui.batch.runner import BatchRunner, FailurePolicy, RetryPolicy
 from pacs_tui.batch.settle import RACK_POWER_PROBE, rack_draws
@@ -175,7 +175,7 @@ class Session:
             options = replace(options, baseline_w=dict(draws))
         elif options is None and draws:
             options = PlanOptions(baseline_w=dict(draws))
-        if verb == ON and self.inventory.racks:
+        if verb in (ON, RESTART) and self.inventory.racks:
             draw_now = await rack_draws(self.inventory, servers, readings)
         plan = build_plan(
             self.inventory, servers, verb, facts, self.actions, options,

@@ -171,3 +171,41 @@ def test_a_rack_or_circuit_named_twice_is_named_at_its_line() -> None:
         "inv.yaml:8: racks[2].circuits[1].name: duplicate circuit 'A' (also on line 7)",
         "inv.yaml:9: racks[3]: expected a mapping, got 'oops'",
     ]
+
+
+def _racked(tmp_path: Path, budget: float) -> object:
+    """view-1 and view-2 (both depend on arch) in rack R01 with ``budget`` W."""
+    from dataclasses import replace
+
+    from pacs_tui.inventory import Rack
+    from test_batch_plan import inventory as plan_inventory
+
+    inv = plan_inventory(tmp_path)
+    servers = tuple(
+        replace(s, rack="R01") if s.name in ("view-1", "view-2") else s for s in inv.servers
+    )
+    return replace(inv, servers=servers, racks={"R01": Rack("R01", budget)})
+
+
+def test_a_restart_that_would_boot_a_rack_past_its_budget_is_refused(tmp_path: Path) -> None:
+    from pacs_tui.batch.plan import PlanOptions, build_plan
+    from test_batch_plan import ACTIONS, facts
+
+    options = PlanOptions(baseline_w={"view-1": 200.0, "view-2": 300.0})
+    draws = {"view-1": 200.0, "view-2": 300.0}
+    # Both reboot in one wave: 2 × 200 + 2 × 300 = 1 000 W at once.
+    tight = build_plan(_racked(tmp_path, 999), ["view-1", "view-2"], "restart", facts(), ACTIONS,
+                       options, draw_now=draws)  # type: ignore[arg-type]  # fmt: skip
+    assert tight.refusals == (
+        "restart wave 1: 2 server(s) rebooting at once would take R01 to 1000 W, over its "
+        "budget 999 W (a restart is not staggered)",
+    )
+    assert any("power them off and on" in h for h in tight.hints)
+    fits = build_plan(_racked(tmp_path, 1000), ["view-1", "view-2"], "restart", facts(), ACTIONS,
+                      options, draw_now=draws)  # type: ignore[arg-type]  # fmt: skip
+    assert not fits.refused
+    # One at a time: the other runs on at its draw (200 W) under view-2's peak (600 W).
+    for budget, refused in ((800, False), (799, True)):
+        one = build_plan(_racked(tmp_path, budget), ["view-2"], "restart", facts(), ACTIONS,
+                         options, draw_now=draws)  # type: ignore[arg-type]  # fmt: skip
+        assert one.refused is refused, one.refusals

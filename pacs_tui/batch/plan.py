@@ -37,6 +37,7 @@ from pacs_tui.batch.power_budget import (
     DEFAULT_SETTLE_TOLERANCE,
     HINT_NO_DRAW,
     HINT_OVER_BUDGET,
+    HINT_RESTART,
     BudgetGroup,
     ExpectedDraw,
     PowerBudget,
@@ -326,6 +327,8 @@ def build_plan(
     budget = None
     if verb == ON and inventory.racks:
         planned, budget = _stagger(inventory, planned, opts, draw_now or {}, refusals, hints)
+    elif verb == RESTART and inventory.racks:
+        _check_restart(inventory, planned, opts, draw_now or {}, refusals, hints)
     return BatchPlan(
         verb,
         tuple(planned),
@@ -406,6 +409,54 @@ def _stagger(
         draw_now={n: w for n, w in draw_now.items() if w is not None},
     )
     return out, budget
+
+
+def _check_restart(
+    inventory: Inventory,
+    waves: list[WavePlan],
+    opts: PlanOptions,
+    draw_now: Mapping[str, float | None],
+    refusals: list[str],
+    hints: dict[str, None],
+) -> None:
+    """Refuse a restart whose waves would boot a rack past its budget (not staggered).
+
+    While a wave reboots, the rack draws its other servers' present load, the
+    steady draw of every other restarted server, and this wave's boot peaks.
+    """
+    restarting = [sp.server.name for wave in waves for sp in wave.servers if sp.sends]
+    keys = {name: budget_keys(inventory, inventory.server(name)) for name in restarting}
+    budgeted = [name for name in restarting if keys[name]]
+    if not budgeted:
+        return
+    expected = {n: expected_draw(inventory.server(n), opts.baseline_w.get(n)) for n in budgeted}
+    unknown = [n for n in budgeted if not expected[n].known]
+    present, unread = present_load(inventory, restarting, draw_now, opts.baseline_w)
+    for name in unknown:
+        refusals.append(f"{name}: rack {inventory.server(name).rack} has a power budget, "
+                        f"but its expected draw is unknown ({expected[name].source})")  # fmt: skip
+    refusals.extend(unread)
+    if unknown or unread:
+        hints[HINT_NO_DRAW] = None
+        return
+    steady_all = wave_steady(budgeted, keys, expected)
+    budgets = {k: w for n in budgeted for k, w in keys[n].items()}
+    for wave in waves:
+        names = [sp.server.name for sp in wave.servers if sp.sends and sp.server.name in expected]
+        peaks: dict[str, float] = {}
+        for name in names:
+            for key in keys[name]:
+                peaks[key] = peaks.get(key, 0.0) + (expected[name].peak_w or 0.0)
+        own = wave_steady(names, keys, expected)
+        for key, peak in sorted(peaks.items()):
+            load = present.get(key, 0.0) + steady_all.get(key, 0.0) - own.get(key, 0.0) + peak
+            if load > budgets[key]:
+                refusals.append(
+                    f"restart wave {wave.index}: {len(names)} server(s) rebooting at once would "
+                    f"take {key} to {load:.0f} W, over its budget {budgets[key]:.0f} W "
+                    "(a restart is not staggered)"
+                )
+                hints[HINT_RESTART] = None
 
 
 def _with_settle(

@@ -46,6 +46,9 @@ HINT_NO_DRAW = (
     "capture a baseline with rack power (baseline capture), or give the servers nameplate_w"
 )
 HINT_OVER_BUDGET = "raise the rack's budget_w, or power the rack's other servers down first"
+HINT_RESTART = (
+    "restart fewer of the rack's servers at once, or power them off and on ('on' is staggered)"
+)
 
 
 @dataclass(frozen=True)

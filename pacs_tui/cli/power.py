@@ -177,7 +177,7 @@ async def _power(
     from pacs_tui.plugin_catalog import load_probes
 
     inventory = session.inventory
-    budgets = args.verb == "on" and bool(inventory.racks)
+    budgets = args.verb in ("on", "restart") and bool(inventory.racks)
     # Racks with power budgets: their servers' draw is read to plan and to settle.
     loaded = load_probes(GATE_PROBES | ({RACK_POWER_PROBE} if budgets else set()))
     for name, reason in loaded.failed.items():
