@@ -42,6 +42,8 @@ def test_a_rack_over_budget_is_staggered_and_its_breaker_holds(
     assert expected <= budget < at_once  # staggered because booting at once would not fit
     summary = (report / "rehearsal.md").read_text()
     assert "## Rack power at power-up" in summary and "breaker at" in summary
+    # The phase shows the budget in force, the planted one, not the one it replaced.
+    assert f"R01 {budget:.0f} W (planted)" in summary
     # Everything still came up and was verified: the plant costs time, not service.
     custody = json.loads((report / "custody.json").read_text())
     assert {e["state"] for e in custody["servers"].values()} == {"verified", "running"}

@@ -116,6 +116,10 @@ def test_a_clinic_whose_link_is_down_is_named_and_its_servers_stay_off(
     assert custody["gw-oakwood-1"]["state"] == "racked"
     assert custody["gw-northgate-1"]["state"] == "verified"
     assert "clinic-oakwood (no service)" in summary
+    # Held Off: neither measured at the new site nor judged (or called missing) by the report.
+    after = json.loads((report / "baseline-after.json").read_text())["servers"]
+    assert "gw-oakwood-1" not in after
+    assert "gw-oakwood-1" not in (report / "report.md").read_text()
 
 
 def test_an_unplugged_supply_is_named_with_its_bay_before_power_up(

@@ -15,6 +15,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -331,8 +332,12 @@ class Rehearsal:
             if window is not None:  # AFTER counts exactly the days BEFORE counted
                 settings["study_window"] = [window[0].isoformat(), window[1].isoformat()]
             find_query = dict(self.before.find_query) if self.before is not None else FIND_QUERY
+            held = self.result.held
+            # A server held Off is not measured: an Off box's errors prove nothing.
+            servers = [s for s in self.inventory.servers if s.name not in held]
             baseline = await capture_baseline(
                 self.inventory,
+                servers=servers,
                 samples=self.options.samples,
                 label=label,
                 settings=settings,
@@ -458,8 +463,9 @@ class Rehearsal:
                 f"(power probe: {len(states)} unreachable)"
             )
         async with self.phase("Rack and cable", "rack") as outcome:
-            budgets = self._set_rack_budgets()
+            self._set_rack_budgets()
             await self._plant_in_new_site()
+            budgets = self._budget_summary()  # as in force, after any plant
             await self.control.set_faults(names, {"bmc_unreachable": False})
             self.board.advance(names, CustodyState.RACKED, reason="rehearsal: racked")
             outcome.summary = f"{len(names)} servers racked, BMCs reachable again; {budgets}"
@@ -480,12 +486,21 @@ class Rehearsal:
             if plant in self.options.plants:
                 self.say(f"  planted {plant}: {await planter()}")
 
-    def _set_rack_budgets(self) -> str:
+    def _budget_summary(self) -> str:
+        assert self.inventory is not None
+        shown = ", ".join(
+            f"{name} {rack.budget_w or 0:.0f} W"
+            + (" (planted)" if name == self.budget_victim else "")
+            for name, rack in self.inventory.racks.items()
+        )
+        return f"rack budgets {shown or 'none'}"
+
+    def _set_rack_budgets(self) -> None:
         """Give every rack of moved servers a budget from the draw measured before the move
-        (``rack_budgets``); the power-up plan then staggers within it. Returns a summary."""
+        (``rack_budgets``); the power-up plan then staggers within it."""
         assert self.inventory is not None and self.written is not None
         if self.before is None:
-            return "no rack budgets (no baseline)"
+            return
         draws, missing = steady_by_rack(self.moved, self.before)
         if missing:
             # Their boot peak cannot be expected: the plan would refuse their racks.
@@ -498,8 +513,6 @@ class Rehearsal:
         budgets = {rack: normal_budget(watts) for rack, watts in sorted(draws.items())}
         self.inventory = with_budgets(self.inventory, budgets)
         self.written = with_budgets(self.written, budgets)
-        shown = ", ".join(f"{rack} {watts:.0f} W" for rack, watts in budgets.items())
-        return f"rack budgets {shown or 'none'}"
 
     async def _plant_rack_over_budget(self) -> str:
         """The rack with the most moved servers gets a budget of its steady draw plus one
@@ -820,12 +833,18 @@ class Rehearsal:
 
         assert self.board is not None
         async with self.phase("Compare with the baseline", "compare") as outcome:
-            comparison = compare_baselines(
-                self.before, self.after, tolerances(self.options), planned=self._planned()
-            )
-            md, html = write_report(comparison, self.before, self.after, self.options.report_dir)
-            self.result.report_paths = (md, html)
             held = self.result.held
+            # Held servers are left out of both sides: they were never powered on here, so
+            # the report neither judges them nor calls them missing (the verdict names them).
+            before = replace(
+                self.before,
+                servers={n: s for n, s in self.before.servers.items() if n not in held},
+            )
+            comparison = compare_baselines(
+                before, self.after, tolerances(self.options), planned=self._planned()
+            )
+            md, html = write_report(comparison, before, self.after, self.options.report_dir)
+            self.result.report_paths = (md, html)
             detections = name_problems(comparison, self.before, self.after, held)
             self.result.detections.extend(detections)
             problems = [
