@@ -102,9 +102,18 @@ def test_a_server_that_fits_no_group_refuses_the_plan() -> None:
     packing = pack_wave(["a"], {"a": {"R01": 1000.0}}, draws, prior={"R01": 200.0})
     assert packing.groups == []
     assert packing.refusals == [
-        "a: boot peak 900 W (baseline 450 W × 2) does not fit R01's budget 1000 W "
-        "over its expected load 200 W"
+        "a: boot peak 900 W (baseline 450 W × 2) does not fit R01's budget 1000 W: 200 W is "
+        "expected there before it boots (the servers not powered on by this plan, at their "
+        "draw now, and the power-ons before it, settled)"
     ]
+    # Where no budget could ever hold it, the refusal says so rather than blame the others.
+    packing = pack_wave(["a"], {"a": {"R01": 800.0}}, draws, prior={"R01": 200.0})
+    assert packing.refusals == [
+        "a: boot peak 900 W (baseline 450 W × 2) alone is over R01's budget 800 W"
+    ]
+    # And when even the settled rack would be over, that is said too.
+    packing = pack_wave(["a"], {"a": {"R01": 1000.0}}, draws, prior={"R01": 600.0})
+    assert packing.refusals[0].endswith("; even settled, R01 would draw 1050 W")
 
 
 def test_a_later_server_never_pushes_an_earlier_group_over() -> None:

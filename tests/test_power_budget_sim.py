@@ -106,10 +106,13 @@ def test_the_service_plans_a_budgeted_power_on_from_its_power_baseline(
     bad = pacs(sim, tmp_path / "data", "serve", "-i", str(inventory), "--tokens",
                str(tmp_path / "tokens.yaml"), "--power-baseline", str(inventory))  # fmt: skip
     assert bad.returncode == 2 and "--power-baseline" in bad.stderr, bad.stderr
-    body = {"verb": "on", "selector": f"rack={RACK}"}
+    # The settle options travel too (the CLI's --settle-timeout and --settle-poll).
+    body = {"verb": "on", "selector": f"rack={RACK}",
+            "options": {"settle_timeout_s": 90, "settle_poll_s": 2}}  # fmt: skip
     sent = {n: resets(sim, n) for n in names}
     with running_service(inventory, tmp_path / "serve", "--power-baseline", str(baseline),
                          env=env) as served:  # fmt: skip
+        assert f"power baseline: {len(names)} server draw(s) from {baseline}" in served.log_text()
         status, answer = served.request("POST", "/api/v1/batches/plan", served.tokens["lead"], body)
         assert status == 200, answer
         assert not answer["refused"], answer["refusals"]
@@ -121,6 +124,10 @@ def test_the_service_plans_a_budgeted_power_on_from_its_power_baseline(
         planned = {s["server"]: s for w in plan["waves"] for s in w["servers"]}
         assert {n: planned[n]["power_state"] for n in names} == dict.fromkeys(names, "Off")
         assert all(p <= budget for g in groups for p in g["expected_peak_w"].values())
+        settles = [st for w in plan["waves"] for sv in w["servers"] for st in sv.get("steps", [])
+                   if st["kind"] == "settle"]  # fmt: skip
+        assert settles and all(st["timeout_s"] == 90 for st in settles)
+        assert "every 2 s" in settles[0]["call"]
         request = MockRequest(served.url, "POST", "/api/v1/batches/plan",
                               data=json.dumps(body).encode(),
                               headers={"Authorization": f"Bearer {served.tokens['wall']}"})  # fmt: skip

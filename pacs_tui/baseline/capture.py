@@ -333,6 +333,10 @@ async def _draw(subject: _Subject) -> float | None:
     if reading.power is None or reading.power.watts is None:
         subject.errors.append("redfish power: the chassis reports no draw")
         return None
+    if reading.power.watts <= 0:
+        # Off, or a BMC that reports 0 W: no running draw to expect a boot peak from.
+        subject.errors.append("redfish power: 0 W (powered off?): no running draw recorded")
+        return None
     return float(reading.power.watts)
 
 

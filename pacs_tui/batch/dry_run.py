@@ -46,7 +46,10 @@ def dry_run_lines(plan: BatchPlan) -> list[str]:
         present = ", ".join(
             f"{k} {plan.budget.present_w.get(k, 0.0):.0f} W" for k in sorted(plan.budget.budgets)
         )
-        lines.append(f"power budgets: {budgets}; drawn now by servers not powered on: {present}")
+        lines.append(
+            f"power budgets: {budgets}; drawn now by the servers this plan does not power on: "
+            f"{present}"
+        )
     for wave in plan.waves:
         lines.append(f"wave {wave.index} ({len(wave.servers)} server(s)):")
         if len(wave.groups) > 1 or any(g.expected_peak_w for g in wave.groups):

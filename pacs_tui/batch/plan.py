@@ -360,8 +360,11 @@ def _stagger(
     for name in budgeted:
         draw = expected_draw(inventory.server(name), opts.baseline_w.get(name))
         if not draw.known:
+            source = draw.source
+            if opts.baseline_w and name not in opts.baseline_w:
+                source = "the baseline given has no draw for it, and it has no nameplate_w"
             refusals.append(f"{name}: rack {inventory.server(name).rack} has a power budget, "
-                            f"but its expected draw is unknown ({draw.source})")  # fmt: skip
+                            f"but its expected draw is unknown ({source})")  # fmt: skip
             hints[HINT_NO_DRAW] = None
             continue
         expected[name] = draw
@@ -388,7 +391,7 @@ def _stagger(
         servers = tuple(
             _with_settle(sp, group_of.get(sp.server.name, 1), opts, expected)
             if sp.sends
-            else replace(sp, group=1)
+            else sp  # boots nothing: in no group (group 0), holds no one
             for sp in wave.servers
         )
         groups = tuple(

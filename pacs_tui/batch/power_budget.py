@@ -43,7 +43,8 @@ DEFAULT_BOOT_PEAK_FACTOR = 2.0  # boot peak / steady draw when only a baseline d
 DEFAULT_SETTLE_TOLERANCE = 0.10  # settled: draw ≤ expected steady × (1 + this)
 
 HINT_NO_DRAW = (
-    "capture a baseline with rack power (baseline capture), or give the servers nameplate_w"
+    "capture a baseline while the servers run (baseline capture records each draw) and pass "
+    "it (power --baseline, run/serve --power-baseline), or give the servers nameplate_w"
 )
 HINT_OVER_BUDGET = "raise the rack's budget_w, or power the rack's other servers down first"
 HINT_RESTART = (
@@ -210,17 +211,7 @@ def pack_wave(
         else:
             g = next((i for i in range(len(out.groups) + 1) if fits(name, i)), -1)
             if g < 0:
-                draw = expected[name]
-                worst = max(
-                    keys[name],
-                    key=lambda k: prior.get(k, 0.0) + sum(s.get(k, 0.0) for s in steady),
-                )
-                load = prior.get(worst, 0.0) + sum(s.get(worst, 0.0) for s in steady)
-                out.refusals.append(
-                    f"{name}: boot peak {draw.peak_w:.0f} W ({draw.source}) does not fit "
-                    f"{worst}'s budget {keys[name][worst]:.0f} W over its expected load "
-                    f"{load:.0f} W"
-                )
+                out.refusals.append(_no_fit(name, expected[name], keys[name], prior, steady))
                 continue
         if g == len(out.groups):
             out.groups.append([])
@@ -238,6 +229,31 @@ def pack_wave(
         }
         out.peaks.append({key: before[key] + peak[g][key] for key in sorted(peak[g])})
     return out
+
+
+def _no_fit(
+    name: str,
+    draw: ExpectedDraw,
+    keys: Mapping[str, float],
+    prior: Mapping[str, float],
+    steady: Sequence[Mapping[str, float]],
+) -> str:
+    """Why ``name`` fits no group, in the terms an operator can act on."""
+    assert draw.peak_w is not None and draw.steady_w is not None
+    load = {k: prior.get(k, 0.0) + sum(s.get(k, 0.0) for s in steady) for k in keys}
+    worst = max(keys, key=lambda k: load[k] + draw.peak_w - keys[k])  # type: ignore[operator]
+    budget = keys[worst]
+    head = f"{name}: boot peak {draw.peak_w:.0f} W ({draw.source})"
+    if draw.peak_w > budget:
+        return f"{head} alone is over {worst}'s budget {budget:.0f} W"
+    why = (
+        f"{head} does not fit {worst}'s budget {budget:.0f} W: {load[worst]:.0f} W is expected "
+        "there before it boots (the servers not powered on by this plan, at their draw now, "
+        "and the power-ons before it, settled)"
+    )
+    if load[worst] + draw.steady_w > budget:
+        why += f"; even settled, {worst} would draw {load[worst] + draw.steady_w:.0f} W"
+    return why
 
 
 def wave_steady(

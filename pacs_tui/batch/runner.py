@@ -146,6 +146,7 @@ class BatchRunner:
             BudgetWatch(plan, plan.options.settle_poll_s) if plan.budget is not None else None
         )
         self._sent: set[str] = set()  # servers a call was made to
+        self._groups_started: set[tuple[int, int]] = set()  # (wave, group) announced
 
     # -- control ------------------------------------------------------------------------
 
@@ -213,9 +214,10 @@ class BatchRunner:
         if self._budget is not None:
             self.result.budget_peaks = self._budget.peaks()
             for key, peak in self.result.budget_peaks.items():
-                self._record("budget", outcome=f"{key}: measured peak {peak['measured_peak_w']} W",
-                             detail=f"expected {peak['expected_peak_w']} W, "
-                                    f"budget {peak['budget_w']:.0f} W (sampled at settle reads)")  # fmt: skip
+                self._record("budget", outcome=f"{key}: highest load read {peak['measured_peak_w']} W",
+                             detail=f"expected peak {peak['expected_peak_w']} W, budget "
+                                    f"{peak['budget_w']:.0f} W (read at the settle steps: a "
+                                    "lower bound of the true peak)")  # fmt: skip
         await self._check_stranded()
         self.result.elapsed_s = time.monotonic() - self._t0
         counts = ", ".join(f"{k} {v}" for k, v in sorted(self.result.counts().items()))
@@ -303,6 +305,10 @@ class BatchRunner:
             if held:
                 self._finish(sp, wave, ServerStatus.LEFT_OUT, held, record=True)
                 return
+            if (wave.index, sp.group) not in self._groups_started:
+                self._groups_started.add((wave.index, sp.group))
+                self._record("group-start", outcome=f"group {sp.group}/{len(wave.groups)}",
+                             detail="the power-ons before it settled")  # fmt: skip
         async with slots:
             if self._aborted:
                 self._finish(

@@ -335,6 +335,8 @@ def _text_printer(event: Any) -> None:
             f"[{event.wave_done}/{event.wave_total} of wave {event.wave}, "
             f"{event.done}/{event.total} of all{eta}]"
         )
+    elif event.kind == "group-start":
+        line = f"  {event.outcome} of wave {event.wave}: {event.detail}"
     elif event.kind == "wave-end":
         line = f"wave {event.wave} done: {event.outcome} ({event.detail})"
     elif event.kind == "batch-start":

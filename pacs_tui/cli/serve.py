@@ -206,6 +206,7 @@ async def _serve(
         fleet_registry,
         render_async,
     )
+    from pacs_tui.session import POWER_BASELINE_SETTING
 
     if args.link_interval <= 0:
         print("pacs-tui serve: error: --link-interval must be > 0", file=sys.stderr)
@@ -251,7 +252,12 @@ async def _serve(
         print(
             f"pacs-tui serve: {len(inventory.servers)} servers, {len(tokens.callers)} token(s), "
             f"listening on {scheme}://{shown}:{port}"
-            + (" (read-only)" if service.read_only else ""),
+            + (" (read-only)" if service.read_only else "")
+            + (
+                f"; power baseline: {len(draws)} server draw(s) from {args.power_baseline}"
+                if (draws := settings.get(POWER_BASELINE_SETTING)) is not None
+                else ""
+            ),
             flush=True,
         )
         await asyncio.Event().wait()

@@ -563,7 +563,7 @@ class Rehearsal:
                     RACK_OVER_BUDGET,
                     f"{victim}: a wave booting at once would pass its {peak['budget_w']:.0f} W "
                     f"budget; {waves} wave(s) staggered into groups; expected peak "
-                    f"{peak['expected_peak_w']:.0f} W, measured {peak['measured_peak_w']:.0f} W, "
+                    f"{peak['expected_peak_w']:.0f} W, highest load read {peak['measured_peak_w']:.0f} W, "
                     f"breaker held (simulator's peak {breaker.get('peak_w', 0):.0f} W)",
                 ))  # fmt: skip
             elif not waves:

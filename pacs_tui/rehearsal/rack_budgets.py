@@ -132,8 +132,8 @@ def budget_lines(
         line = (
             f"{key}: budget {peak['budget_w']:.0f} W; expected peak "
             f"{peak['expected_peak_w']:.0f} W ({at_once_peak(plan, key):.0f} W had each wave "
-            f"booted at once; {staggered(plan, key)} wave(s) staggered); measured peak "
-            f"{peak['measured_peak_w']:.0f} W (read at the settle steps)"
+            f"booted at once; {staggered(plan, key)} wave(s) staggered); highest load read "
+            f"{peak['measured_peak_w']:.0f} W (at the settle steps: a lower bound of the peak)"
         )
         breaker = breakers.get(key)
         if breaker is not None and breaker.get("trip_w") is not None:

@@ -61,6 +61,8 @@ def options_to_wire(options: PlanOptions) -> dict[str, Any]:
         "power_timeout_s": options.power_timeout_s,
         "gate_timeout_s": options.gate.timeout_s,
         "include_unknown": sorted("all" if n == "*" else n for n in options.include_unknown),
+        "settle_timeout_s": options.settle_timeout_s,
+        "settle_poll_s": options.settle_poll_s,
     }
     if options.escalate_after_s is not None:
         data["escalate_after_s"] = options.escalate_after_s

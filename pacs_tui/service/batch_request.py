@@ -27,7 +27,7 @@ from pacs_tui.selector import SelectorError, select
 
 _OPTION_KEYS = {
     "escalate_after_s", "override_dependents", "stop_units", "power_timeout_s",
-    "gate_timeout_s", "include_unknown",
+    "gate_timeout_s", "include_unknown", "settle_timeout_s", "settle_poll_s",
 }  # fmt: skip
 
 
@@ -116,7 +116,10 @@ def parse_batch_request(
         raise RequestError("options.include_unknown: must be a list of server names or 'all'")
     gate_timeout = _number(options, "gate_timeout_s", 600.0)
     power_timeout = _number(options, "power_timeout_s", 300.0)
+    settle_timeout = _number(options, "settle_timeout_s", 300.0)
+    settle_poll = _number(options, "settle_poll_s", 5.0)
     assert gate_timeout is not None and power_timeout is not None
+    assert settle_timeout is not None and settle_poll is not None
     plan_options = PlanOptions(
         escalate_after_s=_number(options, "escalate_after_s", None),
         override_dependents=_flag(options, "override_dependents", False),
@@ -124,6 +127,8 @@ def parse_batch_request(
         gate=GatePolicy(timeout_s=gate_timeout, poll_s=poll_s),
         stop_units=_flag(options, "stop_units", True),
         include_unknown=frozenset("*" if n == "all" else n for n in include),
+        settle_timeout_s=settle_timeout,
+        settle_poll_s=settle_poll,
     )
     confirm = body.get("confirm")
     if confirm is not None and not isinstance(confirm, str):

@@ -22,8 +22,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
-from aiohttp.client_proto import ResponseHandler
-from aiohttp.client_reqrep import ConnectionKey
 
 from pacs_tui_redfish_power.errors import BmcAuthError, BmcBadAnswer, BmcBusy, BmcHttpError
 from pacs_tui_redfish_power.messages import redfish_message
@@ -63,16 +61,13 @@ class OneIdleConnector(aiohttp.TCPConnector):
     connection's first request always did.
     """
 
-    def _release(
-        self,
-        key: ConnectionKey,
-        protocol: ResponseHandler,
-        *,
-        should_close: bool = False,
-    ) -> None:
-        if self._conns.get(key):  # one to this BMC is idle already
-            should_close = True
-        super()._release(key, protocol, should_close=should_close)
+    # aiohttp's own hook (private): typed loosely and read defensively, so that a
+    # change of its signature in a later aiohttp costs the saving, not the release.
+    def _release(self, key: Any, protocol: Any, *args: Any, **kwargs: Any) -> None:
+        idle = getattr(self, "_conns", None)
+        if isinstance(idle, dict) and idle.get(key):  # one to this BMC is idle already
+            kwargs["should_close"] = True
+        super()._release(key, protocol, *args, **kwargs)
 
 
 def open_http_session(
