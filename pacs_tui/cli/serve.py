@@ -194,7 +194,7 @@ async def _serve(
     custody: Any,
     host: str,
     port: int,
-    settings: dict[str, Any],
+    settings: dict[str, Any] | None = None,
 ) -> int:
     from aiohttp import web
 
@@ -213,7 +213,7 @@ async def _serve(
         return EXIT_USAGE
     service = FleetService(
         inventory, text, read_only=args.read_only, custody=custody, site_name=args.site,
-        link_interval_s=args.link_interval, settings=settings,
+        link_interval_s=args.link_interval, settings=settings or {},
     )  # fmt: skip
     counters = BatchCounters()
     service.progress_subscribers.append(counters.observe)
@@ -255,7 +255,7 @@ async def _serve(
             + (" (read-only)" if service.read_only else "")
             + (
                 f"; power baseline: {len(draws)} server draw(s) from {args.power_baseline}"
-                if (draws := settings.get(POWER_BASELINE_SETTING)) is not None
+                if (draws := (settings or {}).get(POWER_BASELINE_SETTING)) is not None
                 else ""
             ),
             flush=True,
