@@ -217,9 +217,9 @@ def test_every_problem_of_a_file_is_reported_at_once(tmp_path: Path) -> None:
         load_inventory_text(textwrap.dedent(fixed), tmp_path / "inv.yaml")
     found = [str(p).replace(f"{tmp_path}/", "") for p in caught.value.problems]
     assert found == [
-        "inv.yaml:4: servers[1].site: unknown site 'dcc' (did you mean 'dc'?); "
+        "inv.yaml:5: servers[1].site: unknown site 'dcc' (did you mean 'dc'?); "
         "declare it under 'sites:'",
-        "inv.yaml:4: servers[1].depends_on: unknown server 'db-9' (did you mean 'db-1'?)",
+        "inv.yaml:7: servers[1].depends_on: unknown server 'db-9' (did you mean 'db-1'?)",
     ]
 
 

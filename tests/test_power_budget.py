@@ -218,3 +218,18 @@ def test_a_restart_that_would_boot_a_rack_past_its_budget_is_refused(tmp_path: P
         one = build_plan(_racked(tmp_path, budget), ["view-2"], "restart", facts(), ACTIONS,
                          options, draw_now=draws)  # type: ignore[arg-type]  # fmt: skip
         assert one.refused is refused, one.refusals
+
+
+def test_a_wrong_rack_is_named_at_its_own_line() -> None:
+    found = problems(
+        HEAD
+        + "servers:\n"
+        + "  - name: a\n"  # 9 (HEAD starts with an empty line)
+        + "    site: dc\n"
+        + "    role: archive\n"
+        + "    rack: R1\n"  # 12
+        + "    circuit: A\n"
+    )
+    assert found == [
+        "inv.yaml:12: servers[0].rack: rack 'R1' is not under 'racks:' (did you mean 'R01'?)"
+    ]

@@ -23,7 +23,7 @@ def cross_check(
     for server, key_path in servers:
         if server.site not in sites:
             check.problem(
-                server.line,
+                server.line_of("site"),
                 f"{key_path}.site",
                 f"unknown site {server.site!r}{suggest(server.site, sites)}; "
                 "declare it under 'sites:'",
@@ -31,11 +31,13 @@ def cross_check(
         for dep in server.depends_on:
             if dep == server.name:
                 check.problem(
-                    server.line, f"{key_path}.depends_on", "a server cannot depend on itself"
+                    server.line_of("depends_on"),
+                    f"{key_path}.depends_on",
+                    "a server cannot depend on itself",
                 )
             elif dep not in first and dep not in check.failed:
                 check.problem(
-                    server.line,
+                    server.line_of("depends_on"),
                     f"{key_path}.depends_on",
                     f"unknown server {dep!r}{suggest(dep, first)}",
                 )
@@ -43,7 +45,7 @@ def cross_check(
             ref = getattr(endpoint, "credentials", None)
             if ref is not None and ref not in credentials:
                 check.problem(
-                    server.line,
+                    server.line_of(block),
                     f"{key_path}.{block}.credentials",
                     f"unknown credential reference {ref!r}{suggest(ref, credentials)}; "
                     "declare it under 'credentials:'",

@@ -169,6 +169,12 @@ class Server:
     dicom: DicomEndpoint | None = None
     ssh: SshEndpoint | None = None
     line: int = field(default=0, compare=False)  # where it was declared; not identity
+    # Each of its own keys' line, for problems found after reading (an unknown rack).
+    key_lines: Mapping[str, int] = field(default_factory=dict, compare=False, repr=False)
+
+    def line_of(self, key: str) -> int:
+        """The line of its own ``key`` (``bmc`` for the whole block); else where it starts."""
+        return self.key_lines.get(key, self.line)
 
     def to_json(self) -> dict[str, Any]:
         """The normalized server as JSON-able data; credentials by reference name only."""

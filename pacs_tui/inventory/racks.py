@@ -74,7 +74,9 @@ def cross_check_racks(
     for server, key_path in servers:
         if server.circuit is not None and server.rack is None:
             check.problem(
-                server.line, f"{key_path}.circuit", "a circuit belongs to a rack: set rack too"
+                server.line_of("circuit"),
+                f"{key_path}.circuit",
+                "a circuit belongs to a rack: set rack too",
             )
             continue
         if not racks or server.rack is None:
@@ -82,7 +84,7 @@ def cross_check_racks(
         rack = racks.get(server.rack)
         if rack is None:
             check.problem(
-                server.line,
+                server.line_of("rack"),
                 f"{key_path}.rack",
                 f"rack {server.rack!r} is not under 'racks:'{suggest(server.rack, racks)}",
             )
@@ -90,7 +92,7 @@ def cross_check_racks(
         if server.circuit is not None and server.circuit not in rack.circuits:
             known = ", ".join(rack.circuits) or "none"
             check.problem(
-                server.line,
+                server.line_of("circuit"),
                 f"{key_path}.circuit",
                 f"rack {rack.name} has no circuit {server.circuit!r} (its circuits: {known})",
             )

@@ -347,6 +347,7 @@ def _server(
         dicom=None if dicom is None else DicomEndpoint(**dicom),
         ssh=None if blocks["ssh"] is None else SshEndpoint(**blocks["ssh"]),
         line=own.line,
+        key_lines={str(k): own.line_of(k) for k in own},
     )
 
 
