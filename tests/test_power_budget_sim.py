@@ -203,3 +203,38 @@ def test_without_budgets_the_same_power_on_trips_the_breaker(
         assert run.returncode != 0  # the servers the trip cut off missed their gate
     finally:
         sim.control("DELETE", f"/racks/{RACK}/breaker")
+
+
+def test_a_draw_that_does_not_settle_holds_the_later_groups_of_its_rack(
+    sim: RunningSim, baseline: Path, tmp_path: Path
+) -> None:
+    # A baseline that halves every draw: no server ever reads at or below its expected
+    # steady draw, so none settles; the groups after the first of each wave must be held.
+    names = rack_names(sim)
+    document = json.loads(baseline.read_text())
+    for name in names:
+        document["servers"][name]["power_watts"] /= 2
+    low = tmp_path / "low.json"
+    low.write_text(json.dumps(document))
+    halved = draws(low, names)
+    budget = sum(halved.values()) + max(halved.values()) + 20
+    inventory = budget_inventory(sim, sim.out / "budget-low.yaml", budget)
+    data = tmp_path / "data"
+    sim.control("DELETE", f"/racks/{RACK}/breaker")  # the real draw is twice the budget's idea
+    power_off_rack(sim, data, names)
+    before = {n: len(resets(sim, n)) for n in names}
+    run = pacs(sim, data, "power", "on", "-i", str(inventory), "--select", f"rack={RACK}",
+               "--baseline", str(low), "--yes", "--json", "--on-failure", "leave-out",
+               *FAST[:-4], "--settle-timeout", "2", "--settle-poll", "0.2")  # fmt: skip
+    assert run.returncode == 1, run.stdout[-2000:] + run.stderr
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    status = {s["server"]: s for s in result["servers"]}
+    held = [n for n, s in status.items() if s["detail"].startswith("held: ")]
+    assert held, status
+    for name in held:
+        assert status[name]["status"] == "left-out"
+        assert "did not settle" in status[name]["detail"] and RACK in status[name]["detail"]
+        assert len(resets(sim, name)) == before[name]  # never sent a power-on
+    started = [n for n in names if len(resets(sim, n)) > before[n]]
+    assert started and set(started).isdisjoint(held)
+    assert all(len(resets(sim, n)) - before[n] == 1 for n in started)

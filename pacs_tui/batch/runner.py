@@ -283,11 +283,15 @@ class BatchRunner:
             self._budget.mark(name, True, "no power-on on a budget")
         try:
             await self._run_server_turn(wave, sp, slots, left_out)
-        finally:
-            if self._budget is not None and not self._budget.is_marked(name):
-                if name in self._sent and self._budget.keys(name):
-                    await self._budget.final_read(self.readings, sp.server)
-                self._budget.mark(name, True, "nothing sent")
+        except BaseException:
+            # Cancelled (the process stopping): no read now; the groups after it stay held.
+            if self._budget is not None:
+                self._budget.mark(name, False, "the batch stopped")
+            raise
+        if self._budget is not None and not self._budget.is_marked(name):
+            if name in self._sent and self._budget.keys(name):
+                await self._budget.final_read(self.readings, sp.server)
+            self._budget.mark(name, True, "nothing sent")
 
     async def _run_server_turn(
         self,
