@@ -141,13 +141,12 @@ def run_power(args: argparse.Namespace) -> int:
     servers = select_servers(inventory, args.select)
     baseline_w: dict[str, float] = {}
     if args.baseline is not None:
-        from pacs_tui.baseline.model import BaselineError, load_baseline
+        from pacs_tui.baseline.model import BaselineError, power_draws
 
         try:
-            baseline = load_baseline(args.baseline)
+            baseline_w = power_draws(args.baseline)
         except BaselineError as exc:
             return _error(f"--baseline: {exc}")
-        baseline_w = {name: s.power_watts for name, s in baseline.servers.items() if s.power_watts}
     options = PlanOptions(
         escalate_after_s=args.escalate_after,
         override_dependents=args.override_dependents,

@@ -69,7 +69,9 @@ class RackBreakers:
 
     def set_trip(self, rack: str, trip_w: float | None) -> RackBreaker:
         """Arm (W > 0) or disarm (None) ``rack``'s breaker; its peak starts again from now."""
-        if trip_w is not None and (isinstance(trip_w, bool) or not trip_w > 0):
+        if trip_w is not None and (
+            isinstance(trip_w, bool) or not isinstance(trip_w, int | float) or trip_w <= 0
+        ):
             raise ValueError(f"trip_w must be a number of watts > 0, got {trip_w!r}")
         breaker = self.breaker(rack)
         breaker.trip_w = None if trip_w is None else float(trip_w)
