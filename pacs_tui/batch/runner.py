@@ -278,9 +278,10 @@ class BatchRunner:
         left_out: Mapping[str, str],
     ) -> None:
         name = sp.server.name
-        if self._budget is not None and not (sp.sends and self._budget.keys(name)):
-            # It boots nothing on a budget: the next group need not wait for its gate.
-            self._budget.mark(name, True, "no power-on on a budget")
+        if self._budget is not None and not any(s.kind is StepKind.SETTLE for s in sp.steps):
+            # No peak to wait out (it boots nothing on a budget, or is counted at its
+            # nameplate for good): the next group need not wait for its gate.
+            self._budget.mark(name, True, "nothing to settle")
         try:
             await self._run_server_turn(wave, sp, slots, left_out)
         except BaseException:

@@ -162,9 +162,16 @@ def check_restart(
 def _with_settle(
     sp: ServerPlan, group: int, opts: PlanOptions, expected: Mapping[str, ExpectedDraw]
 ) -> ServerPlan:
-    """``sp`` in ``group``, with a SETTLE step after its power-on when it has a budget."""
+    """``sp`` in ``group``, with a SETTLE step after its power-on when its peak passes.
+
+    A server counted at its nameplate (steady = peak) needs none: the plan
+    already counts it at its peak for good, and a BMC that reports no draw
+    would otherwise hold its rack's later groups for nothing.
+    """
     draw = expected.get(sp.server.name)
-    if draw is None or draw.steady_w is None:
+    if draw is None or draw.steady_w is None or draw.peak_w is None:
+        return replace(sp, group=group)
+    if draw.peak_w <= draw.steady_w:
         return replace(sp, group=group)
     below = draw.steady_w * (1 + DEFAULT_SETTLE_TOLERANCE)
     settle = PlannedStep(
