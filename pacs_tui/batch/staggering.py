@@ -38,6 +38,47 @@ from pacs_tui.batch.power_budget import (
 )
 from pacs_tui.inventory import Inventory
 
+Draws = tuple[
+    dict[str, dict[str, float]],  # sending server -> its budgets (key -> W)
+    list[str],  # the sending servers that draw from a budget
+    dict[str, ExpectedDraw],  # those -> their expected draw
+    dict[str, float],  # budget key -> present load of the servers that send nothing
+]
+
+
+def _draws(
+    inventory: Inventory,
+    waves: list[WavePlan],
+    opts: PlanOptions,
+    draw_now: Mapping[str, float | None],
+    refusals: list[str],
+    hints: dict[str, None],
+) -> Draws | None:
+    """The figures a budgeted plan needs; None when no server sent to draws from a
+    budget, or when a draw is unknown (then refused, with the hint)."""
+    sending = [sp.server.name for wave in waves for sp in wave.servers if sp.sends]
+    keys = {name: budget_keys(inventory, inventory.server(name)) for name in sending}
+    budgeted = [name for name in sending if keys[name]]
+    if not budgeted:
+        return None
+    expected: dict[str, ExpectedDraw] = {}
+    for name in budgeted:
+        draw = expected_draw(inventory.server(name), opts.baseline_w.get(name))
+        if draw.known:
+            expected[name] = draw
+            continue
+        source = draw.source
+        if opts.baseline_w and name not in opts.baseline_w:
+            source = "the baseline given has no draw for it, and it has no nameplate_w"
+        refusals.append(f"{name}: rack {inventory.server(name).rack} has a power budget, "
+                        f"but its expected draw is unknown ({source})")  # fmt: skip
+    present, unread = present_load(inventory, sending, draw_now, opts.baseline_w)
+    refusals.extend(unread)
+    if len(expected) < len(budgeted) or unread:
+        hints[HINT_NO_DRAW] = None
+        return None
+    return keys, budgeted, expected, present
+
 
 def stagger(
     inventory: Inventory,
@@ -48,29 +89,10 @@ def stagger(
     hints: dict[str, None],
 ) -> tuple[list[WavePlan], PowerBudget | None]:
     """Split each wave's power-ons into groups within the racks' budgets (``power_budget``)."""
-    booting = [sp.server.name for wave in waves for sp in wave.servers if sp.sends]
-    keys = {name: budget_keys(inventory, inventory.server(name)) for name in booting}
-    budgeted = [name for name in booting if keys[name]]
-    if not budgeted:
+    found = _draws(inventory, waves, opts, draw_now, refusals, hints)
+    if found is None:
         return waves, None
-    expected: dict[str, ExpectedDraw] = {}
-    for name in budgeted:
-        draw = expected_draw(inventory.server(name), opts.baseline_w.get(name))
-        if not draw.known:
-            source = draw.source
-            if opts.baseline_w and name not in opts.baseline_w:
-                source = "the baseline given has no draw for it, and it has no nameplate_w"
-            refusals.append(f"{name}: rack {inventory.server(name).rack} has a power budget, "
-                            f"but its expected draw is unknown ({source})")  # fmt: skip
-            hints[HINT_NO_DRAW] = None
-            continue
-        expected[name] = draw
-    present, unknown = present_load(inventory, booting, draw_now, opts.baseline_w)
-    if unknown:
-        refusals.extend(unknown)
-        hints[HINT_NO_DRAW] = None
-    if len(expected) < len(budgeted) or unknown:
-        return waves, None
+    keys, budgeted, expected, present = found
     prior = dict(present)
     budgets: dict[str, float] = {}
     for name in budgeted:
@@ -124,21 +146,10 @@ def check_restart(
     While a wave reboots, the rack draws its other servers' present load, the
     steady draw of every other restarted server, and this wave's boot peaks.
     """
-    restarting = [sp.server.name for wave in waves for sp in wave.servers if sp.sends]
-    keys = {name: budget_keys(inventory, inventory.server(name)) for name in restarting}
-    budgeted = [name for name in restarting if keys[name]]
-    if not budgeted:
+    found = _draws(inventory, waves, opts, draw_now, refusals, hints)
+    if found is None:
         return
-    expected = {n: expected_draw(inventory.server(n), opts.baseline_w.get(n)) for n in budgeted}
-    unknown = [n for n in budgeted if not expected[n].known]
-    present, unread = present_load(inventory, restarting, draw_now, opts.baseline_w)
-    for name in unknown:
-        refusals.append(f"{name}: rack {inventory.server(name).rack} has a power budget, "
-                        f"but its expected draw is unknown ({expected[name].source})")  # fmt: skip
-    refusals.extend(unread)
-    if unknown or unread:
-        hints[HINT_NO_DRAW] = None
-        return
+    keys, budgeted, expected, present = found
     steady_all = wave_steady(budgeted, keys, expected)
     budgets = {k: w for n in budgeted for k, w in keys[n].items()}
     for wave in waves:

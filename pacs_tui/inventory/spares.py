@@ -14,10 +14,10 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from pacs_tui.inventory.checker import Check, mapping, read_block
+from pacs_tui.inventory.checker import Check, mapping, read_block, read_named_list
 from pacs_tui.inventory.model import BmcEndpoint, Server, Spare
 from pacs_tui.inventory.values import Converter, Invalid, as_text, describe, server_name
-from pacs_tui.inventory.yaml_source import LocatedList, LocatedMap
+from pacs_tui.inventory.yaml_source import LocatedMap
 
 _MAC = re.compile(r"[0-9a-f]{2}([:-][0-9a-f]{2}){5}\Z")
 
@@ -58,26 +58,12 @@ def read_spares(
     ``defaults.bmc`` mapping (already checked), whose keys fill a spare's
     ``bmc`` where it is silent.
     """
-    if not isinstance(raw, LocatedList):
-        check.problem(line, "spares", f"expected a list of spares, got {describe(raw)}")
-        return {}
-    spares: dict[str, Spare] = {}
-    serial_line: dict[str, tuple[str, int]] = {}
-    for i, item in enumerate(raw):
-        here = f"spares[{i}]"
-        body = mapping(check, item, raw.line_of(i), here)
-        if body is None:
-            continue
+    serial_line: dict[str, tuple[str, int]] = {}  # serial -> (spare, its line)
+
+    def one(body: LocatedMap, here: str) -> Spare | None:
         spare = _read_spare(check, body, here, bmc_spec, default_bmc)
-        if spare is None:
-            continue
-        if spare.name in spares:
-            check.problem(
-                body.line_of("name"),
-                f"{here}.name",
-                f"duplicate spare {spare.name!r} (also on line {spares[spare.name].line})",
-            )
-            continue
+        if spare is None or any(name == spare.name for name, _ in serial_line.values()):
+            return spare  # a name taken already: read_named_list says so
         if spare.serial in serial_line:
             other, other_line = serial_line[spare.serial]
             check.problem(
@@ -85,10 +71,11 @@ def read_spares(
                 f"{here}.serial",
                 f"serial {spare.serial!r} is also spare {other}'s (line {other_line})",
             )
-            continue
+            return None
         serial_line[spare.serial] = (spare.name, body.line_of("serial"))
-        spares[spare.name] = spare
-    return spares
+        return spare
+
+    return read_named_list(check, raw, line, "spares", "spare", one)
 
 
 def _read_spare(
