@@ -17,7 +17,7 @@ from __future__ import annotations
 import hmac
 import json
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,11 +59,12 @@ def mockup_payload(folder: Path, path: str) -> dict[str, Any]:
 
 
 @asynccontextmanager
-async def mockup_as_server(
-    tmp: Path, folder: Path, name: str
+async def mockup_as_servers(
+    tmp: Path, folder: Path, servers: Mapping[str, Mapping[str, Any]]
 ) -> AsyncIterator[tuple[MockupService, Inventory]]:
-    """``folder`` served over HTTPS as the BMC of server ``name`` of an inventory in ``tmp``
-    (the fleet CA written there, credentials ``bmc-admin``)."""
+    """``folder`` served over HTTPS as the BMC of each of ``servers`` (name -> extra
+    ``bmc`` keys, e.g. ``system``) of an inventory in ``tmp`` (the fleet CA written
+    there, credentials ``bmc-admin``)."""
     from redfish_peers import net, write_inventory
 
     pki = FleetPki.create()
@@ -75,7 +76,19 @@ async def mockup_as_server(
             "ca_file": "fleet-ca.pem",
             "credentials": "bmc-admin",
         }
-        yield mockup, write_inventory(tmp, {name: bmc})
+        inventory = write_inventory(
+            tmp, {name: {**bmc, **extra} for name, extra in servers.items()}
+        )
+        yield mockup, inventory
+
+
+@asynccontextmanager
+async def mockup_as_server(
+    tmp: Path, folder: Path, name: str
+) -> AsyncIterator[tuple[MockupService, Inventory]]:
+    """``folder`` served over HTTPS as the BMC of server ``name`` (``mockup_as_servers``)."""
+    async with mockup_as_servers(tmp, folder, {name: {}}) as served:
+        yield served
 
 
 @dataclass

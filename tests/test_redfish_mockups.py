@@ -15,10 +15,9 @@ from typing import Any
 
 from pacs_tui.inventory import Inventory
 from pacs_tui.plugin_api import Health, ProbeContext, ProbeResult
-from pacs_tui.sim.pki import FleetPki
 from pacs_tui_redfish_power.probe import RedfishPowerProbe
-from redfish_mockups import MockupService, mockup_folder, serve_mockup
-from redfish_peers import PASSWORD, net, write_inventory
+from redfish_mockups import MockupService, mockup_as_servers, mockup_folder
+from redfish_peers import PASSWORD
 
 
 def members(folder: Path) -> list[str]:
@@ -37,18 +36,7 @@ async def probing(
     tmp: Path, folder: Path, servers: Mapping[str, Mapping[str, Any]]
 ) -> AsyncIterator[tuple[RedfishPowerProbe, Inventory, MockupService]]:
     """The mockup on HTTPS, an inventory of ``servers`` (name -> extra bmc keys) and an open probe."""
-    pki = FleetPki.create()
-    pki.write_ca(tmp / "fleet-ca.pem")
-    async with serve_mockup(folder, f"{net()}.1", pki=pki) as mockup:
-        bmc = {
-            "address": mockup.address,
-            "port": mockup.port,
-            "ca_file": "fleet-ca.pem",
-            "credentials": "bmc-admin",
-        }
-        inventory = write_inventory(
-            tmp, {name: {**bmc, **extra} for name, extra in servers.items()}
-        )
+    async with mockup_as_servers(tmp, folder, servers) as (mockup, inventory):
         probe = RedfishPowerProbe()
         await probe.open(ProbeContext(inventory, {}))
         try:

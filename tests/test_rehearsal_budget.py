@@ -14,13 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from test_rehearsal import data_dir  # noqa: F401  (autouse: each test's own data dir)
 from test_rehearsal_preflight import rehearse
-
-
-@pytest.fixture(autouse=True)
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("PACS_TUI_DATA_DIR", str(tmp_path / "data"))
-    return tmp_path / "data"
 
 
 def test_a_rack_over_budget_is_staggered_and_its_breaker_holds(
