@@ -20,10 +20,12 @@ Errors are :class:`InputFileError`, printed ``PATH:LINE:COLUMN: reason`` (or
 from __future__ import annotations
 
 import errno
+import json
 import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 MIB = 1024 * 1024
 
@@ -217,3 +219,16 @@ def _position(data: bytes, offset: int) -> tuple[int, int]:
 def read_text(path: Path | str, kind: FileKind) -> str:
     """A regular, bounded, strictly UTF-8 file as text (see :func:`read_bytes`)."""
     return decode_text(read_bytes(path, kind), path)
+
+
+def read_json(path: Path | str, kind: FileKind) -> Any:
+    """A bounded UTF-8 file (:func:`read_text`) parsed as JSON.
+
+    ``InputFileError`` for the file itself, and for text that is not JSON
+    (``FILE:LINE:COLUMN: not JSON: why``).
+    """
+    text = read_text(path, kind)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputFileError(path, f"not JSON: {exc.msg}", exc.lineno, exc.colno) from None

@@ -22,7 +22,6 @@ BMC. The file is written like the custody board (``write_json_atomic`` under
 
 from __future__ import annotations
 
-import json
 import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, replace
@@ -31,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from pacs_tui.batch.audit import AuditLog, data_dir, utc_stamp
 from pacs_tui.custody_file import board_lock, write_json_atomic
-from pacs_tui.input_file import MIB, FileKind, InputFileError, read_text
+from pacs_tui.input_file import MIB, FileKind, InputFileError, read_json
 from pacs_tui.inventory import BmcEndpoint, Inventory, Server
 
 if TYPE_CHECKING:
@@ -101,13 +100,9 @@ def read_replacements(path: Path | None = None) -> list[Replacement]:
     if not path.exists():
         return []
     try:
-        text = read_text(path, REPLACEMENTS)
+        data = read_json(path, REPLACEMENTS)
     except InputFileError as exc:
         raise ReplacementsError(str(exc)) from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ReplacementsError(f"{path}:{exc.lineno}:{exc.colno}: not JSON: {exc.msg}") from None
     if not isinstance(data, dict) or not isinstance(data.get("replacements"), list):
         raise ReplacementsError(f"{path}: expected an object with a 'replacements' list")
     if data.get("version") != REPLACEMENTS_VERSION:

@@ -247,3 +247,13 @@ def test_link_state_answers_which_sites_are_down(tmp_path: Path) -> None:
     assert state.down_sites() == []
     state.update([report("ok"), report("ok", name="wan-2")])
     assert state.site("clinic-oak").state == "ok"
+
+
+def test_a_link_baseline_that_is_not_json_is_named_at_its_line(tmp_path: Path) -> None:
+    from pacs_tui.links.baseline import LinkBaselineError, load
+
+    broken = tmp_path / "links.json"
+    broken.write_text('{"format": \n')
+    with pytest.raises(LinkBaselineError) as caught:
+        load(broken)
+    assert str(caught.value).startswith(f"{broken}:2:1: not JSON: ")

@@ -31,7 +31,7 @@ from typing import Any
 
 from pacs_tui.baseline.compare import PROBLEM_VERDICTS, Tolerances, Verdict, judge_latency
 from pacs_tui.baseline.model import Samples
-from pacs_tui.input_file import BASELINE, InputFileError, read_text
+from pacs_tui.input_file import BASELINE, InputFileError, read_json
 from pacs_tui.links.verdict import DEFAULT_THRESHOLDS, LinkReport, Thresholds
 
 FORMAT = "pacs-tui link baseline"
@@ -124,13 +124,9 @@ def save(document: Mapping[str, Any], path: Path) -> None:
 def load(path: Path) -> dict[str, LinkBaseline]:
     """The links of the baseline file at ``path`` by ``SITE/LINK``; ``LinkBaselineError``."""
     try:
-        text = read_text(path, BASELINE)
+        data = read_json(path, BASELINE)
     except InputFileError as exc:
         raise LinkBaselineError(str(exc)) from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise LinkBaselineError(f"{path}:{exc.lineno}:{exc.colno}: not JSON: {exc.msg}") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise LinkBaselineError(f"{path}: not a link baseline (format {FORMAT!r} expected)")
     if data.get("version") != VERSION:
