@@ -155,6 +155,10 @@ class Baseline:
     find_query: Mapping[str, str] = field(default_factory=dict)
     study_window: tuple[date, date] | None = None
 
+    def power_draws(self) -> dict[str, float]:
+        """Each server's draw when captured (W), for servers with one (rack power budgets)."""
+        return {n: s.power_watts for n, s in self.servers.items() if s.power_watts}
+
     def roles(self) -> dict[str, RoleBaseline]:
         """Per role (sorted): pooled latency samples and the summed study count."""
         by_role: dict[str, list[ServerBaseline]] = {}
@@ -221,8 +225,7 @@ def power_draws(path: Path) -> dict[str, float]:
 
     Raises ``BaselineError`` (file, field, reason) when the file is not a baseline.
     """
-    baseline = load_baseline(path)
-    return {n: s.power_watts for n, s in baseline.servers.items() if s.power_watts}
+    return load_baseline(path).power_draws()
 
 
 class _Reader:

@@ -345,13 +345,12 @@ class Rehearsal(NewSitePlants):
         assert self.inventory is not None and self.audit is not None
         o = self.options
         budgets = verb == "on" and bool(self.inventory.racks)
-        draws = {} if self.before is None else self.before.servers
         options = PlanOptions(
             escalate_after_s=o.escalate_after_s if verb == "off" else None,
             power_timeout_s=o.batch_timeout_s,
             gate=GatePolicy(timeout_s=o.batch_timeout_s, poll_s=o.poll_s),
             # The racks' budgets: each server's boot peak expected from its draw before.
-            baseline_w={n: b.power_watts for n, b in draws.items() if b.power_watts},
+            baseline_w={} if self.before is None else self.before.power_draws(),
             settle_timeout_s=o.batch_timeout_s,
             settle_poll_s=o.poll_s,
         )

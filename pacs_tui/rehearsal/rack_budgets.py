@@ -33,13 +33,13 @@ def steady_by_rack(
     servers: Iterable[Server], baseline: Baseline
 ) -> tuple[dict[str, list[float]], list[str]]:
     """Per rack, the moved servers' draws the baseline measured (W); and servers without one."""
+    measured = baseline.power_draws()
     draws: dict[str, list[float]] = {}
     missing: list[str] = []
     for server in servers:
         if server.rack is None:
             continue
-        captured = baseline.servers.get(server.name)
-        watts = captured.power_watts if captured is not None else None
+        watts = measured.get(server.name)
         if watts is None:
             missing.append(server.name)
             continue
