@@ -233,3 +233,18 @@ def test_a_wrong_rack_is_named_at_its_own_line() -> None:
     assert found == [
         "inv.yaml:12: servers[0].rack: rack 'R1' is not under 'racks:' (did you mean 'R01'?)"
     ]
+
+
+def test_only_a_power_on_that_holds_a_later_one_waits_for_its_draw(tmp_path: Path) -> None:
+    from pacs_tui.batch.plan import PlanOptions, build_plan
+    from test_batch_plan import ACTIONS, facts
+
+    options = PlanOptions(baseline_w={"view-1": 200.0, "view-2": 300.0})
+    plan = build_plan(_racked(tmp_path, 800), ["view-1", "view-2"], "on", facts("Off"), ACTIONS,
+                      options, draw_now={"view-1": 0.0, "view-2": 0.0})  # type: ignore[arg-type]  # fmt: skip
+    assert not plan.refused, plan.refusals
+    (wave,) = plan.waves
+    assert [g.servers for g in wave.groups] == [("view-1",), ("view-2",)]
+    settles = {sp.server.name: [s for s in sp.steps if s.kind == "settle"] for sp in wave.servers}
+    # view-1's draw must settle before view-2 starts; nothing waits on view-2's.
+    assert len(settles["view-1"]) == 1 and settles["view-2"] == []

@@ -305,12 +305,12 @@ class BatchRunner:
         if name in left_out:
             self._finish(sp, wave, ServerStatus.LEFT_OUT, left_out[name], record=True)
             return
-        if self._budget is not None and sp.sends and sp.group > 1:
+        if self._budget is not None and sp.sends and self._budget.keys(name):
             held = await self._budget.wait_turn(wave, name, lambda: self._aborted or self._halted)
             if held:
                 self._finish(sp, wave, ServerStatus.LEFT_OUT, held, record=True)
                 return
-            if (wave.index, sp.group) not in self._groups_started:
+            if sp.group > 1 and (wave.index, sp.group) not in self._groups_started:
                 self._groups_started.add((wave.index, sp.group))
                 self._record("group-start", outcome=f"group {sp.group}/{len(wave.groups)}",
                              detail="the power-ons before it settled")  # fmt: skip

@@ -91,7 +91,12 @@ class BudgetWatch:
         return self.plan.budget.keys.get(name, ())
 
     async def wait_turn(self, wave: WavePlan, name: str, stop: Callable[[], bool]) -> str:
-        """Wait until every earlier group of ``name``'s wave settled; '' or why it is held."""
+        """Wait until every earlier group of ``name``'s wave settled; '' or why it is held.
+
+        Held when any server before it, in an earlier group or an earlier wave
+        (whose servers have all ended by now), shares a budget with it and did
+        not settle: the plan counted that one at its steady draw.
+        """
         index, group = self._group_of.get(name, (wave.index, 1))
         for earlier in range(1, group):
             event = self._done[(index, earlier)]
@@ -103,8 +108,9 @@ class BudgetWatch:
             if stop():
                 return ""
         mine = set(self.keys(name))
-        for earlier in range(1, group):
-            for other in sorted(self._members[(index, earlier)]):
+        before = sorted(where for where in self._members if where < (index, group))
+        for where in before:
+            for other in sorted(self._members[where]):
                 settle = self._settled.get(other)
                 shared = sorted(mine.intersection(self.keys(other)))
                 if settle is not None and not settle.ok and shared:

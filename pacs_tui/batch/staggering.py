@@ -118,6 +118,7 @@ def stagger(
             for i, group in enumerate(packing.groups)
         )
         out.append(WavePlan(wave.index, servers, groups))
+    out = _without_idle_settles(out, keys)
     members: dict[str, list[str]] = {}
     for server in inventory:
         for key in budget_keys(inventory, server):
@@ -131,6 +132,46 @@ def stagger(
         draw_now={n: w for n, w in draw_now.items() if w is not None},
     )
     return out, budget
+
+
+def _without_idle_settles(
+    waves: list[WavePlan], keys: Mapping[str, Mapping[str, float]]
+) -> list[WavePlan]:
+    """Drop the SETTLE step of a server no later power-on shares a budget with.
+
+    Its settling would hold no one (the runner holds only later servers of
+    its racks), and on a BMC that reports no draw it would wait out the
+    whole settle timeout for nothing.
+    """
+    later: set[str] = set()  # budget keys of the power-ons after this point
+    kept: dict[str, bool] = {}
+    positions = sorted(
+        {(w.index, sp.group or 1) for w in waves for sp in w.servers if sp.sends}, reverse=True
+    )
+    for wave_index, group in positions:
+        here = [
+            sp.server.name
+            for w in waves
+            if w.index == wave_index
+            for sp in w.servers
+            if sp.sends and (sp.group or 1) == group
+        ]
+        for name in here:
+            kept[name] = bool(later.intersection(keys.get(name, {})))
+        for name in here:
+            later.update(keys.get(name, {}))
+    return [
+        replace(
+            wave,
+            servers=tuple(
+                sp
+                if kept.get(sp.server.name, True)
+                else replace(sp, steps=tuple(s for s in sp.steps if s.kind is not StepKind.SETTLE))
+                for sp in wave.servers
+            ),
+        )
+        for wave in waves
+    ]
 
 
 def check_restart(
