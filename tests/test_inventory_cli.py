@@ -44,6 +44,19 @@ def test_check_good_file_prints_a_summary(
     assert err == ""
 
 
+def test_check_counts_racks_and_their_budgets_in_words(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "racked.yaml"
+    racks = "racks:\n  - {name: R01, budget_w: 6000}\n"
+    for more, words in (("", "1 rack with a power budget"),
+                        ("  - {name: R02, budget_w: 5000}\n", "2 racks with power budgets")):  # fmt: skip
+        path.write_text(INVENTORY.replace("servers:\n", racks + more + "servers:\n", 1))
+        assert main(["inventory", "check", str(path)]) == 0
+        out, _ = capsys.readouterr()
+        assert out == f"{path}: OK: 3 servers, 2 sites, {words}, dependency depth 3\n"
+
+
 def test_check_prints_every_problem_and_exits_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -152,11 +152,12 @@ def test_present_load_counts_what_is_not_powered_on() -> None:
         + "  - {name: d, site: dc, role: archive}\n",
         Path("inv.yaml"),
     )
-    assert present_load(inv, ["d"], {}, {}) == ({}, [])  # d draws from no budget
-    load, refusals = present_load(inv, ["a"], {"b": None, "c": 120.0, "d": 999.0}, {})
+    assert present_load(inv, ["d"], {}, {}) == ({}, [], {})  # d draws from no budget
+    load, refusals, assumed = present_load(inv, ["a"], {"b": None, "c": 120.0, "d": 999.0}, {})
     assert load == {"R01": 350.0 + 120.0}  # b unread: its nameplate; d has no rack budget
     assert refusals == []
-    load, refusals = present_load(inv, ["a"], {"b": None, "c": None}, {})
+    assert assumed == {"b": 350.0}  # said, not silently counted
+    load, refusals, _ = present_load(inv, ["a"], {"b": None, "c": None}, {})
     assert refusals == [
         "c: its draw could not be read and is not known (rack R01's present load cannot be bounded)"
     ]
@@ -248,3 +249,107 @@ def test_only_a_power_on_that_holds_a_later_one_waits_for_its_draw(tmp_path: Pat
     settles = {sp.server.name: [s for s in sp.steps if s.kind == "settle"] for sp in wave.servers}
     # view-1's draw must settle before view-2 starts; nothing waits on view-2's.
     assert len(settles["view-1"]) == 1 and settles["view-2"] == []
+
+
+def test_a_rack_whose_draw_was_never_read_has_no_highest_load(tmp_path: Path) -> None:
+    from pacs_tui.batch.plan import PlanOptions, build_plan
+    from pacs_tui.batch.result import highest_read
+    from pacs_tui.batch.settle import BudgetWatch
+    from test_batch_plan import ACTIONS, facts
+
+    options = PlanOptions(baseline_w={"view-1": 200.0, "view-2": 300.0})
+    for draws, before in (({"view-1": None, "view-2": None}, None), ({"view-1": 0.0}, 0)):
+        plan = build_plan(_racked(tmp_path, 800), ["view-1", "view-2"], "on", facts("Off"),
+                          ACTIONS, options, draw_now=draws)  # type: ignore[arg-type]  # fmt: skip
+        assert not plan.refused, plan.refusals
+        watch = BudgetWatch(plan, 1.0)
+        # Nothing read is unknown, not 0 W; a server read Off at 0 W is a reading.
+        assert watch.peaks()["R01"]["measured_peak_w"] == before
+        assert highest_read(watch.peaks()["R01"]) == ("not read" if before is None else "0 W")
+        watch.note_draw("view-1", 212.4)
+        assert watch.peaks()["R01"]["measured_peak_w"] == 212
+        assert highest_read(watch.peaks()["R01"]) == "212 W"
+
+
+def test_an_unread_draw_counted_at_its_steady_draw_is_said(tmp_path: Path) -> None:
+    from pacs_tui.batch.dry_run import dry_run_lines
+    from pacs_tui.batch.plan import PlanOptions, build_plan
+    from test_batch_plan import ACTIONS, facts
+
+    options = PlanOptions(baseline_w={"view-1": 200.0, "view-2": 300.0})
+    plan = build_plan(_racked(tmp_path, 800), ["view-1"], "on", facts("Off"), ACTIONS, options,
+                      draw_now={"view-1": 0.0, "view-2": None})  # type: ignore[arg-type]  # fmt: skip
+    assert not plan.refused, plan.refusals
+    data = plan.to_json()
+    assert data["drawn_now_w"] == {"R01": 300.0}
+    assert data["assumed_w"] == {"view-2": 300.0}
+    lines = dry_run_lines(plan)
+    assert (
+        "  not read, counted at their expected steady draw (baseline, else nameplate): view-2 300 W"
+    ) in lines
+    read = build_plan(_racked(tmp_path, 800), ["view-1"], "on", facts("Off"), ACTIONS, options,
+                      draw_now={"view-1": 0.0, "view-2": 310.0})  # type: ignore[arg-type]  # fmt: skip
+    assert read.to_json()["assumed_w"] == {}
+    assert not any(line.startswith("  not read") for line in dry_run_lines(read))
+
+
+def test_a_server_the_baseline_lacks_is_said_to_count_at_its_nameplate(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from pacs_tui.batch.dry_run import dry_run_lines
+    from pacs_tui.batch.plan import PlanOptions, build_plan
+    from test_batch_plan import ACTIONS, facts
+
+    racked = _racked(tmp_path, 2000)
+    inventory = replace(  # type: ignore[type-var]
+        racked,
+        servers=tuple(
+            replace(s, nameplate_w=450.0) if s.name == "view-1" else s
+            for s in racked.servers  # type: ignore[attr-defined]
+        ),
+    )
+    options = PlanOptions(baseline_w={"view-2": 300.0})  # view-1: not in the baseline
+    plan = build_plan(inventory, ["view-1", "view-2"], "on", facts("Off"), ACTIONS, options,
+                      draw_now={"view-1": 0.0, "view-2": 0.0})  # type: ignore[arg-type]  # fmt: skip
+    assert not plan.refused, plan.refusals
+    line = (
+        "  no draw in the baseline given, counted at their nameplate (steady = peak): view-1 450 W"
+    )
+    assert line in dry_run_lines(plan)
+    # Without a baseline the nameplate is the only figure there is: nothing to say.
+    plain = build_plan(inventory, ["view-1"], "on", facts("Off"), ACTIONS, PlanOptions(),
+                       draw_now={"view-1": 0.0, "view-2": 0.0})  # type: ignore[arg-type]  # fmt: skip
+    assert not plain.refused, plain.refusals
+    assert not any("no draw in the baseline" in x for x in dry_run_lines(plain))
+
+
+async def test_a_draw_that_cannot_be_read_says_only_why() -> None:
+    from pacs_tui.batch.settle import read_draw
+    from pacs_tui.plugin_api import Health, ProbeResult
+
+    class One:
+        def __init__(self, result: ProbeResult) -> None:
+            self.result = result
+
+        def has(self, probe: str) -> bool:
+            return probe == "rack-power"
+
+        async def read(self, server: Server, probe: str) -> ProbeResult | None:
+            return self.result
+
+    server = Server(name="a", site="dc", role="archive")
+    cut = ProbeResult.make(
+        "unknown", Health.UNKNOWN,
+        detail="inlet 24.0 °C (Thermal); unknown: malformed JSON from BMC (GET /x/Power)",
+        watts=None, not_offered=[],
+    )  # fmt: skip
+    assert await read_draw(One(cut), server) == (None, "malformed JSON from BMC (GET /x/Power)")
+    none = ProbeResult.make(
+        "ok", Health.OK, detail="inlet 25.0 °C (Thermal); power not offered by this BMC (...)",
+        watts=None, not_offered=["power"],
+    )  # fmt: skip
+    assert await read_draw(One(none), server) == (
+        None, "the BMC offers no power reading (no PowerSubsystem nor Power)"
+    )  # fmt: skip
+    read = ProbeResult.make("ok", Health.OK, detail="210 W", watts=210)
+    assert await read_draw(One(read), server) == (210.0, "")

@@ -28,6 +28,22 @@ def _group_lines(plan: BatchPlan, groups: tuple[BudgetGroup, ...]) -> list[str]:
     return out
 
 
+def _nameplate_line(plan: BatchPlan) -> list[str]:
+    """The budgeted servers a baseline was given for but has no draw of (nameplate used)."""
+    assert plan.budget is not None
+    if not plan.options.baseline_w:
+        return []
+    fallback = sorted(
+        (name, draw)
+        for name, draw in plan.budget.expected.items()
+        if name not in plan.options.baseline_w and draw.peak_w is not None
+    )
+    if not fallback:
+        return []
+    named = ", ".join(f"{name} {draw.peak_w:.0f} W" for name, draw in fallback)
+    return [f"  no draw in the baseline given, counted at their nameplate (steady = peak): {named}"]
+
+
 def dry_run_lines(plan: BatchPlan) -> list[str]:
     """The plan as text: refusals first, then wave by wave, server by server, call by call."""
     lines = [f"DRY RUN — {plan.summary()} (nothing is sent)"]
@@ -50,6 +66,13 @@ def dry_run_lines(plan: BatchPlan) -> list[str]:
             f"power budgets: {budgets}; drawn now by the servers this plan does not power on: "
             f"{present}"
         )
+        if plan.budget.assumed_w:
+            assumed = ", ".join(f"{n} {w:.0f} W" for n, w in sorted(plan.budget.assumed_w.items()))
+            lines.append(
+                f"  not read, counted at their expected steady draw (baseline, else nameplate): "
+                f"{assumed}"
+            )
+        lines.extend(_nameplate_line(plan))
     for wave in plan.waves:
         lines.append(f"wave {wave.index} ({len(wave.servers)} server(s)):")
         if len(wave.groups) > 1 or any(g.expected_peak_w for g in wave.groups):

@@ -223,7 +223,13 @@ class BatchPlan:
             "escalate_after_s": self.options.escalate_after_s,
             "waves": [_wave_json(w) for w in self.waves],
             "budgets_w": None if self.budget is None else dict(self.budget.budgets),
+            "drawn_now_w": None if self.budget is None else _rounded(self.budget.present_w),
+            "assumed_w": None if self.budget is None else _rounded(self.budget.assumed_w),
         }
+
+
+def _rounded(watts: Mapping[str, float]) -> dict[str, float]:
+    return {name: round(w, 1) for name, w in sorted(watts.items())}
 
 
 def _wave_json(wave: WavePlan) -> dict[str, Any]:

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from pacs_tui.inventory import Inventory, Server
 
@@ -122,12 +122,22 @@ class PowerBudget:
     expected: Mapping[str, ExpectedDraw]  # server -> expectation (budgeted servers)
     present_w: Mapping[str, float]  # key -> load when planned, without the servers to boot
     draw_now: Mapping[str, float]  # server -> draw read when planned (readable ones)
+    # server -> W counted in present_w although unread (its expected steady draw)
+    assumed_w: Mapping[str, float] = field(default_factory=dict)
     settle_tolerance: float = DEFAULT_SETTLE_TOLERANCE
 
     def settled_below_w(self, server: str) -> float | None:
         """The draw ``server`` must fall to before later groups of its racks start."""
         steady = self.expected[server].steady_w if server in self.expected else None
         return None if steady is None else steady * (1 + self.settle_tolerance)
+
+
+class PresentLoad(NamedTuple):
+    """``present_load``'s answer: W by budget key, refusals, and the draws assumed."""
+
+    load: dict[str, float]  # budget key -> W drawn by servers this plan does not power on
+    refusals: list[str]  # servers whose draw is neither readable nor known
+    assumed: dict[str, float]  # server -> W counted for it: unread, at its expected steady draw
 
 
 @dataclass
@@ -144,16 +154,18 @@ def present_load(
     booting: Iterable[str],
     draw_now: Mapping[str, float | None],
     baseline_w: Mapping[str, float],
-) -> tuple[dict[str, float], list[str]]:
+) -> PresentLoad:
     """Per budget key of ``booting``, what its servers not powered on by this plan draw (W).
 
-    Returns (load by key, refusals naming servers whose draw is unknown).
+    A server whose draw could not be read counts at its expected steady draw
+    (baseline, else nameplate), named in ``assumed``; with neither it refuses.
     """
     skip = set(booting)
     # Only the budgets this plan draws from: other racks are none of its business.
     touched = {key for name in skip for key in budget_keys(inventory, inventory.server(name))}
     load: dict[str, float] = {}
     refusals: list[str] = []
+    assumed: dict[str, float] = {}
     for server in inventory:
         keys = touched.intersection(budget_keys(inventory, server))
         if not keys or server.name in skip:
@@ -167,10 +179,10 @@ def present_load(
                     f"(rack {server.rack}'s present load cannot be bounded)"
                 )
                 continue
-            now = steady
+            now = assumed[server.name] = steady
         for key in keys:
             load[key] = load.get(key, 0.0) + now
-    return load, refusals
+    return PresentLoad(load, refusals, assumed)
 
 
 def pack_wave(

@@ -7,6 +7,7 @@ prints last). Pure data: nothing here reads or changes the fleet.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -90,8 +91,9 @@ class BatchResult:
     # neither On nor Off then (unreadable, PoweringOff...); server → the units stopped.
     units_stopped_on: dict[str, tuple[str, ...]] = field(default_factory=dict)
     units_stopped_unknown: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    # Racks' power budgets: key -> {budget_w, expected_peak_w, measured_peak_w} (W).
-    budget_peaks: dict[str, dict[str, float]] = field(default_factory=dict)
+    # Racks' power budgets: key -> {budget_w, expected_peak_w, measured_peak_w} (W);
+    # measured_peak_w is None when no draw of the rack was read.
+    budget_peaks: dict[str, dict[str, float | None]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -147,3 +149,9 @@ class BatchResult:
             "servers": [r.to_json() for r in self.servers.values()],
             "budget_peaks": self.budget_peaks,
         }
+
+
+def highest_read(peak: Mapping[str, float | None]) -> str:
+    """A budget's ``measured_peak_w`` for people: ``"4701 W"``, or ``"not read"`` when None."""
+    watts = peak.get("measured_peak_w")
+    return "not read" if watts is None else f"{watts:.0f} W"

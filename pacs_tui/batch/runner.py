@@ -60,7 +60,14 @@ from pacs_tui.batch.plan import (
 from pacs_tui.batch.policies import FailurePolicy, PlanRefused, RetryPolicy, WriteGuard
 from pacs_tui.batch.progress import BatchProgress, Subscriber, estimate_eta
 from pacs_tui.batch.readings import POWER_PROBE, Readings
-from pacs_tui.batch.result import FINE, BatchResult, ServerResult, ServerStatus, WaveTiming
+from pacs_tui.batch.result import (
+    FINE,
+    BatchResult,
+    ServerResult,
+    ServerStatus,
+    WaveTiming,
+    highest_read,
+)
 from pacs_tui.batch.settle import BudgetWatch
 from pacs_tui.batch.stranded import UnitStops
 from pacs_tui.batch.verify import already_there, wait_power
@@ -214,7 +221,7 @@ class BatchRunner:
         if self._budget is not None:
             self.result.budget_peaks = self._budget.peaks()
             for key, peak in self.result.budget_peaks.items():
-                self._record("budget", outcome=f"{key}: highest load read {peak['measured_peak_w']} W",
+                self._record("budget", outcome=f"{key}: highest load read {highest_read(peak)}",
                              detail=f"expected peak {peak['expected_peak_w']} W, budget "
                                     f"{peak['budget_w']:.0f} W (read at the settle steps: a "
                                     "lower bound of the true peak)")  # fmt: skip

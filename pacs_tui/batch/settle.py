@@ -46,7 +46,12 @@ async def read_draw(readings: Readings, server: Server) -> tuple[float | None, s
     watts = reading.facts.get("watts")
     if isinstance(watts, int | float) and not isinstance(watts, bool):
         return float(watts), ""
-    return None, reading.detail or f"no draw reported ({reading.state})"
+    # Only why the draw is missing: the reading's detail also carries inlet and supplies.
+    if "power" in (reading.facts.get("not_offered") or ()):
+        return None, "the BMC offers no power reading (no PowerSubsystem nor Power)"
+    parts = reading.detail.split("; ") if reading.detail else []
+    why = next((p.removeprefix("unknown: ") for p in parts if p.startswith("unknown: ")), "")
+    return None, why or reading.detail or f"no draw reported ({reading.state})"
 
 
 @dataclass
@@ -64,6 +69,8 @@ class BudgetWatch:
     latest_w: dict[str, float] = field(default_factory=dict)
     measured_peak_w: dict[str, float] = field(default_factory=dict)
     expected_peak_w: dict[str, float] = field(default_factory=dict)
+    # Budget keys with at least one member's draw read: the others' peak is unknown, not 0 W.
+    _read_keys: set[str] = field(default_factory=set)
     _settled: dict[str, _Settle] = field(default_factory=dict)
     _group_of: dict[str, tuple[int, int]] = field(default_factory=dict)  # name -> (wave, group)
     _members: dict[tuple[int, int], set[str]] = field(default_factory=dict)
@@ -73,6 +80,8 @@ class BudgetWatch:
         budget = self.plan.budget
         assert budget is not None
         self.latest_w.update(budget.draw_now)
+        for name in budget.draw_now:
+            self._read_keys.update(budget.keys.get(name, ()))
         for wave in self.plan.waves:
             for sp in wave.servers:
                 where = (wave.index, sp.group or 1)
@@ -137,20 +146,27 @@ class BudgetWatch:
         """A draw read for ``name``: update the measured peaks of its racks."""
         self.latest_w[name] = watts
         for key in self.keys(name):
+            self._read_keys.add(key)
             self.measured_peak_w[key] = max(self.measured_peak_w.get(key, 0.0), self._load(key))
 
     def _load(self, key: str) -> float:
         assert self.plan.budget is not None
         return sum(self.latest_w.get(n, 0.0) for n in self.plan.budget.members.get(key, ()))
 
-    def peaks(self) -> dict[str, dict[str, float]]:
-        """Per budget key: budget, expected peak and measured (sampled) peak, W."""
+    def peaks(self) -> dict[str, dict[str, float | None]]:
+        """Per budget key: budget, expected peak and measured (sampled) peak, W.
+
+        The measured peak is ``None`` when no draw of the key's servers was read,
+        neither when planning nor at a settle step: unknown, not 0 W.
+        """
         assert self.plan.budget is not None
         return {
             key: {
                 "budget_w": budget,
                 "expected_peak_w": round(self.expected_peak_w.get(key, 0.0)),
-                "measured_peak_w": round(self.measured_peak_w.get(key, 0.0)),
+                "measured_peak_w": (
+                    round(self.measured_peak_w.get(key, 0.0)) if key in self._read_keys else None
+                ),
             }
             for key, budget in sorted(self.plan.budget.budgets.items())
         }

@@ -30,6 +30,7 @@ from pacs_tui.batch.power_budget import (
     BudgetGroup,
     ExpectedDraw,
     PowerBudget,
+    PresentLoad,
     budget_keys,
     expected_draw,
     pack_wave,
@@ -42,7 +43,7 @@ Draws = tuple[
     dict[str, dict[str, float]],  # sending server -> its budgets (key -> W)
     list[str],  # the sending servers that draw from a budget
     dict[str, ExpectedDraw],  # those -> their expected draw
-    dict[str, float],  # budget key -> present load of the servers that send nothing
+    PresentLoad,  # the present load of the servers that send nothing, by budget key
 ]
 
 
@@ -72,9 +73,9 @@ def _draws(
             source = "the baseline given has no draw for it, and it has no nameplate_w"
         refusals.append(f"{name}: rack {inventory.server(name).rack} has a power budget, "
                         f"but its expected draw is unknown ({source})")  # fmt: skip
-    present, unread = present_load(inventory, sending, draw_now, opts.baseline_w)
-    refusals.extend(unread)
-    if len(expected) < len(budgeted) or unread:
+    present = present_load(inventory, sending, draw_now, opts.baseline_w)
+    refusals.extend(present.refusals)
+    if len(expected) < len(budgeted) or present.refusals:
         hints[HINT_NO_DRAW] = None
         return None
     return keys, budgeted, expected, present
@@ -93,7 +94,7 @@ def stagger(
     if found is None:
         return waves, None
     keys, budgeted, expected, present = found
-    prior = dict(present)
+    prior = dict(present.load)
     budgets: dict[str, float] = {}
     for name in budgeted:
         budgets.update(keys[name])
@@ -128,8 +129,9 @@ def stagger(
         keys={name: tuple(keys[name]) for name in budgeted},
         members={key: tuple(names) for key, names in members.items()},
         expected=expected,
-        present_w=present,
+        present_w=present.load,
         draw_now={n: w for n, w in draw_now.items() if w is not None},
+        assumed_w=present.assumed,
     )
     return out, budget
 
@@ -201,7 +203,7 @@ def check_restart(
                 peaks[key] = peaks.get(key, 0.0) + (expected[name].peak_w or 0.0)
         own = wave_steady(names, keys, expected)
         for key, peak in sorted(peaks.items()):
-            load = present.get(key, 0.0) + steady_all.get(key, 0.0) - own.get(key, 0.0) + peak
+            load = present.load.get(key, 0.0) + steady_all.get(key, 0.0) - own.get(key, 0.0) + peak
             if load > budgets[key]:
                 refusals.append(
                     f"restart wave {wave.index}: {len(names)} server(s) rebooting at once would "

@@ -86,13 +86,15 @@ def run_check(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     depth = len(inventory.startup_waves())
     links = sum(len(site.links) for site in inventory.sites.values())
-    print(
-        f"{args.file}: OK: {len(inventory)} servers, {len(inventory.sites)} sites, "
-        + (f"{links} site links, " if links else "")
-        + (f"{len(inventory.spares)} spares, " if inventory.spares else "")
-        + (f"{len(inventory.racks)} racks with power budgets, " if inventory.racks else "")
-        + f"dependency depth {depth}"
-    )
+    parts = [
+        _count(len(inventory), "server"),
+        _count(len(inventory.sites), "site"),
+        _count(links, "site link") if links else "",
+        _count(len(inventory.spares), "spare") if inventory.spares else "",
+        _racks(len(inventory.racks)) if inventory.racks else "",
+        f"dependency depth {depth}",
+    ]
+    print(f"{args.file}: OK: " + ", ".join(p for p in parts if p))
     return EXIT_OK
 
 
@@ -164,3 +166,13 @@ def run_waves(args: argparse.Namespace) -> int:
     for number, wave in enumerate(waves, 1):
         print(f"wave {number} ({verb} {len(wave)}): {' '.join(s.name for s in wave)}")
     return EXIT_OK
+
+
+def _racks(n: int) -> str:
+    """Every listed rack has a budget (the check refuses one without)."""
+    return "1 rack with a power budget" if n == 1 else f"{n} racks with power budgets"
+
+
+def _count(n: int, noun: str) -> str:
+    """``1 server``, ``2 servers``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pacs_tui.batch.plan import BatchPlan
+from pacs_tui.batch.result import highest_read
 from pacs_tui.inventory import Inventory, Server
 from pacs_tui.rehearsal.control_client import SimControl
 from pacs_tui.rehearsal.options import (
@@ -50,7 +51,7 @@ class NewSitePlants:
     planted_on: dict[str, str]
     budget_victim: str | None
     power_up_plan: BatchPlan | None
-    power_up_peaks: dict[str, dict[str, float]]
+    power_up_peaks: dict[str, dict[str, float | None]]
 
     @property
     def moved(self) -> list[Server]:
@@ -154,7 +155,7 @@ class NewSitePlants:
                     RACK_OVER_BUDGET,
                     f"{victim}: a wave booting at once would pass its {peak['budget_w']:.0f} W "
                     f"budget; {waves} wave(s) staggered into groups; expected peak "
-                    f"{peak['expected_peak_w']:.0f} W, highest load read {peak['measured_peak_w']:.0f} W, "
+                    f"{peak['expected_peak_w']:.0f} W, highest load read {highest_read(peak)}, "
                     f"breaker held (simulator's peak {breaker.get('peak_w', 0):.0f} W)",
                 ))  # fmt: skip
             elif not waves:

@@ -103,7 +103,7 @@ class Rehearsal(NewSitePlants):
         self.after: Any = None
         self.power_up_plan: BatchPlan | None = None  # the power-up's plan (rack budgets)
         self.budget_victim: str | None = None  # the rack rack-over-budget planted on
-        self.power_up_peaks: dict[str, dict[str, float]] = {}  # rack -> budget and peaks, W
+        self.power_up_peaks: dict[str, dict[str, float | None]] = {}  # rack -> budget and peaks, W
 
     # -- plumbing -------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from pacs_tui.baseline.model import Baseline
 from pacs_tui.batch.plan import BatchPlan
+from pacs_tui.batch.result import highest_read
 from pacs_tui.inventory import Inventory, Rack, Server
 
 HEADROOM_PEAKS = 2  # boot peaks (of its largest server) a rack's budget leaves room for
@@ -121,7 +122,7 @@ def staggered(plan: BatchPlan, key: str) -> int:
 
 def budget_lines(
     plan: BatchPlan | None,
-    peaks: Mapping[str, Mapping[str, float]],
+    peaks: Mapping[str, Mapping[str, float | None]],
     breakers: Mapping[str, Mapping[str, Any]],
 ) -> list[str]:
     """The report's lines, one per budgeted rack the power-up drew from."""
@@ -133,7 +134,7 @@ def budget_lines(
             f"{key}: budget {peak['budget_w']:.0f} W; expected peak "
             f"{peak['expected_peak_w']:.0f} W ({at_once_peak(plan, key):.0f} W had each wave "
             f"booted at once; {staggered(plan, key)} wave(s) staggered); highest load read "
-            f"{peak['measured_peak_w']:.0f} W (at the settle steps: a lower bound of the peak)"
+            f"{highest_read(peak)} (at the settle steps: a lower bound of the peak)"
         )
         breaker = breakers.get(key)
         if breaker is not None and breaker.get("trip_w") is not None:

@@ -88,7 +88,8 @@ def plan_from_wire(inventory: Inventory, data: Any, options: PlanOptions) -> Bat
             for wave in data["waves"]
         )
         budgets = data.get("budgets_w")
-        # Only the budgets travel: enough to show the plan; the service runs it.
+        # Only the budgets and present load travel: enough to show the plan; the
+        # service runs it.
         budget = (
             None
             if budgets is None
@@ -97,8 +98,9 @@ def plan_from_wire(inventory: Inventory, data: Any, options: PlanOptions) -> Bat
                 keys={},
                 members={},
                 expected={},
-                present_w={},
+                present_w=_watts(data.get("drawn_now_w")),
                 draw_now={},
+                assumed_w=_watts(data.get("assumed_w")),
             )
         )
         return BatchPlan(
@@ -167,7 +169,7 @@ def result_from_wire(data: dict[str, Any]) -> BatchResult:
             k: tuple(v) for k, v in (data.get("units_stopped_unknown") or {}).items()
         },
         budget_peaks={
-            str(k): {str(f): float(w) for f, w in v.items()}
+            str(k): {str(f): None if w is None else float(w) for f, w in v.items()}
             for k, v in (data.get("budget_peaks") or {}).items()
         },
     )
@@ -487,3 +489,8 @@ class RemoteBatches:
             raise RemoteRefusal(f"the service did not answer: {exc}") from None
         except (KeyError, TypeError, ValueError) as exc:
             raise RemoteRefusal(f"bad answer from the service: {exc}") from None
+
+
+def _watts(data: Any) -> dict[str, float]:
+    """A JSON object of names to watts (absent or null: empty)."""
+    return {str(k): float(v) for k, v in (data or {}).items()}
