@@ -198,7 +198,7 @@ def deliberate_findings(p: FlavourProfile) -> list[str]:
     """The validator's findings a flavour exists to produce (a misbehaving BMC's real shape)."""
     # No FAIL since no-session-post keeps the schema's required Links.Sessions (only
     # its POST is refused); a flavour that must break the schema would list it here.
-    if p.power_schemas == "subsystem":
+    if p.power_schemas in ("subsystem", "none"):
         return []
     # legacy-power and dual-power serve Chassis Power and Thermal, deprecated since
     # Redfish 2020.4 but what most fielded BMCs serve: one WARN per link and per URI.

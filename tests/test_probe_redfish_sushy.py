@@ -106,3 +106,30 @@ async def test_a_reset_shows_up_after_sushys_delay(tmp_path: Path, sushy: SushyE
             Health.DOWN,
             "powered off; BMC has no SessionService: basic auth; plain HTTP, no TLS",
         )
+
+
+async def test_status_exits_0_on_a_bmc_that_offers_no_power_readings(
+    tmp_path: Path, sushy: SushyEmulator
+) -> None:
+    """sushy-emulator's chassis links Thermal but no Power resource: the rack-power
+    probe judges the inlet it can read and names what the BMC does not offer, so
+    ``status`` on this healthy BMC exits 0 (it once exited 1 on every run)."""
+    import json
+
+    bmc = {"address": sushy.address, "port": sushy.port, "scheme": "http",
+           "credentials": "bmc-admin"}  # fmt: skip
+    write_inventory(tmp_path, {"sushy-01": bmc})
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "pacs_tui", "status", "-i", str(tmp_path / "inventory.yaml"),
+        "--probe", "power", "--probe", "rack-power", "--json",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, (out, err)
+    (view,) = json.loads(out)
+    rack = view["rack-power"]
+    assert (rack["state"], rack["health"]) == ("ok", "ok")
+    assert "power not offered by this BMC" in rack["detail"]
+    assert rack["detail"].startswith("inlet 25.0 °C")  # its "Chassis Intake Temp"
+    assert " W (" not in rack["detail"]  # no draw, and none made up
+    assert PASSWORD not in out.decode() + err.decode()

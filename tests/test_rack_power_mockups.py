@@ -166,3 +166,62 @@ async def test_a_truncated_power_resource_is_unknown_with_the_reason(tmp_path: P
     assert facts["inlet_c"] == 25  # what could be read still is
     assert f"malformed JSON from BMC (GET {CHASSIS}/Power)" in result.detail
     assert "0 W" not in result.detail
+
+
+def _without(tmp: Path, *links: str, delete: str = "") -> Path:
+    """A copy of the mockup whose chassis links none of ``links`` (and lacks ``delete``)."""
+    import json
+
+    folder = tmp / "mockup"
+    shutil.copytree(mockup_folder("public-rackmount1"), folder)
+    index = folder / "Chassis" / "1U" / "index.json"
+    chassis = json.loads(index.read_text())
+    for name in links:
+        chassis.pop(name)
+    index.write_text(json.dumps(chassis))
+    if delete:
+        shutil.rmtree(folder / "Chassis" / "1U" / delete)
+    (tmp / "run").mkdir()
+    return folder
+
+
+async def test_a_bmc_without_power_or_thermal_resources_is_not_a_fault(tmp_path: Path) -> None:
+    folder = _without(tmp_path, "Power", "PowerSubsystem", "Thermal", "ThermalSubsystem")
+    async with reading(tmp_path / "run", folder) as result:
+        facts = result.facts
+    assert (result.state, result.health) == ("not-offered", Health.OK)
+    assert facts["not_offered"] == ["inlet", "power"]
+    assert facts["watts"] is None and facts["inlet_c"] is None  # never a number
+    assert "power not offered by this BMC (the chassis links no PowerSubsystem nor Power)" in (
+        result.detail
+    )
+    assert "0 W" not in result.detail
+
+
+async def test_a_bmc_without_power_resources_is_judged_on_its_inlet(tmp_path: Path) -> None:
+    folder = _without(tmp_path, "Power", "PowerSubsystem")
+    async with reading(tmp_path / "run", folder) as result:
+        facts = result.facts
+    assert (result.state, result.health) == ("ok", Health.OK)
+    assert facts["not_offered"] == ["power"] and facts["inlet_c"] == 24.8
+    assert result.detail.startswith("inlet 24.8 °C")
+    assert "power not offered by this BMC" in result.detail
+
+
+async def test_a_linked_resource_that_cannot_be_read_stays_unknown(tmp_path: Path) -> None:
+    # Linked but 404: a failed read, not a missing capability.
+    folder = _without(tmp_path, "PowerSubsystem", delete="Power")
+    async with reading(tmp_path / "run", folder) as result:
+        assert (result.state, result.health) == ("unknown", Health.UNKNOWN)
+        assert result.facts["not_offered"] == []
+    # Offered only in the schema the setting excludes: not read, so unknown.
+    (tmp_path / "forced").mkdir()
+    folder = _without(tmp_path / "forced", "PowerSubsystem", "ThermalSubsystem")
+    settings = {"rack_power_schema": "subsystem"}
+    async with reading(tmp_path / "forced" / "run", folder, settings) as result:
+        assert (result.state, result.health) == ("unknown", Health.UNKNOWN)
+        assert (
+            "the chassis links no PowerSubsystem (rack_power_schema: subsystem; it links Power)"
+            in (result.detail)
+        )
+        assert result.facts["not_offered"] == []

@@ -187,3 +187,14 @@ async def read_with(probe: RedfishRackPowerProbe, lab: BmcLab, name: str) -> Pro
     result = await probe.probe(lab.server(name))
     assert PASSWORD not in repr(result)
     return result
+
+
+async def test_a_bmc_without_power_telemetry_is_not_offered_not_unknown(tmp_path: Path) -> None:
+    async with bmc_lab(
+        tmp_path, {"bare": F.NO_POWER_TELEMETRY}, probe=RedfishRackPowerProbe()
+    ) as lab:
+        result = await read(lab, "bare")
+    assert (result.state, result.health) == ("not-offered", Health.OK), result.detail
+    assert result.facts["watts"] is None and result.facts["inlet_c"] is None
+    assert result.facts["not_offered"] == ["inlet", "power"]
+    assert "power not offered by this BMC" in result.detail

@@ -41,6 +41,8 @@ Every flavour, one line each (knobs in ``FlavourTimings``, defaults in brackets)
 - ``dual-power``: the chassis serves both those and the newer ones, as the DMTF's
   rack-server mockup does. Every other flavour serves only the newer ``PowerSubsystem``,
   ``ThermalSubsystem`` and ``EnvironmentMetrics``.
+- ``no-power-telemetry``: the chassis links none of them (a BMC without power or
+  thermal telemetry, e.g. an older or whitebox one; sushy-emulator serves no power).
 
 All but blade-enclosure can also be planted per server with the ``bmc_flavour`` fault.
 """
@@ -79,6 +81,7 @@ class BmcFlavour(StrEnum):
     NULL_POWER_STATE = "null-power-state"  # ComputerSystem.PowerState is null
     LEGACY_POWER = "legacy-power"  # the chassis has only Power and Thermal
     DUAL_POWER = "dual-power"  # the chassis has both Power/Thermal and PowerSubsystem/...
+    NO_POWER_TELEMETRY = "no-power-telemetry"  # the chassis links no power or thermal resource
 
 
 class ErrorStyle(StrEnum):
@@ -130,7 +133,7 @@ class FlavourProfile:
     legacy_tls: bool = False
     null_power_state: bool = False
     # Which chassis power/thermal schemas are served: subsystem (PowerSubsystem,
-    # ThermalSubsystem, EnvironmentMetrics), legacy (Power, Thermal) or both.
+    # ThermalSubsystem, EnvironmentMetrics), legacy (Power, Thermal), both or none.
     power_schemas: str = "subsystem"
 
 
@@ -273,6 +276,7 @@ BASE_FLAVOUR: dict[BmcFlavour, BmcFlavour] = {
     _F.NULL_POWER_STATE: _F.GENERIC,
     _F.LEGACY_POWER: _F.GENERIC,
     _F.DUAL_POWER: _F.GENERIC,
+    _F.NO_POWER_TELEMETRY: _F.GENERIC,
 }
 _KNOBS: dict[BmcFlavour, dict[str, Any]] = {
     _F.SESSION_REDIRECT: {"session_redirect": 308},
@@ -289,6 +293,7 @@ _KNOBS: dict[BmcFlavour, dict[str, Any]] = {
     _F.NULL_POWER_STATE: {"null_power_state": True},
     _F.LEGACY_POWER: {"power_schemas": "legacy"},
     _F.DUAL_POWER: {"power_schemas": "both"},
+    _F.NO_POWER_TELEMETRY: {"power_schemas": "none"},
 }
 for _flavour, _base in BASE_FLAVOUR.items():
     PROFILES[_flavour] = replace(PROFILES[_base], **_KNOBS[_flavour])

@@ -12,7 +12,8 @@ Which schemas a chassis serves depends on its flavour (``power_schemas``):
 ``subsystem`` (default: ``PowerSubsystem``, ``ThermalSubsystem``,
 ``EnvironmentMetrics``), ``legacy`` (flavour ``legacy-power``: ``Power`` and
 ``Thermal`` only, as most fielded BMCs) or ``both`` (flavour ``dual-power``,
-as the DMTF's rack-server mockup does). The legacy two are deprecated
+as the DMTF's rack-server mockup does) or ``none`` (flavour
+``no-power-telemetry``: the chassis links none of them). The legacy two are deprecated
 (DSP0268 since 2020.4), so only those flavours draw the Service Validator's
 deprecation warnings. Schema versions follow the DMTF's 2025.4
 ``public-rackmount1`` mockup.
@@ -125,6 +126,8 @@ def chassis_links(p: FlavourProfile) -> Body:
 def serves(p: FlavourProfile, resource: str) -> bool:
     """Whether the flavour serves ``resource`` (the first path segment below the chassis)."""
     legacy = resource in ("Power", "Thermal")
+    if p.power_schemas == "none":
+        return False
     return p.power_schemas == "both" or (p.power_schemas == "legacy") == legacy
 
 

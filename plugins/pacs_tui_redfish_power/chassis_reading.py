@@ -31,13 +31,17 @@ SchemaChoice = Literal["auto", "subsystem", "legacy"]
 
 @dataclass(frozen=True)
 class ChassisReading:
-    """Power and inlet of one chassis; None for a part that could not be read (``why``)."""
+    """Power and inlet of one chassis; None for a part that could not be read (``why``)
+    or that the chassis does not offer at all (``not_offered``)."""
 
     chassis_path: str
     power_state: str | None  # Chassis.PowerState (On, Off, ...), when given
     power: ChassisPower | None
     inlet: InletReading | None
     why: list[str] = field(default_factory=list)
+    # Parts the chassis links no resource for (a BMC without power or thermal
+    # telemetry): a lasting capability, not a failed read. "power" / "inlet" -> why.
+    not_offered: dict[str, str] = field(default_factory=dict)
 
 
 def chassis_of(system: dict[str, Any], system_path: str) -> str:
@@ -60,13 +64,18 @@ async def read_chassis(get: Getter, chassis_path: str, choice: SchemaChoice) -> 
     """
     _, chassis = await get(chassis_path)
     why: list[str] = []
-    power = await _power(get, chassis, choice, why)
-    inlet = await _inlet(get, chassis, choice, why)
-    return ChassisReading(chassis_path, text(chassis.get("PowerState")), power, inlet, why)
+    absent: dict[str, str] = {}
+    power = await _power(get, chassis, choice, why, absent)
+    inlet = await _inlet(get, chassis, choice, why, absent)
+    return ChassisReading(chassis_path, text(chassis.get("PowerState")), power, inlet, why, absent)
 
 
 async def _power(
-    get: Getter, chassis: dict[str, Any], choice: SchemaChoice, why: list[str]
+    get: Getter,
+    chassis: dict[str, Any],
+    choice: SchemaChoice,
+    why: list[str],
+    absent: dict[str, str],
 ) -> ChassisPower | None:
     subsystem = link(chassis.get("PowerSubsystem")) if choice != "legacy" else None
     legacy = link(chassis.get("Power")) if choice != "subsystem" else None
@@ -97,14 +106,17 @@ async def _power(
             reading.redundancy,
             [*reading.why, *old.why] if old.watts is None else [],
         )
-    if reading is None:
-        wanted = {"auto": "PowerSubsystem nor Power", "subsystem": "PowerSubsystem"}
-        why.append(f"the chassis links no {wanted.get(choice, 'Power')}")
+    if subsystem is None and legacy is None:
+        _not_linked(chassis, choice, ("PowerSubsystem", "Power"), "power", why, absent)
     return reading
 
 
 async def _inlet(
-    get: Getter, chassis: dict[str, Any], choice: SchemaChoice, why: list[str]
+    get: Getter,
+    chassis: dict[str, Any],
+    choice: SchemaChoice,
+    why: list[str],
+    absent: dict[str, str],
 ) -> InletReading | None:
     subsystem = link(chassis.get("ThermalSubsystem")) if choice != "legacy" else None
     legacy = link(chassis.get("Thermal")) if choice != "subsystem" else None
@@ -129,7 +141,23 @@ async def _inlet(
             return reading
         old = legacy_inlet(body)
         return old if old.celsius is not None or reading is None else reading
-    if reading is None:
-        wanted = {"auto": "ThermalSubsystem nor Thermal", "subsystem": "ThermalSubsystem"}
-        why.append(f"the chassis links no {wanted.get(choice, 'Thermal')}")
+    if subsystem is None and legacy is None:
+        _not_linked(chassis, choice, ("ThermalSubsystem", "Thermal"), "inlet", why, absent)
     return reading
+
+
+def _not_linked(
+    chassis: dict[str, Any],
+    choice: SchemaChoice,
+    names: tuple[str, str],
+    part: str,
+    why: list[str],
+    absent: dict[str, str],
+) -> None:
+    """Neither of ``names`` (newer, legacy) was read: not offered, or excluded by ``choice``."""
+    newer, legacy = names
+    if link(chassis.get(newer)) is None and link(chassis.get(legacy)) is None:
+        absent[part] = f"the chassis links no {newer} nor {legacy}"
+    else:  # the BMC offers the other schema, which rack_power_schema excludes: not read
+        wanted, other = (newer, legacy) if choice == "subsystem" else (legacy, newer)
+        why.append(f"the chassis links no {wanted} (rack_power_schema: {choice}; it links {other})")

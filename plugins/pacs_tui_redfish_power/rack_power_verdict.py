@@ -11,7 +11,11 @@ detail lists them all, the state and health are the worst one's):
 3. inlet at or above ``warn_c`` → ``inlet-warm``, DEGRADED;
 4. anything not read (draw, supply list, inlet, a supply with neither health
    nor input status) → ``unknown``, UNKNOWN, saying what and why;
-5. otherwise ``ok``.
+5. a chassis that links neither power nor thermal resources at all (a BMC
+   without that telemetry: a lasting capability, not a failed read) →
+   ``not-offered``, OK, saying so; one that lacks only one of them is judged
+   on the other, and the detail says which part it does not offer;
+6. otherwise ``ok``.
 
 Defaults follow ASHRAE TC 9.9 (Thermal Guidelines for Data Processing
 Environments): 27 °C is the top of the recommended inlet envelope, 35 °C the
@@ -140,11 +144,16 @@ def judge(reading: ChassisReading, warn_c: float, crit_c: float) -> Verdict:
         state, health = "inlet-warm", Health.DEGRADED
     elif unknown:
         state, health = "unknown", Health.UNKNOWN
+    elif {"power", "inlet"} <= reading.not_offered.keys():
+        state, health = "not-offered", Health.OK
     else:
         state, health = "ok", Health.OK
     notes = [*hot, *faults, *warm, *_values(power, celsius, inlet)]
     if unknown:
         notes.append("unknown: " + ", ".join(dict.fromkeys(unknown)))
+    notes.extend(
+        f"{part} not offered by this BMC ({why})" for part, why in reading.not_offered.items()
+    )
     return Verdict(state, health, notes, _facts(reading, warn_c, crit_c))
 
 
@@ -197,4 +206,5 @@ def _facts(reading: ChassisReading, warn_c: float, crit_c: float) -> dict[str, A
         "inlet_sensor": inlet.sensor if inlet is not None else None,
         "inlet_warn_c": warn_c,
         "inlet_crit_c": crit_c,
+        "not_offered": sorted(reading.not_offered),
     }
