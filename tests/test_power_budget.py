@@ -100,7 +100,7 @@ def test_a_wave_is_packed_so_no_group_exceeds_the_budget() -> None:
 def test_a_server_that_fits_no_group_refuses_the_plan() -> None:
     draws = {"a": ExpectedDraw(900.0, 450.0, "baseline 450 W × 2")}
     packing = pack_wave(["a"], {"a": {"R01": 1000.0}}, draws, prior={"R01": 200.0})
-    assert packing.groups == []
+    assert packing.groups == [] and not packing.peak_alone
     assert packing.refusals == [
         "a: boot peak 900 W (baseline 450 W × 2) does not fit R01's budget 1000 W: 200 W is "
         "expected there before it boots (the servers not powered on by this plan, at their "
@@ -111,6 +111,7 @@ def test_a_server_that_fits_no_group_refuses_the_plan() -> None:
     assert packing.refusals == [
         "a: boot peak 900 W (baseline 450 W × 2) alone is over R01's budget 800 W"
     ]
+    assert packing.peak_alone  # the plan's hint then points at the server's figures
     # And when even the settled rack would be over, that is said too.
     packing = pack_wave(["a"], {"a": {"R01": 1000.0}}, draws, prior={"R01": 600.0})
     assert packing.refusals[0].endswith("; even settled, R01 would draw 1050 W")
@@ -353,3 +354,54 @@ async def test_a_draw_that_cannot_be_read_says_only_why() -> None:
     )  # fmt: skip
     read = ProbeResult.make("ok", Health.OK, detail="210 W", watts=210)
     assert await read_draw(One(read), server) == (210.0, "")
+
+
+def test_a_peak_alone_over_the_budget_hints_at_the_servers_figures(tmp_path: Path) -> None:
+    from pacs_tui.batch.plan import PlanOptions, build_plan
+    from pacs_tui.batch.power_budget import HINT_OVER_BUDGET, HINT_PEAK_ALONE
+    from test_batch_plan import ACTIONS, facts
+
+    options = PlanOptions(baseline_w={"view-1": 200.0, "view-2": 300.0})
+    # view-2 boots at 600 W: alone over 500 W, whatever else the rack draws.
+    plan = build_plan(_racked(tmp_path, 500), ["view-2"], "on", facts("Off"), ACTIONS, options,
+                      draw_now={"view-1": 0.0, "view-2": 0.0})  # type: ignore[arg-type]  # fmt: skip
+    assert plan.refused and HINT_PEAK_ALONE in plan.hints and HINT_OVER_BUDGET not in plan.hints
+    # 600 W fits 700 W, but not on top of view-1 running at 200 W: the rack's load is to blame.
+    plan = build_plan(_racked(tmp_path, 700), ["view-2"], "on", facts("Off"), ACTIONS, options,
+                      draw_now={"view-1": 200.0, "view-2": 0.0})  # type: ignore[arg-type]  # fmt: skip
+    assert plan.refused and HINT_OVER_BUDGET in plan.hints and HINT_PEAK_ALONE not in plan.hints
+
+
+async def test_a_settle_that_never_read_a_draw_says_so_not_a_comparison(tmp_path: Path) -> None:
+    from pacs_tui.batch.plan import PlanOptions, build_plan
+    from pacs_tui.batch.settle import BudgetWatch
+    from pacs_tui.plugin_api import Health, ProbeResult
+    from test_batch_plan import ACTIONS, facts
+
+    options = PlanOptions(baseline_w={"view-1": 200.0, "view-2": 300.0}, settle_timeout_s=0.3)
+    plan = build_plan(_racked(tmp_path, 800), ["view-1", "view-2"], "on", facts("Off"), ACTIONS,
+                      options, draw_now={"view-1": 0.0, "view-2": 0.0})  # type: ignore[arg-type]  # fmt: skip
+    (sp,) = [sp for sp in plan.waves[0].servers if sp.server.name == "view-1"]
+    (step,) = [s for s in sp.steps if s.kind == "settle"]
+
+    class Draws:
+        def __init__(self, *watts: float | None) -> None:
+            self.watts = list(watts)
+
+        def has(self, probe: str) -> bool:
+            return True
+
+        async def read(self, server: Server, probe: str) -> ProbeResult | None:
+            w = self.watts.pop(0) if len(self.watts) > 1 else self.watts[0]
+            detail = "" if w is not None else "unknown: no answer from BMC within 10 s"
+            return ProbeResult.make("ok", Health.OK, detail=detail, watts=w)
+
+    never = BudgetWatch(plan, 0.05)
+    label, detail = await never.settle(Draws(None), sp.server, step, lambda: False)
+    assert (label, detail) == ("timeout", "draw not read in 0.3 s (no answer from BMC within 10 s)")
+    high = BudgetWatch(plan, 0.05)
+    label, detail = await high.settle(Draws(410.0, None), sp.server, step, lambda: False)
+    assert label == "timeout"
+    assert detail == (
+        "not ≤ 220 W after 0.3 s (last read 410 W, then unreadable: no answer from BMC within 10 s)"
+    )

@@ -47,6 +47,11 @@ HINT_NO_DRAW = (
     "it (power --baseline, run/serve --power-baseline), or give the servers nameplate_w"
 )
 HINT_OVER_BUDGET = "raise the rack's budget_w, or power the rack's other servers down first"
+HINT_PEAK_ALONE = (
+    "a boot peak alone over a budget fits no group: check the server's nameplate_w and "
+    "boot_peak_factor (the peak is the baseline draw × boot_peak_factor, capped at "
+    "nameplate_w), or the budget_w"
+)
 HINT_RESTART = (
     "restart fewer of the rack's servers at once, or power them off and on ('on' is staggered)"
 )
@@ -147,6 +152,7 @@ class Packing:
     groups: list[list[str]] = field(default_factory=list)
     peaks: list[dict[str, float]] = field(default_factory=list)
     refusals: list[str] = field(default_factory=list)
+    peak_alone: bool = False  # a refusal is a boot peak alone over a budget
 
 
 def present_load(
@@ -223,7 +229,9 @@ def pack_wave(
         else:
             g = next((i for i in range(len(out.groups) + 1) if fits(name, i)), -1)
             if g < 0:
-                out.refusals.append(_no_fit(name, expected[name], keys[name], prior, steady))
+                why, alone = _no_fit(name, expected[name], keys[name], prior, steady)
+                out.refusals.append(why)
+                out.peak_alone = out.peak_alone or alone
                 continue
         if g == len(out.groups):
             out.groups.append([])
@@ -249,15 +257,16 @@ def _no_fit(
     keys: Mapping[str, float],
     prior: Mapping[str, float],
     steady: Sequence[Mapping[str, float]],
-) -> str:
-    """Why ``name`` fits no group, in the terms an operator can act on."""
+) -> tuple[str, bool]:
+    """Why ``name`` fits no group, in the terms an operator can act on; and whether
+    its boot peak alone is over a budget (no other server's draw is to blame)."""
     assert draw.peak_w is not None and draw.steady_w is not None
     load = {k: prior.get(k, 0.0) + sum(s.get(k, 0.0) for s in steady) for k in keys}
     worst = max(keys, key=lambda k: load[k] + draw.peak_w - keys[k])  # type: ignore[operator]
     budget = keys[worst]
     head = f"{name}: boot peak {draw.peak_w:.0f} W ({draw.source})"
     if draw.peak_w > budget:
-        return f"{head} alone is over {worst}'s budget {budget:.0f} W"
+        return f"{head} alone is over {worst}'s budget {budget:.0f} W", True
     why = (
         f"{head} does not fit {worst}'s budget {budget:.0f} W: {load[worst]:.0f} W is expected "
         "there before it boots (the servers not powered on by this plan, at their draw now, "
@@ -265,7 +274,7 @@ def _no_fit(
     )
     if load[worst] + draw.steady_w > budget:
         why += f"; even settled, {worst} would draw {load[worst] + draw.steady_w:.0f} W"
-    return why
+    return why, False
 
 
 def wave_steady(

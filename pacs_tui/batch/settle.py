@@ -182,12 +182,14 @@ class BudgetWatch:
         deadline = started + step.timeout_s
         why = ""
         watts: float | None = None
+        last: float | None = None  # the last draw read, if any was
         below = 0  # reads in a row at or below the steady draw
         while True:
             watts, why = await read_draw(readings, server)
             elapsed = time.monotonic() - started
             if watts is not None:
                 self.note_draw(server.name, watts)
+                last = watts
             below = below + 1 if watts is not None and 0 < watts <= step.settle_w else 0
             if below >= SETTLED_READS:
                 detail = f"{watts:.0f} W ≤ {step.settle_w:.0f} W after {elapsed:.1f} s"
@@ -198,8 +200,15 @@ class BudgetWatch:
                 return "aborted", "aborted while its draw settled"
             now = time.monotonic()
             if now >= deadline:
-                seen = f"reads {watts:.0f} W" if watts is not None else f"unreadable: {why}"
-                detail = f"not ≤ {step.settle_w:.0f} W after {step.timeout_s:g} s ({seen})"
+                if last is None:  # never read: no figure to compare, only why
+                    detail = f"draw not read in {step.timeout_s:g} s ({why})"
+                else:
+                    seen = (
+                        f"reads {watts:.0f} W"
+                        if watts is not None
+                        else f"last read {last:.0f} W, then unreadable: {why}"
+                    )
+                    detail = f"not ≤ {step.settle_w:.0f} W after {step.timeout_s:g} s ({seen})"
                 self.mark(server.name, False, detail)
                 return "timeout", detail
             await asyncio.sleep(min(self.poll_s, deadline - now))

@@ -26,6 +26,7 @@ from pacs_tui.batch.power_budget import (
     DEFAULT_SETTLE_TOLERANCE,
     HINT_NO_DRAW,
     HINT_OVER_BUDGET,
+    HINT_PEAK_ALONE,
     HINT_RESTART,
     BudgetGroup,
     ExpectedDraw,
@@ -104,7 +105,7 @@ def stagger(
         packing = pack_wave(names, keys, expected, prior)
         if packing.refusals:
             refusals.extend(packing.refusals)
-            hints[HINT_OVER_BUDGET] = None
+            hints[HINT_PEAK_ALONE if packing.peak_alone else HINT_OVER_BUDGET] = None
         for key, watts in wave_steady(names, keys, expected).items():
             prior[key] = prior.get(key, 0.0) + watts
         group_of = {n: i + 1 for i, group in enumerate(packing.groups) for n in group}
