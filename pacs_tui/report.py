@@ -51,8 +51,9 @@ def probe_view(state: FleetState, server: str, probe: str, now: float) -> dict[s
 
 
 # Facts of a reading that ``status --json`` shows: the operator must see a
-# Basic-auth fallback or a TLS check turned off without opening the UI.
-_SHOWN_FACTS = ("auth", "tls")
+# Basic-auth fallback or a TLS check turned off without opening the UI, and the
+# rack-power probe's draw (W) and inlet (°C), None when not read.
+_SHOWN_FACTS = ("auth", "tls", "watts", "inlet_c")
 
 
 def not_applicable(probe: str, server: Server) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import urllib.request
@@ -50,6 +51,8 @@ def test_json_has_every_server_and_probe_and_exit_0_when_healthy(sim: RunningSim
             assert set(view[key]) >= {"state", "latency_ms", "detail", "age_s"}
         assert view["power"]["state"] == "On"
         assert view["network"]["state"] == "ok" and view["network"]["latency_ms"] is not None
+        rack = view["rack-power"]  # its draw and inlet, as numbers
+        assert rack["state"] == "ok" and rack["watts"] > 0 and rack["inlet_c"] > 0
     storage = next(v for v in views if v["role"] == "storage")
     assert storage["dicom"]["state"] == "n/a"
     archive = next(v for v in views if v["role"] == "archive")
@@ -66,6 +69,7 @@ def test_select_and_table_output(sim: RunningSim) -> None:
     assert all(name in body for name in archives)
     assert "stor-001" not in body
     assert f"{len(archives)}/{len(archives)} servers healthy" in body
+    assert re.search(r"^\S+ +dc-main +archive +On \d+ms .* ok \d+W$", body, re.M), body
 
 
 def test_bad_selector_points_at_the_character(sim: RunningSim) -> None:

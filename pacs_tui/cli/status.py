@@ -126,6 +126,8 @@ def _views(monitor: Any, servers: list[Any]) -> list[dict[str, Any]]:
 def _cell(view: dict[str, Any]) -> str:
     if view["health"] == "n/a":
         return "-"
+    if isinstance(view.get("watts"), int | float):  # rack-power: the draw says more
+        return f"{view['state']} {view['watts']:.0f}W"
     latency = f" {view['latency_ms']:.0f}ms" if view["latency_ms"] is not None else ""
     return f"{view['state']}{latency}"
 
