@@ -273,6 +273,36 @@ def test_every_series_has_all_its_states_and_exactly_one_set(tmp_path: Path) -> 
             assert sorted(values)[-1] == 1.0 and sum(values) == 1.0, (name, rest, values)
 
 
+def test_draw_and_inlet_are_exposed_only_where_read(tmp_path: Path) -> None:
+    """A fresh rack-power reading gives the server's watts and inlet °C; a figure not read,
+    or a stale reading, gives no series (never a 0 a graph would take for a dead rack)."""
+    inventory = load_inventory_text(
+        INVENTORY.replace("bmc: {address: 127.0.0.2}}", "rack: R01, bmc: {address: 127.0.0.2}}"),
+        tmp_path / "inventory.yaml",
+    )
+    state = FleetState(inventory.names(), {**INTERVALS, "rack-power": 60.0}, clock=lambda: NOW)
+    read = {"watts": 212.5, "inlet_c": 23.0, "not_offered": []}
+    state.record("stor-001", "rack-power", ProbeResult("ok", Health.OK, 9.0, "", NOW - 1, read))
+    no_draw = {"watts": None, "inlet_c": 24.0, "not_offered": ["power"]}
+    state.record("arch-001", "rack-power", ProbeResult("ok", Health.OK, 9.0, "", NOW - 1, no_draw))
+    old = {"watts": 300.0, "inlet_c": 30.0}  # 400 s old: over 3 × 60 s, so stale
+    state.record("rtr-001", "rack-power", ProbeResult("ok", Health.OK, 9.0, "", NOW - 400, old))
+    collector = FleetCollector(inventory, state, real_applicable(), BatchCounters())
+    body = render(fleet_registry(collector, runtime=False))[0]
+    lint = subprocess.run(
+        [promtool(), "check", "metrics"], input=body, capture_output=True, timeout=30, check=False
+    )
+    assert lint.returncode == 0 and lint.stdout + lint.stderr == b"", lint
+    found = parse(body)
+    stor = {"server": "stor-001", "site": "dc-main", "role": "storage", "rack": "R01"}
+    assert one(found, "pacs_tui_server_power_watts", **stor) == 212.5
+    assert one(found, "pacs_tui_server_inlet_temperature_celsius", **stor) == 23.0
+    assert series(found, "pacs_tui_server_power_watts", server="arch-001") == {}
+    assert one(found, "pacs_tui_server_inlet_temperature_celsius", server="arch-001") == 24.0
+    assert series(found, "pacs_tui_server_power_watts", server="rtr-001") == {}
+    assert series(found, "pacs_tui_server_inlet_temperature_celsius", server="rtr-001") == {}
+
+
 async def test_render_async_gives_the_same_exposition(tmp_path: Path) -> None:
     inventory = small_inventory(tmp_path)
     collector = FleetCollector(

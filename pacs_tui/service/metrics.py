@@ -53,6 +53,7 @@ from pacs_tui.power import PowerState
 from pacs_tui.rollup import (
     HEALTH_ORDER,
     POWER_PROBE,
+    RACK_POWER_PROBE,
     SERVED_SITE_KINDS,
     ApplicableProbes,
     ServiceLevel,
@@ -175,6 +176,20 @@ class _Families:
             "Paused); Unknown when there is no fresh power reading. Servers with a BMC only.",
             labels=(*_SERVER_LABELS, "state"),
         )
+        self.power_watts = g(
+            p + "server_power_watts",
+            "The server's power draw in watts, as its BMC reports it (Redfish "
+            "EnvironmentMetrics.PowerWatts or Power.PowerControl[0].PowerConsumedWatts, read by "
+            "the rack-power probe); fresh readings with a draw only (none when not read or not "
+            "offered).",
+            labels=(*_SERVER_LABELS, "rack"),
+        )
+        self.inlet = g(
+            p + "server_inlet_temperature_celsius",
+            "The server's inlet (intake) air temperature in degrees Celsius, as its BMC "
+            "reports it (read by the rack-power probe); fresh readings with one only.",
+            labels=(*_SERVER_LABELS, "rack"),
+        )
         self.site_affected = g(
             p + "site_affected",
             "1 when the hospital or clinic has a server that is down or depends on one that is "
@@ -238,6 +253,8 @@ class FleetCollector:
     ``pacs_tui_probe_reading_age_seconds`` gauge … (readings that exist)
     ``pacs_tui_server_health``         gauge   server, site, role, health (6·S)
     ``pacs_tui_power_state``           gauge   server, site, role, state (6 per BMC)
+    ``pacs_tui_server_power_watts``    gauge   server, site, role, rack (fresh draws)
+    ``pacs_tui_server_inlet_temperature_celsius`` gauge … (fresh inlet readings)
     ``pacs_tui_site_affected``         gauge   site, kind (hospitals and clinics)
     ``pacs_tui_site_service``          gauge   site, kind, service (3 per site)
     ``pacs_tui_sites_affected``        gauge   —
@@ -304,6 +321,8 @@ class FleetCollector:
                 result = reading.result
                 if result is None:
                     continue
+                if probe == RACK_POWER_PROBE and not reading.stale:
+                    _rack_power(f, labels, server.rack or "", result.facts)
                 age.samples.append(Sample(age.name, probe_labels, reading.age_s or 0.0))
                 # A stale latency is not today's: Prometheus drops the series instead.
                 if result.latency_ms is not None and not reading.stale:
@@ -354,6 +373,17 @@ def _gc_paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
+
+
+def _rack_power(
+    f: _Families, labels: Mapping[str, str], rack: str, facts: Mapping[str, object]
+) -> None:
+    """The draw and inlet of a fresh rack-power reading: only the figures it read."""
+    rack_labels = {**labels, "rack": rack}
+    for family, key in ((f.power_watts, "watts"), (f.inlet, "inlet_c")):
+        value = facts.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            family.samples.append(Sample(family.name, rack_labels, float(value)))
 
 
 def _state_set(
