@@ -170,13 +170,15 @@ class Session:
         facts = await power_facts(readings, to_read)
         draw_now = None
         draws = self.settings.get(POWER_BASELINE_SETTING)
-        if options is not None and not options.baseline_w and draws:
+        own = options is not None and (options.baseline_given or bool(options.baseline_w))
+        if draws is not None and not own:
             # The expected draws the screen or service was started with (--power-baseline).
-            options = replace(options, baseline_w=dict(draws))
-        elif options is None and draws:
-            options = PlanOptions(baseline_w=dict(draws))
+            options = replace(options or PlanOptions(), baseline_w=dict(draws), baseline_given=True)
         if verb in (ON, RESTART) and self.inventory.racks:
             draw_now = await rack_draws(self.inventory, servers, readings)
+            # A rack neighbour whose draw is unreadable: is it off? (then it counts 0 W)
+            unread = [self.inventory.server(n) for n, w in draw_now.items() if w is None]
+            facts.update(await power_facts(readings, [s for s in unread if s.name not in facts]))
         plan = build_plan(
             self.inventory, servers, verb, facts, self.actions, options,
             selection=selection, draw_now=draw_now,

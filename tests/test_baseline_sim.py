@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -130,6 +131,38 @@ def test_cli_captures_of_a_simulator_process_compare_same(tmp_path: Path) -> Non
     report = tmp_path / "report"
     assert run_cli("baseline", "compare", str(before), str(before), "--report", str(report)) == 0
     assert "SAME OR BETTER" in (report / "report.md").read_text()
+
+
+def test_a_bmc_without_power_telemetry_is_no_capture_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Half the BMCs offer no power resource: their draw is not recorded, and that is
+    said in the summary, not reported as an error of each server."""
+    out = tmp_path / "before.json"
+    mix = "generic=0.5,no-power-telemetry=0.5"
+    with running_sim(tmp_path / "sim", "--servers", "12", "--bmc-mix", mix) as sim:
+        inventory = str(sim.out / "inventory.yaml")
+        args = ["baseline", "capture", "--inventory", inventory, "--samples", "2"]
+        assert run_cli(*args, "--out", str(out)) == 0
+        flavours = {s["name"]: sim.bmc(s["name"])["flavour"] for s in sim.servers() if "bmc" in s}
+    printed, errors = capsys.readouterr()
+    baseline = load_baseline(out)
+    drawn = {n for n, s in baseline.servers.items() if s.power_watts is not None}
+    assert errors == "" and all(not s.errors for s in baseline.servers.values())
+    offered = {n for n, flavour in flavours.items() if flavour != "no-power-telemetry"}
+    assert drawn == offered and 0 < len(drawn) < len(flavours), flavours
+    assert f"power draw recorded for {len(drawn)} of {len(flavours)} with a BMC" in printed
+    # A baseline with no draw at all is said when given to serve/run, not silently ignored.
+    from pacs_tui.cli.power_baseline import power_baseline_settings
+    from pacs_tui.session import POWER_BASELINE_SETTING
+
+    document = json.loads(out.read_text())
+    for entry in document["servers"].values():
+        entry["power_watts"] = None
+    out.write_text(json.dumps(document))
+    assert power_baseline_settings(out, "serve") == {POWER_BASELINE_SETTING: {}}
+    note = capsys.readouterr().err
+    assert f"--power-baseline {out}: no server has a power draw in it" in note
 
 
 @pytest.mark.slow

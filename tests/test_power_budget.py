@@ -153,12 +153,12 @@ def test_present_load_counts_what_is_not_powered_on() -> None:
         + "  - {name: d, site: dc, role: archive}\n",
         Path("inv.yaml"),
     )
-    assert present_load(inv, ["d"], {}, {}) == ({}, [], {})  # d draws from no budget
-    load, refusals, assumed = present_load(inv, ["a"], {"b": None, "c": 120.0, "d": 999.0}, {})
+    assert present_load(inv, ["d"], {}, {}) == ({}, [], {}, [])  # d draws from no budget
+    load, refusals, assumed, _ = present_load(inv, ["a"], {"b": None, "c": 120.0, "d": 999.0}, {})
     assert load == {"R01": 350.0 + 120.0}  # b unread: its nameplate; d has no rack budget
     assert refusals == []
     assert assumed == {"b": 350.0}  # said, not silently counted
-    load, refusals, _ = present_load(inv, ["a"], {"b": None, "c": None}, {})
+    load, refusals, _, _ = present_load(inv, ["a"], {"b": None, "c": None}, {})
     assert refusals == [
         "c: its draw could not be read and is not known (rack R01's present load cannot be bounded)"
     ]
@@ -260,7 +260,8 @@ def test_a_rack_whose_draw_was_never_read_has_no_highest_load(tmp_path: Path) ->
 
     options = PlanOptions(baseline_w={"view-1": 200.0, "view-2": 300.0})
     for draws, before in (({"view-1": None, "view-2": None}, None), ({"view-1": 0.0}, 0)):
-        plan = build_plan(_racked(tmp_path, 800), ["view-1", "view-2"], "on", facts("Off"),
+        # Unreadable, both count at their peaks for good: 400 + 600 W.
+        plan = build_plan(_racked(tmp_path, 1000), ["view-1", "view-2"], "on", facts("Off"),
                           ACTIONS, options, draw_now=draws)  # type: ignore[arg-type]  # fmt: skip
         assert not plan.refused, plan.refusals
         watch = BudgetWatch(plan, 1.0)
@@ -278,20 +279,22 @@ def test_an_unread_draw_counted_at_its_steady_draw_is_said(tmp_path: Path) -> No
     from test_batch_plan import ACTIONS, facts
 
     options = PlanOptions(baseline_w={"view-1": 200.0, "view-2": 300.0})
-    plan = build_plan(_racked(tmp_path, 800), ["view-1"], "on", facts("Off"), ACTIONS, options,
-                      draw_now={"view-1": 0.0, "view-2": None})  # type: ignore[arg-type]  # fmt: skip
+    # view-2 runs (On) but its draw was not read: its steady draw stands in.
+    plan = build_plan(_racked(tmp_path, 800), ["view-1"], "on", facts("Off", view_2="On"),
+                      ACTIONS, options, draw_now={"view-1": 0.0, "view-2": None})  # type: ignore[arg-type]  # fmt: skip
     assert not plan.refused, plan.refusals
     data = plan.to_json()
-    assert data["drawn_now_w"] == {"R01": 300.0}
+    assert data["present_load_w"] == {"R01": 300.0}
     assert data["assumed_w"] == {"view-2": 300.0}
     lines = dry_run_lines(plan)
     assert (
-        "  not read, counted at their expected steady draw (baseline, else nameplate): view-2 300 W"
+        "  of that, not read but counted at their expected steady draw (baseline, else "
+        "nameplate): view-2 300 W"
     ) in lines
-    read = build_plan(_racked(tmp_path, 800), ["view-1"], "on", facts("Off"), ACTIONS, options,
+    read = build_plan(_racked(tmp_path, 800), ["view-1"], "on", facts("Off", view_2="On"), ACTIONS, options,
                       draw_now={"view-1": 0.0, "view-2": 310.0})  # type: ignore[arg-type]  # fmt: skip
     assert read.to_json()["assumed_w"] == {}
-    assert not any(line.startswith("  not read") for line in dry_run_lines(read))
+    assert not any(line.startswith("  of that, not read") for line in dry_run_lines(read))
 
 
 def test_a_server_the_baseline_lacks_is_said_to_count_at_its_nameplate(tmp_path: Path) -> None:
@@ -309,7 +312,7 @@ def test_a_server_the_baseline_lacks_is_said_to_count_at_its_nameplate(tmp_path:
             for s in racked.servers  # type: ignore[attr-defined]
         ),
     )
-    options = PlanOptions(baseline_w={"view-2": 300.0})  # view-1: not in the baseline
+    options = PlanOptions(baseline_w={"view-2": 300.0}, baseline_given=True)  # view-1 not in it
     plan = build_plan(inventory, ["view-1", "view-2"], "on", facts("Off"), ACTIONS, options,
                       draw_now={"view-1": 0.0, "view-2": 0.0})  # type: ignore[arg-type]  # fmt: skip
     assert not plan.refused, plan.refusals
@@ -322,6 +325,10 @@ def test_a_server_the_baseline_lacks_is_said_to_count_at_its_nameplate(tmp_path:
                        draw_now={"view-1": 0.0, "view-2": 0.0})  # type: ignore[arg-type]  # fmt: skip
     assert not plain.refused, plain.refusals
     assert not any("no draw in the baseline" in x for x in dry_run_lines(plain))
+    # A baseline with no draw at all (BMCs that report none) is said too, not ignored.
+    empty = build_plan(inventory, ["view-1"], "on", facts("Off"), ACTIONS,
+                       PlanOptions(baseline_given=True), draw_now={"view-1": 0.0, "view-2": 0.0})  # type: ignore[arg-type]  # fmt: skip
+    assert line in dry_run_lines(empty)
 
 
 async def test_a_draw_that_cannot_be_read_says_only_why() -> None:
@@ -405,3 +412,79 @@ async def test_a_settle_that_never_read_a_draw_says_so_not_a_comparison(tmp_path
     assert detail == (
         "not ≤ 220 W after 0.3 s (last read 410 W, then unreadable: no answer from BMC within 10 s)"
     )
+
+
+def test_an_off_neighbour_whose_bmc_gives_no_draw_counts_0_w_and_is_named(
+    tmp_path: Path,
+) -> None:
+    """sushy-emulator's case: view-2 reads Off and its BMC offers no draw. Counted at its
+    steady draw (300 W) it refused a power-on that fits; it stays off, so 0 W, said."""
+    from pacs_tui.batch.dry_run import dry_run_lines
+    from pacs_tui.batch.plan import PlanOptions, build_plan
+    from test_batch_plan import ACTIONS, facts
+
+    options = PlanOptions(baseline_w={"view-1": 200.0, "view-2": 300.0})
+    draws = {"view-1": 0.0, "view-2": None}
+    plan = build_plan(_racked(tmp_path, 500), ["view-1"], "on", facts("Off"), ACTIONS, options,
+                      draw_now=draws)  # type: ignore[arg-type]  # fmt: skip
+    assert not plan.refused, plan.refusals
+    data = plan.to_json()
+    assert data["present_load_w"] == {"R01": 0.0} and data["off_unread"] == ["view-2"]
+    assert data["assumed_w"] == {}
+    assert (
+        "  read Off, their BMC gives no draw: counted at 0 W (standby not counted): view-2"
+    ) in dry_run_lines(plan)
+    # Running (On) and unreadable, it counts its steady draw: 300 + 400 W > 500 W.
+    on = build_plan(_racked(tmp_path, 500), ["view-1"], "on", facts("Off", view_2="On"), ACTIONS,
+                    options, draw_now=draws)  # type: ignore[arg-type]  # fmt: skip
+    assert on.refused
+
+
+def test_a_power_on_whose_draw_cannot_be_read_counts_its_peak_and_waits_for_nothing(
+    tmp_path: Path,
+) -> None:
+    """A draw unreadable when planned would never be seen to settle: the server is counted at
+    its boot peak for good and gets no settle step (the run once waited out the timeout and
+    then held the next group)."""
+    from pacs_tui.batch.dry_run import dry_run_lines
+    from pacs_tui.batch.plan import PlanOptions, build_plan
+    from test_batch_plan import ACTIONS, facts
+
+    options = PlanOptions(baseline_w={"view-1": 200.0, "view-2": 300.0})
+    plan = build_plan(_racked(tmp_path, 1000), ["view-1", "view-2"], "on", facts("Off"), ACTIONS,
+                      options, draw_now={"view-1": None, "view-2": 0.0})  # type: ignore[arg-type]  # fmt: skip
+    assert not plan.refused, plan.refusals
+    (wave,) = plan.waves
+    # view-1 counts 400 W for good, so staggering gains nothing: both boot together.
+    assert [g.servers for g in wave.groups] == [("view-1", "view-2")]
+    assert wave.groups[0].expected_peak_w["R01"] == 1000.0
+    settles = {sp.server.name: [s for s in sp.steps if s.kind == "settle"] for sp in wave.servers}
+    assert settles == {"view-1": [], "view-2": []}
+    assert plan.to_json()["at_peak_w"] == {"view-1": 400.0}
+    assert (
+        "  draw not readable now, so counted at their boot peak for good (no settle step): "
+        "view-1 400 W"
+    ) in dry_run_lines(plan)
+
+
+def test_a_restart_refusal_hints_at_what_can_be_done(tmp_path: Path) -> None:
+    from pacs_tui.batch.plan import PlanOptions, build_plan
+    from pacs_tui.batch.power_budget import HINT_OVER_BUDGET, HINT_PEAK_ALONE, HINT_RESTART
+    from test_batch_plan import ACTIONS, facts
+
+    options = PlanOptions(baseline_w={"view-1": 200.0, "view-2": 300.0})
+    draws = {"view-1": 200.0, "view-2": 300.0}
+
+    def hints(budget: float, names: list[str]) -> tuple[str, ...]:
+        plan = build_plan(_racked(tmp_path, budget), names, "restart", facts(), ACTIONS, options,
+                          draw_now=draws)  # type: ignore[arg-type]  # fmt: skip
+        assert plan.refused
+        return plan.hints
+
+    # One server's peak alone (600 W) over 500 W: not "restart fewer".
+    assert HINT_PEAK_ALONE in hints(500, ["view-2"])
+    # 600 W on top of view-1's 200 W over 700 W: one server, so the rack's load is to blame.
+    alone = hints(700, ["view-2"])
+    assert HINT_OVER_BUDGET in alone and HINT_RESTART not in alone
+    # Both at once (1 000 W) over 999 W: fewer at once would fit.
+    assert HINT_RESTART in hints(999, ["view-1", "view-2"])

@@ -132,4 +132,16 @@ async def test_status_exits_0_on_a_bmc_that_offers_no_power_readings(
     assert "power not offered by this BMC" in rack["detail"]
     assert rack["detail"].startswith("inlet 25.0 °C")  # its "Chassis Intake Temp"
     assert " W (" not in rack["detail"]  # no draw, and none made up
+    assert rack["watts"] is None and rack["inlet_c"] == 25.0
+    assert rack["auth"] == view["power"]["auth"] == "basic"  # no SessionService: both say so
     assert PASSWORD not in out.decode() + err.decode()
+    # The table says so too: no latency standing in for a draw, and a note.
+    table = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "pacs_tui", "status", "-i", str(tmp_path / "inventory.yaml"),
+        "--probe", "power", "--probe", "rack-power", stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    text = (await asyncio.wait_for(table.communicate(), 60))[0].decode()
+    assert table.returncode == 0, text
+    (row,) = [line for line in text.splitlines() if line.startswith("sushy-01")]
+    assert " ok (no draw) " in row, row
+    assert "rack-power note: power not offered by this BMC" in row, row

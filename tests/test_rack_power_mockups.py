@@ -94,7 +94,7 @@ async def test_newer_schemas_are_preferred_and_read_exactly(tmp_path: Path) -> N
     assert "power supply redundancy (Failover) UnavailableOffline" in result.detail
     assert "374 W (PowerSubsystem: EnvironmentMetrics.PowerWatts)" in result.detail
     assert "inlet 24.8 °C" in result.detail
-    assert (facts["tls"], facts["auth"], facts["chassis_path"]) == ("verified", "auto", CHASSIS)
+    assert (facts["tls"], facts["auth"], facts["chassis_path"]) == ("verified", "session", CHASSIS)
 
 
 async def test_legacy_power_and_thermal_read_exactly(tmp_path: Path) -> None:

@@ -330,8 +330,11 @@ async def _draw(subject: _Subject) -> float | None:
     except (BmcError, CredentialError) as exc:
         subject.errors.append(f"redfish power: {exc}")
         return None
+    if "power" in reading.not_offered:
+        return None  # a BMC without power telemetry: nothing failed, nothing to record
     if reading.power is None or reading.power.watts is None:
-        subject.errors.append("redfish power: the chassis reports no draw")
+        why = "; ".join([*reading.why, *(reading.power.why if reading.power else [])])
+        subject.errors.append(f"redfish power: draw not read ({why or 'no reading'})")
         return None
     if reading.power.watts <= 0:
         # Off, or a BMC that reports 0 W: no running draw to expect a boot peak from.

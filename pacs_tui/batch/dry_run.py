@@ -28,20 +28,41 @@ def _group_lines(plan: BatchPlan, groups: tuple[BudgetGroup, ...]) -> list[str]:
     return out
 
 
-def _nameplate_line(plan: BatchPlan) -> list[str]:
-    """The budgeted servers a baseline was given for but has no draw of (nameplate used)."""
-    assert plan.budget is not None
-    if not plan.options.baseline_w:
-        return []
-    fallback = sorted(
-        (name, draw)
-        for name, draw in plan.budget.expected.items()
-        if name not in plan.options.baseline_w and draw.peak_w is not None
-    )
-    if not fallback:
-        return []
-    named = ", ".join(f"{name} {draw.peak_w:.0f} W" for name, draw in fallback)
-    return [f"  no draw in the baseline given, counted at their nameplate (steady = peak): {named}"]
+def _figure_lines(plan: BatchPlan) -> list[str]:
+    """Every figure of the budgets that was not read now, each said with what stands in."""
+    budget = plan.budget
+    assert budget is not None
+    out = []
+    if budget.assumed_w:
+        named = ", ".join(f"{n} {w:.0f} W" for n, w in sorted(budget.assumed_w.items()))
+        out.append(
+            f"  of that, not read but counted at their expected steady draw (baseline, else "
+            f"nameplate): {named}"
+        )
+    if budget.off_unread:
+        out.append(
+            f"  read Off, their BMC gives no draw: counted at 0 W (standby not counted): "
+            f"{', '.join(sorted(budget.off_unread))}"
+        )
+    if budget.at_peak_w:
+        named = ", ".join(f"{n} {w:.0f} W" for n, w in sorted(budget.at_peak_w.items()))
+        out.append(
+            f"  draw not readable now, so counted at their boot peak for good (no settle "
+            f"step): {named}"
+        )
+    if plan.options.baseline_given:
+        fallback = sorted(
+            (name, draw.peak_w)
+            for name, draw in budget.expected.items()
+            if name not in plan.options.baseline_w and draw.peak_w is not None
+        )
+        if fallback:
+            named = ", ".join(f"{name} {w:.0f} W" for name, w in fallback)
+            out.append(
+                f"  no draw in the baseline given, counted at their nameplate (steady = peak): "
+                f"{named}"
+            )
+    return out
 
 
 def dry_run_lines(plan: BatchPlan) -> list[str]:
@@ -63,16 +84,10 @@ def dry_run_lines(plan: BatchPlan) -> list[str]:
             f"{k} {plan.budget.present_w.get(k, 0.0):.0f} W" for k in sorted(plan.budget.budgets)
         )
         lines.append(
-            f"power budgets: {budgets}; drawn now by the servers this plan does not power on: "
-            f"{present}"
+            f"power budgets: {budgets}; load now of the racks' servers this plan does not "
+            f"power on: {present}"
         )
-        if plan.budget.assumed_w:
-            assumed = ", ".join(f"{n} {w:.0f} W" for n, w in sorted(plan.budget.assumed_w.items()))
-            lines.append(
-                f"  not read, counted at their expected steady draw (baseline, else nameplate): "
-                f"{assumed}"
-            )
-        lines.extend(_nameplate_line(plan))
+        lines.extend(_figure_lines(plan))
     for wave in plan.waves:
         lines.append(f"wave {wave.index} ({len(wave.servers)} server(s)):")
         if len(wave.groups) > 1 or any(g.expected_peak_w for g in wave.groups):

@@ -98,6 +98,8 @@ def build_plan(
 
     ``draw_now``: each server's draw (W) as read when planning, for the racks'
     power budgets of an ``on`` plan (``power_budget``); None: none was read.
+    ``facts`` may also cover the racks' other servers: one read Off whose draw
+    is unreadable then counts 0 W in its rack's present load.
     """
     if verb not in VERBS:
         raise PlanError(f"unknown verb {verb!r} (known: {', '.join(VERBS)})")
@@ -137,10 +139,12 @@ def build_plan(
         planned.append(WavePlan(index, tuple(plans)))
     planned = _protect_around_left_out(verb, planned)
     budget = None
+    # Read Off now: a rack neighbour without a readable draw counts 0 W (power_budget).
+    off = {name for name, power in facts.items() if power.state == PowerState.OFF}
     if verb == ON and inventory.racks:
-        planned, budget = stagger(inventory, planned, opts, draw_now or {}, refusals, hints)
+        planned, budget = stagger(inventory, planned, opts, draw_now or {}, refusals, hints, off)
     elif verb == RESTART and inventory.racks:
-        check_restart(inventory, planned, opts, draw_now or {}, refusals, hints)
+        check_restart(inventory, planned, opts, draw_now or {}, refusals, hints, off)
     return BatchPlan(
         verb,
         tuple(planned),

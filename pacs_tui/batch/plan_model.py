@@ -142,6 +142,7 @@ class PlanOptions:
     # Each server's steady draw measured by a baseline (W): with racks' budgets, the
     # basis of its expected boot peak (``power_budget``).
     baseline_w: Mapping[str, float] = field(default_factory=dict)
+    baseline_given: bool = False  # a baseline was given, even one with no draw at all
     settle_timeout_s: float = 300.0  # how long a power-on may take to settle its draw
     settle_poll_s: float = 5.0  # between draw reads while settling (each read is a few GETs)
     # Servers whose PowerState is unknown (unreadable, null, a vendor word) that
@@ -223,9 +224,20 @@ class BatchPlan:
             "escalate_after_s": self.options.escalate_after_s,
             "waves": [_wave_json(w) for w in self.waves],
             "budgets_w": None if self.budget is None else dict(self.budget.budgets),
-            "drawn_now_w": None if self.budget is None else _rounded(self.budget.present_w),
-            "assumed_w": None if self.budget is None else _rounded(self.budget.assumed_w),
+            **({} if self.budget is None else _budget_json(self.budget)),
         }
+
+
+def _budget_json(budget: PowerBudget) -> dict[str, Any]:
+    """What the budgets were planned with: the load now and every figure not read."""
+    return {
+        "present_load_w": {
+            key: round(budget.present_w.get(key, 0.0), 1) for key in sorted(budget.budgets)
+        },
+        "assumed_w": _rounded(budget.assumed_w),
+        "off_unread": sorted(budget.off_unread),
+        "at_peak_w": _rounded(budget.at_peak_w),
+    }
 
 
 def _rounded(watts: Mapping[str, float]) -> dict[str, float]:

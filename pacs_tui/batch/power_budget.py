@@ -33,7 +33,7 @@ Units: watts (W). Budget keys are the rack's name (``R01``) and a circuit's
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -129,6 +129,10 @@ class PowerBudget:
     draw_now: Mapping[str, float]  # server -> draw read when planned (readable ones)
     # server -> W counted in present_w although unread (its expected steady draw)
     assumed_w: Mapping[str, float] = field(default_factory=dict)
+    off_unread: tuple[str, ...] = ()  # read Off, no draw given: counted at 0 W
+    # power-ons whose draw could not be read when planned -> their boot peak (W), counted
+    # for good (no settle step: a draw that cannot be read would never settle)
+    at_peak_w: Mapping[str, float] = field(default_factory=dict)
     settle_tolerance: float = DEFAULT_SETTLE_TOLERANCE
 
     def settled_below_w(self, server: str) -> float | None:
@@ -143,6 +147,7 @@ class PresentLoad(NamedTuple):
     load: dict[str, float]  # budget key -> W drawn by servers this plan does not power on
     refusals: list[str]  # servers whose draw is neither readable nor known
     assumed: dict[str, float]  # server -> W counted for it: unread, at its expected steady draw
+    off_unread: list[str]  # read Off, no draw given: counted at 0 W
 
 
 @dataclass
@@ -160,11 +165,15 @@ def present_load(
     booting: Iterable[str],
     draw_now: Mapping[str, float | None],
     baseline_w: Mapping[str, float],
+    off: Collection[str] = frozenset(),
 ) -> PresentLoad:
     """Per budget key of ``booting``, what its servers not powered on by this plan draw (W).
 
     A server whose draw could not be read counts at its expected steady draw
     (baseline, else nameplate), named in ``assumed``; with neither it refuses.
+    One of ``off`` (PowerState read Off now) whose BMC gives no draw counts at
+    0 W, named in ``off_unread``: it stays off in this plan, and its standby
+    draw is what a budget's margin is for.
     """
     skip = set(booting)
     # Only the budgets this plan draws from: other racks are none of its business.
@@ -172,11 +181,15 @@ def present_load(
     load: dict[str, float] = {}
     refusals: list[str] = []
     assumed: dict[str, float] = {}
+    off_unread: list[str] = []
     for server in inventory:
         keys = touched.intersection(budget_keys(inventory, server))
         if not keys or server.name in skip:
             continue
         now = draw_now.get(server.name)
+        if now is None and server.name in off:
+            off_unread.append(server.name)
+            continue
         if now is None:
             steady = expected_draw(server, baseline_w.get(server.name)).steady_w
             if steady is None:
@@ -188,7 +201,7 @@ def present_load(
             now = assumed[server.name] = steady
         for key in keys:
             load[key] = load.get(key, 0.0) + now
-    return PresentLoad(load, refusals, assumed)
+    return PresentLoad(load, refusals, assumed, off_unread)
 
 
 def pack_wave(

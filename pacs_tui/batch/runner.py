@@ -221,10 +221,15 @@ class BatchRunner:
         if self._budget is not None:
             self.result.budget_peaks = self._budget.peaks()
             for key, peak in self.result.budget_peaks.items():
-                self._record("budget", outcome=f"{key}: highest load read {highest_read(peak)}",
-                             detail=f"expected peak {peak['expected_peak_w']} W, budget "
-                                    f"{peak['budget_w']:.0f} W (read at the settle steps: a "
-                                    "lower bound of the true peak)")  # fmt: skip
+                read = peak["measured_peak_w"] is not None
+                self._record(
+                    "budget",
+                    outcome=f"{key}: highest load read {highest_read(peak)};",
+                    detail=f"expected peak {peak['expected_peak_w']:.0f} W, budget "
+                    f"{peak['budget_w']:.0f} W ("
+                    + ("sampled when planning and at the settle steps: a lower bound of the "
+                       "true peak)" if read else "no draw of its servers could be read)"),
+                )  # fmt: skip
         await self._check_stranded()
         self.result.elapsed_s = time.monotonic() - self._t0
         counts = ", ".join(f"{k} {v}" for k, v in sorted(self.result.counts().items()))

@@ -11,7 +11,7 @@ were read before (``settle.rack_draws``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import replace
 
 from pacs_tui.batch.plan_model import (
@@ -45,6 +45,7 @@ Draws = tuple[
     list[str],  # the sending servers that draw from a budget
     dict[str, ExpectedDraw],  # those -> their expected draw
     PresentLoad,  # the present load of the servers that send nothing, by budget key
+    dict[str, float],  # power-ons whose draw is unreadable now -> their peak, counted for good
 ]
 
 
@@ -55,18 +56,29 @@ def _draws(
     draw_now: Mapping[str, float | None],
     refusals: list[str],
     hints: dict[str, None],
+    off: Collection[str],
 ) -> Draws | None:
     """The figures a budgeted plan needs; None when no server sent to draws from a
-    budget, or when a draw is unknown (then refused, with the hint)."""
+    budget, or when a draw is unknown (then refused, with the hint).
+
+    A power-on whose draw cannot be read now (a BMC that offers none, or did not
+    answer) is counted at its boot peak for good: its draw could never be seen
+    to settle, so nothing is to wait for it.
+    """
     sending = [sp.server.name for wave in waves for sp in wave.servers if sp.sends]
     keys = {name: budget_keys(inventory, inventory.server(name)) for name in sending}
     budgeted = [name for name in sending if keys[name]]
     if not budgeted:
         return None
     expected: dict[str, ExpectedDraw] = {}
+    at_peak: dict[str, float] = {}
     for name in budgeted:
         draw = expected_draw(inventory.server(name), opts.baseline_w.get(name))
         if draw.known:
+            assert draw.peak_w is not None and draw.steady_w is not None
+            if draw_now.get(name) is None and draw.peak_w > draw.steady_w:
+                at_peak[name] = draw.peak_w
+                draw = ExpectedDraw(draw.peak_w, draw.peak_w, f"{draw.source}, for good")
             expected[name] = draw
             continue
         source = draw.source
@@ -74,12 +86,12 @@ def _draws(
             source = "the baseline given has no draw for it, and it has no nameplate_w"
         refusals.append(f"{name}: rack {inventory.server(name).rack} has a power budget, "
                         f"but its expected draw is unknown ({source})")  # fmt: skip
-    present = present_load(inventory, sending, draw_now, opts.baseline_w)
+    present = present_load(inventory, sending, draw_now, opts.baseline_w, off)
     refusals.extend(present.refusals)
     if len(expected) < len(budgeted) or present.refusals:
         hints[HINT_NO_DRAW] = None
         return None
-    return keys, budgeted, expected, present
+    return keys, budgeted, expected, present, at_peak
 
 
 def stagger(
@@ -89,12 +101,16 @@ def stagger(
     draw_now: Mapping[str, float | None],
     refusals: list[str],
     hints: dict[str, None],
+    off: Collection[str] = frozenset(),
 ) -> tuple[list[WavePlan], PowerBudget | None]:
-    """Split each wave's power-ons into groups within the racks' budgets (``power_budget``)."""
-    found = _draws(inventory, waves, opts, draw_now, refusals, hints)
+    """Split each wave's power-ons into groups within the racks' budgets (``power_budget``).
+
+    ``off``: servers whose PowerState reads Off now (``present_load``).
+    """
+    found = _draws(inventory, waves, opts, draw_now, refusals, hints, off)
     if found is None:
         return waves, None
-    keys, budgeted, expected, present = found
+    keys, budgeted, expected, present, at_peak = found
     prior = dict(present.load)
     budgets: dict[str, float] = {}
     for name in budgeted:
@@ -133,6 +149,8 @@ def stagger(
         present_w=present.load,
         draw_now={n: w for n, w in draw_now.items() if w is not None},
         assumed_w=present.assumed,
+        off_unread=tuple(present.off_unread),
+        at_peak_w=at_peak,
     )
     return out, budget
 
@@ -184,16 +202,17 @@ def check_restart(
     draw_now: Mapping[str, float | None],
     refusals: list[str],
     hints: dict[str, None],
+    off: Collection[str] = frozenset(),
 ) -> None:
     """Refuse a restart whose waves would boot a rack past its budget (not staggered).
 
     While a wave reboots, the rack draws its other servers' present load, the
     steady draw of every other restarted server, and this wave's boot peaks.
     """
-    found = _draws(inventory, waves, opts, draw_now, refusals, hints)
+    found = _draws(inventory, waves, opts, draw_now, refusals, hints, off)
     if found is None:
         return
-    keys, budgeted, expected, present = found
+    keys, budgeted, expected, present, _ = found
     steady_all = wave_steady(budgeted, keys, expected)
     budgets = {k: w for n in budgeted for k, w in keys[n].items()}
     for wave in waves:
@@ -206,12 +225,17 @@ def check_restart(
         for key, peak in sorted(peaks.items()):
             load = present.load.get(key, 0.0) + steady_all.get(key, 0.0) - own.get(key, 0.0) + peak
             if load > budgets[key]:
+                who = names[0] if len(names) == 1 else f"{len(names)} server(s)"
                 refusals.append(
-                    f"restart wave {wave.index}: {len(names)} server(s) rebooting at once would "
+                    f"restart wave {wave.index}: {who} rebooting at once would "
                     f"take {key} to {load:.0f} W, over its budget {budgets[key]:.0f} W "
                     "(a restart is not staggered)"
                 )
-                hints[HINT_RESTART] = None
+                alone = any((expected[n].peak_w or 0.0) > budgets[key] for n in names)
+                if alone:
+                    hints[HINT_PEAK_ALONE] = None
+                else:
+                    hints[HINT_RESTART if len(names) > 1 else HINT_OVER_BUDGET] = None
 
 
 def _with_settle(

@@ -133,9 +133,12 @@ def run_capture(args: argparse.Namespace) -> int:
     for server in troubled:
         for error in server.errors:
             print(f"{server.name}: {error}", file=sys.stderr)
+    bmcs = [s.name for s in servers if s.bmc is not None and s.name in baseline.servers]
+    drawn = sum(1 for name in bmcs if baseline.servers[name].power_watts is not None)
     print(
         f"baseline of {len(baseline.servers)} servers written to {args.out}"
         + (f" ({len(troubled)} with errors)" if troubled else "")
+        + (f"; power draw recorded for {drawn} of {len(bmcs)} with a BMC" if bmcs else "")
     )
     return EXIT_OK
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pacs_tui.cli import EXIT_OK, EXIT_UNHEALTHY, EXIT_USAGE, load_fleet, select_servers
+from pacs_tui.cli.power_baseline import NO_DRAWS
 
 if TYPE_CHECKING:
     from pacs_tui.cli.signals import SignalStop
@@ -147,6 +148,8 @@ def run_power(args: argparse.Namespace) -> int:
             baseline_w = power_draws(args.baseline)
         except BaselineError as exc:
             return _error(f"--baseline: {exc}")
+        if not baseline_w:
+            print(NO_DRAWS.format(flag="--baseline", path=args.baseline), file=sys.stderr)
     options = PlanOptions(
         escalate_after_s=args.escalate_after,
         override_dependents=args.override_dependents,
@@ -155,6 +158,7 @@ def run_power(args: argparse.Namespace) -> int:
         stop_units=not args.no_stop_units,
         include_unknown=frozenset("*" if n == "all" else n for n in args.include_unknown),
         baseline_w=baseline_w,
+        baseline_given=args.baseline is not None,
         settle_timeout_s=args.settle_timeout,
         settle_poll_s=args.settle_poll,
     )

@@ -12,6 +12,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+# A baseline taken on BMCs that report no draw (power_watts null everywhere).
+NO_DRAWS = (
+    "pacs-tui: note: {flag} {path}: no server has a power draw in it (its BMCs reported "
+    "none); racks' budgets count each server's nameplate_w"
+)
+
 
 def add_power_baseline_argument(parser: Any) -> None:
     """Add ``--power-baseline FILE`` to ``parser``."""
@@ -30,7 +36,10 @@ def power_baseline_settings(path: Path | None, command: str) -> dict[str, Any] |
     from pacs_tui.session import POWER_BASELINE_SETTING
 
     try:
-        return {POWER_BASELINE_SETTING: power_draws(path)}
+        draws = power_draws(path)
     except BaselineError as exc:
         print(f"pacs-tui {command}: error: --power-baseline: {exc}", file=sys.stderr)
         return None
+    if not draws:
+        print(NO_DRAWS.format(flag="--power-baseline", path=path), file=sys.stderr)
+    return {POWER_BASELINE_SETTING: draws}

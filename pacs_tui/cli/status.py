@@ -126,8 +126,11 @@ def _views(monitor: Any, servers: list[Any]) -> list[dict[str, Any]]:
 def _cell(view: dict[str, Any]) -> str:
     if view["health"] == "n/a":
         return "-"
-    if isinstance(view.get("watts"), int | float):  # rack-power: the draw says more
-        return f"{view['state']} {view['watts']:.0f}W"
+    if "watts" in view:  # rack-power: the draw says more than the latency
+        watts = view["watts"]
+        if isinstance(watts, int | float):
+            return f"{view['state']} {watts:.0f}W"
+        return view["state"] if view["state"] == "not-offered" else f"{view['state']} (no draw)"
     latency = f" {view['latency_ms']:.0f}ms" if view["latency_ms"] is not None else ""
     return f"{view['state']}{latency}"
 
@@ -149,6 +152,14 @@ def _print(views: list[dict[str, Any]], as_json: bool) -> None:
             extra = power["detail"].removeprefix("powered on").strip("; ")
             if extra:
                 problems = "; ".join(x for x in (problems, f"power note: {extra}") if x)
+        rack = v.get("rack-power")
+        if isinstance(rack, dict) and rack["health"] == "ok":
+            # What a healthy BMC does not offer (no power or thermal resource).
+            gaps = [p for p in rack["detail"].split("; ") if "not offered by this BMC" in p]
+            if gaps:
+                problems = "; ".join(
+                    x for x in (problems, f"rack-power note: {', '.join(gaps)}") if x
+                )
         if "management" in v:  # say it is the management network, not the PACS service
             problems = f"{v['management']} (management fault); {problems}".rstrip("; ")
         rows.append([v["name"], v["site"], v["role"], *(_cell(v[p]) for p in probes), problems])

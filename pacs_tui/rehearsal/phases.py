@@ -351,6 +351,7 @@ class Rehearsal(NewSitePlants):
             gate=GatePolicy(timeout_s=o.batch_timeout_s, poll_s=o.poll_s),
             # The racks' budgets: each server's boot peak expected from its draw before.
             baseline_w={} if self.before is None else self.before.power_draws(),
+            baseline_given=self.before is not None,
             settle_timeout_s=o.batch_timeout_s,
             settle_poll_s=o.poll_s,
         )

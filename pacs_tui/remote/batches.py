@@ -98,9 +98,11 @@ def plan_from_wire(inventory: Inventory, data: Any, options: PlanOptions) -> Bat
                 keys={},
                 members={},
                 expected={},
-                present_w=_watts(data.get("drawn_now_w")),
+                present_w=_watts(data.get("present_load_w")),
                 draw_now={},
                 assumed_w=_watts(data.get("assumed_w")),
+                off_unread=tuple(str(n) for n in data.get("off_unread") or ()),
+                at_peak_w=_watts(data.get("at_peak_w")),
             )
         )
         return BatchPlan(

@@ -119,7 +119,7 @@ class RedfishRackPowerProbe(RedfishPowerProbe):
             **verdict.facts,
             "rack": server.rack,
             "tls": tls,
-            "auth": client.auth,
+            "auth": client.auth_in_use,  # what it spoke, as the power probe says
             "endpoint_answered": True,  # a hot inlet is a reading, not a failing BMC
         }
         return ProbeResult(

@@ -87,6 +87,12 @@ class SessionAuth(BmcTransport):
     _basic_since: float | None  # monotonic; None: for good
     _orphans: list[str]  # sessions refused once (a 401) that may still count on the BMC
 
+    @property
+    def auth_in_use(self) -> str:
+        """``basic`` when so configured or fallen back to (auto mode), else ``session``."""
+        no_sessions = self._root is not None and self._root.sessions is None
+        return "basic" if self.auth == "basic" or self._basic_reason or no_sessions else "session"
+
     async def _service_root(self) -> ServiceRoot:
         if self._root is None:
             answer = await self._send("GET", SERVICE_ROOT, {}, Use())
