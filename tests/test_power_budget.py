@@ -77,7 +77,10 @@ def test_expected_draw_sources() -> None:
         200.0 * DEFAULT_BOOT_PEAK_FACTOR, 200.0, f"baseline 200 W × {DEFAULT_BOOT_PEAK_FACTOR:g}"
     )
     capped = Server("a", "dc", "archive", rack="R01", nameplate_w=300.0)
-    assert expected_draw(capped, 200.0).peak_w == 300.0  # never above what its PSUs give
+    assert expected_draw(capped, 200.0) == ExpectedDraw(  # never above what its PSUs give
+        300.0, 200.0, "baseline 200 W × 2, capped at nameplate 300 W"
+    )
+    assert expected_draw(capped, 100.0).source == "baseline 100 W × 2"  # 200 W: no cap
     assert expected_draw(capped, None) == ExpectedDraw(300.0, 300.0, "nameplate 300 W")
     assert not expected_draw(plain, None).known
 
@@ -273,27 +276,44 @@ def test_a_rack_whose_draw_was_never_read_has_no_highest_load(tmp_path: Path) ->
         assert highest_read(watch.peaks()["R01"]) == "212 W"
 
 
-def test_an_unread_draw_counted_at_its_steady_draw_is_said(tmp_path: Path) -> None:
+def test_an_unread_running_neighbour_counts_at_its_boot_peak_and_is_said(tmp_path: Path) -> None:
+    """view-2 runs (On) but its draw was not read: it may have been powered on by an earlier
+    batch moments ago, so its boot peak (600 W) stands in, not its steady draw (300 W).
+    Counted at 300 W, a power-on refused as a whole and split into two runs passed the
+    budget (a fresh user's trial against sushy-emulator)."""
     from pacs_tui.batch.dry_run import dry_run_lines
     from pacs_tui.batch.plan import PlanOptions, build_plan
+    from pacs_tui.batch.power_budget import HINT_OVER_BUDGET, HINT_PLAN_TOO_BIG
     from test_batch_plan import ACTIONS, facts
 
     options = PlanOptions(baseline_w={"view-1": 200.0, "view-2": 300.0})
-    # view-2 runs (On) but its draw was not read: its steady draw stands in.
-    plan = build_plan(_racked(tmp_path, 800), ["view-1"], "on", facts("Off", view_2="On"),
-                      ACTIONS, options, draw_now={"view-1": 0.0, "view-2": None})  # type: ignore[arg-type]  # fmt: skip
+    draws = {"view-1": 0.0, "view-2": None}
+    running = facts("Off", view_2="On")
+    plan = build_plan(_racked(tmp_path, 1000), ["view-1"], "on", running, ACTIONS, options,
+                      draw_now=draws)  # type: ignore[arg-type]  # fmt: skip
     assert not plan.refused, plan.refusals
     data = plan.to_json()
-    assert data["present_load_w"] == {"R01": 300.0}
-    assert data["assumed_w"] == {"view-2": 300.0}
-    lines = dry_run_lines(plan)
+    assert data["present_load_w"] == {"R01": 600.0}
+    assert data["assumed_w"] == {"view-2": 600.0}
     assert (
-        "  of that, not read but counted at their expected steady draw (baseline, else "
-        "nameplate): view-2 300 W"
-    ) in lines
-    read = build_plan(_racked(tmp_path, 800), ["view-1"], "on", facts("Off", view_2="On"), ACTIONS, options,
+        "  of that, not read but counted at their expected boot peak (they may be booting; "
+        "baseline × boot_peak_factor, else nameplate): view-2 600 W"
+    ) in dry_run_lines(plan)
+    # Neither draw readable: together, view-2 counts its 600 W peak for good, 1 000 W in
+    # all, refused at 999 W; the second half alone, after view-2 booted, must be too.
+    whole = build_plan(_racked(tmp_path, 999), ["view-1", "view-2"], "on", facts("Off"),
+                       ACTIONS, options, draw_now={"view-1": None, "view-2": None})  # type: ignore[arg-type]  # fmt: skip
+    assert whole.refused
+    # Nothing else draws there: the hint blames the plan's own size, not other servers.
+    assert HINT_PLAN_TOO_BIG in whole.hints and HINT_OVER_BUDGET not in whole.hints
+    half = build_plan(_racked(tmp_path, 999), ["view-1"], "on", running, ACTIONS, options,
+                      draw_now=draws)  # type: ignore[arg-type]  # fmt: skip
+    assert half.refused, "the split run would pass the budget"
+    assert HINT_OVER_BUDGET in half.hints  # view-2 takes the room
+    # Read, its draw counts as read.
+    read = build_plan(_racked(tmp_path, 800), ["view-1"], "on", running, ACTIONS, options,
                       draw_now={"view-1": 0.0, "view-2": 310.0})  # type: ignore[arg-type]  # fmt: skip
-    assert read.to_json()["assumed_w"] == {}
+    assert read.to_json()["assumed_w"] == {} and read.to_json()["present_load_w"] == {"R01": 310.0}
     assert not any(line.startswith("  of that, not read") for line in dry_run_lines(read))
 
 

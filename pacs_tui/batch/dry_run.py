@@ -36,8 +36,8 @@ def _figure_lines(plan: BatchPlan) -> list[str]:
     if budget.assumed_w:
         named = ", ".join(f"{n} {w:.0f} W" for n, w in sorted(budget.assumed_w.items()))
         out.append(
-            f"  of that, not read but counted at their expected steady draw (baseline, else "
-            f"nameplate): {named}"
+            f"  of that, not read but counted at their expected boot peak (they may be booting; "
+            f"baseline × boot_peak_factor, else nameplate): {named}"
         )
     if budget.off_unread:
         out.append(

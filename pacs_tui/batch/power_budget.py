@@ -47,6 +47,11 @@ HINT_NO_DRAW = (
     "it (power --baseline, run/serve --power-baseline), or give the servers nameplate_w"
 )
 HINT_OVER_BUDGET = "raise the rack's budget_w, or power the rack's other servers down first"
+HINT_PLAN_TOO_BIG = (
+    "this plan's own power-ons need more than the budget even one group after another: "
+    "power on part of the rack now and the rest once it runs (its draws then read), or "
+    "check the servers' figures (baseline draw, boot_peak_factor, nameplate_w)"
+)
 HINT_PEAK_ALONE = (
     "a boot peak alone over a budget fits no group: check the server's nameplate_w and "
     "boot_peak_factor (the peak is the baseline draw × boot_peak_factor, capped at "
@@ -76,9 +81,11 @@ def expected_draw(server: Server, baseline_w: float | None) -> ExpectedDraw:
     factor = server.boot_peak_factor or DEFAULT_BOOT_PEAK_FACTOR
     if baseline_w is not None and baseline_w > 0:
         peak = baseline_w * factor
-        if server.nameplate_w is not None:
-            peak = min(peak, server.nameplate_w)  # it cannot draw more than its supplies give
-        return ExpectedDraw(peak, baseline_w, f"baseline {baseline_w:.0f} W × {factor:g}")
+        source = f"baseline {baseline_w:.0f} W × {factor:g}"
+        if server.nameplate_w is not None and server.nameplate_w < peak:
+            peak = server.nameplate_w  # it cannot draw more than its supplies give
+            source += f", capped at nameplate {server.nameplate_w:.0f} W"
+        return ExpectedDraw(peak, baseline_w, source)
     if server.nameplate_w is not None:
         return ExpectedDraw(
             server.nameplate_w, server.nameplate_w, f"nameplate {server.nameplate_w:.0f} W"
@@ -127,7 +134,7 @@ class PowerBudget:
     expected: Mapping[str, ExpectedDraw]  # server -> expectation (budgeted servers)
     present_w: Mapping[str, float]  # key -> load when planned, without the servers to boot
     draw_now: Mapping[str, float]  # server -> draw read when planned (readable ones)
-    # server -> W counted in present_w although unread (its expected steady draw)
+    # server -> W counted in present_w although unread (its expected boot peak)
     assumed_w: Mapping[str, float] = field(default_factory=dict)
     off_unread: tuple[str, ...] = ()  # read Off, no draw given: counted at 0 W
     # power-ons whose draw could not be read when planned -> their boot peak (W), counted
@@ -146,7 +153,7 @@ class PresentLoad(NamedTuple):
 
     load: dict[str, float]  # budget key -> W drawn by servers this plan does not power on
     refusals: list[str]  # servers whose draw is neither readable nor known
-    assumed: dict[str, float]  # server -> W counted for it: unread, at its expected steady draw
+    assumed: dict[str, float]  # server -> W counted for it: unread, at its expected boot peak
     off_unread: list[str]  # read Off, no draw given: counted at 0 W
 
 
@@ -158,6 +165,7 @@ class Packing:
     peaks: list[dict[str, float]] = field(default_factory=list)
     refusals: list[str] = field(default_factory=list)
     peak_alone: bool = False  # a refusal is a boot peak alone over a budget
+    refused_keys: set[str] = field(default_factory=set)  # the budgets the refusals name
 
 
 def present_load(
@@ -169,8 +177,10 @@ def present_load(
 ) -> PresentLoad:
     """Per budget key of ``booting``, what its servers not powered on by this plan draw (W).
 
-    A server whose draw could not be read counts at its expected steady draw
-    (baseline, else nameplate), named in ``assumed``; with neither it refuses.
+    A server whose draw could not be read counts at its expected boot peak
+    (baseline × factor, else nameplate), named in ``assumed``: it may be booting
+    now (powered on by an earlier batch moments ago), and nothing can show it
+    has settled; with neither figure it refuses.
     One of ``off`` (PowerState read Off now) whose BMC gives no draw counts at
     0 W, named in ``off_unread``: it stays off in this plan, and its standby
     draw is what a budget's margin is for.
@@ -191,14 +201,14 @@ def present_load(
             off_unread.append(server.name)
             continue
         if now is None:
-            steady = expected_draw(server, baseline_w.get(server.name)).steady_w
-            if steady is None:
+            peak = expected_draw(server, baseline_w.get(server.name)).peak_w
+            if peak is None:
                 refusals.append(
                     f"{server.name}: its draw could not be read and is not known "
                     f"(rack {server.rack}'s present load cannot be bounded)"
                 )
                 continue
-            now = assumed[server.name] = steady
+            now = assumed[server.name] = peak
         for key in keys:
             load[key] = load.get(key, 0.0) + now
     return PresentLoad(load, refusals, assumed, off_unread)
@@ -242,9 +252,10 @@ def pack_wave(
         else:
             g = next((i for i in range(len(out.groups) + 1) if fits(name, i)), -1)
             if g < 0:
-                why, alone = _no_fit(name, expected[name], keys[name], prior, steady)
+                why, alone, key = _no_fit(name, expected[name], keys[name], prior, steady)
                 out.refusals.append(why)
                 out.peak_alone = out.peak_alone or alone
+                out.refused_keys.add(key)
                 continue
         if g == len(out.groups):
             out.groups.append([])
@@ -270,16 +281,16 @@ def _no_fit(
     keys: Mapping[str, float],
     prior: Mapping[str, float],
     steady: Sequence[Mapping[str, float]],
-) -> tuple[str, bool]:
-    """Why ``name`` fits no group, in the terms an operator can act on; and whether
-    its boot peak alone is over a budget (no other server's draw is to blame)."""
+) -> tuple[str, bool, str]:
+    """Why ``name`` fits no group, in the terms an operator can act on; whether its
+    boot peak alone is over a budget (no other server's draw is to blame); which budget."""
     assert draw.peak_w is not None and draw.steady_w is not None
     load = {k: prior.get(k, 0.0) + sum(s.get(k, 0.0) for s in steady) for k in keys}
     worst = max(keys, key=lambda k: load[k] + draw.peak_w - keys[k])  # type: ignore[operator]
     budget = keys[worst]
     head = f"{name}: boot peak {draw.peak_w:.0f} W ({draw.source})"
     if draw.peak_w > budget:
-        return f"{head} alone is over {worst}'s budget {budget:.0f} W", True
+        return f"{head} alone is over {worst}'s budget {budget:.0f} W", True, worst
     why = (
         f"{head} does not fit {worst}'s budget {budget:.0f} W: {load[worst]:.0f} W is expected "
         "there before it boots (the servers not powered on by this plan, at their draw now, "
@@ -287,7 +298,7 @@ def _no_fit(
     )
     if load[worst] + draw.steady_w > budget:
         why += f"; even settled, {worst} would draw {load[worst] + draw.steady_w:.0f} W"
-    return why, False
+    return why, False, worst
 
 
 def wave_steady(

@@ -27,6 +27,7 @@ from pacs_tui.batch.power_budget import (
     HINT_NO_DRAW,
     HINT_OVER_BUDGET,
     HINT_PEAK_ALONE,
+    HINT_PLAN_TOO_BIG,
     HINT_RESTART,
     BudgetGroup,
     ExpectedDraw,
@@ -121,7 +122,12 @@ def stagger(
         packing = pack_wave(names, keys, expected, prior)
         if packing.refusals:
             refusals.extend(packing.refusals)
-            hints[HINT_PEAK_ALONE if packing.peak_alone else HINT_OVER_BUDGET] = None
+            if packing.peak_alone:
+                hints[HINT_PEAK_ALONE] = None
+            elif any(present.load.get(k, 0.0) > 0 for k in packing.refused_keys):
+                hints[HINT_OVER_BUDGET] = None  # the rack's other servers take room
+            else:
+                hints[HINT_PLAN_TOO_BIG] = None  # nothing else draws: the plan itself is
         for key, watts in wave_steady(names, keys, expected).items():
             prior[key] = prior.get(key, 0.0) + watts
         group_of = {n: i + 1 for i, group in enumerate(packing.groups) for n in group}
