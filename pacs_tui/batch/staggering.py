@@ -12,7 +12,7 @@ were read before (``settle.rack_draws``).
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from pacs_tui.batch.plan_model import (
     PlannedStep,
@@ -41,13 +41,21 @@ from pacs_tui.batch.power_budget import (
 )
 from pacs_tui.inventory import Inventory
 
-Draws = tuple[
-    dict[str, dict[str, float]],  # sending server -> its budgets (key -> W)
-    list[str],  # the sending servers that draw from a budget
-    dict[str, ExpectedDraw],  # those -> their expected draw
-    PresentLoad,  # the present load of the servers that send nothing, by budget key
-    dict[str, float],  # power-ons whose draw is unreadable now -> their peak, counted for good
-]
+
+@dataclass(frozen=True)
+class Draws:
+    """The figures a budgeted plan is made with (``_draws``)."""
+
+    keys: dict[str, dict[str, float]]  # sending server -> its budgets (key -> W)
+    budgeted: list[str]  # the sending servers that draw from a budget
+    expected: dict[str, ExpectedDraw]  # those -> their expected draw
+    present: PresentLoad  # the present load of the servers that send nothing, by budget key
+    at_peak: dict[str, float]  # power-ons whose draw is unreadable now -> peak, for good
+
+    @property
+    def budgets(self) -> dict[str, float]:
+        """Every budget the budgeted servers draw from: key -> W."""
+        return {key: w for name in self.budgeted for key, w in self.keys[name].items()}
 
 
 def _draws(
@@ -92,7 +100,7 @@ def _draws(
     if len(expected) < len(budgeted) or present.refusals:
         hints[HINT_NO_DRAW] = None
         return None
-    return keys, budgeted, expected, present, at_peak
+    return Draws(keys, budgeted, expected, present, at_peak)
 
 
 def stagger(
@@ -111,11 +119,8 @@ def stagger(
     found = _draws(inventory, waves, opts, draw_now, refusals, hints, off)
     if found is None:
         return waves, None
-    keys, budgeted, expected, present, at_peak = found
+    keys, expected, present = found.keys, found.expected, found.present
     prior = dict(present.load)
-    budgets: dict[str, float] = {}
-    for name in budgeted:
-        budgets.update(keys[name])
     out: list[WavePlan] = []
     for wave in waves:
         names = [sp.server.name for sp in wave.servers if sp.sends]
@@ -148,15 +153,15 @@ def stagger(
         for key in budget_keys(inventory, server):
             members.setdefault(key, []).append(server.name)
     budget = PowerBudget(
-        budgets=budgets,
-        keys={name: tuple(keys[name]) for name in budgeted},
+        budgets=found.budgets,
+        keys={name: tuple(keys[name]) for name in found.budgeted},
         members={key: tuple(names) for key, names in members.items()},
         expected=expected,
         present_w=present.load,
         draw_now={n: w for n, w in draw_now.items() if w is not None},
         assumed_w=present.assumed,
         off_unread=tuple(present.off_unread),
-        at_peak_w=at_peak,
+        at_peak_w=found.at_peak,
     )
     return out, budget
 
@@ -218,9 +223,8 @@ def check_restart(
     found = _draws(inventory, waves, opts, draw_now, refusals, hints, off)
     if found is None:
         return
-    keys, budgeted, expected, present, _ = found
-    steady_all = wave_steady(budgeted, keys, expected)
-    budgets = {k: w for n in budgeted for k, w in keys[n].items()}
+    keys, expected, present, budgets = found.keys, found.expected, found.present, found.budgets
+    steady_all = wave_steady(found.budgeted, keys, expected)
     for wave in waves:
         names = [sp.server.name for sp in wave.servers if sp.sends and sp.server.name in expected]
         peaks: dict[str, float] = {}
