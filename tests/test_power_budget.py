@@ -274,6 +274,11 @@ def test_a_rack_whose_draw_was_never_read_has_no_highest_load(tmp_path: Path) ->
         watch.note_draw("view-1", 212.4)
         assert watch.peaks()["R01"]["measured_peak_w"] == 212
         assert highest_read(watch.peaks()["R01"]) == "212 W"
+    # Only a neighbour's draw read (view-2 runs at 310 W, view-1 unreadable): a reading.
+    plan = build_plan(_racked(tmp_path, 1000), ["view-1"], "on", facts("Off", view_2="On"),
+                      ACTIONS, options, draw_now={"view-1": None, "view-2": 310.0})  # type: ignore[arg-type]  # fmt: skip
+    assert not plan.refused, plan.refusals
+    assert BudgetWatch(plan, 1.0).peaks()["R01"]["measured_peak_w"] == 310
 
 
 def test_an_unread_running_neighbour_counts_at_its_boot_peak_and_is_said(tmp_path: Path) -> None:

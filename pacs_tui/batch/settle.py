@@ -69,8 +69,6 @@ class BudgetWatch:
     latest_w: dict[str, float] = field(default_factory=dict)
     measured_peak_w: dict[str, float] = field(default_factory=dict)
     expected_peak_w: dict[str, float] = field(default_factory=dict)
-    # Budget keys with at least one member's draw read: the others' peak is unknown, not 0 W.
-    _read_keys: set[str] = field(default_factory=set)
     _settled: dict[str, _Settle] = field(default_factory=dict)
     _group_of: dict[str, tuple[int, int]] = field(default_factory=dict)  # name -> (wave, group)
     _members: dict[tuple[int, int], set[str]] = field(default_factory=dict)
@@ -80,8 +78,6 @@ class BudgetWatch:
         budget = self.plan.budget
         assert budget is not None
         self.latest_w.update(budget.draw_now)
-        for name in budget.draw_now:
-            self._read_keys.update(budget.keys.get(name, ()))
         for wave in self.plan.waves:
             for sp in wave.servers:
                 where = (wave.index, sp.group or 1)
@@ -146,7 +142,6 @@ class BudgetWatch:
         """A draw read for ``name``: update the measured peaks of its racks."""
         self.latest_w[name] = watts
         for key in self.keys(name):
-            self._read_keys.add(key)
             self.measured_peak_w[key] = max(self.measured_peak_w.get(key, 0.0), self._load(key))
 
     def _load(self, key: str) -> float:
@@ -159,16 +154,19 @@ class BudgetWatch:
         The measured peak is ``None`` when no draw of the key's servers was read,
         neither when planning nor at a settle step: unknown, not 0 W.
         """
-        assert self.plan.budget is not None
+        budget = self.plan.budget
+        assert budget is not None
         return {
             key: {
-                "budget_w": budget,
+                "budget_w": watts,
                 "expected_peak_w": round(self.expected_peak_w.get(key, 0.0)),
                 "measured_peak_w": (
-                    round(self.measured_peak_w.get(key, 0.0)) if key in self._read_keys else None
+                    round(self.measured_peak_w.get(key, 0.0))
+                    if any(n in self.latest_w for n in budget.members.get(key, ()))
+                    else None
                 ),
             }
-            for key, budget in sorted(self.plan.budget.budgets.items())
+            for key, watts in sorted(budget.budgets.items())
         }
 
     async def settle(
