@@ -374,7 +374,7 @@ async def test_a_draw_that_cannot_be_read_says_only_why() -> None:
     cut = ProbeResult.make(
         "unknown", Health.UNKNOWN,
         detail="inlet 24.0 °C (Thermal); unknown: malformed JSON from BMC (GET /x/Power)",
-        watts=None, not_offered=[],
+        watts=None, not_offered=[], unread=["malformed JSON from BMC (GET /x/Power)"],
     )  # fmt: skip
     assert await read_draw(One(cut), server) == (None, "malformed JSON from BMC (GET /x/Power)")
     none = ProbeResult.make(
@@ -425,8 +425,9 @@ async def test_a_settle_that_never_read_a_draw_says_so_not_a_comparison(tmp_path
 
         async def read(self, server: Server, probe: str) -> ProbeResult | None:
             w = self.watts.pop(0) if len(self.watts) > 1 else self.watts[0]
-            detail = "" if w is not None else "unknown: no answer from BMC within 10 s"
-            return ProbeResult.make("ok", Health.OK, detail=detail, watts=w)
+            unread = [] if w is not None else ["no answer from BMC within 10 s"]
+            detail = "; ".join(f"unknown: {u}" for u in unread)  # as the probe writes both
+            return ProbeResult.make("ok", Health.OK, detail=detail, watts=w, unread=unread)
 
     never = BudgetWatch(plan, 0.05)
     label, detail = await never.settle(Draws(None), sp.server, step, lambda: False)

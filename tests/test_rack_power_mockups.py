@@ -165,6 +165,8 @@ async def test_a_truncated_power_resource_is_unknown_with_the_reason(tmp_path: P
     assert facts["watts"] is None and facts["supplies"] is None
     assert facts["inlet_c"] == 25  # what could be read still is
     assert f"malformed JSON from BMC (GET {CHASSIS}/Power)" in result.detail
+    # The same reason as data, which the batch engine gives when a draw is missing.
+    assert f"malformed JSON from BMC (GET {CHASSIS}/Power)" in facts["unread"]
     assert "0 W" not in result.detail
 
 

@@ -49,8 +49,7 @@ async def read_draw(readings: Readings, server: Server) -> tuple[float | None, s
     # Only why the draw is missing: the reading's detail also carries inlet and supplies.
     if "power" in (reading.facts.get("not_offered") or ()):
         return None, "the BMC offers no power reading (no PowerSubsystem nor Power)"
-    parts = reading.detail.split("; ") if reading.detail else []
-    why = next((p.removeprefix("unknown: ") for p in parts if p.startswith("unknown: ")), "")
+    why = ", ".join(str(w) for w in reading.facts.get("unread") or ())
     return None, why or reading.detail or f"no draw reported ({reading.state})"
 
 

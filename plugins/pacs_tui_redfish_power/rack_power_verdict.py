@@ -149,12 +149,14 @@ def judge(reading: ChassisReading, warn_c: float, crit_c: float) -> Verdict:
     else:
         state, health = "ok", Health.OK
     notes = [*hot, *faults, *warm, *_values(power, celsius, inlet)]
-    if unknown:
-        notes.append("unknown: " + ", ".join(dict.fromkeys(unknown)))
+    unread = list(dict.fromkeys(unknown))
+    if unread:
+        notes.append("unknown: " + ", ".join(unread))
     notes.extend(
         f"{part} not offered by this BMC ({why})" for part, why in reading.not_offered.items()
     )
-    return Verdict(state, health, notes, _facts(reading, warn_c, crit_c))
+    # What was not read and why, as data: the batch engine says why a draw is missing.
+    return Verdict(state, health, notes, {**_facts(reading, warn_c, crit_c), "unread": unread})
 
 
 def _supply_faults(power: ChassisPower, unknown: list[str]) -> list[str]:
