@@ -19,6 +19,7 @@ import contextlib
 import json
 import os
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -236,11 +237,23 @@ class SushyEmulator:
     password: str
     system_uuid: str
     process: subprocess.Popen[bytes]
+    log: Path  # its access log: what it received
 
     @property
     def url(self) -> str:
         """``http://ADDRESS:PORT``."""
         return f"http://{self.address}:{self.port}"
+
+    def reset_posts(self, at_least: int = 0, within_s: float = 5.0) -> int:
+        """The ``ComputerSystem.Reset`` POSTs sushy-emulator logged as received, once it
+        logged ``at_least`` or ``within_s`` passed (it logs a request after answering it)."""
+        deadline = time.monotonic() + within_s
+        while True:
+            text = self.log.read_text(errors="replace")
+            found = len(re.findall(r'"POST /redfish/v1/Systems/[^ ]+/ComputerSystem\.Reset ', text))
+            if found >= at_least or time.monotonic() > deadline:
+                return found
+            time.sleep(0.05)
 
 
 @contextmanager
@@ -289,7 +302,9 @@ def sushy_emulator(
     )
     try:
         _wait_ready(f"http://{address}:{port}/redfish/v1/", process, folder, ready_within_s)
-        yield SushyEmulator(address, port, USER, password, system_uuid, process)
+        yield SushyEmulator(
+            address, port, USER, password, system_uuid, process, folder / "sushy.log"
+        )
     finally:
         process.terminate()
         try:

@@ -132,3 +132,45 @@ async def test_a_rack_budget_by_nameplate_powers_on_a_bmc_that_reports_no_draw(
         assert result.budget_peaks["R01"]["budget_w"] == 600.0
     audit.close()
     assert await asyncio.to_thread(dmtf_power_state, sushy) == "On"
+    # What the peer received: one reset per server per batch (off, then on), no repeat.
+    assert sushy.reset_posts(at_least=2) == 2, sushy.log.read_text()[-2000:]
+
+
+async def test_a_power_on_whose_draw_cannot_be_read_counts_its_peak_and_waits_for_nothing(
+    sushy: SushyEmulator, tmp_path: Path
+) -> None:
+    """A baseline gives sushy-01 a draw (200 W, peak 400 W), but sushy-emulator reports
+    none now: the plan counts the peak for good, plans no settle step (a draw that cannot
+    be read would never settle: a fresh user's run waited out the timeout), and the
+    emulator receives exactly one On."""
+    from dataclasses import replace
+
+    from pacs_tui.inventory import Rack
+
+    bmc = {"address": sushy.address, "port": sushy.port, "scheme": "http",
+           "credentials": "bmc-admin"}  # fmt: skip
+    plain = write_inventory(tmp_path, {"sushy-01": bmc})
+    servers = tuple(replace(s, rack="R01", nameplate_w=500.0) for s in plain.servers)
+    inventory = replace(plain, servers=servers, racks={"R01": Rack("R01", 600.0)})
+    probes = load_probes({"power", "rack-power"})
+    audit = AuditLog(tmp_path / "audit.sqlite3")
+    monitor = FleetMonitor(inventory, probes=list(probes.plugins.values()))
+    options = PlanOptions(power_timeout_s=40, gate=GatePolicy(poll_s=0.25), settle_timeout_s=60,
+                          baseline_w={"sushy-01": 200.0}, baseline_given=True)  # fmt: skip
+    async with monitor, Session(inventory, audit=audit) as session:
+        readings = MonitorReadings(monitor)
+        server = inventory.server("sushy-01")
+        for verb in ("off", "on"):
+            plan, batch = await session.plan([server], verb, readings, options)
+            assert not plan.refused, plan.refusals
+            if verb == "on":
+                assert plan.budget is not None and plan.budget.at_peak_w == {"sushy-01": 400.0}
+                assert not [s for s in plan.servers[0].steps if s.kind == "settle"]
+            runner = session.runner(
+                plan, readings, batch_id=batch, confirmation=Confirmation.assumed(plan), poll_s=0.25
+            )
+            result = await asyncio.wait_for(runner.run(), 40)  # a settle wait would take 60 s
+            assert result.ok, result.to_json()
+    audit.close()
+    assert await asyncio.to_thread(dmtf_power_state, sushy) == "On"
+    assert sushy.reset_posts(at_least=2) == 2, sushy.log.read_text()[-2000:]  # GracefulShutdown, On
