@@ -94,55 +94,23 @@ async def test_off_and_on_wait_for_the_real_power_state(
     audit.close()
 
 
-async def test_a_rack_budget_by_nameplate_powers_on_a_bmc_that_reports_no_draw(
-    sushy: SushyEmulator, tmp_path: Path
+@pytest.mark.parametrize(
+    ("baseline_w", "at_peak_w"),
+    [({}, {}), ({"sushy-01": 200.0}, {"sushy-01": 400.0})],
+    ids=["nameplate", "baseline-draw-unreadable"],
+)
+async def test_a_rack_budget_powers_on_a_bmc_that_reports_no_draw(
+    sushy: SushyEmulator, tmp_path: Path, baseline_w: dict[str, float], at_peak_w: dict[str, float]
 ) -> None:
-    """sushy-emulator's systems report no power draw (no Chassis Power resources):
-    counted at its nameplate, the server needs no settling, so the budget costs nothing
-    on such a BMC, and exactly one On is sent."""
-    from dataclasses import replace
+    """sushy-emulator's systems report no power draw (no Chassis Power resources).
 
-    from pacs_tui.inventory import Rack
+    - nameplate: counted at its nameplate (steady = peak), the server needs no settling,
+      so the budget costs nothing on such a BMC;
+    - baseline-draw-unreadable: a baseline gives it a draw (200 W, peak 400 W), but none
+      can be read now: the plan counts the peak for good and plans no settle step (a draw
+      that cannot be read would never settle: a fresh user's run waited out the timeout).
 
-    bmc = {"address": sushy.address, "port": sushy.port, "scheme": "http",
-           "credentials": "bmc-admin"}  # fmt: skip
-    plain = write_inventory(tmp_path, {"sushy-01": bmc})
-    servers = tuple(replace(s, rack="R01", nameplate_w=500.0) for s in plain.servers)
-    inventory = replace(plain, servers=servers, racks={"R01": Rack("R01", 600.0)})
-    probes = load_probes({"power", "rack-power"})
-    audit = AuditLog(tmp_path / "audit.sqlite3")
-    monitor = FleetMonitor(inventory, probes=list(probes.plugins.values()))
-    options = PlanOptions(power_timeout_s=40, gate=GatePolicy(poll_s=0.25), settle_timeout_s=60)
-    async with monitor, Session(inventory, audit=audit) as session:
-        readings = MonitorReadings(monitor)
-        server = inventory.server("sushy-01")
-        for verb in ("off", "on"):
-            plan, batch = await session.plan([server], verb, readings, options)
-            assert not plan.refused, plan.refusals
-            if verb == "on":
-                assert plan.budget is not None and plan.budget.budgets == {"R01": 600.0}
-                assert not [s for s in plan.servers[0].steps if s.kind == "settle"]
-            runner = session.runner(
-                plan, readings, batch_id=batch, confirmation=Confirmation.assumed(plan), poll_s=0.25
-            )
-            result = await asyncio.wait_for(runner.run(), 40)  # a settle wait would take 60 s
-            assert result.ok, result.to_json()
-        posts = [e.call for e in audit.events(batch=batch) if e.call.startswith("POST")]
-        assert len(posts) == 1 and posts[0].endswith("ResetType=On")
-        assert result.budget_peaks["R01"]["budget_w"] == 600.0
-    audit.close()
-    assert await asyncio.to_thread(dmtf_power_state, sushy) == "On"
-    # What the peer received: one reset per server per batch (off, then on), no repeat.
-    assert sushy.reset_posts(at_least=2) == 2, sushy.log.read_text()[-2000:]
-
-
-async def test_a_power_on_whose_draw_cannot_be_read_counts_its_peak_and_waits_for_nothing(
-    sushy: SushyEmulator, tmp_path: Path
-) -> None:
-    """A baseline gives sushy-01 a draw (200 W, peak 400 W), but sushy-emulator reports
-    none now: the plan counts the peak for good, plans no settle step (a draw that cannot
-    be read would never settle: a fresh user's run waited out the timeout), and the
-    emulator receives exactly one On."""
+    Either way the emulator receives exactly one reset per batch."""
     from dataclasses import replace
 
     from pacs_tui.inventory import Rack
@@ -156,7 +124,7 @@ async def test_a_power_on_whose_draw_cannot_be_read_counts_its_peak_and_waits_fo
     audit = AuditLog(tmp_path / "audit.sqlite3")
     monitor = FleetMonitor(inventory, probes=list(probes.plugins.values()))
     options = PlanOptions(power_timeout_s=40, gate=GatePolicy(poll_s=0.25), settle_timeout_s=60,
-                          baseline_w={"sushy-01": 200.0}, baseline_given=True)  # fmt: skip
+                          baseline_w=baseline_w, baseline_given=bool(baseline_w))  # fmt: skip
     async with monitor, Session(inventory, audit=audit) as session:
         readings = MonitorReadings(monitor)
         server = inventory.server("sushy-01")
@@ -164,13 +132,18 @@ async def test_a_power_on_whose_draw_cannot_be_read_counts_its_peak_and_waits_fo
             plan, batch = await session.plan([server], verb, readings, options)
             assert not plan.refused, plan.refusals
             if verb == "on":
-                assert plan.budget is not None and plan.budget.at_peak_w == {"sushy-01": 400.0}
+                assert plan.budget is not None and plan.budget.budgets == {"R01": 600.0}
+                assert plan.budget.at_peak_w == at_peak_w
                 assert not [s for s in plan.servers[0].steps if s.kind == "settle"]
             runner = session.runner(
                 plan, readings, batch_id=batch, confirmation=Confirmation.assumed(plan), poll_s=0.25
             )
             result = await asyncio.wait_for(runner.run(), 40)  # a settle wait would take 60 s
             assert result.ok, result.to_json()
+        posts = [e.call for e in audit.events(batch=batch) if e.call.startswith("POST")]
+        assert len(posts) == 1 and posts[0].endswith("ResetType=On")
+        assert result.budget_peaks["R01"]["budget_w"] == 600.0
     audit.close()
     assert await asyncio.to_thread(dmtf_power_state, sushy) == "On"
-    assert sushy.reset_posts(at_least=2) == 2, sushy.log.read_text()[-2000:]  # GracefulShutdown, On
+    # What the peer received: one reset per server per batch (off, then on), no repeat.
+    assert sushy.reset_posts(at_least=2) == 2, sushy.log.read_text()[-2000:]
